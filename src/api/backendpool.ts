@@ -1,0 +1,258 @@
+import { Type, type Static } from '@sinclair/typebox';
+import {
+  Conditions,
+  Duration,
+  Enum,
+  GrpcMethod,
+  GrpcService,
+  MapList,
+  Name,
+  Port,
+  SetOf,
+  rules,
+  IS_DURATION,
+} from './schema.js';
+
+/** BackendPool (sibyl.dev/v1alpha1): a pool of gRPC backends and how routers balance over it. DESIGN.md §2. */
+
+export const POLICIES = ['Predictive', 'PeakEwma', 'LeastRequest', 'RoundRobin', 'Prequal'] as const;
+export type PolicyName = (typeof POLICIES)[number];
+export const LIMIT_ALGORITHMS = ['Gradient2', 'AIMD', 'Vegas', 'Fixed'] as const;
+export const RETRY_ON = [
+  'unavailable',
+  'resource-exhausted',
+  'deadline-exceeded',
+  'internal',
+  'unknown',
+  'aborted',
+] as const;
+export const BREAKER_STATES = ['Closed', 'Open', 'HalfOpen'] as const;
+export type BreakerStateName = (typeof BREAKER_STATES)[number];
+
+const ADDRESS_PATTERN = '^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$';
+
+export const StaticEndpoint = Type.Object({
+  address: Type.String({
+    maxLength: 300,
+    pattern: ADDRESS_PATTERN,
+    description: 'host:port or [ipv6]:port',
+    ...rules({
+      rule: "int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535",
+      message: 'port must be from 1 to 65535',
+    }),
+  }),
+  name: Type.Optional(
+    Type.String({ maxLength: 253, description: 'A label shown in status instead of the address.' }),
+  ),
+});
+
+export const ServiceRef = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z]([-a-z0-9]*[a-z0-9])?$' }),
+  port: Type.Optional(
+    Port({
+      description: "The Service port's name or number; may be left out when the Service has one port.",
+    }),
+  ),
+});
+
+export const Match = Type.Object(
+  {
+    services: Type.Optional(
+      SetOf(GrpcService(), 64, { description: 'gRPC services (package.Service) routed to this pool.' }),
+    ),
+    methods: Type.Optional(
+      SetOf(GrpcMethod(), 256, { description: 'Full method names (/package.Service/Method).' }),
+    ),
+  },
+  rules({
+    rule: '(has(self.services) && size(self.services) > 0) || (has(self.methods) && size(self.methods) > 0)',
+    message: 'match must name at least one gRPC service or method',
+  }),
+);
+
+export const Balancing = Type.Object({
+  policy: Type.Optional(Enum(POLICIES, { default: 'Predictive' })),
+  fallbackPolicy: Type.Optional(
+    Enum(['PeakEwma', 'LeastRequest', 'RoundRobin', 'Prequal'] as const, {
+      default: 'PeakEwma',
+      description: 'Used while the model is missing or rejected.',
+    }),
+  ),
+  exploration: Type.Optional(
+    Type.Number({ minimum: 0, maximum: 0.5, default: 0.05, description: 'Share of picks spent exploring.' }),
+  ),
+  model: Type.Optional(
+    Type.Object({
+      retrainInterval: Type.Optional(Duration({ default: '5m', min: '10s', max: '24h' })),
+      minSamples: Type.Optional(Type.Integer({ minimum: 10, maximum: 10_000_000, default: 1000 })),
+    }),
+  ),
+});
+
+export const CircuitBreaker = Type.Object({
+  failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 5 })),
+  recoveryTimeout: Type.Optional(Duration({ default: '30s', min: '100ms', max: '1h' })),
+  halfOpenMaxCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 3 })),
+  maxEjectionPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 50 })),
+});
+
+export const Concurrency = Type.Object(
+  {
+    algorithm: Type.Optional(Enum(LIMIT_ALGORITHMS, { default: 'Gradient2' })),
+    initialLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 20 })),
+    minLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 1 })),
+    maxLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 })),
+    targetLatency: Type.Optional(Duration({ min: '1ms', max: '1h' })),
+    targetSuccessRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  },
+  rules(
+    {
+      rule: '!has(self.minLimit) || !has(self.initialLimit) || self.minLimit <= self.initialLimit',
+      message: 'minLimit must not exceed initialLimit',
+    },
+    {
+      rule: '!has(self.initialLimit) || !has(self.maxLimit) || self.initialLimit <= self.maxLimit',
+      message: 'initialLimit must not exceed maxLimit',
+    },
+    {
+      rule: '!has(self.minLimit) || !has(self.maxLimit) || self.minLimit <= self.maxLimit',
+      message: 'minLimit must not exceed maxLimit',
+    },
+  ),
+);
+
+export const Retries = Type.Object({
+  maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 2 })),
+  retryOn: Type.Optional(SetOf(Enum(RETRY_ON), RETRY_ON.length, { default: ['unavailable'] })),
+  budgetPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 20 })),
+});
+
+export const Hedging = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ default: false })),
+  delay: Type.Optional(
+    Type.String({
+      maxLength: 32,
+      default: 'Predicted',
+      description: '"Predicted" (the predicted p90 of the picked endpoint) or a duration.',
+      ...rules({
+        rule: `self == 'Predicted' || ${IS_DURATION}`,
+        message: 'must be Predicted or a duration such as 20ms',
+      }),
+    }),
+  ),
+  maxPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 10 })),
+});
+
+export const Telemetry = Type.Object({
+  interval: Type.Optional(Duration({ default: '10s', min: '1s', max: '10m' })),
+  prometheus: Type.Optional(
+    Type.Object({
+      port: Port(),
+      path: Type.Optional(Type.String({ maxLength: 256, pattern: '^/', default: '/metrics' })),
+      cpuSeries: Type.Optional(Type.String({ maxLength: 256, default: 'process_cpu_seconds_total' })),
+      memorySeries: Type.Optional(Type.String({ maxLength: 256, default: 'process_resident_memory_bytes' })),
+    }),
+  ),
+  orca: Type.Optional(Type.Boolean({ default: true })),
+  metricsApi: Type.Optional(Type.Boolean({ default: true })),
+});
+
+export const BackendPoolSpec = Type.Object(
+  {
+    service: Type.Optional(ServiceRef),
+    endpoints: Type.Optional(MapList(StaticEndpoint, ['address'], 1000, { minItems: 1 })),
+    match: Match,
+    idempotentMethods: Type.Optional(
+      SetOf(GrpcMethod(), 256, {
+        description: 'Methods safe to retry after a response began, and to hedge.',
+      }),
+    ),
+    balancing: Type.Optional(Balancing),
+    circuitBreaker: Type.Optional(CircuitBreaker),
+    concurrency: Type.Optional(Concurrency),
+    retries: Type.Optional(Retries),
+    hedging: Type.Optional(Hedging),
+    timeout: Type.Optional(
+      Duration({ min: '1ms', max: '1h', description: 'Deadline for calls that carry none.' }),
+    ),
+    telemetry: Type.Optional(Telemetry),
+    cacheTierRef: Type.Optional(Type.Object({ name: Name() })),
+  },
+  rules(
+    {
+      rule: 'has(self.service) != has(self.endpoints)',
+      message:
+        'set exactly one of service (a Service whose EndpointSlices list the backends) and endpoints (static addresses)',
+    },
+    {
+      rule: '!has(self.hedging) || !has(self.hedging.enabled) || !self.hedging.enabled || (has(self.idempotentMethods) && size(self.idempotentMethods) > 0)',
+      message: 'hedging needs idempotentMethods: only idempotent methods may be sent twice',
+    },
+  ),
+);
+
+export const EndpointStatus = Type.Object({
+  address: Type.String({ maxLength: 300 }),
+  pod: Type.Optional(Type.String({ maxLength: 253 })),
+  ready: Type.Boolean(),
+  cpu: Type.Optional(Type.Number({ description: 'CPU in cores.' })),
+  memoryBytes: Type.Optional(Type.Integer()),
+  inflight: Type.Optional(Type.Integer()),
+  latencyP50Ms: Type.Optional(Type.Number()),
+  latencyP99Ms: Type.Optional(Type.Number()),
+  predictedLatencyMs: Type.Optional(Type.Number()),
+  weight: Type.Optional(Type.Number()),
+  breaker: Type.Optional(Enum(BREAKER_STATES)),
+  concurrencyLimit: Type.Optional(Type.Integer()),
+});
+
+export const BackendPoolStatus = Type.Object({
+  observedGeneration: Type.Optional(Type.Integer()),
+  conditions: Type.Optional(Conditions()),
+  policy: Type.Optional(Type.String({ maxLength: 64 })),
+  model: Type.Optional(
+    Type.Object({
+      version: Type.Optional(Type.String({ maxLength: 128 })),
+      samples: Type.Optional(Type.Integer()),
+      holdoutError: Type.Optional(Type.Number()),
+    }),
+  ),
+  endpoints: Type.Optional(Type.Array(EndpointStatus, { maxItems: 1000 })),
+  endpointsSummary: Type.Optional(
+    Type.String({ maxLength: 32, description: 'ready/total, for kubectl get.' }),
+  ),
+  openBreakers: Type.Optional(Type.Integer()),
+  p99: Type.Optional(Type.String({ maxLength: 32 })),
+  best: Type.Optional(
+    Type.String({ maxLength: 300, description: 'The endpoint with the best predicted latency.' }),
+  ),
+  decision: Type.Optional(Type.String({ maxLength: 4096 })),
+  routers: Type.Optional(Type.Integer()),
+  routingVersion: Type.Optional(Type.Integer()),
+});
+
+export type BackendPoolSpec = Static<typeof BackendPoolSpec>;
+export type BackendPoolStatus = Static<typeof BackendPoolStatus>;
+export type EndpointStatus = Static<typeof EndpointStatus>;
+export type StaticEndpoint = Static<typeof StaticEndpoint>;
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  deletionTimestamp?: string | Date;
+  creationTimestamp?: string | Date;
+}
+
+export interface BackendPool {
+  apiVersion: 'sibyl.dev/v1alpha1';
+  kind: 'BackendPool';
+  metadata: ObjectMeta;
+  spec: BackendPoolSpec;
+  status?: BackendPoolStatus;
+}

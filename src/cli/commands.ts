@@ -1,0 +1,20 @@
+/** A subcommand: `run` returns the process exit status. */
+export interface CommandModule {
+  run(argv: string[]): Promise<number>;
+}
+
+export interface Command {
+  summary: string;
+  /** Absent while the command is not built yet: `sibyl` then says so instead of failing obscurely. */
+  load?: () => Promise<CommandModule>;
+}
+
+export const commands: Record<string, Command> = {
+  operator: { summary: 'reconcile BackendPools and CacheTiers, serve the control API' },
+  router: { summary: 'the gRPC proxy: route every call with the routing tables' },
+  backend: { summary: 'a gRPC test backend (sibyl.demo.v1.Demo) with set latency, errors and ORCA' },
+  train: { summary: 'train the latency model' },
+  bench: { summary: 'benchmarks: sim | proxy | cache | scale' },
+  demo: { summary: 'the whole system on one machine (use `make demo`)' },
+  crds: { summary: 'write the CustomResourceDefinitions (--out DIR)', load: () => import('./crds.js') },
+};
