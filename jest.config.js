@@ -10,6 +10,7 @@ const shared = {
 
 export default {
   testTimeout: 120_000,
+  reporters: ['default', '<rootDir>/test/setup/summary-reporter.js'],
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {

@@ -1,14 +1,14 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from '../support/wait.js';
-import { redisPing } from '../support/redis.js';
+import { createServer } from 'node:net';
 
 /**
  * Starts, once per test run, what the integration tests talk to: a real control plane (etcd +
  * kube-apiserver via hack/local-cluster.sh) with sibyl's CRDs applied, and a real Redis server.
  * Workers inherit the environment set here (KUBECONFIG, PATH, SIBYL_TEST_REDIS_URL).
+ * Jest loads this file outside its module mapper, so it imports no relative modules.
  */
 export default async function globalSetup(): Promise<void> {
   const root = process.cwd();
@@ -44,7 +44,23 @@ export default async function globalSetup(): Promise<void> {
   });
   process.env.SIBYL_TEST_REDIS_URL = `redis://127.0.0.1:${port}`;
   process.env.SIBYL_TEST_REDIS_PORT = String(port);
-  await waitFor(() => redisPing(port), { timeoutMs: 10_000, what: 'redis-server to answer PING' });
+  for (let i = 0; ; i++) {
+    const pong = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout?.trim();
+    if (pong === 'PONG') break;
+    if (i > 100) throw new Error(`redis-server on ${port} did not answer PING in 10s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   writeFileSync(join(work, 'redis.pid'), String(redis.pid));
   console.log(`\n[setup] control plane up in ${controlPlaneMs} ms; redis on ${port}; state in ${work}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no free port'))));
+    });
+  });
 }
