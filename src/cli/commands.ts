@@ -12,7 +12,10 @@ export interface Command {
 export const commands: Record<string, Command> = {
   operator: { summary: 'reconcile BackendPools and CacheTiers, serve the control API' },
   router: { summary: 'the gRPC proxy: route every call with the routing tables' },
-  backend: { summary: 'a gRPC test backend (sibyl.demo.v1.Demo) with set latency, errors and ORCA' },
+  backend: {
+    summary: 'a gRPC test backend (sibyl.demo.v1.Demo) with set latency, errors and ORCA',
+    load: () => import('./backend.js'),
+  },
   train: { summary: 'train the latency model' },
   bench: { summary: 'benchmarks: sim | proxy | cache | scale' },
   demo: { summary: 'the whole system on one machine (use `make demo`)' },

@@ -1,0 +1,295 @@
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Clock, Random } from '../util/clock.js';
+import { errorMessage } from '../util/errors.js';
+import { statusName } from '../grpc/status.js';
+import type { BackendMetrics } from './metrics.js';
+import type { ClientStreamResponse, EchoRequestOut, EchoResponse, StreamRequestOut } from './messages.js';
+import { drawFailure, serviceTimeMs, type CallShape } from './model.js';
+import type { LoadSampler } from './orca.js';
+import type { BackendState } from './state.js';
+
+/** What the Demo service needs; everything with a side effect or a source of chance is injected. */
+export interface DemoServiceDeps {
+  name: string;
+  state: BackendState;
+  metrics: BackendMetrics;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  /** Present when ORCA reports are on: every call's trailers then carry endpoint-load-metrics-bin. */
+  load?: LoadSampler;
+}
+
+/** The response header and trailer that tell which backend served a call. */
+export const BACKEND_HEADER = 'x-sibyl-backend';
+
+/** What every kind of grpc-js server call has and this service uses. */
+interface AnyCall {
+  readonly metadata: grpc.Metadata;
+  getMetricsRecorder(): ReturnType<grpc.ServerUnaryCall<unknown, unknown>['getMetricsRecorder']>;
+  on(event: 'cancelled', listener: () => void): unknown;
+}
+interface StatusError {
+  code: number;
+  details: string;
+  metadata: grpc.Metadata;
+}
+class Failed extends Error {
+  constructor(
+    readonly status: number,
+    readonly details: string,
+  ) {
+    super(details);
+  }
+}
+
+/** The sibyl.demo.v1.Demo implementation over a BackendState (model + slots). */
+export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImplementation {
+  const { name, state, clock, random, log, metrics } = deps;
+
+  /** Waits for a slot and spends the call's service time in it; resolves with µs spent. */
+  async function serve(shape: CallShape, signal: AbortSignal): Promise<number> {
+    const t0 = clock.now();
+    await state.whenRunning(signal);
+    const release = await state.slots.acquire(signal);
+    try {
+      const ms = serviceTimeMs(state.settings, shape, random);
+      if (ms > 0) await sleep(ms, undefined, { signal });
+      await state.whenRunning(signal);
+    } finally {
+      release();
+    }
+    return Math.round((clock.now() - t0) * 1000);
+  }
+
+  function headers(extra: Record<string, string> = {}, suffix = ''): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set(BACKEND_HEADER, name);
+    for (const [k, v] of Object.entries(extra)) md.set(`${k}${suffix}`, v);
+    return md;
+  }
+
+  function requestMetadata(call: AnyCall): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(call.metadata.getMap())) if (typeof v === 'string') out[k] = v;
+    return out;
+  }
+
+  function payloadOf(size: number, echo: Buffer): Buffer {
+    if (size <= 0) return echo;
+    const b = Buffer.allocUnsafe(size);
+    for (let i = 0; i < size; i++) b[i] = 97 + (i % 26);
+    return b;
+  }
+
+  function report(call: AnyCall): void {
+    if (!deps.load) return;
+    const r = call.getMetricsRecorder();
+    r.recordCPUUtilizationMetric(deps.load.cpu());
+    r.recordMemoryUtilizationMetric(deps.load.memory());
+    r.recordApplicationUtilizationMetric(state.slots.busyShare);
+  }
+
+  function cancellation(call: AnyCall): AbortController {
+    const ac = new AbortController();
+    call.on('cancelled', () => ac.abort(new Error('call cancelled')));
+    return ac;
+  }
+
+  /** The status for a call: the request's own failure code, else a draw from the error rate. */
+  function failureFor(code: number | undefined, message: string | undefined): Failed | undefined {
+    const c = code && code > 0 && code <= 16 ? code : drawFailure(state.settings, random);
+    return c ? new Failed(c, message || `${name}: injected ${statusName(c)}`) : undefined;
+  }
+
+  function statusError(f: Failed, trailers: grpc.Metadata): StatusError {
+    return { code: f.status, details: f.details, metadata: trailers };
+  }
+
+  /** Runs a handler body; a cancelled call is only counted, anything unexpected is logged and answered. */
+  function run(
+    method: string,
+    signal: AbortSignal,
+    onInternal: (e: StatusError) => void,
+    body: () => Promise<number>,
+  ) {
+    body().then(
+      (code) => metrics.requests.inc({ method, code: String(code) }),
+      (e: unknown) => {
+        if (signal.aborted) {
+          metrics.requests.inc({ method, code: '1' });
+          return;
+        }
+        log.error({ err: errorMessage(e), method }, 'demo handler failed');
+        metrics.requests.inc({ method, code: '13' });
+        onInternal({ code: grpc.status.INTERNAL, details: errorMessage(e), metadata: headers() });
+      },
+    );
+  }
+
+  async function write(
+    call: grpc.ServerWritableStream<unknown, EchoResponse>,
+    msg: EchoResponse,
+    signal: AbortSignal,
+  ) {
+    if (!call.write(msg)) await once(call, 'drain', { signal });
+  }
+
+  return {
+    Echo(
+      call: grpc.ServerUnaryCall<EchoRequestOut, EchoResponse>,
+      callback: grpc.sendUnaryData<EchoResponse>,
+    ) {
+      const req = call.request;
+      const ac = cancellation(call);
+      run(
+        'Echo',
+        ac.signal,
+        (e) => callback(e),
+        async () => {
+          const micros = await serve(
+            { payloadBytes: req.payload.length, latencyOverrideMs: req.latencyMs },
+            ac.signal,
+          );
+          report(call);
+          const fail = failureFor(req.failWithCode, req.failMessage);
+          const trailers = headers(req.echoMetadata, '-trailer');
+          if (fail) {
+            callback(statusError(fail, trailers));
+            return fail.status;
+          }
+          call.sendMetadata(headers(req.echoMetadata));
+          const payload = payloadOf(req.responseSize, req.payload);
+          const res = {
+            payload,
+            server: name,
+            message: req.message,
+            index: 0,
+            servedMicros: micros,
+            requestMetadata: requestMetadata(call),
+          };
+          callback(null, res, trailers);
+          return 0;
+        },
+      );
+    },
+
+    ServerStream(call: grpc.ServerWritableStream<StreamRequestOut, EchoResponse>) {
+      const req = call.request;
+      const ac = cancellation(call);
+      const fail = (f: Failed) => call.emit('error', statusError(f, headers()));
+      run(
+        'ServerStream',
+        ac.signal,
+        (e) => call.emit('error', e),
+        async () => {
+          const micros = await serve(
+            { payloadBytes: req.payload.length, latencyOverrideMs: req.latencyMs },
+            ac.signal,
+          );
+          report(call);
+          const failure = failureFor(req.failWithCode, req.failMessage);
+          const count = Math.max(1, req.count);
+          if (failure && req.failAfter === 0) {
+            fail(failure);
+            return failure.status;
+          }
+          call.sendMetadata(headers());
+          const payload = payloadOf(req.responseSize, req.payload);
+          const md = requestMetadata(call);
+          for (let i = 0; i < count; i++) {
+            if (failure && i === req.failAfter) {
+              fail(failure);
+              return failure.status;
+            }
+            if (i > 0 && req.sleepMs > 0) await sleep(req.sleepMs, undefined, { signal: ac.signal });
+            await write(
+              call,
+              { payload, server: name, message: '', index: i, servedMicros: micros, requestMetadata: md },
+              ac.signal,
+            );
+          }
+          call.end(headers());
+          return 0;
+        },
+      );
+    },
+
+    ClientStream(
+      call: grpc.ServerReadableStream<EchoRequestOut, ClientStreamResponse>,
+      callback: grpc.sendUnaryData<ClientStreamResponse>,
+    ) {
+      const ac = cancellation(call);
+      run(
+        'ClientStream',
+        ac.signal,
+        (e) => callback(e),
+        async () => {
+          let count = 0;
+          let bytes = 0;
+          let latency = 0;
+          let failCode = 0;
+          let failMessage = '';
+          const messages: string[] = [];
+          for await (const m of call as AsyncIterable<EchoRequestOut>) {
+            count++;
+            bytes += m.payload.length;
+            if (m.message) messages.push(m.message);
+            latency ||= m.latencyMs;
+            if (!failCode && m.failWithCode) [failCode, failMessage] = [m.failWithCode, m.failMessage];
+          }
+          await serve({ payloadBytes: bytes, latencyOverrideMs: latency }, ac.signal);
+          report(call);
+          const fail = failureFor(failCode, failMessage);
+          if (fail) {
+            callback(statusError(fail, headers()));
+            return fail.status;
+          }
+          callback(null, { server: name, count, totalBytes: bytes, messages: messages.join(',') }, headers());
+          return 0;
+        },
+      );
+    },
+
+    BidiStream(call: grpc.ServerDuplexStream<EchoRequestOut, EchoResponse>) {
+      const ac = cancellation(call);
+      run(
+        'BidiStream',
+        ac.signal,
+        (e) => call.emit('error', e),
+        async () => {
+          let index = 0;
+          const md = requestMetadata(call);
+          for await (const req of call as AsyncIterable<EchoRequestOut>) {
+            const micros = await serve(
+              { payloadBytes: req.payload.length, latencyOverrideMs: req.latencyMs },
+              ac.signal,
+            );
+            const fail = failureFor(req.failWithCode, req.failMessage);
+            if (fail) {
+              report(call);
+              call.emit('error', statusError(fail, headers()));
+              return fail.status;
+            }
+            if (index === 0) call.sendMetadata(headers());
+            const res = {
+              payload: payloadOf(req.responseSize, req.payload),
+              server: name,
+              message: req.message,
+              index: index++,
+              servedMicros: micros,
+              requestMetadata: md,
+            };
+            await write(call as unknown as grpc.ServerWritableStream<unknown, EchoResponse>, res, ac.signal);
+          }
+          report(call);
+          call.end(headers());
+          return 0;
+        },
+      );
+    },
+  };
+}

@@ -1,0 +1,100 @@
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { SibylError } from '../util/errors.js';
+import { startBackend } from '../backend/server.js';
+
+const HELP = `usage: sibyl backend [flags]
+
+A gRPC test service (sibyl.demo.v1.Demo) with set latency, errors and ORCA load reports.
+Prints {"listening":"HOST:PORT"} on stdout once it serves; logs go to stderr.
+
+  --listen ADDR          gRPC address (default 127.0.0.1:50051; port 0 picks a free port)
+  --metrics-addr ADDR    HTTP address for /metrics, /healthz and POST /control (default: none)
+  --name NAME            server id in responses and the x-sibyl-backend header (default backend-PORT)
+  --latency-ms MS        base service time (default 5)
+  --jitter SIGMA         log-normal noise of the service time (default 0.3)
+  --per-kib-ms MS        extra service time per KiB of request payload (default 0)
+  --error-rate P         share of calls failing, 0..1 (default 0)
+  --error-code CODE      status of those failures (default 14, UNAVAILABLE)
+  --concurrency N        parallel slots; further calls queue (default 16; 0 = unlimited)
+  --orca                 per-call ORCA load reports (endpoint-load-metrics-bin trailer)
+  --no-reflection        do not serve gRPC server reflection
+  --log-level LEVEL      pino level (default info)`;
+
+function num(values: Record<string, unknown>, flag: string, min: number, max: number): number | undefined {
+  const v = values[flag];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new SibylError('ERR_USAGE', `--${flag} "${String(v)}" must be a number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        listen: { type: 'string', default: '127.0.0.1:50051' },
+        'metrics-addr': { type: 'string' },
+        name: { type: 'string' },
+        'latency-ms': { type: 'string' },
+        jitter: { type: 'string' },
+        'per-kib-ms': { type: 'string' },
+        'error-rate': { type: 'string' },
+        'error-code': { type: 'string' },
+        concurrency: { type: 'string' },
+        orca: { type: 'boolean', default: false },
+        'no-reflection': { type: 'boolean', default: false },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new SibylError('ERR_USAGE', `${(e as Error).message}\n\n${HELP}`);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const log = pino({ level: values['log-level'], base: { cmd: 'backend' } }, pino.destination(2));
+  const settings = {
+    latencyMs: num(values, 'latency-ms', 0, 3_600_000),
+    jitter: num(values, 'jitter', 0, 5),
+    perKiBMs: num(values, 'per-kib-ms', 0, 3_600_000),
+    errorRate: num(values, 'error-rate', 0, 1),
+    errorCode: num(values, 'error-code', 1, 16),
+  };
+  const backend = await startBackend({
+    listen: values.listen,
+    metricsAddr: values['metrics-addr'],
+    name: values.name,
+    settings: Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)),
+    concurrency: num(values, 'concurrency', 0, 1_000_000) ?? 16,
+    orca: values.orca,
+    reflection: !values['no-reflection'],
+    log,
+  });
+  console.log(
+    JSON.stringify({ listening: backend.address, metrics: backend.metricsAddress, name: backend.name }),
+  );
+  log.info(
+    { address: backend.address, metrics: backend.metricsAddress, settings: backend.state.settings },
+    'serving',
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      backend.stop(5000).then(resolve, (e: unknown) => {
+        log.error({ err: String(e) }, 'stop failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
