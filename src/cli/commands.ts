@@ -10,7 +10,10 @@ export interface Command {
 }
 
 export const commands: Record<string, Command> = {
-  operator: { summary: 'reconcile BackendPools and CacheTiers, serve the control API' },
+  operator: {
+    summary: 'reconcile BackendPools and CacheTiers, serve the control API',
+    load: () => import('./operator.js'),
+  },
   router: { summary: 'the gRPC proxy: route every call with the routing tables' },
   backend: {
     summary: 'a gRPC test backend (sibyl.demo.v1.Demo) with set latency, errors and ORCA',

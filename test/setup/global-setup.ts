@@ -60,7 +60,9 @@ function freePort(): Promise<number> {
     s.on('error', reject);
     s.listen(0, '127.0.0.1', () => {
       const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no free port'))));
+      s.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no free port')),
+      );
     });
   });
 }

@@ -1,0 +1,150 @@
+import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { errorMessage } from '../util/errors.js';
+
+export interface LeaderOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number; // ≈15 s
+  renewDeadlineMs?: number; // ≈10 s: a leader that cannot renew this long steps down
+  retryPeriodMs?: number; // ≈2 s
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+  log: Logger;
+}
+
+const httpCode = (e: unknown) => (e as { code?: number }).code;
+
+/**
+ * Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does: acquire when
+ * the lease is free or expired, renew every retry period, and write only with optimistic locking on
+ * resourceVersion, so two candidates can never both succeed. A leader that cannot renew within the
+ * renew deadline stops leading before the lease can expire for anyone else; release() hands the lease
+ * over at once on shutdown.
+ */
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private leading = false;
+  private lastRenew = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly leaseMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryMs: number;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly o: LeaderOptions,
+  ) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.leaseMs = o.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = o.renewDeadlineMs ?? 10_000;
+    this.retryMs = o.retryPeriodMs ?? 2_000;
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.tick();
+  }
+
+  /** Stops campaigning; a leader gives the lease up so a standby takes over without waiting. */
+  async release(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.setLeading(false);
+    try {
+      const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+      if (lease.spec?.holderIdentity !== this.o.identity) return;
+      lease.spec = {
+        ...lease.spec,
+        holderIdentity: undefined,
+        leaseDurationSeconds: 1,
+        renewTime: undefined,
+      };
+      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+      this.o.log.info({ lease: this.o.name }, 'released leadership');
+    } catch (e) {
+      this.o.log.warn({ err: errorMessage(e) }, 'could not release the lease; it will expire');
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const ok = await this.tryAcquireOrRenew();
+      if (ok) this.lastRenew = Date.now();
+      if (ok && !this.leading) this.setLeading(true);
+    } catch (e) {
+      this.o.log.warn({ err: errorMessage(e) }, 'lease update failed');
+    }
+    if (this.leading && Date.now() - this.lastRenew > this.renewDeadlineMs) {
+      this.o.log.error({ lease: this.o.name }, 'could not renew the lease in time; stepping down');
+      this.setLeading(false);
+    }
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.retryMs);
+  }
+
+  private setLeading(v: boolean): void {
+    if (v === this.leading) return;
+    this.leading = v;
+    this.o.log.info(
+      { lease: this.o.name, identity: this.o.identity },
+      v ? 'became leader' : 'stopped leading',
+    );
+    if (v) this.o.onStartedLeading();
+    else this.o.onStoppedLeading();
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { name, namespace, identity } = this.o;
+    const now = new Date();
+    let lease: V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ name, namespace });
+    } catch (e) {
+      if (httpCode(e) !== 404) throw e;
+      return this.write(() =>
+        this.api.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: this.spec(now, now, 0) },
+        }),
+      );
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity;
+    const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
+    const expired = !holder || renewed + (spec.leaseDurationSeconds ?? 0) * 1000 < now.getTime();
+    if (holder !== identity && !expired) return false;
+    const transitions = (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
+    const acquired = holder === identity && spec.acquireTime ? new Date(spec.acquireTime) : now;
+    lease.spec = this.spec(acquired, now, transitions);
+    return this.write(() => this.api.replaceNamespacedLease({ name, namespace, body: lease }));
+  }
+
+  private spec(acquireTime: Date, renewTime: Date, leaseTransitions: number) {
+    return {
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: Math.ceil(this.leaseMs / 1000),
+      acquireTime,
+      renewTime,
+      leaseTransitions,
+    };
+  }
+
+  /** A 409 means someone else wrote first: we lost this round, not an error. */
+  private async write(fn: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      if (httpCode(e) === 409) return false;
+      throw e;
+    }
+  }
+}

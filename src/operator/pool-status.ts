@@ -1,0 +1,152 @@
+import type { BackendPool, BackendPoolStatus, EndpointStatus } from '../api/backendpool.js';
+import { formatMs } from '../util/duration.js';
+import { conditionWarnings, setCondition, type Condition } from './conditions.js';
+import { decisionSentence } from './decision.js';
+import type { Resolution } from './endpoints.js';
+
+export interface PendingEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/** Live figures for one endpoint, merged into status when known (telemetry and model fill these). */
+export type EndpointFigures = Omit<EndpointStatus, 'address' | 'pod' | 'ready'>;
+
+export interface PoolWorld {
+  pool: BackendPool;
+  resolution: Resolution;
+  /** Set when spec.cacheTierRef is given: whether that CacheTier exists. */
+  cacheTierFound?: boolean;
+  figures?: ReadonlyMap<string, EndpointFigures>;
+  policyInForce?: string;
+  routers?: number;
+  routingVersion?: number;
+  now: Date;
+}
+
+export interface PoolStatusResult {
+  status: BackendPoolStatus;
+  events: PendingEvent[];
+}
+
+const label = (e: { pod?: string; address: string }) => (e.pod ? `${e.address} (pod ${e.pod})` : e.address);
+
+/**
+ * The pool's status rebuilt from the observed world (controller-runtime's rule), plus the events that
+ * the change from the stored status calls for. Pure: same world, same status, so an unchanged world
+ * produces an identical object and no write.
+ */
+export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
+  const { pool, resolution, now } = w;
+  const gen = pool.metadata.generation ?? 0;
+  const prev = pool.status ?? {};
+  const events: PendingEvent[] = [];
+  const policy = w.policyInForce ?? pool.spec.balancing?.policy ?? 'Predictive';
+
+  const endpoints: EndpointStatus[] = resolution.ok
+    ? resolution.endpoints.map((e) => ({
+        address: e.address,
+        ...(e.pod ? { pod: e.pod } : {}),
+        ready: e.ready,
+        ...(w.figures?.get(e.address) ?? {}),
+      }))
+    : [];
+  const ready = endpoints.filter((e) => e.ready);
+  const open = endpoints.filter((e) => e.breaker === 'Open').length;
+
+  let conditions: Condition[] = prev.conditions ?? [];
+  let problem: string | undefined;
+  if (!resolution.ok) {
+    problem = resolution.message;
+    conditions = setCondition(
+      conditions,
+      { type: 'Ready', status: 'False', reason: resolution.reason, message: resolution.message },
+      gen,
+      now,
+    );
+  } else if (ready.length === 0) {
+    const message =
+      endpoints.length === 0
+        ? 'the pool has no endpoints'
+        : `none of the ${endpoints.length} endpoints is ready`;
+    conditions = setCondition(
+      conditions,
+      { type: 'Ready', status: 'False', reason: 'NoReadyEndpoints', message },
+      gen,
+      now,
+    );
+  } else {
+    const message = `${ready.length} of ${endpoints.length} endpoints ready`;
+    conditions = setCondition(
+      conditions,
+      { type: 'Ready', status: 'True', reason: 'EndpointsReady', message },
+      gen,
+      now,
+    );
+  }
+  const tierRef = pool.spec.cacheTierRef?.name;
+  if (tierRef && w.cacheTierFound === false) {
+    const message = `spec.cacheTierRef names CacheTier ${tierRef}, which does not exist in ${pool.metadata.namespace}`;
+    conditions = setCondition(
+      conditions,
+      { type: 'Invalid', status: 'True', reason: 'CacheTierNotFound', message },
+      gen,
+      now,
+    );
+  } else {
+    conditions = setCondition(
+      conditions,
+      {
+        type: 'Invalid',
+        status: 'False',
+        reason: 'Valid',
+        message: 'the spec refers only to objects that exist',
+      },
+      gen,
+      now,
+    );
+  }
+
+  // Events for what changed since the status the world last saw.
+  const before = new Map((prev.endpoints ?? []).map((e) => [e.address, e]));
+  const after = new Map(endpoints.map((e) => [e.address, e]));
+  for (const [addr, e] of after) {
+    if (!before.has(addr))
+      events.push({
+        type: 'Normal',
+        reason: 'EndpointAdded',
+        message: `${label(e)} joined the pool (${e.ready ? 'ready' : 'not ready'}); ${ready.length} of ${endpoints.length} ready`,
+      });
+  }
+  for (const [addr, e] of before) {
+    if (!after.has(addr))
+      events.push({
+        type: 'Normal',
+        reason: 'EndpointRemoved',
+        message: `${label(e)} left the pool; ${ready.length} of ${endpoints.length} ready`,
+      });
+  }
+  events.push(...conditionWarnings(prev.conditions, conditions, { Ready: 'False', Invalid: 'True' }));
+
+  const p99s = endpoints.map((e) => e.latencyP99Ms).filter((x): x is number => x !== undefined);
+  const predicted = ready.filter((e) => e.predictedLatencyMs !== undefined && e.breaker !== 'Open');
+  const best = predicted.sort(
+    (a, b) => (a.predictedLatencyMs as number) - (b.predictedLatencyMs as number),
+  )[0];
+
+  const status: BackendPoolStatus = {
+    observedGeneration: gen,
+    conditions,
+    policy,
+    endpoints,
+    endpointsSummary: `${ready.length}/${endpoints.length}`,
+    openBreakers: open,
+    decision: decisionSentence(policy, endpoints, problem),
+  };
+  if (p99s.length > 0) status.p99 = formatMs(Math.max(...p99s));
+  if (best) status.best = `${best.pod ?? best.address} ${formatMs(best.predictedLatencyMs as number)}`;
+  if (w.routers !== undefined) status.routers = w.routers;
+  if (w.routingVersion !== undefined) status.routingVersion = w.routingVersion;
+  return { status, events };
+}
