@@ -8,9 +8,17 @@ export function registerBalancer(name: string, factory: BalancerFactory): void {
   factories.set(name, factory);
 }
 
-export function createBalancer(name: string, deps: BalancerDeps, options?: Record<string, unknown>): Balancer {
+export function createBalancer(
+  name: string,
+  deps: BalancerDeps,
+  options?: Record<string, unknown>,
+): Balancer {
   const f = factories.get(name);
-  if (!f) throw new SibylError('ERR_CONFIG_INVALID', `unknown balancing policy "${name}" (known: ${balancerNames().join(', ')})`);
+  if (!f)
+    throw new SibylError(
+      'ERR_CONFIG_INVALID',
+      `unknown balancing policy "${name}" (known: ${balancerNames().join(', ')})`,
+    );
   return f(deps, options);
 }
 

@@ -1,0 +1,51 @@
+import type { Random } from '../util/clock.js';
+import { SibylError } from '../util/errors.js';
+
+/**
+ * Small helpers shared by the policies. Nothing here holds state.
+ */
+
+/**
+ * What a failed call costs a policy that ranks by latency. A fast failure must never look cheap, or
+ * least-request and EWMA policies pour traffic into a server that fails at once ("sinkholing",
+ * FIELD-NOTES "Tail behaviour"). 1 s is the simulator's default deadline; the router sets
+ * `failurePenaltyMs` to the pool's timeout so a failure costs what the client would have waited.
+ */
+export const DEFAULT_FAILURE_PENALTY_MS = 1000;
+
+/** Reads a finite number option in [min, max], or the fallback when it is absent. */
+export function numberOption(
+  options: Readonly<Record<string, unknown>> | undefined,
+  key: string,
+  fallback: number,
+  min = 0,
+  max = Number.POSITIVE_INFINITY,
+): number {
+  const v = options?.[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new SibylError('ERR_CONFIG_INVALID', `balancer option ${key} must be a number in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+/** exp(−Δt/τ): the weight an exponentially decaying memory keeps after Δt (never negative Δt). */
+export function decay(dtMs: number, tauMs: number): number {
+  return dtMs <= 0 ? 1 : Math.exp(-dtMs / tauMs);
+}
+
+/** A uniform index in [0, n). */
+export function randomIndex(random: Random, n: number): number {
+  return Math.min(n - 1, Math.floor(random() * n));
+}
+
+/** A uniform index in [0, n) other than `i` (n ≥ 2). */
+export function otherIndex(random: Random, n: number, i: number): number {
+  const j = randomIndex(random, n - 1);
+  return j >= i ? j + 1 : j;
+}
+
+/** The latency a failed call is charged: at least the penalty, never less than it really took. */
+export function chargedLatencyMs(ok: boolean, latencyMs: number, failurePenaltyMs: number): number {
+  return ok ? latencyMs : Math.max(latencyMs, failurePenaltyMs);
+}

@@ -1,0 +1,80 @@
+import { PeakEwma } from '../../../src/balancer/peak-ewma.js';
+import { ManualClock, seededRandom } from '../../../src/util/clock.js';
+import { endpoint } from './harness.js';
+
+const req = { method: '/t.S/M', payloadBytes: 0 };
+const ok = (latencyMs: number) => ({ ok: true, code: 0, latencyMs, startedAtMs: 0 });
+
+function setup() {
+  const clock = new ManualClock();
+  const b = new PeakEwma({ clock, random: seededRandom(1) });
+  const x = endpoint('x');
+  b.pick([x]); // starts tracking x at the default RTT
+  return { clock, b, x };
+}
+
+describe('PeakEwma (Finagle / Linkerd)', () => {
+  it('starts an unknown endpoint at the default RTT (30 ms)', () => {
+    expect(setup().b.estimate('x')).toBe(30);
+  });
+
+  it('believes a slower sample at once (peak)', () => {
+    const { b, x } = setup();
+    b.onCallEnded(x, req, ok(100));
+    expect(b.estimate('x')).toBe(100);
+  });
+
+  it('decays with w = exp(−Δt/τ), τ = 10 s, towards zero when idle', () => {
+    const { clock, b, x } = setup();
+    b.onCallEnded(x, req, ok(100));
+    clock.advance(10_000);
+    expect(b.estimate('x')).toBeCloseTo(100 * Math.exp(-1), 9);
+    clock.advance(10_000);
+    expect(b.estimate('x')).toBeCloseTo(100 * Math.exp(-2), 9); // reading does not change the decay
+  });
+
+  it('blends a faster sample with weight 1 − w', () => {
+    const { clock, b, x } = setup();
+    b.onCallEnded(x, req, ok(100));
+    clock.advance(5000);
+    b.onCallEnded(x, req, ok(20));
+    const w = Math.exp(-0.5);
+    expect(b.estimate('x')).toBeCloseTo(100 * w + 20 * (1 - w), 9);
+  });
+
+  it('costs rtt × (inflight + 1)', () => {
+    const { b, x } = setup();
+    b.onCallEnded(x, req, ok(40));
+    x.inflight = 3;
+    expect(b.cost(x)).toBe(160);
+  });
+
+  it('charges a fast failure the penalty, so it never looks cheap', () => {
+    const { b, x } = setup();
+    b.onCallEnded(x, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });
+    expect(b.estimate('x')).toBe(1000);
+  });
+
+  it('picks the cheaper of two random candidates', () => {
+    const clock = new ManualClock();
+    const b = new PeakEwma({ clock, random: seededRandom(2) });
+    const [x, y] = [endpoint('x'), endpoint('y')];
+    b.pick([x, y]);
+    b.pick([x, y]);
+    b.onCallEnded(x, req, ok(200));
+    b.onCallEnded(y, req, ok(40));
+    x.inflight = 0;
+    y.inflight = 3; // 40 × 4 = 160 < 200 × 1
+    for (let i = 0; i < 100; i++) expect(b.pick([x, y])).toBe(y);
+    y.inflight = 5; // 240 > 200
+    for (let i = 0; i < 100; i++) expect(b.pick([x, y])).toBe(x);
+  });
+
+  it('forgets a removed endpoint', () => {
+    const { b, x } = setup();
+    b.onCallEnded(x, req, ok(500));
+    b.onEndpointRemoved('x');
+    b.onCallEnded(x, req, ok(700)); // a call that ends after removal is dropped
+    expect(b.estimate('x')).toBe(30);
+  });
+});

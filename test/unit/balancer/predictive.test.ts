@@ -1,0 +1,140 @@
+import { Predictive, type PredictiveFeatures } from '../../../src/balancer/predictive.js';
+import type { Endpoint, PickRequest } from '../../../src/balancer/index.js';
+import { ManualClock, seededRandom } from '../../../src/util/clock.js';
+import { endpoint } from './harness.js';
+
+const req: PickRequest = { method: '/t.S/Get', payloadBytes: 1024 };
+const T0 = 100_000;
+
+function setup(options: Record<string, unknown> = {}, seed = 1) {
+  const clock = new ManualClock(T0);
+  const b = new Predictive({ clock, random: seededRandom(seed) }, { exploration: 0, ...options });
+  return { clock, b };
+}
+function hinted(id: string, predictedLatencyMs: number, ageMs = 0): Endpoint {
+  return { ...endpoint(id), hints: { predictedLatencyMs, atMs: T0 - ageMs } };
+}
+function count(b: Predictive, eps: Endpoint[], n: number, r = req): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const id = b.pick(eps, r).id;
+    c[id] = (c[id] ?? 0) + 1;
+  }
+  return c;
+}
+
+describe('Predictive', () => {
+  it("follows the operator's fresh predictions", () => {
+    const { b } = setup();
+    expect(count(b, [hinted('slow', 50), hinted('fast', 5)], 100)).toEqual({ fast: 100 });
+  });
+
+  it('charges stale hints for their age: an old "fast" figure loses to a fresh ordinary one', () => {
+    const { b } = setup();
+    const fresh = hinted('fresh', 10);
+    const stale = hinted('stale', 1, 60_000);
+    // stale prior → baseline × (1 + stalenessPenalty) = 10 × 1.5 (no own data yet: default baseline)
+    expect(b.score(stale, req)).toBeCloseTo(Math.exp(-6) * 1 + (1 - Math.exp(-6)) * 15, 6);
+    expect(b.score(fresh, req)).toBeCloseTo(10, 9);
+    expect(count(b, [stale, fresh], 100)).toEqual({ fresh: 100 });
+  });
+
+  it('explores at the configured rate, and not at all at 0', () => {
+    const eps = [hinted('best', 1), hinted('b', 20), hinted('c', 20), hinted('d', 20)];
+    const n = 20_000;
+    const explored = (e: number) => n - (count(setup({ exploration: e }, 7).b, eps, n).best ?? 0);
+    expect(explored(0)).toBe(0);
+    // a uniform random pick lands on the best one a quarter of the time
+    expect(explored(0.2) / n).toBeCloseTo(0.2 * 0.75, 2);
+    expect(explored(0.05) / n).toBeCloseTo(0.05 * 0.75, 2);
+  });
+
+  it('counts its own calls in flight, so routers do not herd onto one server', () => {
+    const { b } = setup();
+    const [x, y] = [hinted('x', 10), hinted('y', 10)];
+    x.inflight = 2;
+    expect(count(b, [x, y], 50)).toEqual({ y: 50 });
+  });
+
+  it('sees a pause at once through the age of the oldest unanswered call', () => {
+    const { b } = setup();
+    const paused = hinted('paused', 5);
+    paused.inflight = 1;
+    paused.oldestInflightStartMs = T0 - 300;
+    expect(b.score(paused, req)).toBeGreaterThanOrEqual(300);
+    expect(count(b, [paused, hinted('ok', 20)], 50)).toEqual({ ok: 50 });
+  });
+
+  it('treats failures as expensive: a server failing fast scores worse than a slow healthy one', () => {
+    const { clock, b } = setup();
+    const [sink, slow] = [hinted('sink', 5), hinted('slow', 40)];
+    b.pick([sink], req);
+    b.pick([slow], req);
+    for (let i = 0; i < 10; i++) {
+      clock.advance(1);
+      b.onCallEnded(sink, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });
+    }
+    expect(b.score(sink, req)).toBeGreaterThan(500);
+    expect(count(b, [sink, slow], 50)).toEqual({ slow: 50 });
+  });
+
+  it("shrinks the fleet's error rate in when fresh", () => {
+    const { b } = setup();
+    const e: Endpoint = { ...endpoint('e'), hints: { predictedLatencyMs: 10, errorRate: 0.5, atMs: T0 } };
+    expect(b.score(e, req)).toBeCloseTo(0.5 * 10 + 0.5 * 1000, 9);
+  });
+
+  it('normalises its own latencies by method and payload', () => {
+    const { clock, b } = setup();
+    const [big, small] = [endpoint('big'), endpoint('small')];
+    b.pick([big], req);
+    b.pick([small], req);
+    // both serve at 1 ms + 0.5 ms/KiB; one only ever gets large requests
+    for (let i = 0; i < 200; i++) {
+      clock.advance(5);
+      const kib = 50 + (i % 10) * 10;
+      b.onCallEnded(big, { ...req, payloadBytes: kib * 1024 }, ok(1 + 0.5 * kib));
+      b.onCallEnded(small, { ...req, payloadBytes: 1024 }, ok(1.5));
+    }
+    const ratio = (ep: Endpoint) => ({ ...b.features(ep, req, 1.5, clock.now()) }).latencyRatio;
+    expect(ratio(big)).toBeCloseTo(1, 1);
+    expect(ratio(small)).toBeCloseTo(1, 1);
+  });
+
+  it('hands the features to a pluggable model and follows its predictions', () => {
+    const seen: PredictiveFeatures[] = [];
+    const predict = (ep: Endpoint, _r: PickRequest, f: PredictiveFeatures) => {
+      seen.push({ ...f });
+      return ep.id === 'model-says-fast' ? 1 : ep.id === 'unknown' ? undefined : 100;
+    };
+    const { b } = setup({ predict });
+    const eps = [hinted('model-says-slow', 1), hinted('model-says-fast', 50)];
+    eps[0]!.inflight = 3;
+    expect(count(b, eps, 20)).toEqual({ 'model-says-fast': 20 });
+    expect(seen.find((f) => f.inflight === 3)).toMatchObject({
+      hintLatencyMs: 1,
+      hintFreshness: 1,
+      baselineMs: 10,
+    });
+    // undefined: the heuristic answers (hint 10 beats the model's 100)
+    expect(count(b, [hinted('unknown', 10), hinted('x', 10)], 20)).toEqual({ unknown: 20 });
+  });
+
+  it('scores the whole pool up to 16 endpoints, else 4 sampled at random', () => {
+    const pool = (n: number) => [
+      hinted('best', 1),
+      ...Array.from({ length: n - 1 }, (_, i) => hinted(`e${i}`, 20)),
+    ];
+    expect(count(setup().b, pool(16), 500).best).toBe(500);
+    const best = count(setup().b, pool(40), 10_000).best ?? 0;
+    expect(best / 10_000).toBeCloseTo(4 / 40, 1.5); // P(best among 4 of 40)
+  });
+
+  it('refuses a predict option that is not a function', () => {
+    expect(() => setup({ predict: 3 })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+  });
+});
+
+function ok(latencyMs: number) {
+  return { ok: true, code: 0, latencyMs, startedAtMs: 0 };
+}
