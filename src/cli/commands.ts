@@ -14,7 +14,10 @@ export const commands: Record<string, Command> = {
     summary: 'reconcile BackendPools and CacheTiers, serve the control API',
     load: () => import('./operator.js'),
   },
-  router: { summary: 'the gRPC proxy: route every call with the routing tables' },
+  router: {
+    summary: 'the gRPC proxy: route every call with the routing tables',
+    load: () => import('./router.js'),
+  },
   backend: {
     summary: 'a gRPC test backend (sibyl.demo.v1.Demo) with set latency, errors and ORCA',
     load: () => import('./backend.js'),

@@ -1,0 +1,210 @@
+import {
+  constants,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
+import type { Logger } from 'pino';
+import { errorMessage } from '../util/errors.js';
+import { FrameScanner } from '../grpc/framing.js';
+import { Status, decodeGrpcMessage, statusFromHttp, statusFromRstCode, statusName } from '../grpc/status.js';
+import type { Downstream } from './downstream.js';
+import { downstreamHeaders, headerValue } from './headers.js';
+import type { RequestBody } from './request-body.js';
+import type { SessionPool } from './session-pool.js';
+
+/**
+ * One attempt of a call on one endpoint: open a stream, send the request body, and pass the response
+ * through (headers, body with backpressure, trailers). An attempt that fails before any response
+ * reached the client is handed back undelivered, with what to send if no retry follows, so the
+ * pipeline may try another endpoint; once response headers went out, the outcome is final.
+ */
+export interface AttemptResult {
+  code: number;
+  message: string;
+  /** The client has seen response headers or the final status: nothing can be retried. */
+  delivered: boolean;
+  /** Whether the upstream application may have seen the call (false: safe to send elsewhere). */
+  reachedServer: boolean;
+  /** For an undelivered result: gives the client this outcome. */
+  deliver(): void;
+}
+
+export interface AttemptContext {
+  down: Downstream;
+  body: RequestBody;
+  log: Logger;
+  maxMessageBytes: number;
+}
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants;
+
+export function grpcStatusOf(h: IncomingHttpHeaders): number | undefined {
+  const v = headerValue(h, 'grpc-status');
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 ? n : Status.UNKNOWN;
+}
+
+export function isGrpcContentType(ct: string | undefined): boolean {
+  return ct !== undefined && /^application\/grpc($|[+;])/.test(ct);
+}
+
+export class Attempt {
+  private up: ClientHttp2Stream | undefined;
+  private cancelled: { code: number; message: string } | undefined;
+
+  constructor(
+    private readonly ctx: AttemptContext,
+    readonly endpoint: string,
+  ) {}
+
+  /** Stops the attempt (deadline, client gone, hedge lost): the upstream stream is reset with CANCEL. */
+  cancel(code: number, message: string): void {
+    this.cancelled ??= { code, message };
+    if (this.up && !this.up.destroyed) this.up.close(NGHTTP2_CANCEL);
+  }
+
+  async run(sessions: SessionPool, headers: OutgoingHttpHeaders): Promise<AttemptResult> {
+    const { down } = this.ctx;
+    const undelivered = (code: number, message: string, reachedServer: boolean): AttemptResult => ({
+      code,
+      message,
+      delivered: false,
+      reachedServer,
+      deliver: () => down.endWithStatus(code, message),
+    });
+    let up: ClientHttp2Stream;
+    try {
+      up = await sessions.openStream(headers);
+    } catch (e) {
+      return undelivered(
+        Status.UNAVAILABLE,
+        `upstream ${this.endpoint} unavailable: ${errorMessage(e)}`,
+        false,
+      );
+    }
+    if (this.cancelled) {
+      up.close(NGHTTP2_CANCEL);
+      return {
+        ...undelivered(this.cancelled.code, this.cancelled.message, false),
+        delivered: down.isFinished,
+      };
+    }
+    this.up = up;
+    this.ctx.body.attach(up);
+    return new Promise<AttemptResult>((resolve) => {
+      let settled = false;
+      let responded = false;
+      let trailers: IncomingHttpHeaders | undefined;
+      const scanner = new FrameScanner(this.ctx.maxMessageBytes);
+      const finish = (r: AttemptResult) => {
+        if (settled) return;
+        settled = true;
+        this.ctx.body.detach();
+        // The response is complete; a request side still open (the client was still sending) is reset.
+        if (!up.closed && !up.destroyed) up.close(NGHTTP2_CANCEL);
+        resolve(r);
+      };
+      const delivered = (code: number, message: string): AttemptResult => ({
+        code,
+        message,
+        delivered: true,
+        reachedServer: true,
+        deliver: () => undefined,
+      });
+
+      up.on('response', (h, flags) => {
+        responded = true;
+        const httpStatus = Number(h[':status']);
+        const code = grpcStatusOf(h);
+        if (flags & NGHTTP2_FLAG_END_STREAM) {
+          // Trailers-Only: held back, so the pipeline may still retry; passed on as it came.
+          const final = code ?? statusFromHttp(httpStatus);
+          const message = decodeGrpcMessage(headerValue(h, 'grpc-message') ?? '');
+          const out: OutgoingHttpHeaders = {
+            ...downstreamHeaders(h),
+            ':status': 200,
+            'grpc-status': String(final),
+          };
+          out['content-type'] ??= 'application/grpc';
+          return finish({
+            code: final,
+            message,
+            delivered: false,
+            reachedServer: true,
+            deliver: () => down.trailersOnly(out, final),
+          });
+        }
+        if (httpStatus !== 200 || !isGrpcContentType(headerValue(h, 'content-type'))) {
+          const c = httpStatus === 200 ? Status.UNKNOWN : statusFromHttp(httpStatus);
+          up.close(NGHTTP2_CANCEL);
+          const ct = headerValue(h, 'content-type') ?? 'none';
+          return finish(
+            undelivered(
+              c,
+              `upstream ${this.endpoint} answered HTTP ${httpStatus} (content-type ${ct})`,
+              true,
+            ),
+          );
+        }
+        down.sendHeaders(downstreamHeaders(h));
+      });
+
+      up.on('data', (chunk: Buffer) => {
+        if (settled || down.gone) return;
+        const err = scanner.feed(chunk);
+        if (err) {
+          const c = err.kind === 'too-large' ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
+          this.cancel(c, `response from ${this.endpoint}: ${err.message}`);
+          down.endWithStatus(c, `response: ${err.message}`);
+          return finish(delivered(c, err.message));
+        }
+        if (!down.stream.write(chunk)) {
+          up.pause();
+          down.stream.once('drain', () => up.resume());
+        }
+      });
+
+      up.on('trailers', (t) => {
+        trailers = t;
+      });
+
+      up.on('end', () => {
+        if (settled) return;
+        const code = trailers ? grpcStatusOf(trailers) : undefined;
+        if (!trailers || code === undefined) {
+          const message = `upstream ${this.endpoint} ended the response without grpc-status`;
+          down.endWithStatus(Status.INTERNAL, message);
+          return finish(delivered(Status.INTERNAL, message));
+        }
+        down.endWithTrailers(downstreamHeaders(trailers), code);
+        finish(delivered(code, decodeGrpcMessage(headerValue(trailers, 'grpc-message') ?? '')));
+      });
+
+      up.on('error', (e) =>
+        this.ctx.log.debug({ endpoint: this.endpoint, err: e.message }, 'upstream stream error'),
+      );
+
+      up.once('close', () => {
+        if (settled) return;
+        if (this.cancelled) {
+          const { code, message } = this.cancelled;
+          return finish({
+            ...undelivered(code, message, true),
+            delivered: down.isCommitted || down.isFinished,
+          });
+        }
+        const rst = up.rstCode ?? NGHTTP2_NO_ERROR;
+        const lost = rst === NGHTTP2_NO_ERROR || rst === NGHTTP2_CANCEL;
+        const code = lost ? Status.UNAVAILABLE : statusFromRstCode(rst);
+        const message = lost
+          ? `connection to upstream ${this.endpoint} lost`
+          : `upstream ${this.endpoint} reset the stream (HTTP/2 error ${rst}, ${statusName(code)})`;
+        if (!responded) return finish(undelivered(code, message, rst !== NGHTTP2_REFUSED_STREAM));
+        down.endWithStatus(code, message);
+        finish(delivered(code, message));
+      });
+    });
+  }
+}

@@ -1,0 +1,60 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The router's Prometheus series (DESIGN.md §8), in a registry of its own per router instance. */
+export class RouterMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'pool' | 'code'>;
+  readonly duration: Histogram<'pool'>;
+  readonly inflight: Gauge<'pool'>;
+  readonly retries: Counter<'pool' | 'reason'>;
+  readonly rejected: Counter<'reason'>;
+
+  constructor(
+    sessions: () => Array<{ pool: string; endpoint: string; count: number }>,
+    opts: { defaultMetrics?: boolean } = {},
+  ) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'sibyl_router_requests_total',
+      help: 'Calls routed, by pool and final gRPC status code (pool "none" when no pool matched).',
+      labelNames: ['pool', 'code'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'sibyl_router_request_duration_seconds',
+      help: 'Call duration seen by the router, from request headers to final status.',
+      labelNames: ['pool'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.inflight = new Gauge({
+      name: 'sibyl_router_inflight',
+      help: 'Calls in progress.',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'sibyl_router_retries_total',
+      help: 'Attempts sent again to another endpoint, by pool and the status that caused it.',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'sibyl_router_rejected_total',
+      help: 'Requests refused before routing (not gRPC, malformed, no pool).',
+      labelNames: ['reason'],
+      registers,
+    });
+    new Gauge({
+      name: 'sibyl_router_upstream_sessions',
+      help: 'Open HTTP/2 sessions to each endpoint.',
+      labelNames: ['pool', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sessions()) this.set({ pool: s.pool, endpoint: s.endpoint }, s.count);
+      },
+    });
+  }
+}

@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import { createBalancer, type Balancer, type BalancerDeps, type Endpoint } from '../balancer/index.js';
+import type { Clock, Random } from '../util/clock.js';
+import { errorMessage, isSibylError } from '../util/errors.js';
+import { RetryBudget } from './retry-budget.js';
+import { SessionPool, type SessionPoolOptions } from './session-pool.js';
+import type { PoolRoute } from './table.js';
+
+/**
+ * What the router keeps per pool between tables: the balancer (policy state), the endpoints with their
+ * in-flight accounting and upstream sessions, and the retry budget. A new table updates it in place
+ * (PoolState.update), so sessions, balancer state and budgets survive a table that only changed weights.
+ */
+export class EndpointState {
+  readonly ep: Endpoint;
+  /** Start time of each open call, in start order; the first entry is the oldest. */
+  private readonly open = new Map<number, number>();
+
+  constructor(
+    address: string,
+    readonly sessions: SessionPool,
+  ) {
+    this.ep = { id: address, address, inflight: 0 };
+  }
+
+  callStarted(id: number, nowMs: number): void {
+    this.open.set(id, nowMs);
+    this.ep.inflight = this.open.size;
+    this.ep.oldestInflightStartMs ??= nowMs;
+  }
+
+  callEnded(id: number): void {
+    this.open.delete(id);
+    this.ep.inflight = this.open.size;
+    this.ep.oldestInflightStartMs = this.open.values().next().value;
+  }
+}
+
+export interface PoolDeps {
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  sessionOptions: SessionPoolOptions;
+}
+
+export class PoolState {
+  route: PoolRoute;
+  balancer!: Balancer;
+  readonly endpoints = new Map<string, EndpointState>();
+  budget!: RetryBudget;
+
+  constructor(
+    route: PoolRoute,
+    private readonly deps: PoolDeps,
+  ) {
+    this.route = route;
+    this.update(route, true);
+  }
+
+  /** Applies a new route for this pool: endpoints added and removed, policy and budget replaced if changed. */
+  update(route: PoolRoute, first = false): void {
+    const prev = this.route;
+    this.route = route;
+    if (first || prev.policy !== route.policy || prev.fallbackPolicy !== route.fallbackPolicy) {
+      this.balancer = this.makeBalancer(route);
+    }
+    if (first || prev.retries.budgetPercent !== route.retries.budgetPercent) {
+      this.budget = new RetryBudget(route.retries.budgetPercent, this.deps.clock);
+    }
+    const wanted = new Set(route.endpoints.map((e) => e.address));
+    for (const [address, st] of this.endpoints) {
+      if (wanted.has(address)) continue;
+      this.endpoints.delete(address);
+      st.sessions.close();
+      this.balancer.onEndpointRemoved?.(address);
+      this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint removed');
+    }
+    for (const address of wanted) {
+      if (this.endpoints.has(address)) continue;
+      const sessions = new SessionPool(address, this.deps.sessionOptions, this.deps);
+      this.endpoints.set(address, new EndpointState(address, sessions));
+      if (!first) this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint added');
+    }
+  }
+
+  /** Closes every upstream session (gracefully: open streams finish). */
+  close(): void {
+    for (const st of this.endpoints.values()) st.sessions.close();
+  }
+
+  destroy(): void {
+    for (const st of this.endpoints.values()) st.sessions.destroy();
+  }
+
+  /**
+   * The configured policy if this build has it, else the pool's fallback, else RoundRobin: a table
+   * naming a policy the router lacks still routes (static stability), and says so in the log.
+   */
+  private makeBalancer(route: PoolRoute): Balancer {
+    const deps: BalancerDeps = { clock: this.deps.clock, random: this.deps.random };
+    const tried: string[] = [];
+    for (const name of [route.policy, route.fallbackPolicy, 'RoundRobin']) {
+      try {
+        const b = createBalancer(name, deps);
+        if (tried.length) {
+          this.deps.log.warn(
+            { pool: route.name, wanted: route.policy, using: name },
+            `policy ${route.policy} unavailable; using ${name}`,
+          );
+        }
+        return b;
+      } catch (e) {
+        if (!isSibylError(e, 'ERR_CONFIG_INVALID')) throw e;
+        tried.push(`${name}: ${errorMessage(e)}`);
+      }
+    }
+    throw new Error(`no balancing policy available for pool ${route.name}: ${tried.join('; ')}`);
+  }
+}

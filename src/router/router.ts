@@ -1,0 +1,231 @@
+import * as http2 from 'node:http2';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
+import { SibylError, errorMessage } from '../util/errors.js';
+import { formatAddress, parseListenAddress } from '../grpc/address.js';
+import { createMetricsServer } from './http.js';
+import { RouterMetrics } from './metrics.js';
+import { handleStream, type PipelineEnv } from './pipeline.js';
+import { PoolState } from './pool-state.js';
+import { DEFAULT_SEAMS, type Seams } from './seams.js';
+import { DEFAULT_SESSION_POOL, type SessionPoolOptions } from './session-pool.js';
+import { buildTable, type RoutingTable } from './table.js';
+
+export interface RouterOptions {
+  /** host:port to serve gRPC on (h2c, or TLS with `tls`); port 0 picks one. Default 127.0.0.1:0. */
+  listen?: string;
+  /** host:port for /metrics, /healthz and /readyz; absent = none. */
+  metricsAddr?: string;
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Largest gRPC message accepted either way (RESOURCE_EXHAUSTED beyond). Default 16 MiB. */
+  maxMessageBytes?: number;
+  /** Request bytes kept for a retry. Default 256 KiB. */
+  retryBufferBytes?: number;
+  session?: Partial<SessionPoolOptions>;
+  seams?: Partial<Seams>;
+  defaultMetrics?: boolean;
+  log?: Logger;
+  clock?: Clock;
+  random?: Random;
+}
+
+/**
+ * The router: an HTTP/2 server (node:http2, which needs no method registration, unlike grpc-js's
+ * Server) that runs every incoming stream through the pipeline against the current routing table.
+ */
+export class Router {
+  private table: RoutingTable = buildTable([], 0);
+  private readonly pools = new Map<string, PoolState>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private draining = false;
+  readonly metrics: RouterMetrics;
+  private readonly log: Logger;
+  private readonly env: PipelineEnv;
+  private readonly sessionOptions: SessionPoolOptions;
+
+  private constructor(
+    private readonly server: http2.Http2Server | http2.Http2SecureServer,
+    private readonly opts: RouterOptions,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {
+    this.log = opts.log ?? pino({ level: 'info' });
+    this.sessionOptions = { ...DEFAULT_SESSION_POOL, ...opts.session };
+    this.metrics = new RouterMetrics(() => this.sessionCounts(), { defaultMetrics: opts.defaultMetrics });
+    this.env = {
+      table: () => this.table,
+      pool: (name) => this.pools.get(name),
+      seams: { ...DEFAULT_SEAMS, ...opts.seams },
+      metrics: this.metrics,
+      log: this.log,
+      clock,
+      options: {
+        maxMessageBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024,
+        retryBufferBytes: opts.retryBufferBytes ?? 256 * 1024,
+      },
+    };
+  }
+
+  private metricsServer: HttpServer | undefined;
+  /** The bound gRPC address, host:port. */
+  address = '';
+  metricsAddress: string | undefined;
+
+  /** Starts listening; resolves once both listeners are bound. Calls get UNIMPLEMENTED until applyTable. */
+  static async start(opts: RouterOptions = {}): Promise<Router> {
+    const settings: http2.Settings = { maxConcurrentStreams: 1000, maxHeaderListSize: 64 * 1024 };
+    const server = opts.tls
+      ? http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, settings, allowHTTP1: false })
+      : http2.createServer({ settings });
+    const router = new Router(server, opts, opts.clock ?? systemClock, opts.random ?? systemRandom);
+    router.wire();
+    const listen = parseListenAddress(opts.listen ?? '127.0.0.1:0');
+    await listenOn(server, listen.host, listen.port, opts.listen ?? '');
+    router.address = formatAddress(
+      listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host,
+      (server.address() as AddressInfo).port,
+    );
+    if (opts.metricsAddr) {
+      const m = parseListenAddress(opts.metricsAddr, '--metrics-addr');
+      const ms = createMetricsServer(
+        router.metrics,
+        () => router.table.version > 0 && !router.draining,
+        router.log,
+      );
+      await listenOn(ms, m.host, m.port, opts.metricsAddr);
+      ms.on('error', (e) => router.log.error({ err: e.message }, 'metrics listener error'));
+      router.metricsServer = ms;
+      router.metricsAddress = formatAddress(m.host, (ms.address() as AddressInfo).port);
+    }
+    return router;
+  }
+
+  /**
+   * Swaps in a new routing table atomically: calls that already started keep the pool they matched;
+   * pools and endpoints that left are closed once their calls finish. The file and the control stream
+   * both come through here.
+   */
+  applyTable(table: RoutingTable): void {
+    const names = new Set(table.pools.map((p) => p.name));
+    for (const route of table.pools) {
+      const existing = this.pools.get(route.name);
+      if (existing) existing.update(route);
+      else
+        this.pools.set(
+          route.name,
+          new PoolState(route, {
+            clock: this.clock,
+            random: this.random,
+            log: this.log,
+            sessionOptions: this.sessionOptions,
+          }),
+        );
+    }
+    for (const [name, pool] of this.pools) {
+      if (names.has(name)) continue;
+      this.pools.delete(name);
+      pool.close();
+    }
+    this.table = table;
+    this.log.info(
+      { version: table.version, pools: table.pools.map((p) => `${p.name}(${p.endpoints.length})`) },
+      'routing table applied',
+    );
+  }
+
+  get currentTable(): RoutingTable {
+    return this.table;
+  }
+
+  /**
+   * Graceful drain: stop accepting connections, send GOAWAY on every client session so no new calls
+   * start, let calls in flight finish for up to graceMs, then close whatever is left.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    this.log.info({ graceMs, sessions: this.sessions.size }, 'draining');
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions) if (!s.closed) s.close();
+    const timer = setTimeout(() => {
+      for (const s of this.sessions) s.destroy();
+    }, graceMs);
+    await closed;
+    clearTimeout(timer);
+    await this.shutdownRest();
+  }
+
+  /** Closes at once: every call is reset. */
+  async close(): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions) s.destroy();
+    await closed;
+    await this.shutdownRest();
+  }
+
+  private async shutdownRest(): Promise<void> {
+    for (const p of this.pools.values()) p.destroy();
+    const ms = this.metricsServer;
+    if (ms) {
+      ms.closeAllConnections();
+      await new Promise<void>((resolve) => ms.close(() => resolve()));
+    }
+  }
+
+  private sessionCounts() {
+    const out: Array<{ pool: string; endpoint: string; count: number }> = [];
+    for (const [pool, st] of this.pools) {
+      for (const [endpoint, e] of st.endpoints) out.push({ pool, endpoint, count: e.sessions.sessionCount });
+    }
+    return out;
+  }
+
+  /** Every event a hostile or broken client can cause is handled here or in the pipeline: none may throw. */
+  private wire(): void {
+    const s = this.server as http2.Http2Server;
+    s.on('stream', (stream, headers) => {
+      try {
+        handleStream(this.env, stream, headers);
+      } catch (e) {
+        this.log.error({ err: errorMessage(e) }, 'stream handler failed');
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+    s.on('session', (session) => {
+      this.sessions.add(session);
+      session.on('error', (e) => this.log.debug({ err: e.message }, 'client session error'));
+      session.on('frameError', (type, code) => this.log.debug({ type, code }, 'client frame error'));
+      session.once('close', () => this.sessions.delete(session));
+      if (this.draining) session.close();
+    });
+    s.on('sessionError', (e) => this.log.debug({ err: e.message }, 'client session error'));
+    s.on('error', (e) => this.log.error({ err: e.message }, 'router listener error'));
+    this.server.on('tlsClientError', (e: Error) =>
+      this.log.debug({ err: e.message }, 'TLS handshake failed'),
+    );
+    this.server.on('unknownProtocol', (socket: import('node:net').Socket) => socket.destroy());
+  }
+}
+
+function listenOn(
+  server: {
+    listen(port: number, host: string, cb: () => void): unknown;
+    once(e: 'error', l: (e: Error) => void): unknown;
+    removeListener(e: 'error', l: (e: Error) => void): unknown;
+  },
+  host: string,
+  port: number,
+  text: string,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) =>
+      reject(new SibylError('ERR_USAGE', `cannot listen on ${text}: ${e.message}`));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.removeListener('error', onError);
+      resolve();
+    });
+  });
+}
