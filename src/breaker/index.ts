@@ -1,0 +1,2 @@
+export * from './circuit-breaker.js';
+export * from './breaker-set.js';
