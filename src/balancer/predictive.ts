@@ -174,8 +174,11 @@ export class Predictive implements Balancer {
     let ties = 0;
     const consider = (ep: Endpoint): void => {
       const s = this.score(ep, req, b, now);
-      if (s < bestScore) [best, bestScore, ties] = [ep, s, 1];
-      else if (s === bestScore && rnd() * ++ties < 1) best = ep;
+      if (s < bestScore) {
+        best = ep;
+        bestScore = s;
+        ties = 1;
+      } else if (s === bestScore && rnd() * ++ties < 1) best = ep;
     };
     if (n <= this.scoreAllMax) {
       for (const ep of candidates) consider(ep);

@@ -30,6 +30,7 @@ import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from 
 
 interface Probe {
   id: string;
+  index: number; // where it stood in the candidates when probed: usually still there, saving a search
   rif: number;
   latencyMs: number;
   atMs: number;
@@ -61,15 +62,21 @@ export function hotColdSelect(
   for (let i = 0; i < m; i++) {
     if ((rifs[i] as number) > threshold) continue;
     const lat = latencies[i] as number;
-    if (lat < bestLat) [best, bestLat, ties] = [i, lat, 1];
-    else if (lat === bestLat && random() * ++ties < 1) best = i;
+    if (lat < bestLat) {
+      best = i;
+      bestLat = lat;
+      ties = 1;
+    } else if (lat === bestLat && random() * ++ties < 1) best = i;
   }
   if (best >= 0) return best;
   let bestRif = Infinity;
   for (let i = 0; i < m; i++) {
     const r = rifs[i] as number;
-    if (r < bestRif) [best, bestRif, ties] = [i, r, 1];
-    else if (r === bestRif && random() * ++ties < 1) best = i;
+    if (r < bestRif) {
+      best = i;
+      bestRif = r;
+      ties = 1;
+    } else if (r === bestRif && random() * ++ties < 1) best = i;
   }
   return best;
 }
@@ -127,8 +134,10 @@ export class Prequal implements Balancer {
     const now = this.deps.clock.now();
     this.expire(now);
     const k = Math.min(this.probesPerCall, candidates.length);
-    for (let i = 0; i < k; i++)
-      this.probe(candidates[randomIndex(this.deps.random, candidates.length)]!, now);
+    for (let i = 0; i < k; i++) {
+      const at = randomIndex(this.deps.random, candidates.length);
+      this.probe(candidates[at]!, at, now);
+    }
     for (;;) {
       const m = this.pool.length;
       if (m === 0) return this.track(candidates[randomIndex(this.deps.random, candidates.length)]!);
@@ -139,7 +148,8 @@ export class Prequal implements Balancer {
       const threshold = rifQuantile(this.rifs, m, this.hotQuantile);
       const idx = hotColdSelect(this.rifs, this.lats, m, threshold, this.deps.random);
       const probe = this.pool[idx]!;
-      const ep = candidates.find((c) => c.id === probe.id);
+      const at = candidates[probe.index];
+      const ep = at?.id === probe.id ? at : candidates.find((c) => c.id === probe.id);
       if (ep) {
         probe.rif += 1; // our own call now runs there too
         return this.track(ep);
@@ -154,8 +164,10 @@ export class Prequal implements Balancer {
     const now = this.deps.clock.now();
     const lat = chargedLatencyMs(outcome.ok, outcome.latencyMs, this.penaltyMs);
     for (const t of [s, this.typical]) {
-      if (now - t.atMs > this.windowMs) [t.latencyMs, t.rif] = [lat, ep.inflight];
-      else {
+      if (now - t.atMs > this.windowMs) {
+        t.latencyMs = lat; // the old figures are stale: start afresh
+        t.rif = ep.inflight;
+      } else {
         t.latencyMs += ALPHA * (lat - t.latencyMs);
         t.rif += ALPHA * (ep.inflight - t.rif);
       }
@@ -182,17 +194,21 @@ export class Prequal implements Balancer {
     return oldest === undefined ? est : Math.max(est, now - oldest);
   }
 
-  private probe(ep: Endpoint, now: number): void {
+  private probe(ep: Endpoint, index: number, now: number): void {
     const reading = {
       id: ep.id,
+      index,
       rif: ep.inflight,
       latencyMs: this.estimateLatencyMs(ep, ep.inflight, now),
       atMs: now,
     };
     let oldest = 0;
     for (let i = 0; i < this.pool.length; i++) {
-      if (this.pool[i]!.id === ep.id) {
-        this.pool[i] = reading; // a newer reading of the same server replaces the old one
+      const p = this.pool[i]!;
+      // A newer reading of the same server replaces the old one. Matching on the position first spares
+      // string comparisons; after the candidate list is reordered a duplicate may live out its second.
+      if (p.index === index && p.id === ep.id) {
+        this.pool[i] = reading;
         return;
       }
       if (this.pool[i]!.atMs < this.pool[oldest]!.atMs) oldest = i;
