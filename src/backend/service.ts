@@ -74,7 +74,9 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
 
   function requestMetadata(call: AnyCall): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(call.metadata.getMap())) if (typeof v === 'string') out[k] = v;
+    // Binary (-bin) values come back base64-encoded, so tests can see them pass through unchanged.
+    for (const [k, v] of Object.entries(call.metadata.getMap()))
+      out[k] = typeof v === 'string' ? v : v.toString('base64');
     return out;
   }
 
@@ -263,7 +265,9 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
         async () => {
           let index = 0;
           const md = requestMetadata(call);
-          for await (const req of call as AsyncIterable<EchoRequestOut>) {
+          // destroyOnReturn false: a for-await that ends would otherwise destroy the duplex before end() sends the status.
+          const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<EchoRequestOut>;
+          for await (const req of requests) {
             const micros = await serve(
               { payloadBytes: req.payload.length, latencyOverrideMs: req.latencyMs },
               ac.signal,

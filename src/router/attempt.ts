@@ -92,6 +92,7 @@ export class Attempt {
       };
     }
     this.up = up;
+    const session = up.session;
     this.ctx.body.attach(up);
     return new Promise<AttemptResult>((resolve) => {
       let settled = false;
@@ -170,14 +171,12 @@ export class Attempt {
         trailers = t;
       });
 
+      let endedWithoutStatus = false;
       up.on('end', () => {
         if (settled) return;
         const code = trailers ? grpcStatusOf(trailers) : undefined;
-        if (!trailers || code === undefined) {
-          const message = `upstream ${this.endpoint} ended the response without grpc-status`;
-          down.endWithStatus(Status.INTERNAL, message);
-          return finish(delivered(Status.INTERNAL, message));
-        }
+        // No status: a reset stream also ends this way; 'close' tells the two apart by its code.
+        if (!trailers || code === undefined) return void (endedWithoutStatus = true);
         down.endWithTrailers(downstreamHeaders(trailers), code);
         finish(delivered(code, decodeGrpcMessage(headerValue(trailers, 'grpc-message') ?? '')));
       });
@@ -196,11 +195,19 @@ export class Attempt {
           });
         }
         const rst = up.rstCode ?? NGHTTP2_NO_ERROR;
-        const lost = rst === NGHTTP2_NO_ERROR || rst === NGHTTP2_CANCEL;
-        const code = lost ? Status.UNAVAILABLE : statusFromRstCode(rst);
-        const message = lost
-          ? `connection to upstream ${this.endpoint} lost`
-          : `upstream ${this.endpoint} reset the stream (HTTP/2 error ${rst}, ${statusName(code)})`;
+        const lost = session?.destroyed === true || session?.closed === true;
+        let code: number;
+        let message: string;
+        if (lost) {
+          code = Status.UNAVAILABLE;
+          message = `connection to upstream ${this.endpoint} lost`;
+        } else if (rst === NGHTTP2_NO_ERROR && endedWithoutStatus) {
+          code = Status.INTERNAL;
+          message = `upstream ${this.endpoint} ended the response without grpc-status`;
+        } else {
+          code = rst === NGHTTP2_NO_ERROR ? Status.INTERNAL : statusFromRstCode(rst);
+          message = `upstream ${this.endpoint} reset the stream (HTTP/2 error ${rst}, ${statusName(code)})`;
+        }
         if (!responded) return finish(undelivered(code, message, rst !== NGHTTP2_REFUSED_STREAM));
         down.endWithStatus(code, message);
         finish(delivered(code, message));
