@@ -1,6 +1,7 @@
 import { registerBalancer } from './registry.js';
 import { DEFAULT_FAILURE_PENALTY_MS, decay, numberOption, randomIndex } from './common.js';
 import { SibylError } from '../util/errors.js';
+import { LatencyBaseline } from './latency-baseline.js';
 import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from './types.js';
 
 /**
@@ -25,7 +26,8 @@ import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from 
  *       operator's lagged queue length only as far as that figure is fresh
  *   L = S · (1 + q) · (1 + cpuWeight · max(0, cpu − 0.8) / 0.2)   — ORCA CPU matters only near
  *       saturation; lagged CPU alone misleads when every router reacts to the same stale figure.
- *   e = (failures + ε · hintErrorRate · f) / (calls + ε), own decayed counts shrunk towards the fleet rate.
+ *   e = (failures + f · hintErrorRate) / (calls + 1)   — own decayed counts, shrunk towards the fleet's
+ *       error rate while that is fresh; as the counts decay, an avoided server is tried again.
  *
  * Whole pool scored when it has at most `scoreAllMax` (16) endpoints — on mixed pools scoring every
  * server closes far more of the gap to an oracle than scoring a few — else `sampleSize` (4) distinct ones
@@ -60,7 +62,7 @@ export interface PredictiveFeatures {
   hintAgeMs: number;
   hintFreshness: number;
   queueLength: number;
-  /** ORCA cpu_utilization (freshness-weighted), else the operator's cpu figure. */
+  /** ORCA cpu_utilization, else the operator's cpu figure, times its freshness (stale fades to 0). */
   cpu: number;
   memory: number;
 }
@@ -74,34 +76,6 @@ interface OwnStats {
   ok: number;
   failed: number;
   atMs: number;
-}
-
-/** Decayed sums for latency ≈ a + slope · KiB (least squares, weights exp(−age/τ)). */
-class Baseline {
-  private s = 0;
-  private sx = 0;
-  private sy = 0;
-  private sxx = 0;
-  private sxy = 0;
-  private atMs = 0;
-  constructor(private readonly tauMs: number) {}
-  weight(now: number): number {
-    return this.s * decay(now - this.atMs, this.tauMs);
-  }
-  add(x: number, y: number, now: number): void {
-    const d = decay(now - this.atMs, this.tauMs);
-    this.s = this.s * d + 1;
-    this.sx = this.sx * d + x;
-    this.sy = this.sy * d + y;
-    this.sxx = this.sxx * d + x * x;
-    this.sxy = this.sxy * d + x * y;
-    this.atMs = Math.max(this.atMs, now);
-  }
-  predict(x: number): number {
-    const v = this.s * this.sxx - this.sx * this.sx;
-    const slope = v > 1e-9 * this.s * this.s ? Math.max(0, (this.s * this.sxy - this.sx * this.sy) / v) : 0;
-    return Math.max(1e-3, (this.sy - slope * this.sx) / this.s + slope * x);
-  }
 }
 
 const MAX_METHODS = 512;
@@ -120,8 +94,8 @@ export class Predictive implements Balancer {
   private readonly scoreAllMax: number;
   private readonly sampleSize: number;
   private readonly own = new Map<string, OwnStats>();
-  private readonly methods = new Map<string, Baseline>();
-  private readonly all: Baseline;
+  private readonly methods = new Map<string, LatencyBaseline>();
+  private readonly all: LatencyBaseline;
   private readonly f: PredictiveFeatures = {
     baselineMs: 0,
     payloadKiB: 0,
@@ -158,7 +132,7 @@ export class Predictive implements Balancer {
     this.defaultLatencyMs = numberOption(options, 'defaultLatencyMs', 10, 1e-3);
     this.scoreAllMax = numberOption(options, 'scoreAllMax', 16, 1);
     this.sampleSize = Math.round(numberOption(options, 'sampleSize', 4, 2, 64));
-    this.all = new Baseline(this.memoryMs);
+    this.all = new LatencyBaseline(this.memoryMs);
   }
 
   pick(candidates: readonly Endpoint[], req: PickRequest): Endpoint {
@@ -293,9 +267,10 @@ export class Predictive implements Balancer {
     return this.all.weight(now) >= 1 ? this.all.predict(kib) : this.defaultLatencyMs;
   }
 
-  private methodBaseline(method: string): Baseline | undefined {
+  private methodBaseline(method: string): LatencyBaseline | undefined {
     let m = this.methods.get(method);
-    if (!m && this.methods.size < MAX_METHODS) this.methods.set(method, (m = new Baseline(this.memoryMs)));
+    if (!m && this.methods.size < MAX_METHODS)
+      this.methods.set(method, (m = new LatencyBaseline(this.memoryMs)));
     return m;
   }
 

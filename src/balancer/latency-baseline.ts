@@ -1,0 +1,42 @@
+import { decay } from './common.js';
+
+/**
+ * What a call of some method costs on a typical endpoint, as a function of its payload: an exponentially
+ * weighted least-squares line, latency ≈ a + slope · KiB, over recent calls (weights exp(−age/τ)).
+ * Predictive divides each endpoint's latencies by it, so an endpoint that happened to serve the heavy
+ * calls is not taken for a slow one. The slope is kept ≥ 0 (bigger requests never cost less); with no
+ * spread in payloads the line is flat, the decayed mean.
+ */
+export class LatencyBaseline {
+  private s = 0;
+  private sx = 0;
+  private sy = 0;
+  private sxx = 0;
+  private sxy = 0;
+  private atMs = 0;
+
+  constructor(private readonly tauMs: number) {}
+
+  /** The decayed number of samples behind the line. */
+  weight(now: number): number {
+    return this.s * decay(now - this.atMs, this.tauMs);
+  }
+
+  add(kib: number, latencyMs: number, now: number): void {
+    const d = decay(now - this.atMs, this.tauMs);
+    this.s = this.s * d + 1;
+    this.sx = this.sx * d + kib;
+    this.sy = this.sy * d + latencyMs;
+    this.sxx = this.sxx * d + kib * kib;
+    this.sxy = this.sxy * d + kib * latencyMs;
+    this.atMs = Math.max(this.atMs, now);
+  }
+
+  /** Predicted latency (ms) for a payload of `kib`; at least 1 µs. Decay scales all sums alike, so
+   * the line needs no decay to read. */
+  predict(kib: number): number {
+    const v = this.s * this.sxx - this.sx * this.sx;
+    const slope = v > 1e-9 * this.s * this.s ? Math.max(0, (this.s * this.sxy - this.sx * this.sy) / v) : 0;
+    return Math.max(1e-3, (this.sy - slope * this.sx) / this.s + slope * kib);
+  }
+}
