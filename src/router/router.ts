@@ -23,6 +23,8 @@ export interface RouterOptions {
   maxMessageBytes?: number;
   /** Request bytes kept for a retry. Default 256 KiB. */
   retryBufferBytes?: number;
+  /** A client connection with no stream open and no traffic for this long gets GOAWAY. Default 5 min. */
+  idleTimeoutMs?: number;
   session?: Partial<SessionPoolOptions>;
   seams?: Partial<Seams>;
   defaultMetrics?: boolean;
@@ -147,7 +149,7 @@ export class Router {
     this.draining = true;
     this.log.info({ graceMs, sessions: this.sessions.size }, 'draining');
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const s of this.sessions) if (!s.closed) s.close();
+    for (const s of this.sessions) this.goaway(s);
     const timer = setTimeout(() => {
       for (const s of this.sessions) s.destroy();
     }, graceMs);
@@ -174,6 +176,18 @@ export class Router {
     }
   }
 
+  /** GOAWAY (no new streams) and a graceful close; a session too broken for that is destroyed. */
+  private goaway(session: http2.ServerHttp2Session): void {
+    if (session.closed || session.destroyed) return;
+    try {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR);
+      session.close();
+    } catch (e) {
+      this.log.debug({ err: errorMessage(e) }, 'could not send GOAWAY; closing the connection');
+      session.destroy();
+    }
+  }
+
   private sessionCounts() {
     const out: Array<{ pool: string; endpoint: string; count: number }> = [];
     for (const [pool, st] of this.pools) {
@@ -195,10 +209,19 @@ export class Router {
     });
     s.on('session', (session) => {
       this.sessions.add(session);
+      let open = 0;
+      session.on('stream', (stream: http2.ServerHttp2Stream) => {
+        open++;
+        stream.once('close', () => open--);
+      });
       session.on('error', (e) => this.log.debug({ err: e.message }, 'client session error'));
       session.on('frameError', (type, code) => this.log.debug({ type, code }, 'client frame error'));
       session.once('close', () => this.sessions.delete(session));
-      if (this.draining) session.close();
+      // Idle or stuck connections (a half-sent preface, a peer that went quiet) are closed, not kept forever.
+      session.setTimeout(this.opts.idleTimeoutMs ?? 300_000, () => {
+        if (open === 0) this.goaway(session);
+      });
+      if (this.draining) this.goaway(session);
     });
     s.on('sessionError', (e) => this.log.debug({ err: e.message }, 'client session error'));
     s.on('error', (e) => this.log.error({ err: e.message }, 'router listener error'));

@@ -16,11 +16,11 @@ import { tableFromConfig } from '../../src/router/table.js';
 
 export const quiet = () => pino({ level: process.env.SIBYL_TEST_LOG ?? 'silent' });
 
-export async function startBackends(n: number, opts: BackendOptions = {}): Promise<Backend[]> {
+export async function startBackends(n: number, opts: BackendOptions = {}, prefix = 'b'): Promise<Backend[]> {
   return Promise.all(
     Array.from({ length: n }, (_, i) =>
       startBackend({
-        name: `b${i}`,
+        name: `${prefix}${i}`,
         settings: { latencyMs: 0, jitter: 0 },
         defaultMetrics: false,
         log: quiet(),
