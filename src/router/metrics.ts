@@ -1,5 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What the gauges read at scrape time. */
+export interface PoolSnapshot {
+  pool: string;
+  /** The concurrency limit in force, when the pool has one. */
+  limit?: number;
+  endpoints: Array<{ endpoint: string; sessions: number; breaker: string }>;
+}
+
 /** The router's Prometheus series (DESIGN.md §8), in a registry of its own per router instance. */
 export class RouterMetrics {
   readonly registry = new Registry();
@@ -9,10 +17,7 @@ export class RouterMetrics {
   readonly retries: Counter<'pool' | 'reason'>;
   readonly rejected: Counter<'reason'>;
 
-  constructor(
-    sessions: () => Array<{ pool: string; endpoint: string; count: number }>,
-    opts: { defaultMetrics?: boolean } = {},
-  ) {
+  constructor(snapshot: () => PoolSnapshot[], opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     this.requests = new Counter({
@@ -53,7 +58,29 @@ export class RouterMetrics {
       registers,
       collect() {
         this.reset();
-        for (const s of sessions()) this.set({ pool: s.pool, endpoint: s.endpoint }, s.count);
+        for (const p of snapshot())
+          for (const e of p.endpoints) this.set({ pool: p.pool, endpoint: e.endpoint }, e.sessions);
+      },
+    });
+    new Gauge({
+      name: 'sibyl_router_breaker_state',
+      help: 'Circuit breaker state per endpoint: 1 for the state it is in (Closed, Open, HalfOpen).',
+      labelNames: ['pool', 'endpoint', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of snapshot())
+          for (const e of p.endpoints) this.set({ pool: p.pool, endpoint: e.endpoint, state: e.breaker }, 1);
+      },
+    });
+    new Gauge({
+      name: 'sibyl_router_concurrency_limit',
+      help: "The pool's adaptive concurrency limit (pools with spec.concurrency only).",
+      labelNames: ['pool'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of snapshot()) if (p.limit !== undefined) this.set({ pool: p.pool }, p.limit);
       },
     });
   }

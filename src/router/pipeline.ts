@@ -11,14 +11,14 @@ import { headerValue, upstreamRequestHeaders } from './headers.js';
 import type { RouterMetrics } from './metrics.js';
 import type { EndpointState, PoolState } from './pool-state.js';
 import { RequestBody } from './request-body.js';
-import type { Seams } from './seams.js';
+import { priorityOf } from './admission.js';
 import { matchPool, splitMethod, type PoolRoute, type RoutingTable } from './table.js';
 
 /**
  * The per-call pipeline (DESIGN.md §4): check the request → match a pool → admission → pick → forward
  * → retry on another endpoint where allowed → record the outcome. Each step is a method here; the parts
- * other modules own (admission, breakers) come in through `Seams`, and the cache and hedging will slot
- * in between admission and pick and around `attempt` respectively.
+ * other modules own come in through each pool's seams (seams.ts): `admission` (src/limit) and `gate`
+ * (src/breaker). The cache and hedging will slot in between admission and pick and around `forward`.
  */
 export interface PipelineOptions {
   maxMessageBytes: number;
@@ -29,7 +29,6 @@ export interface PipelineOptions {
 export interface PipelineEnv {
   table(): RoutingTable;
   pool(name: string): PoolState | undefined;
-  seams: Seams;
   metrics: RouterMetrics;
   log: Logger;
   clock: Clock;
@@ -155,7 +154,7 @@ class CallPipeline {
 
   /** admission → pick → forward → retry → record; resolves with the status the client got. */
   private async route(route: PoolRoute, pool: PoolState): Promise<number> {
-    const { options, seams } = this.env;
+    const { options } = this.env;
     this.body = new RequestBody(this.stream, options.maxMessageBytes, options.retryBufferBytes, (e) =>
       this.frameError(e),
     );
@@ -164,10 +163,20 @@ class CallPipeline {
     const req: PickRequest = { method: this.path, payloadBytes: this.body.scanner.firstLength ?? 0 };
     if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
 
-    const permit = seams.admission.tryAcquire(route, req);
-    if (!permit) {
-      this.down.endWithStatus(Status.RESOURCE_EXHAUSTED, `pool ${route.name} is at its concurrency limit`);
+    const priority = priorityOf(headerValue(this.headers, 'x-sibyl-priority'));
+    const admitted = await pool.admission.acquire({ ...req, priority, deadlineMs: this.deadlineAtMs });
+    if ('shed' in admitted) {
+      this.log.debug({ pool: route.name, priority }, admitted.shed);
+      this.down.endWithStatus(
+        Status.RESOURCE_EXHAUSTED,
+        `pool ${route.name} is overloaded: ${admitted.shed}`,
+      );
       return Status.RESOURCE_EXHAUSTED;
+    }
+    const permit = admitted;
+    if (this.down.isFinished) {
+      permit.release(this.outcome(this.down.code ?? Status.CANCELLED));
+      return this.down.code ?? Status.CANCELLED;
     }
     pool.budget.onRequest();
     const tried = new Set<EndpointState>();
@@ -177,7 +186,7 @@ class CallPipeline {
         const st = this.pick(pool, req, tried);
         if (!st) {
           if (last) break;
-          const message = `no endpoint available in pool ${route.name} (${pool.endpoints.size} endpoints, none connectable or admitted)`;
+          const message = `no endpoint available in pool ${route.name}: ${pool.unavailableReason()}`;
           this.down.endWithStatus(Status.UNAVAILABLE, message);
           return Status.UNAVAILABLE;
         }
@@ -202,7 +211,11 @@ class CallPipeline {
     }
   }
 
-  /** The balancer's choice among endpoints not yet tried, connectable, and admitted by their breaker. */
+  /**
+   * The balancer's choice among endpoints not yet tried, connectable, and allowed by their breaker; the
+   * chosen one's breaker then admits the call (taking a half-open trial slot) or it is dropped and the
+   * choice made again.
+   */
   private pick(
     pool: PoolState,
     req: PickRequest,
@@ -210,16 +223,22 @@ class CallPipeline {
   ): EndpointState | undefined {
     const candidates: EndpointState[] = [];
     for (const st of pool.endpoints.values()) {
-      if (!tried.has(st) && st.sessions.connectable && this.env.seams.gate.admits(pool.route, st.ep))
-        candidates.push(st);
+      if (!tried.has(st) && st.sessions.connectable && pool.gate.allows(st.ep.id)) candidates.push(st);
     }
-    if (candidates.length === 0) return undefined;
-    if (candidates.length === 1) return candidates[0];
-    const ep = pool.balancer.pick(
-      candidates.map((c) => c.ep),
-      req,
-    );
-    return pool.endpoints.get(ep.id) ?? candidates[0];
+    while (candidates.length > 0) {
+      const ep =
+        candidates.length === 1
+          ? candidates[0]?.ep
+          : pool.balancer.pick(
+              candidates.map((c) => c.ep),
+              req,
+            );
+      const i = candidates.findIndex((c) => c.ep === ep);
+      const st = candidates[i < 0 ? 0 : i] as EndpointState;
+      if (pool.gate.admit(st.ep.id)) return st;
+      candidates.splice(i < 0 ? 0 : i, 1);
+    }
+    return undefined;
   }
 
   /** One attempt on `st`, with its in-flight accounting and the outcome told to balancer and breaker. */
@@ -257,7 +276,7 @@ class CallPipeline {
         latencyMs: clock.now() - started,
       };
       pool.balancer.onCallEnded(st.ep, req, outcome);
-      this.env.seams.gate.onCallEnded(pool.route, st.ep, outcome);
+      pool.gate.onCallEnded(st.ep.id, outcome);
     }
   }
 

@@ -2,14 +2,18 @@ import type { Logger } from 'pino';
 import { createBalancer, type Balancer, type BalancerDeps, type Endpoint } from '../balancer/index.js';
 import type { Clock, Random } from '../util/clock.js';
 import { errorMessage, isSibylError } from '../util/errors.js';
+import { createAdmission } from './admission.js';
+import { BreakerGate } from './gate.js';
 import { RetryBudget } from './retry-budget.js';
+import type { Admission } from './seams.js';
 import { SessionPool, type SessionPoolOptions } from './session-pool.js';
 import type { PoolRoute } from './table.js';
 
 /**
  * What the router keeps per pool between tables: the balancer (policy state), the endpoints with their
- * in-flight accounting and upstream sessions, and the retry budget. A new table updates it in place
- * (PoolState.update), so sessions, balancer state and budgets survive a table that only changed weights.
+ * in-flight accounting and upstream sessions, the circuit breakers, the concurrency limiter and the
+ * retry budget. A new table updates it in place (PoolState.update), so sessions, balancer and breaker
+ * state and budgets survive a table that only changed weights.
  */
 export class EndpointState {
   readonly ep: Endpoint;
@@ -48,6 +52,8 @@ export class PoolState {
   balancer!: Balancer;
   readonly endpoints = new Map<string, EndpointState>();
   budget!: RetryBudget;
+  admission!: Admission;
+  gate!: BreakerGate;
 
   constructor(
     route: PoolRoute,
@@ -67,6 +73,13 @@ export class PoolState {
     if (first || prev.retries.budgetPercent !== route.retries.budgetPercent) {
       this.budget = new RetryBudget(route.retries.budgetPercent, this.deps.clock);
     }
+    if (first) this.gate = new BreakerGate(route.spec.circuitBreaker, { ...this.deps, pool: route.name });
+    else if (!sameJson(prev.spec.circuitBreaker, route.spec.circuitBreaker))
+      this.gate.configure(route.spec.circuitBreaker);
+    if (first || !sameJson(prev.spec.concurrency, route.spec.concurrency)) {
+      // A new limit starts afresh; calls holding tokens of the old one release into it harmlessly.
+      this.admission = createAdmission(route.spec.concurrency, this.deps);
+    }
     const wanted = new Set(route.endpoints.map((e) => e.address));
     for (const [address, st] of this.endpoints) {
       if (wanted.has(address)) continue;
@@ -81,6 +94,18 @@ export class PoolState {
       this.endpoints.set(address, new EndpointState(address, sessions));
       if (!first) this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint added');
     }
+    this.gate.sync(wanted);
+  }
+
+  /** Why no endpoint can take a call, for the UNAVAILABLE message. */
+  unavailableReason(): string {
+    let backoff = 0;
+    let ejected = 0;
+    for (const st of this.endpoints.values()) {
+      if (!st.sessions.connectable) backoff++;
+      else if (!this.gate.allows(st.ep.id)) ejected++;
+    }
+    return `${this.endpoints.size} endpoints, ${backoff} failing to connect, ${ejected} ejected by their circuit breaker`;
   }
 
   /** Closes every upstream session (gracefully: open streams finish). */
@@ -116,4 +141,8 @@ export class PoolState {
     }
     throw new Error(`no balancing policy available for pool ${route.name}: ${tried.join('; ')}`);
   }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

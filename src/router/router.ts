@@ -6,10 +6,10 @@ import { systemClock, systemRandom, type Clock, type Random } from '../util/cloc
 import { SibylError, errorMessage } from '../util/errors.js';
 import { formatAddress, parseListenAddress } from '../grpc/address.js';
 import { createMetricsServer } from './http.js';
-import { RouterMetrics } from './metrics.js';
+import { LimiterAdmission } from './admission.js';
+import { RouterMetrics, type PoolSnapshot } from './metrics.js';
 import { handleStream, type PipelineEnv } from './pipeline.js';
 import { PoolState } from './pool-state.js';
-import { DEFAULT_SEAMS, type Seams } from './seams.js';
 import { DEFAULT_SESSION_POOL, type SessionPoolOptions } from './session-pool.js';
 import { buildTable, type RoutingTable } from './table.js';
 
@@ -26,7 +26,6 @@ export interface RouterOptions {
   /** A client connection with no stream open and no traffic for this long gets GOAWAY. Default 5 min. */
   idleTimeoutMs?: number;
   session?: Partial<SessionPoolOptions>;
-  seams?: Partial<Seams>;
   defaultMetrics?: boolean;
   log?: Logger;
   clock?: Clock;
@@ -55,11 +54,10 @@ export class Router {
   ) {
     this.log = opts.log ?? pino({ level: 'info' });
     this.sessionOptions = { ...DEFAULT_SESSION_POOL, ...opts.session };
-    this.metrics = new RouterMetrics(() => this.sessionCounts(), { defaultMetrics: opts.defaultMetrics });
+    this.metrics = new RouterMetrics(() => this.snapshot(), { defaultMetrics: opts.defaultMetrics });
     this.env = {
       table: () => this.table,
       pool: (name) => this.pools.get(name),
-      seams: { ...DEFAULT_SEAMS, ...opts.seams },
       metrics: this.metrics,
       log: this.log,
       clock,
@@ -188,12 +186,16 @@ export class Router {
     }
   }
 
-  private sessionCounts() {
-    const out: Array<{ pool: string; endpoint: string; count: number }> = [];
-    for (const [pool, st] of this.pools) {
-      for (const [endpoint, e] of st.endpoints) out.push({ pool, endpoint, count: e.sessions.sessionCount });
-    }
-    return out;
+  private snapshot(): PoolSnapshot[] {
+    return [...this.pools].map(([pool, st]) => ({
+      pool,
+      limit: st.admission instanceof LimiterAdmission ? st.admission.limiter.limit : undefined,
+      endpoints: [...st.endpoints].map(([endpoint, e]) => ({
+        endpoint,
+        sessions: e.sessions.sessionCount,
+        breaker: st.gate.breakers.state(endpoint),
+      })),
+    }));
   }
 
   /** Every event a hostile or broken client can cause is handled here or in the pipeline: none may throw. */

@@ -1,11 +1,11 @@
-import type { CallOutcome, Endpoint, PickRequest } from '../balancer/types.js';
-import type { PoolRoute } from './table.js';
+import type { CallOutcome, PickRequest } from '../balancer/types.js';
+import type { Priority } from '../limit/index.js';
 
 /**
- * Where the per-call pipeline (DESIGN.md §4: admission → pick → forward → record) takes the parts
- * other modules provide. Each seam has a pass-through default here, so the router works before the
- * breakers (src/breaker), the limiter (src/limit), the cache and hedging exist, and each can be
- * plugged in without touching the forwarding code.
+ * Where the per-call pipeline (DESIGN.md §4: admission → pick → forward → record) takes the parts other
+ * modules own. Each pool has one Admission (its concurrency limiter, src/limit) and one EndpointGate
+ * (its circuit breakers, src/breaker); admission.ts and gate.ts adapt those modules to these shapes.
+ * The cache will sit between admission and pick, hedging around the attempt.
  */
 
 /** A slot granted by admission control; released exactly once with the call's outcome. */
@@ -13,30 +13,29 @@ export interface Permit {
   release(outcome: CallOutcome): void;
 }
 
-/** Admission control (adaptive concurrency limit, shedding) per pool. */
+export interface AdmissionRequest extends PickRequest {
+  priority: Priority;
+  /** Absolute deadline on the router's clock, ms (Infinity when none). */
+  deadlineMs: number;
+}
+
+/** Admission control per pool (adaptive concurrency limit, priority-aware shedding). */
 export interface Admission {
-  /** A permit, or undefined to shed the call (the router answers RESOURCE_EXHAUSTED). */
-  tryAcquire(pool: PoolRoute, req: PickRequest): Permit | undefined;
+  /** A permit, or undefined to shed the call (the router answers RESOURCE_EXHAUSTED with `reason`). */
+  acquire(req: AdmissionRequest): Promise<Permit | { shed: string }>;
 }
 
 /** Per-endpoint circuit breakers: which endpoints may take a call, and what became of calls sent. */
 export interface EndpointGate {
-  admits(pool: PoolRoute, ep: Endpoint): boolean;
-  onCallEnded(pool: PoolRoute, ep: Endpoint, outcome: CallOutcome): void;
+  /** Whether `id` may be a candidate now (no side effect). */
+  allows(id: string): boolean;
+  /** The call goes to `id`: takes a half-open trial slot; false if it may not after all. */
+  admit(id: string): boolean;
+  onCallEnded(id: string, outcome: CallOutcome): void;
+  /** The pool's endpoints are now exactly `ids`. */
+  sync(ids: Iterable<string>): void;
 }
 
 export const admitAll: Admission = {
-  tryAcquire: () => ({ release: () => undefined }),
+  acquire: () => Promise.resolve({ release: () => undefined }),
 };
-
-export const openGate: EndpointGate = {
-  admits: () => true,
-  onCallEnded: () => undefined,
-};
-
-export interface Seams {
-  admission: Admission;
-  gate: EndpointGate;
-}
-
-export const DEFAULT_SEAMS: Seams = { admission: admitAll, gate: openGate };

@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import type { BackendPoolSpec } from '../api/backendpool.js';
+import { BreakerSet, breakerConfig, type BreakerEvent } from '../breaker/index.js';
+import type { CallOutcome } from '../balancer/types.js';
+import { Status } from '../grpc/status.js';
+import type { Clock } from '../util/clock.js';
+import type { EndpointGate } from './seams.js';
+
+/**
+ * A pool's circuit breakers (src/breaker) as the pipeline's EndpointGate. A call's verdict is its
+ * outcome's `ok` (isServerFault); a call the client cancelled says nothing about the endpoint and only
+ * frees its half-open slot.
+ */
+export class BreakerGate implements EndpointGate {
+  readonly breakers: BreakerSet;
+
+  constructor(
+    spec: BackendPoolSpec['circuitBreaker'],
+    deps: { clock: Clock; log: Logger; pool: string; onEvent?: (e: BreakerEvent) => void },
+  ) {
+    this.breakers = new BreakerSet(breakerConfig(spec), {
+      clock: deps.clock,
+      listener: (e) => {
+        if (e.type === 'transition') {
+          deps.log.info(
+            {
+              pool: deps.pool,
+              endpoint: e.endpoint,
+              from: e.from,
+              to: e.to,
+              reason: e.reason,
+              failures: e.failures,
+            },
+            `breaker ${e.to}`,
+          );
+        } else {
+          deps.log.warn(
+            { pool: deps.pool, endpoint: e.endpoint, ejected: e.ejected, maxEjected: e.maxEjected },
+            'breaker would open but the ejection cap is full',
+          );
+        }
+        deps.onEvent?.(e);
+      },
+    });
+  }
+
+  configure(spec: BackendPoolSpec['circuitBreaker']): void {
+    this.breakers.configure(breakerConfig(spec));
+  }
+
+  allows(id: string): boolean {
+    return this.breakers.allows(id);
+  }
+
+  admit(id: string): boolean {
+    return this.breakers.admit(id);
+  }
+
+  onCallEnded(id: string, outcome: CallOutcome): void {
+    if (outcome.code === Status.CANCELLED) this.breakers.release(id);
+    else this.breakers.onResult(id, outcome.ok);
+  }
+
+  sync(ids: Iterable<string>): void {
+    this.breakers.sync(ids);
+  }
+}

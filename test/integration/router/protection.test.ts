@@ -1,0 +1,67 @@
+import * as grpc from '@grpc/grpc-js';
+import { demoClient, demoPool, echo, startBackends, startRouter } from '../../support/grpc.js';
+import { sleep, waitFor } from '../../support/wait.js';
+
+// The pool's circuit breakers (src/breaker) and concurrency limiter (src/limit), wired into the router.
+const cleanup: Array<() => Promise<unknown> | void> = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function setup(pool: Record<string, unknown>) {
+  const backends = await startBackends(2);
+  cleanup.push(() => Promise.all(backends.map((b) => b.stop(100))));
+  const router = await startRouter([demoPool(backends, pool)], { metricsAddr: '127.0.0.1:0' });
+  cleanup.push(() => router.close());
+  const client = demoClient(router.address);
+  cleanup.push(() => client.close());
+  const metrics = async () => (await fetch(`http://${router.metricsAddress}/metrics`)).text();
+  return { backends, router, client, metrics };
+}
+
+it('a failing endpoint is ejected by its breaker, then let back in after recovery', async () => {
+  const { backends, client, metrics } = await setup({
+    circuitBreaker: {
+      failureThreshold: 3,
+      recoveryTimeout: '500ms',
+      halfOpenMaxCalls: 1,
+      maxEjectionPercent: 50,
+    },
+    retries: { maxAttempts: 1 },
+  });
+  const [b0] = backends;
+  b0?.state.update({ errorRate: 1, errorCode: 13 });
+  const codes: number[] = [];
+  for (let i = 0; i < 20; i++) codes.push((await echo(client, {})).status.code);
+  // RoundRobin alternates: b0 fails three times, then only b1 answers.
+  expect(codes.filter((c) => c === grpc.status.INTERNAL)).toHaveLength(3);
+  expect(await metrics()).toMatch(
+    new RegExp(`sibyl_router_breaker_state\\{pool="demo",endpoint="${b0?.address}",state="Open"\\} 1`),
+  );
+
+  b0?.state.update({ errorRate: 0 });
+  await sleep(600);
+  await waitFor(
+    async () => {
+      const r = await echo(client, {});
+      return r.response?.server === 'b0';
+    },
+    { what: 'b0 to take calls again', timeoutMs: 5000, intervalMs: 10 },
+  );
+  expect(await metrics()).toMatch(new RegExp(`endpoint="${b0?.address}",state="Closed"\\} 1`));
+});
+
+it('the concurrency limit sheds calls beyond it with RESOURCE_EXHAUSTED', async () => {
+  const { client, metrics } = await setup({
+    concurrency: { algorithm: 'Fixed', initialLimit: 2, minLimit: 1, maxLimit: 2 },
+  });
+  const results = await Promise.all(Array.from({ length: 10 }, () => echo(client, { latencyMs: 300 })));
+  const ok = results.filter((r) => r.status.code === grpc.status.OK).length;
+  const shed = results.filter((r) => r.status.code === grpc.status.RESOURCE_EXHAUSTED);
+  expect(ok).toBe(2);
+  expect(shed).toHaveLength(8);
+  expect(shed[0]?.status.details).toContain('pool demo is overloaded');
+  expect(await metrics()).toMatch(/sibyl_router_concurrency_limit\{pool="demo"\} 2/);
+  const after = await echo(client, {});
+  expect(after.status.code).toBe(grpc.status.OK);
+});
