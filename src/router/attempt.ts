@@ -7,6 +7,7 @@ import {
 import type { Logger } from 'pino';
 import { errorMessage } from '../util/errors.js';
 import { FrameScanner } from '../grpc/framing.js';
+import { ORCA_TRAILER, decodeOrcaTrailer, type OrcaReport } from '../grpc/orca.js';
 import { Status, decodeGrpcMessage, statusFromHttp, statusFromRstCode, statusName } from '../grpc/status.js';
 import type { Downstream } from './downstream.js';
 import { downstreamHeaders, headerValue } from './headers.js';
@@ -35,6 +36,8 @@ export interface AttemptContext {
   body: RequestBody;
   log: Logger;
   maxMessageBytes: number;
+  /** Told of the ORCA load report in the response's trailers, when there is one. */
+  onLoadReport?: (r: OrcaReport) => void;
 }
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants;
@@ -120,6 +123,7 @@ export class Attempt {
         const httpStatus = Number(h[':status']);
         const code = grpcStatusOf(h);
         if (flags & NGHTTP2_FLAG_END_STREAM) {
+          readLoad(h);
           // Trailers-Only: held back, so the pipeline may still retry; passed on as it came.
           const final = code ?? statusFromHttp(httpStatus);
           const message = decodeGrpcMessage(headerValue(h, 'grpc-message') ?? '');
@@ -167,8 +171,16 @@ export class Attempt {
         }
       });
 
+      const readLoad = (h: IncomingHttpHeaders) => {
+        if (!this.ctx.onLoadReport || h[ORCA_TRAILER] === undefined) return;
+        const r = decodeOrcaTrailer(h[ORCA_TRAILER]);
+        if (r) this.ctx.onLoadReport(r);
+        else this.ctx.log.debug({ endpoint: this.endpoint }, 'malformed ORCA load report ignored');
+      };
+
       up.on('trailers', (t) => {
         trailers = t;
+        readLoad(t);
       });
 
       let endedWithoutStatus = false;

@@ -5,6 +5,7 @@ import type { Clock } from '../util/clock.js';
 import { Status, isServerFault, statusName } from '../grpc/status.js';
 import { formatGrpcTimeout, parseGrpcTimeout } from '../grpc/timeout.js';
 import type { FrameError } from '../grpc/framing.js';
+import type { OrcaReport } from '../grpc/orca.js';
 import { Attempt, isGrpcContentType, type AttemptResult } from './attempt.js';
 import { Downstream } from './downstream.js';
 import { headerValue, upstreamRequestHeaders } from './headers.js';
@@ -251,15 +252,25 @@ class CallPipeline {
       this.path,
       left < Infinity ? formatGrpcTimeout(left) : undefined,
     );
-    const attempt = new Attempt(
-      {
-        down: this.down,
-        body: this.body as RequestBody,
-        log: this.log,
-        maxMessageBytes: options.maxMessageBytes,
-      },
-      st.ep.address,
-    );
+    const onLoadReport =
+      pool.route.spec.telemetry?.orca === false
+        ? undefined
+        : (r: OrcaReport) => {
+            st.ep.load = {
+              cpu: r.cpuUtilization,
+              memory: r.memUtilization,
+              utilization: r.applicationUtilization,
+              atMs: clock.now(),
+            };
+          };
+    const ctx = {
+      down: this.down,
+      body: this.body as RequestBody,
+      log: this.log,
+      maxMessageBytes: options.maxMessageBytes,
+      onLoadReport,
+    };
+    const attempt = new Attempt(ctx, st.ep.address);
     this.attempt = attempt;
     if (this.down.isFinished) attempt.cancel(this.down.code ?? Status.CANCELLED, 'call already ended');
     st.callStarted(this.id, started);

@@ -2,6 +2,7 @@ import * as http2 from 'node:http2';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
+import type { Endpoint } from '../balancer/types.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { formatAddress, parseListenAddress } from '../grpc/address.js';
@@ -137,6 +138,12 @@ export class Router {
 
   get currentTable(): RoutingTable {
     return this.table;
+  }
+
+  /** The endpoints of a pool as the balancer sees them (in-flight counts, last ORCA load), for status and tests. */
+  poolEndpoints(name: string): readonly Endpoint[] | undefined {
+    const pool = this.pools.get(name);
+    return pool && [...pool.endpoints.values()].map((st) => st.ep);
   }
 
   /**

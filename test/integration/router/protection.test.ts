@@ -65,3 +65,24 @@ it('the concurrency limit sheds calls beyond it with RESOURCE_EXHAUSTED', async 
   const after = await echo(client, {});
   expect(after.status.code).toBe(grpc.status.OK);
 });
+
+it('ORCA load reports in backend trailers reach the balancer', async () => {
+  const backends = await startBackends(1, { orca: true, concurrency: 4 });
+  cleanup.push(() => Promise.all(backends.map((b) => b.stop(100))));
+  const router = await startRouter([demoPool(backends)]);
+  cleanup.push(() => router.close());
+  const client = demoClient(router.address);
+  cleanup.push(() => client.close());
+  const r = await echo(client, {});
+  expect(r.status.code).toBe(grpc.status.OK);
+  expect(r.status.metadata.get('endpoint-load-metrics-bin')).toHaveLength(1); // passed on to the client too
+  const [ep] = router.poolEndpoints('demo') ?? [];
+  expect(ep?.load).toEqual({
+    cpu: expect.any(Number),
+    memory: expect.any(Number),
+    utilization: expect.any(Number),
+    atMs: expect.any(Number),
+  });
+  expect(ep?.load?.memory).toBeGreaterThan(0);
+  expect(ep?.inflight).toBe(0);
+});
