@@ -106,7 +106,10 @@ function poolIssues(p: unknown, at: string, issues: Issue[], names: Map<string, 
     if (!structural.has(path)) structural.set(path, explain(e.schema as Record<string, unknown>, e.message));
   }
   for (const [path, message] of structural) issues.push({ path, message });
-  if (structural.size === 0) checkRules(BackendPoolSpec, spec, at, issues);
+  // Rules too, except where the structure already failed (one reason per field is enough).
+  const rules: Issue[] = [];
+  checkRules(BackendPoolSpec, spec, at, rules);
+  issues.push(...rules.filter((r) => !structural.has(r.path)));
 }
 
 /** "/endpoints/0/address" → ".endpoints[0].address" */
