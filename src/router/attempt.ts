@@ -11,7 +11,7 @@ import { ORCA_TRAILER, decodeOrcaTrailer, type OrcaReport } from '../grpc/orca.j
 import { Status, decodeGrpcMessage, statusFromHttp, statusFromRstCode, statusName } from '../grpc/status.js';
 import type { Downstream } from './downstream.js';
 import { downstreamHeaders, headerValue } from './headers.js';
-import type { RequestBody } from './request-body.js';
+import type { Writable } from 'node:stream';
 import type { SessionPool } from './session-pool.js';
 
 /**
@@ -31,9 +31,15 @@ export interface AttemptResult {
   deliver(): void;
 }
 
+/** Where an attempt's request bytes come from: the live body, or a replay of a complete one (a hedge). */
+export interface BodySource {
+  attach(sink: Writable): void;
+  detach(): void;
+}
+
 export interface AttemptContext {
   down: Downstream;
-  body: RequestBody;
+  body: BodySource;
   log: Logger;
   maxMessageBytes: number;
   /** Told of the ORCA load report in the response's trailers, when there is one. */
@@ -138,7 +144,7 @@ export class Attempt {
             message,
             delivered: false,
             reachedServer: true,
-            deliver: () => down.trailersOnly(out, final),
+            deliver: () => down.claim(this) && down.trailersOnly(out, final),
           });
         }
         if (httpStatus !== 200 || !isGrpcContentType(headerValue(h, 'content-type'))) {
@@ -153,6 +159,9 @@ export class Attempt {
             ),
           );
         }
+        // Another attempt (a hedge) answered first: this one lost the race and is cancelled.
+        if (!down.claim(this))
+          return this.cancel(Status.CANCELLED, `attempt on ${this.endpoint} lost to a hedge`);
         down.sendHeaders(downstreamHeaders(h));
       });
 

@@ -13,6 +13,7 @@ export class Downstream {
   private committed = false;
   private finished = false;
   private trailers: OutgoingHttpHeaders | undefined;
+  private owner: object | undefined;
   /** The status the client was (or will be) given; undefined until one is chosen. */
   code: number | undefined;
 
@@ -31,6 +32,16 @@ export class Downstream {
   /** The client reset the stream or the connection went away. */
   get gone(): boolean {
     return this.stream.destroyed || this.stream.closed;
+  }
+
+  /**
+   * Makes `attempt` the one whose response the client gets; false when another attempt already is
+   * (hedged calls race, and the first to answer wins).
+   */
+  claim(attempt: object): boolean {
+    if (this.owner !== undefined && this.owner !== attempt) return false;
+    this.owner = attempt;
+    return true;
   }
 
   /** Starts the response; trailers follow when end() is called. */

@@ -16,6 +16,7 @@ export class RouterMetrics {
   readonly inflight: Gauge<'pool'>;
   readonly retries: Counter<'pool' | 'reason'>;
   readonly rejected: Counter<'reason'>;
+  readonly hedges: Counter<'pool'>;
 
   constructor(snapshot: () => PoolSnapshot[], opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -43,6 +44,12 @@ export class RouterMetrics {
       name: 'sibyl_router_retries_total',
       help: 'Attempts sent again to another endpoint, by pool and the status that caused it.',
       labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.hedges = new Counter({
+      name: 'sibyl_router_hedges_total',
+      help: 'Second attempts sent because the first had not answered within the hedge delay.',
+      labelNames: ['pool'],
       registers,
     });
     this.rejected = new Counter({

@@ -3,17 +3,19 @@ import type { Logger } from 'pino';
 import type { CallOutcome, PickRequest } from '../balancer/types.js';
 import type { Clock } from '../util/clock.js';
 import { Status, isServerFault, statusName } from '../grpc/status.js';
-import { formatGrpcTimeout, parseGrpcTimeout } from '../grpc/timeout.js';
+import { formatGrpcTimeout } from '../grpc/timeout.js';
 import type { FrameError } from '../grpc/framing.js';
 import type { OrcaReport } from '../grpc/orca.js';
-import { Attempt, isGrpcContentType, type AttemptResult } from './attempt.js';
+import { Attempt, type AttemptResult, type BodySource } from './attempt.js';
 import { Downstream } from './downstream.js';
+import { raceWithHedge } from './hedge.js';
 import { headerValue, upstreamRequestHeaders } from './headers.js';
 import type { RouterMetrics } from './metrics.js';
 import type { EndpointState, PoolState } from './pool-state.js';
 import { RequestBody } from './request-body.js';
 import { priorityOf } from './admission.js';
-import { matchPool, splitMethod, type PoolRoute, type RoutingTable } from './table.js';
+import { checkRequest } from './request-check.js';
+import type { PoolRoute, RoutingTable } from './table.js';
 
 /**
  * The per-call pipeline (DESIGN.md §4): check the request → match a pool → admission → pick → forward
@@ -55,7 +57,8 @@ class CallPipeline {
   private readonly path: string;
   private readonly log: Logger;
   private body: RequestBody | undefined;
-  private attempt: Attempt | undefined;
+  /** Attempts in flight (two while a hedge races the first). */
+  private readonly attempts = new Set<Attempt>();
   private deadline: NodeJS.Timeout | undefined;
   private deadlineAtMs = Infinity;
   private poolName = 'none';
@@ -71,8 +74,8 @@ class CallPipeline {
     this.down = new Downstream(stream, this.log);
     stream.on('error', (e) => this.log.debug({ err: e.message }, 'client stream error'));
     stream.once('close', () => {
-      if (!this.down.isFinished || this.down.code === undefined)
-        this.attempt?.cancel(Status.CANCELLED, 'client cancelled the call');
+      // Closed before any status was given: the client reset the stream or its connection went away.
+      if (this.down.code === undefined) this.cancelAttempts(Status.CANCELLED, 'client cancelled the call');
       clearTimeout(this.deadline);
     });
   }
@@ -97,43 +100,12 @@ class CallPipeline {
 
   /** Checks that this is a gRPC call the router can route; answers it with a status when not. */
   private admitRequest(): PoolRoute | undefined {
-    const h = this.headers;
-    if (h[':method'] !== 'POST') {
-      return void this.refuse(
-        Status.UNIMPLEMENTED,
-        `gRPC calls are POST, not ${h[':method']}`,
-        'method',
-        405,
-      );
+    const checked = checkRequest(this.headers, this.env.table());
+    if ('reason' in checked) {
+      return void this.refuse(checked.code, checked.message, checked.reason, checked.httpStatus);
     }
-    if (!isGrpcContentType(headerValue(h, 'content-type'))) {
-      const ct = headerValue(h, 'content-type') ?? 'none';
-      return void this.refuse(
-        Status.INVALID_ARGUMENT,
-        `content-type ${ct} is not application/grpc`,
-        'content-type',
-        415,
-      );
-    }
-    const parts = splitMethod(this.path);
-    if (!parts)
-      return void this.refuse(Status.UNIMPLEMENTED, `"${this.path}" is not a gRPC method path`, 'path');
-    const route = matchPool(this.env.table(), this.path);
-    if (!route) {
-      return void this.refuse(
-        Status.UNIMPLEMENTED,
-        `no pool matches the service ${parts[0]} (method ${this.path})`,
-        'no-pool',
-      );
-    }
-    const timeout = headerValue(h, 'grpc-timeout');
-    const clientMs = timeout === undefined ? undefined : parseGrpcTimeout(timeout);
-    if (timeout !== undefined && clientMs === undefined) {
-      return void this.refuse(Status.INTERNAL, `malformed grpc-timeout "${timeout}"`, 'timeout');
-    }
-    const ms = Math.min(clientMs ?? Infinity, route.timeoutMs ?? Infinity);
-    if (ms < Infinity) this.startDeadline(ms);
-    return route;
+    if (checked.timeoutMs < Infinity) this.startDeadline(checked.timeoutMs);
+    return checked.route;
   }
 
   private refuse(code: number, message: string, reason: string, httpStatus = 200): void {
@@ -147,7 +119,7 @@ class CallPipeline {
     this.deadlineAtMs = this.startMs + ms;
     this.deadline = setTimeout(() => {
       const message = `deadline of ${Math.round(ms)}ms exceeded at the router`;
-      this.attempt?.cancel(Status.DEADLINE_EXCEEDED, message);
+      this.cancelAttempts(Status.DEADLINE_EXCEEDED, message);
       this.down.endWithStatus(Status.DEADLINE_EXCEEDED, message);
     }, ms);
     this.deadline.unref();
@@ -192,7 +164,7 @@ class CallPipeline {
           return Status.UNAVAILABLE;
         }
         tried.add(st);
-        last = await this.forward(pool, st, req);
+        last = await this.forwardOrHedge(pool, st, req, tried);
         if (!this.retryReason(last, n, route)) break;
         if (!pool.budget.tryWithdraw()) {
           this.log.debug({ pool: route.name }, 'retry budget spent');
@@ -242,8 +214,49 @@ class CallPipeline {
     return undefined;
   }
 
-  /** One attempt on `st`, with its in-flight accounting and the outcome told to balancer and breaker. */
-  private async forward(pool: PoolState, st: EndpointState, req: PickRequest): Promise<AttemptResult> {
+  /**
+   * Sends the call to `first`; for a hedged pool and an idempotent method whose request is complete, a
+   * second attempt goes to another endpoint if `first` has not answered within the hedge delay (and the
+   * hedge budget allows). The first answer wins and the other attempt is cancelled; a failure that
+   * could be retried waits for the other attempt instead (DESIGN.md §5, "Hedging").
+   */
+  private async forwardOrHedge(
+    pool: PoolState,
+    first: EndpointState,
+    req: PickRequest,
+    tried: Set<EndpointState>,
+  ): Promise<AttemptResult> {
+    const body = this.body as RequestBody;
+    const a = this.startAttempt(pool, first, req, body);
+    const delay = pool.hedgeDelayMs(this.path, first.ep);
+    if (delay === undefined) return a.done;
+    pool.hedgeBudget.onRequest();
+    const launch = () => {
+      if (this.down.isCommitted || this.down.isFinished || !body.canHedge) return undefined;
+      const second = this.pick(pool, req, tried);
+      if (!second) return undefined;
+      if (!pool.hedgeBudget.tryWithdraw()) {
+        pool.gate.onCallEnded(second.ep.id, { ...this.outcome(Status.CANCELLED), latencyMs: 0 });
+        return undefined;
+      }
+      tried.add(second);
+      this.env.metrics.hedges.inc({ pool: pool.route.name });
+      this.log.debug({ pool: pool.route.name, endpoint: second.ep.address, delayMs: delay }, 'hedging');
+      return this.startAttempt(pool, second, req, body.replay());
+    };
+    return raceWithHedge(a, delay, launch, (r) => !this.retryable(r, pool.route));
+  }
+
+  /**
+   * One attempt on `st`, with its in-flight accounting and the outcome told to balancer and breaker;
+   * `body` is the live request body, or a replay of it for a hedge.
+   */
+  private startAttempt(
+    pool: PoolState,
+    st: EndpointState,
+    req: PickRequest,
+    body: BodySource,
+  ): { attempt: Attempt; done: Promise<AttemptResult> } {
     const { clock, options } = this.env;
     const started = clock.now();
     const left = this.deadlineAtMs - started;
@@ -265,36 +278,58 @@ class CallPipeline {
           };
     const ctx = {
       down: this.down,
-      body: this.body as RequestBody,
+      body,
       log: this.log,
       maxMessageBytes: options.maxMessageBytes,
       onLoadReport,
     };
     const attempt = new Attempt(ctx, st.ep.address);
-    this.attempt = attempt;
+    this.attempts.add(attempt);
     if (this.down.isFinished) attempt.cancel(this.down.code ?? Status.CANCELLED, 'call already ended');
     st.callStarted(this.id, started);
     pool.balancer.onCallStarted?.(st.ep, req);
-    let result: AttemptResult | undefined;
-    try {
-      result = await attempt.run(st.sessions, headers);
-      return result;
-    } finally {
-      st.callEnded(this.id);
-      const outcome = {
-        ...this.outcome(result?.code ?? Status.UNKNOWN),
-        startedAtMs: started,
-        latencyMs: clock.now() - started,
-      };
-      pool.balancer.onCallEnded(st.ep, req, outcome);
-      pool.gate.onCallEnded(st.ep.id, outcome);
-    }
+    const done = attempt.run(st.sessions, headers).then(
+      (result) => {
+        this.attemptEnded(pool, st, req, attempt, started, result.code);
+        if (result.code === Status.OK) pool.latencies.record(this.path, clock.now() - started);
+        return result;
+      },
+      (e: unknown) => {
+        this.attemptEnded(pool, st, req, attempt, started, Status.INTERNAL);
+        throw e;
+      },
+    );
+    return { attempt, done };
+  }
+
+  private attemptEnded(
+    pool: PoolState,
+    st: EndpointState,
+    req: PickRequest,
+    attempt: Attempt,
+    started: number,
+    code: number,
+  ): void {
+    this.attempts.delete(attempt);
+    st.callEnded(this.id);
+    const outcome = {
+      ...this.outcome(code),
+      startedAtMs: started,
+      latencyMs: this.env.clock.now() - started,
+    };
+    pool.balancer.onCallEnded(st.ep, req, outcome);
+    pool.gate.onCallEnded(st.ep.id, outcome);
   }
 
   /** Why this failed attempt may go to another endpoint, or undefined when it may not. */
   private retryReason(r: AttemptResult, attempts: number, route: PoolRoute): string | undefined {
-    if (r.delivered || this.down.isFinished) return undefined;
     if (attempts >= route.retries.maxAttempts || !this.body?.canReplay) return undefined;
+    return this.retryable(r, route);
+  }
+
+  /** Whether a result could be sent again elsewhere by its kind alone (not counting attempts or budget). */
+  private retryable(r: AttemptResult, route: PoolRoute): string | undefined {
+    if (r.delivered || this.down.isFinished) return undefined;
     if (r.code === Status.CANCELLED || r.code === Status.DEADLINE_EXCEEDED) return undefined;
     // Never reached an application: always safe to send elsewhere.
     if (!r.reachedServer) return 'not-sent';
@@ -303,6 +338,10 @@ class CallPipeline {
     if (r.code === Status.UNAVAILABLE && route.retries.retryOn.has(Status.UNAVAILABLE)) return 'unavailable';
     if (idempotent && route.retries.retryOn.has(r.code)) return 'idempotent';
     return undefined;
+  }
+
+  private cancelAttempts(code: number, message: string): void {
+    for (const a of this.attempts) a.cancel(code, message);
   }
 
   private outcome(code: number): CallOutcome {
@@ -314,13 +353,13 @@ class CallPipeline {
     const code = e.kind === 'too-large' ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
     const message = `request: ${e.message}`;
     this.log.debug({ code }, message);
-    this.attempt?.cancel(code, message);
+    this.cancelAttempts(code, message);
     this.down.endWithStatus(code, message);
   }
 
   internalError(e: unknown): void {
     this.log.error({ err: e instanceof Error ? e.stack : String(e) }, 'router failed on a call');
-    this.attempt?.cancel(Status.INTERNAL, 'router error');
+    this.cancelAttempts(Status.INTERNAL, 'router error');
     this.down.endWithStatus(Status.INTERNAL, 'router error');
   }
 }

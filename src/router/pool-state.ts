@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import { createBalancer, type Balancer, type BalancerDeps, type Endpoint } from '../balancer/index.js';
 import type { Clock, Random } from '../util/clock.js';
+import { parseDuration } from '../util/duration.js';
 import { errorMessage, isSibylError } from '../util/errors.js';
 import { createAdmission } from './admission.js';
 import { BreakerGate } from './gate.js';
+import { LatencyTracker } from './latency.js';
 import { RetryBudget } from './retry-budget.js';
 import type { Admission } from './seams.js';
 import { SessionPool, type SessionPoolOptions } from './session-pool.js';
@@ -52,6 +54,9 @@ export class PoolState {
   balancer!: Balancer;
   readonly endpoints = new Map<string, EndpointState>();
   budget!: RetryBudget;
+  /** Hedges may add at most hedging.maxPercent of requests. */
+  hedgeBudget!: RetryBudget;
+  readonly latencies = new LatencyTracker();
   admission!: Admission;
   gate!: BreakerGate;
 
@@ -72,6 +77,10 @@ export class PoolState {
     }
     if (first || prev.retries.budgetPercent !== route.retries.budgetPercent) {
       this.budget = new RetryBudget(route.retries.budgetPercent, this.deps.clock);
+    }
+    if (first || !sameJson(prev.spec.hedging, route.spec.hedging)) {
+      const pct = route.spec.hedging?.enabled ? (route.spec.hedging.maxPercent ?? 10) : 0;
+      this.hedgeBudget = new RetryBudget(pct, this.deps.clock, { minPerSecond: 1, maxBalance: 10 });
     }
     if (first) this.gate = new BreakerGate(route.spec.circuitBreaker, { ...this.deps, pool: route.name });
     else if (!sameJson(prev.spec.circuitBreaker, route.spec.circuitBreaker))
@@ -95,6 +104,18 @@ export class PoolState {
       if (!first) this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint added');
     }
     this.gate.sync(wanted);
+  }
+
+  /**
+   * How long to wait before hedging a call to `ep`, or undefined for no hedge: only when the pool
+   * hedges and the method is idempotent. "Predicted" is the operator's p90 for the endpoint, else this
+   * router's recent p90 for the method (none until it has seen enough calls).
+   */
+  hedgeDelayMs(method: string, ep: Endpoint): number | undefined {
+    const h = this.route.spec.hedging;
+    if (!h?.enabled || !this.route.idempotentMethods.has(method)) return undefined;
+    if (h.delay && h.delay !== 'Predicted') return parseDuration(h.delay);
+    return ep.hints?.predictedP90Ms ?? this.latencies.p90(method);
   }
 
   /** Why no endpoint can take a call, for the UNAVAILABLE message. */

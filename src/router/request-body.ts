@@ -12,7 +12,7 @@ import { FrameScanner, type FrameError } from '../grpc/framing.js';
  */
 export class RequestBody {
   private sink: Writable | undefined;
-  private replay: Buffer[] = [];
+  private replayChunks: Buffer[] = [];
   private replayBytes = 0;
   private queue: Buffer[] = [];
   private queueBytes = 0;
@@ -40,13 +40,32 @@ export class RequestBody {
   /** Sends the body so far, and from now on everything that arrives, to `sink`. */
   attach(sink: Writable): void {
     this.sink = sink;
-    const pending = this.replayable ? this.replay : this.queue;
+    const pending = this.replayable ? this.replayChunks : this.queue;
     for (const c of pending) sink.write(c);
     this.queue = [];
     this.queueBytes = 0;
     if (this.ended) sink.end();
     this.waitingDrain = false;
     this.stream.resume();
+  }
+
+  /**
+   * A second source over the same bytes, for a hedge: replays the complete body to another sink without
+   * taking over the live one. Only when the body has ended and was kept whole (`canHedge`).
+   */
+  replay(): { attach(sink: Writable): void; detach(): void } {
+    const chunks = this.replayChunks; // complete: nothing is added after the end
+    return {
+      attach: (sink) => {
+        for (const c of chunks) sink.write(c);
+        sink.end();
+      },
+      detach: () => undefined,
+    };
+  }
+
+  get canHedge(): boolean {
+    return this.ended && this.replayable;
   }
 
   /** The attempt is over: hold what arrives until the next attach. */
@@ -63,14 +82,14 @@ export class RequestBody {
     }
     if (this.replayable) {
       if (this.replayBytes + chunk.length <= this.replayLimit) {
-        this.replay.push(chunk);
+        this.replayChunks.push(chunk);
         this.replayBytes += chunk.length;
         if (!this.sink) return this.holdIfFull();
       } else {
         this.replayable = false;
         // Bytes never sent must still reach the next attach; those already sent are not needed again.
-        if (!this.sink) this.enqueue(...this.replay);
-        this.replay = [];
+        if (!this.sink) this.enqueue(...this.replayChunks);
+        this.replayChunks = [];
         this.replayBytes = 0;
       }
     }

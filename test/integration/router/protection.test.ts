@@ -86,3 +86,37 @@ it('ORCA load reports in backend trailers reach the balancer', async () => {
   expect(ep?.load?.memory).toBeGreaterThan(0);
   expect(ep?.inflight).toBe(0);
 });
+
+describe('hedging', () => {
+  const hedged = {
+    hedging: { enabled: true, delay: '50ms', maxPercent: 100 },
+    idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
+  };
+
+  it('sends an idempotent call to a second endpoint when the first is slow; the loser is cancelled', async () => {
+    const { backends, client, metrics } = await setup(hedged);
+    backends[0]?.state.update({ pause: true });
+    const t0 = Date.now();
+    const results = await Promise.all(Array.from({ length: 10 }, () => echo(client, { message: 'h' })));
+    expect(results.map((r) => r.response?.server)).toEqual(Array(10).fill('b1'));
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await metrics()).toMatch(/sibyl_router_hedges_total\{pool="demo"\} [1-9]/);
+    // b0's held calls (the losers) were cancelled by the router.
+    await waitFor(
+      async () => {
+        const m = await backends[0]?.metrics.requests.get();
+        return m?.values.some((v) => v.labels.code === '1' && v.value >= 3);
+      },
+      { what: 'b0 to see its hedged-away calls cancelled' },
+    );
+  });
+
+  it('does not hedge methods that are not idempotent', async () => {
+    const { backends, client } = await setup({ ...hedged, idempotentMethods: ['/sibyl.demo.v1.Demo/Other'] });
+    backends[0]?.state.update({ pause: true });
+    const results = await Promise.all(Array.from({ length: 4 }, () => echo(client, {}, { deadlineMs: 400 })));
+    const codes = results.map((r) => r.status.code).sort();
+    expect(codes).toEqual([0, 0, 4, 4]);
+    backends[0]?.state.update({ pause: false });
+  });
+});

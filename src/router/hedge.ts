@@ -1,0 +1,39 @@
+import { Status } from '../grpc/status.js';
+import type { Attempt, AttemptResult } from './attempt.js';
+
+/** An attempt under way. */
+export interface Launched {
+  attempt: Attempt;
+  done: Promise<AttemptResult>;
+}
+
+/**
+ * The hedging race (DESIGN.md §5; "The Tail at Scale", Dean & Barroso 2013): if `first` has no result
+ * within `delayMs`, `launchSecond` may start another attempt elsewhere (it returns undefined when it
+ * may not: budget spent, no other endpoint, the response already begun). The first result that is
+ * final wins and the other attempt is cancelled; a result that could still be retried (UNAVAILABLE
+ * before any response) lets the other attempt finish instead.
+ */
+export async function raceWithHedge(
+  first: Launched,
+  delayMs: number,
+  launchSecond: () => Launched | undefined,
+  isFinal: (r: AttemptResult) => boolean,
+): Promise<AttemptResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const due = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), delayMs)));
+  const early = await Promise.race([first.done, due]);
+  clearTimeout(timer);
+  if (early) return early;
+  const second = launchSecond();
+  if (!second) return first.done;
+  const winner = await Promise.race([
+    first.done.then((r) => ({ r, other: second })),
+    second.done.then((r) => ({ r, other: first })),
+  ]);
+  if (winner.r.delivered || isFinal(winner.r)) {
+    winner.other.attempt.cancel(Status.CANCELLED, 'the hedged call was answered elsewhere');
+    return winner.r;
+  }
+  return winner.other.done;
+}
