@@ -103,6 +103,10 @@ export class PoolState {
       this.endpoints.set(address, new EndpointState(address, sessions));
       if (!first) this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint added');
     }
+    for (const e of route.endpoints) {
+      const st = this.endpoints.get(e.address);
+      if (st) st.ep.hints = e.hints;
+    }
     this.gate.sync(wanted);
   }
 

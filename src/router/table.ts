@@ -1,3 +1,4 @@
+import type { EndpointHints } from '../balancer/types.js';
 import { parseDuration } from '../util/duration.js';
 import { Status, statusFromRetryOn } from '../grpc/status.js';
 import type { PoolConfig, PoolSpec, RouterFileConfig } from './config.js';
@@ -20,6 +21,8 @@ export interface RetryPolicy {
 export interface EndpointRoute {
   readonly address: string;
   readonly name?: string;
+  /** The operator's figures for this endpoint (weight, predictions, fleet error rate); none from a file. */
+  readonly hints?: EndpointHints;
 }
 
 export interface PoolRoute {
