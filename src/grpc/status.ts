@@ -82,18 +82,6 @@ export function decodeGrpcMessage(text: string): string {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A status the router answers with: a code, a message for people, and the HTTP status to send. */
-export class GrpcStatusError extends Error {
-  constructor(
-    readonly code: StatusCode,
-    message: string,
-    readonly httpStatus = 200,
-  ) {
-    super(message);
-    this.name = 'GrpcStatusError';
-  }
-}
-
 export type HeaderMap = Record<string, string | number | string[] | undefined>;
 
 /** The trailer fields carrying a status (also the tail of a Trailers-Only response). */
