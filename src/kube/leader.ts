@@ -17,6 +17,14 @@ export interface LeaderOptions {
 const httpCode = (e: unknown) => (e as { code?: number }).code;
 
 /**
+ * metav1.MicroTime wants six fractional digits; client-node 1.4 passes a Date through to
+ * JSON.stringify, which writes three, and the API server refuses that. So the time goes as a string.
+ */
+function microTime(d: Date): Date {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
+/**
  * Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does: acquire when
  * the lease is free or expired, renew every retry period, and write only with optimistic locking on
  * resourceVersion, so two candidates can never both succeed. A leader that cannot renew within the
@@ -50,6 +58,13 @@ export class LeaderElector {
   start(): void {
     this.stopped = false;
     void this.tick();
+  }
+
+  /** Stops campaigning and renewing without touching the Lease, which then expires. */
+  abandon(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.setLeading(false);
   }
 
   /** Stops campaigning; a leader gives the lease up so a standby takes over without waiting. */
@@ -131,8 +146,8 @@ export class LeaderElector {
     return {
       holderIdentity: this.o.identity,
       leaseDurationSeconds: Math.ceil(this.leaseMs / 1000),
-      acquireTime,
-      renewTime,
+      acquireTime: microTime(acquireTime),
+      renewTime: microTime(renewTime),
       leaseTransitions,
     };
   }

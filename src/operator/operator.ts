@@ -122,8 +122,10 @@ export class Operator {
     this.elector.start();
   }
 
-  async stop(): Promise<void> {
-    await this.elector?.release();
+  /** Stops; `release: false` leaves the Lease to expire, as a crashed process would. */
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
+    if (opts.release === false) this.elector?.abandon();
+    else await this.elector?.release();
     this.stopLeading();
     for (const i of this.informers()) i.stop();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));

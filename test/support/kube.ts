@@ -19,10 +19,15 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs the real kubectl (built by hack/k8s-tools.sh, first on PATH) with optional stdin. */
+/**
+ * Runs the real kubectl (built by hack/k8s-tools.sh, first on PATH) with optional stdin. The
+ * environment is passed explicitly: jest gives test code a copy of process.env that child processes
+ * would not otherwise see.
+ */
 export function kubectl(args: string[], input?: string): Promise<Run> {
   return new Promise((resolve) => {
-    const child = execFile('kubectl', args, { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+    const opts = { encoding: 'utf8' as const, timeout: 60_000, env: { ...process.env } };
+    const child = execFile('kubectl', args, opts, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });

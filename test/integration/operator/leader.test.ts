@@ -1,0 +1,90 @@
+import { createNamespace } from '../../support/kube.js';
+import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
+import { startOperator } from '../../support/operator.js';
+import { sleep, waitFor } from '../../support/wait.js';
+import type { Operator } from '../../../src/operator/operator.js';
+
+const LEASE_MS = 3000;
+
+it('one operator leads; when it dies the standby leads within the lease duration, never both at once', async () => {
+  const ns = await createNamespace('leader');
+  await createService(ns, 'svc');
+  await putSlices(ns, 'svc', [{ port: 50201 }]);
+  await createPool(ns, 'p', { service: { name: 'svc' }, match: { services: ['x.Y'] } });
+  const le = (identity: string) => ({
+    leaderElection: {
+      namespace: ns,
+      identity,
+      leaseDurationMs: LEASE_MS,
+      renewDeadlineMs: 2000,
+      retryPeriodMs: 250,
+    },
+  });
+  const a = await startOperator(ns, le('a'));
+  const b = await startOperator(ns, le('b'));
+  const ops: Operator[] = [a, b];
+  const dead = new Set<Operator>();
+  let overlaps = 0;
+  let concurrentReconciles = 0;
+  const watch = setInterval(() => {
+    const live = ops.filter((o) => !dead.has(o));
+    if (live.filter((o) => o.isLeader).length > 1) overlaps++;
+    if (live.filter((o) => o.reconciling > 0).length > 1) concurrentReconciles++;
+  }, 20);
+  try {
+    const first = await waitFor(() => ops.find((o) => o.isLeader), { what: 'a leader' });
+    await waitFor(async () => (await getPool(ns, 'p')).status?.endpointsSummary === '1/1', {
+      what: 'the leader to reconcile',
+    });
+    const standby = first === a ? b : a;
+    expect(standby.isLeader).toBe(false);
+
+    // Crash the leader: it keeps the lease until it expires.
+    dead.add(first);
+    const t0 = Date.now();
+    await first.stop({ release: false });
+    await waitFor(() => standby.isLeader, {
+      timeoutMs: LEASE_MS * 3,
+      intervalMs: 20,
+      what: 'the standby to lead',
+    });
+    const takeoverMs = Date.now() - t0;
+    console.log(`leader takeover after a crash: ${takeoverMs} ms (lease ${LEASE_MS} ms)`);
+    expect(takeoverMs).toBeLessThanOrEqual(LEASE_MS + 1000);
+
+    // The new leader reconciles: a change made now shows in status.
+    await putSlices(ns, 'svc', [{ port: 50202 }]);
+    await waitFor(async () => (await getPool(ns, 'p')).status?.endpointsSummary === '2/2', {
+      what: 'the new leader to reconcile',
+    });
+    await sleep(200);
+    expect(overlaps).toBe(0);
+    expect(concurrentReconciles).toBe(0);
+  } finally {
+    clearInterval(watch);
+    for (const o of ops) if (!dead.has(o)) await o.stop();
+  }
+});
+
+it('a leader that stops cleanly hands over at once', async () => {
+  const ns = await createNamespace('handover');
+  const le = (identity: string) => ({
+    leaderElection: {
+      namespace: ns,
+      identity,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 200,
+    },
+  });
+  const a = await startOperator(ns, le('a'));
+  await waitFor(() => a.isLeader, { what: 'a to lead' });
+  const b = await startOperator(ns, le('b'));
+  await sleep(500);
+  expect(b.isLeader).toBe(false);
+  const t0 = Date.now();
+  await a.stop();
+  await waitFor(() => b.isLeader, { timeoutMs: 5000, intervalMs: 20, what: 'b to lead after release' });
+  expect(Date.now() - t0).toBeLessThan(2000); // well under the 15 s lease
+  await b.stop();
+});

@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { createNamespace, kubectl, kubectlOk } from '../../support/kube.js';
+import { createPool, createService, getPool, listEvents, putSlices } from '../../support/objects.js';
+import { startOperator } from '../../support/operator.js';
+import { serviceAccountKubeConfig } from '../../support/token.js';
+import { waitFor } from '../../support/wait.js';
+
+/** The operator's whole job with a ServiceAccount token bound to exactly the chart's RBAC rules. */
+it('reconciles, records events and leads with only the RBAC the chart grants', async () => {
+  const ns = await createNamespace('rbac');
+  const release = `r${ns.slice(-6)}`;
+  const rendered = execFileSync(
+    'helm',
+    ['template', release, 'charts/sibyl', '--namespace', ns, '--show-only', 'templates/operator-rbac.yaml'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  await kubectlOk(['apply', '-n', ns, '-f', '-'], rendered);
+  const kc = await serviceAccountKubeConfig(ns, 'sibyl-operator');
+
+  const who = `system:serviceaccount:${ns}:sibyl-operator`;
+  const can = async (...args: string[]) =>
+    (await kubectl(['auth', 'can-i', ...args, '--as', who, '-n', ns])).stdout.trim();
+  expect(await can('patch', 'backendpools.sibyl.dev', '--subresource=status')).toBe('yes');
+  expect(await can('get', 'secrets')).toBe('no');
+  expect(await can('delete', 'backendpools.sibyl.dev')).toBe('no');
+  expect(await can('create', 'pods')).toBe('no');
+
+  await createService(ns, 'api');
+  await putSlices(ns, 'api', [{ port: 50101, pod: 'api-a' }]);
+  await createPool(ns, 'api', { service: { name: 'api' }, match: { services: ['x.Api'] } });
+  const op = await startOperator(ns, {
+    kc,
+    leaderElection: { namespace: ns, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 },
+  });
+  try {
+    await waitFor(async () => (await getPool(ns, 'api')).status?.endpointsSummary === '1/1', {
+      what: 'status written with the SA token',
+    });
+    await waitFor(async () => (await listEvents(ns, 'api')).some((e) => e.reason === 'EndpointAdded'), {
+      what: 'an event',
+    });
+    expect(op.isLeader).toBe(true);
+    const lease = JSON.parse(await kubectlOk(['get', 'lease', 'sibyl-operator', '-n', ns, '-o', 'json'])) as {
+      spec: { holderIdentity: string };
+    };
+    expect(lease.spec.holderIdentity).toBeTruthy();
+    expect(
+      Number(await op.metrics.reconcileErrors.get().then((m) => m.values.reduce((a, v) => a + v.value, 0))),
+    ).toBe(0);
+  } finally {
+    await op.stop();
+  }
+});
