@@ -7,7 +7,7 @@ import {
 import type { Logger } from 'pino';
 import { systemRandom } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
-import { backoffMs } from './backoff.js';
+import { backoffMs } from '../util/backoff.js';
 import { objectKey, Store, type IndexFunc } from './store.js';
 
 export interface InformerHandlers<T> {
@@ -188,7 +188,9 @@ export class Informer<T extends KubernetesObject> {
     const code = (e as { statusCode?: number; code?: number }).statusCode ?? (e as { code?: number }).code;
     const gone = code === 410;
     if (gone) this.resourceVersion = '';
-    const delay = gone ? 0 : backoffMs(this.failures++, systemRandom, 200, 10_000);
+    const delay = gone
+      ? 0
+      : backoffMs(this.failures++, systemRandom, { initialMs: 200, maxMs: 10_000, multiplier: 2 });
     this.opts.log.warn(
       { informer: this.opts.name, err: errorMessage(e), retryInMs: Math.round(delay), reason },
       'informer failed; restarting',

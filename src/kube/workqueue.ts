@@ -1,5 +1,5 @@
 import type { Random } from '../util/clock.js';
-import { backoffMs } from './backoff.js';
+import { backoffMs } from '../util/backoff.js';
 
 export type ReconcileResult = void | { requeueAfterMs?: number };
 
@@ -100,12 +100,11 @@ export class WorkQueue {
     } catch (e) {
       const n = this.failures.get(key) ?? 0;
       this.failures.set(key, n + 1);
-      const wait = backoffMs(
-        n,
-        this.opts.random,
-        this.opts.baseBackoffMs ?? 100,
-        this.opts.maxBackoffMs ?? 60_000,
-      );
+      const wait = backoffMs(n, this.opts.random, {
+        initialMs: this.opts.baseBackoffMs ?? 100,
+        maxMs: this.opts.maxBackoffMs ?? 60_000,
+        multiplier: 2,
+      });
       this.onError(key, e, wait);
       this.addAfter(key, wait);
     } finally {

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { errorMessage } from '../util/errors.js';
+import { parseListenAddress } from '../grpc/address.js';
 
 /** /healthz (the process answers), /readyz (caller-defined), /metrics (Prometheus text). */
 export function startHttp(
@@ -35,7 +36,7 @@ export function startHttp(
     res.statusCode = 404;
     res.end('not found');
   });
-  const { host, port } = parseAddr(addr);
+  const { host, port } = parseListenAddress(addr, '--metrics-addr');
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -43,11 +44,4 @@ export function startHttp(
       resolve({ server, port: typeof a === 'object' && a ? a.port : port });
     });
   });
-}
-
-/** ":9090", "127.0.0.1:9090", "[::1]:9090" → host and port (all interfaces when the host is empty). */
-export function parseAddr(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
-  return { host: host || '0.0.0.0', port: Number(addr.slice(i + 1)) };
 }

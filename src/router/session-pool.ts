@@ -2,7 +2,8 @@ import * as http2 from 'node:http2';
 import type { Logger } from 'pino';
 import type { Clock, Random } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../util/backoff.js';
+import { loopbackAwareLookup } from '../util/net.js';
 
 /**
  * A small pool of HTTP/2 client sessions to one upstream endpoint. Streams go to the open session with
@@ -150,6 +151,7 @@ export class SessionPool {
     const session = http2.connect(authority, {
       ...(this.opts.tls ?? {}),
       settings: { enablePush: false, initialWindowSize: 1 << 20 },
+      lookup: loopbackAwareLookup,
     });
     let settle: (err?: Error) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {

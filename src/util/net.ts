@@ -1,3 +1,5 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+
 /**
  * RFC 6761 §6.3: "localhost" and every name under ".localhost" are the loopback address, and name
  * resolution libraries should say so without asking DNS. glibc does not for subdomains, so sibyl's
@@ -9,8 +11,30 @@ export function loopbackFor(host: string): string | undefined {
   return h === 'localhost' || h.endsWith('.localhost') ? '127.0.0.1' : undefined;
 }
 
-/** host:port or [v6]:port → parts. */
-export function splitHostPort(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family: number,
+) => void;
+
+/**
+ * A `lookup` for net/tls/http2 connect options: *.localhost is loopback (above), anything else goes
+ * to the system resolver. Handles `all: true`, which Node's happy-eyeballs connect asks for.
+ */
+export function loopbackAwareLookup(
+  hostname: string,
+  options: LookupOptions,
+  callback: LookupCallback,
+): void {
+  const lb = loopbackFor(hostname);
+  if (lb === undefined) {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) callback(err, '', 0);
+      else if (options.all) callback(null, addresses, 0);
+      else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4);
+    });
+    return;
+  }
+  if (options.all) callback(null, [{ address: lb, family: 4 }], 4);
+  else callback(null, lb, 4);
 }

@@ -1,5 +1,5 @@
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
-import { Backoff } from '../../../src/router/backoff.js';
+import { Backoff } from '../../../src/util/backoff.js';
 import { RetryBudget } from '../../../src/router/retry-budget.js';
 import { upstreamRequestHeaders } from '../../../src/router/headers.js';
 

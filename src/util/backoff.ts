@@ -1,4 +1,4 @@
-import type { Random } from '../util/clock.js';
+import type { Random } from './clock.js';
 
 /**
  * Exponential backoff with jitter, as gRPC's connection-backoff.md specifies it: each delay is the
@@ -38,4 +38,14 @@ export class Backoff {
   reset(): void {
     this.current = this.opts.initialMs;
   }
+}
+
+/**
+ * The n-th retry's delay without state, for callers that count failures themselves (work queues,
+ * informers): the same growth and jitter as Backoff.
+ */
+export function backoffMs(attempt: number, random: Random, opts: Partial<BackoffOptions> = {}): number {
+  const o = { ...DEFAULT_BACKOFF, ...opts };
+  const base = Math.min(o.maxMs, o.initialMs * o.multiplier ** Math.min(attempt, 60));
+  return Math.max(0, base * (1 + o.jitter * (2 * random() - 1)));
 }

@@ -1,0 +1,32 @@
+/**
+ * One training sample: what a router knew about an endpoint when it dispatched a call, and the
+ * latency it then observed. Routers send these in LoadReports; the simulator produces them to train
+ * the default model. Raw observables only: the model's feature file (features.ts) turns them into a
+ * normalised vector, so the wire format and the model can evolve apart.
+ */
+export interface TrainingSample {
+  /** ORCA or metrics CPU utilisation of the endpoint, 0..1 (may exceed 1), when known. */
+  cpu?: number;
+  /** Memory utilisation 0..1, when known. */
+  memory?: number;
+  /** This router's calls in flight to the endpoint at dispatch (not counting this one). */
+  inflight: number;
+  /** Lagged queue length or in-flight count reported by the endpoint (ORCA/telemetry), when known. */
+  queueLength?: number;
+  /** This router's recent mean latency to the endpoint, normalised by method cost (ms per base-cost unit). */
+  recentLatencyMs: number;
+  /** Request payload size in bytes. */
+  payloadBytes: number;
+  /** The method's base cost: its typical latency on an idle endpoint, ms (learned per method). */
+  methodCostMs: number;
+  /** The endpoint's recent error rate, 0..1. */
+  errorRate: number;
+  /** Age of the oldest call still open to the endpoint at dispatch, ms (0 when none). */
+  oldestInflightMs: number;
+  /** Age of the telemetry (cpu, memory, queueLength) at dispatch, ms. */
+  telemetryAgeMs: number;
+  /** What was observed: the call's latency, ms (a failed call counts at its deadline). */
+  latencyMs: number;
+  /** Whether the call failed. */
+  failed: boolean;
+}
