@@ -117,6 +117,30 @@ build_helm() {
      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 }
 
+# load_version MODULE VERSION: VERSION if the module proxy has it, else what MODULE@latest resolves to.
+# `go list -m -versions github.com/bojand/ghz` lists nothing past v0.93.0 (later tags are not in the
+# proxy's version list) yet `@v0.120.0` resolves as a tag, so ask for the version itself.
+load_version() {
+  local v
+  if v=$(go list -m -f '{{.Version}}' "$1@$2" 2>/dev/null) && [ -n "$v" ]; then echo "$v"; return; fi
+  v=$(go list -m -f '{{.Version}}' "$1@latest") || die "cannot resolve $1@$2 nor $1@latest"
+  log "$1@$2 not found; using $v (@latest)"
+  echo "$v"
+}
+
+# ghz and grpcurl for the benchmarks (`sibyl bench proxy`), with their versions stamped in.
+build_load() {
+  command -v go >/dev/null || die "go is not installed: it is needed to build ghz and grpcurl"
+  local ghz grpcurl
+  if stamped ghz "$GHZ_VERSION"; then ghz="$GHZ_VERSION"; else ghz=$(load_version github.com/bojand/ghz "$GHZ_VERSION"); fi
+  if stamped grpcurl "$GRPCURL_VERSION"; then grpcurl="$GRPCURL_VERSION"
+  else grpcurl=$(load_version github.com/fullstorydev/grpcurl "$GRPCURL_VERSION"); fi
+  go_install ghz github.com/bojand/ghz/cmd/ghz "$ghz" "-X main.version=$ghz"
+  go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$grpcurl" "-X main.version=$grpcurl"
+  mkdir -p "$BIN"
+  ln -sfn "$CACHE/ghz-$ghz/ghz" "$BIN/ghz"; ln -sfn "$CACHE/grpcurl-$grpcurl/grpcurl" "$BIN/grpcurl"
+}
+
 check() {
   local missing=()
   stamped kube-apiserver "$K8S_VERSION" || missing+=(kube-apiserver)
@@ -137,11 +161,7 @@ case "${1:-build}" in
     build_etcd
     build_kubernetes
     build_helm
-    if [ "${1:-build}" = load ]; then
-      go_install ghz github.com/bojand/ghz/cmd/ghz "$GHZ_VERSION"
-      go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
-      ln -sfn "$CACHE/ghz-$GHZ_VERSION/ghz" "$BIN/ghz"; ln -sfn "$CACHE/grpcurl-$GRPCURL_VERSION/grpcurl" "$BIN/grpcurl"
-    fi
+    if [ "${1:-build}" = load ]; then build_load; fi
     check; link_all
     log "tools ready in $BIN ($(( $(date +%s) - start ))s)"
     echo "$BIN"
