@@ -21,6 +21,7 @@ import { startHttp } from './http.js';
 import { OperatorMetrics } from './metrics.js';
 import { reconcilePool, type PoolFiguresSource } from './pool-reconciler.js';
 import { StatusWriter } from './status-writer.js';
+import { ControlPlane, type ControlOptions } from './control-plane.js';
 import { reconcileTier } from './tier-reconciler.js';
 
 export interface OperatorOptions {
@@ -41,6 +42,8 @@ export interface OperatorOptions {
   };
   metricsAddr?: string;
   figures?: PoolFiguresSource;
+  /** Serve the control API to routers (absent: status only). */
+  control?: ControlOptions;
 }
 
 /**
@@ -56,6 +59,8 @@ export class Operator {
   private http?: Server;
   private resyncTimer?: NodeJS.Timeout;
   metricsPort?: number;
+  readonly control?: ControlPlane;
+  controlPort?: number;
   /** Reconciles in flight, for tests that check nothing runs twice at once across replicas. */
   reconciling = 0;
 
@@ -82,7 +87,29 @@ export class Operator {
       wallClock: () => new Date(),
       log: o.log,
     };
+    if (o.control) {
+      this.control = new ControlPlane(
+        o.kc,
+        o.control,
+        this.ctx,
+        () => this.isLeader && this.synced,
+        (k) => this.enqueuePool(k),
+        o.log,
+      );
+    }
     this.wire();
+  }
+
+  private figures(): PoolFiguresSource | undefined {
+    const c = this.control;
+    if (!c) return this.o.figures;
+    return {
+      figures: (ns, n) => c.fleet.figures(ns, n),
+      routers: (ns, n) => c.fleet.routers(ns, n),
+      policyInForce: (ns, n) => c.fleet.policyInForce(ns, n),
+      publish: (k, p, r) => c.fleet.publish(k, p, r),
+      refreshMs: (p) => c.refreshMs(p),
+    };
   }
 
   get isLeader(): boolean {
@@ -100,8 +127,11 @@ export class Operator {
 
   async start(): Promise<void> {
     for (const i of this.informers()) i.start();
+    if (this.control) this.controlPort = await this.control.start();
     if (this.o.metricsAddr !== undefined) {
-      const h = await startHttp(this.o.metricsAddr, this.metrics.registry, () => this.synced, this.o.log);
+      // Ready = caches synced and leading (a standby's control API refuses routers).
+      const ready = () => this.synced && (this.isLeader || !this.control);
+      const h = await startHttp(this.o.metricsAddr, this.metrics.registry, ready, this.o.log);
       this.http = h.server;
       this.metricsPort = h.port;
     }
@@ -127,6 +157,7 @@ export class Operator {
     if (opts.release === false) this.elector?.abandon();
     else await this.elector?.release();
     this.stopLeading();
+    await this.control?.stop();
     for (const i of this.informers()) i.stop();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
   }
@@ -160,7 +191,8 @@ export class Operator {
 
   private startLeading(): void {
     this.metrics.leader.set(1);
-    this.poolQueue = this.queue('BackendPool', (k) => reconcilePool(this.ctx, k, this.o.figures));
+    const figures = this.figures();
+    this.poolQueue = this.queue('BackendPool', (k) => reconcilePool(this.ctx, k, figures));
     this.tierQueue = this.queue('CacheTier', (k) => reconcileTier(this.ctx, k));
     this.resyncAll();
     this.resyncTimer = setInterval(() => this.resyncAll(), this.o.resyncMs ?? 5 * 60_000);

@@ -10,6 +10,10 @@ export interface PoolFiguresSource {
   figures(namespace: string, name: string): ReadonlyMap<string, EndpointFigures> | undefined;
   policyInForce?(namespace: string, name: string): string | undefined;
   routers?(namespace: string, name: string): number | undefined;
+  /** Recompute figures and the routing entry for the pool (undefined: it is gone). */
+  publish?(key: string, pool: PoolObject | undefined, resolution: Resolution | undefined): void;
+  /** How soon figures should be refreshed even if nothing else happens (ms). */
+  refreshMs?(pool: PoolObject): number | undefined;
 }
 
 /** Resolves the pool's endpoints from the informers' caches (no API calls). */
@@ -40,12 +44,15 @@ export async function reconcilePool(
   const { namespace, name } = splitKey(key);
   if (!pool || pool.metadata.deletionTimestamp) {
     ctx.poolStatus.forget(namespace, name);
+    source?.publish?.(key, undefined, undefined);
     return; // NotFound is done.
   }
   const tierRef = pool.spec.cacheTierRef?.name;
+  const resolution = resolvePool(ctx, pool);
+  source?.publish?.(key, pool, resolution);
   const world = {
     pool,
-    resolution: resolvePool(ctx, pool),
+    resolution,
     now: ctx.wallClock(),
     ...(tierRef ? { cacheTierFound: ctx.tiers.store.get(`${namespace}/${tierRef}`) !== undefined } : {}),
     ...optional('figures', source?.figures(namespace, name)),
@@ -53,7 +60,10 @@ export async function reconcilePool(
     ...optional('routers', source?.routers?.(namespace, name)),
   };
   const { status, events } = buildPoolStatus(world);
-  return commitStatus(ctx, ctx.poolStatus, ctx.pools, pool, status, events);
+  const r = await commitStatus(ctx, ctx.poolStatus, ctx.pools, pool, status, events);
+  const refresh = source?.refreshMs?.(pool);
+  if (refresh === undefined) return r;
+  return { requeueAfterMs: Math.min(refresh, r?.requeueAfterMs ?? Infinity) };
 }
 
 function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {

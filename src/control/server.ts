@@ -1,0 +1,209 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Clock } from '../util/clock.js';
+import { errorMessage } from '../util/errors.js';
+import type { Timers } from '../util/timers.js';
+import type { RouterAuthenticator } from './auth.js';
+import type { ControlMessage, LoadReport, OutgoingControl, RouterMessage } from './messages.js';
+import { controlServiceDefinition } from './proto.js';
+import { PushScheduler } from './push-scheduler.js';
+import type { RoutingChange, RoutingState } from './routing-state.js';
+
+export interface ControlServerOptions {
+  state: RoutingState;
+  auth: RouterAuthenticator;
+  clock: Clock;
+  timers: Timers;
+  log: Logger;
+  /** Routine pushes per router at most once per interval (default 1 s). */
+  pushIntervalMs?: number;
+  /** What routers are asked to report at (default 5 s). */
+  reportIntervalMs?: number;
+  /** Only the leader serves; a standby answers UNAVAILABLE so routers go elsewhere. */
+  serving: () => boolean;
+  onLoad: (report: LoadReport) => void;
+  onAck?: (routerId: string, version: number, latencyMs: number | undefined) => void;
+  onNack?: (routerId: string, version: number, error: string) => void;
+  onRoutersChanged?: (routers: RouterSessionInfo[]) => void;
+}
+
+export interface RouterSessionInfo {
+  routerId: string;
+  account: string;
+  namespace: string;
+  ackedVersion: number;
+  sentVersion: number;
+}
+
+type Call = grpc.ServerDuplexStream<RouterMessage, OutgoingControl>;
+
+/** One subscribed router: what it was sent, what it acknowledged, when to push next. */
+class Session {
+  sentVersion = 0;
+  ackedVersion = 0;
+  modelSent: string | undefined;
+  full = true; // the next push is a full snapshot
+  readonly sentAt = new Map<number, number>(); // version → when sent
+  readonly scheduler: PushScheduler;
+
+  constructor(
+    readonly call: Call,
+    readonly info: { routerId: string; account: string; namespace: string },
+    private readonly o: ControlServerOptions,
+  ) {
+    this.scheduler = new PushScheduler(o.pushIntervalMs ?? 1000, o.clock, o.timers, () => this.push());
+  }
+
+  admits = (pool: string): boolean => !this.info.namespace || pool.startsWith(`${this.info.namespace}/`);
+
+  push(): void {
+    const { state } = this.o;
+    if (!this.full && state.version === this.sentVersion) return;
+    let msg: OutgoingControl;
+    if (this.full) {
+      msg = { snapshot: state.snapshot(this.admits, this.o.reportIntervalMs ?? 5000) };
+      this.full = false;
+    } else {
+      const delta = state.delta(this.sentVersion, this.admits, this.modelSent);
+      msg = { delta };
+    }
+    const model = 'snapshot' in msg ? msg.snapshot.model : msg.delta.model;
+    if (model) this.modelSent = model.version;
+    this.sentVersion = state.version;
+    this.sentAt.set(this.sentVersion, this.o.clock.now());
+    if (this.sentAt.size > 64) this.sentAt.delete(this.sentAt.keys().next().value as number);
+    this.call.write(msg);
+  }
+}
+
+/**
+ * The operator's side of RoutingControl.Subscribe: authenticate, send the full snapshot, then push
+ * changes (urgent at once, routine coalesced per router), and take acks, nacks and load reports.
+ */
+export class ControlServer {
+  readonly server = new grpc.Server({
+    'grpc.keepalive_time_ms': 20_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  private readonly sessions = new Set<Session>();
+  private unsubscribe?: () => void;
+  port = 0;
+
+  constructor(private readonly o: ControlServerOptions) {
+    this.server.addService(controlServiceDefinition(), {
+      Subscribe: (call: Call) => void this.subscribe(call),
+    });
+  }
+
+  async listen(addr: string, creds: grpc.ServerCredentials): Promise<number> {
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.unsubscribe = this.o.state.onChange((c) => this.changed(c));
+    return this.port;
+  }
+
+  routers(): RouterSessionInfo[] {
+    return [...this.sessions].map((s) => ({
+      ...s.info,
+      ackedVersion: s.ackedVersion,
+      sentVersion: s.sentVersion,
+    }));
+  }
+
+  /** Routers whose namespace filter admits the pool. */
+  routersFor(pool: string): number {
+    return [...this.sessions].filter((s) => s.admits(pool)).length;
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe?.();
+    for (const s of this.sessions) {
+      s.scheduler.stop();
+      s.call.end();
+    }
+    await new Promise<void>((r) => this.server.tryShutdown(() => r()));
+  }
+
+  private changed(c: RoutingChange): void {
+    for (const s of this.sessions) if (!c.pool || s.admits(c.pool)) s.scheduler.notify(c.urgent);
+  }
+
+  private fail(call: Call, code: grpc.status, details: string): void {
+    call.emit('error', { code, details, metadata: new grpc.Metadata() });
+  }
+
+  private async subscribe(call: Call): Promise<void> {
+    if (!this.o.serving())
+      return this.fail(call, grpc.status.UNAVAILABLE, 'this operator replica is a standby; try the leader');
+    let auth;
+    try {
+      auth = await this.o.auth.check(call.metadata);
+    } catch (e) {
+      this.o.log.warn({ err: errorMessage(e) }, 'token review failed');
+      return this.fail(call, grpc.status.UNAVAILABLE, `cannot review the token now: ${errorMessage(e)}`);
+    }
+    if (!auth.ok) {
+      this.o.log.warn({ account: auth.username, reason: auth.message }, 'router refused');
+      return this.fail(call, auth.code ?? grpc.status.UNAUTHENTICATED, auth.message ?? 'refused');
+    }
+    let session: Session | undefined;
+    call.on('data', (m: RouterMessage) => {
+      if (m.msg === 'hello') {
+        if (session) return;
+        session = new Session(
+          call,
+          { routerId: m.hello.routerId, account: auth.username ?? '', namespace: m.hello.namespace },
+          this.o,
+        );
+        this.sessions.add(session);
+        this.o.log.info(
+          { router: m.hello.routerId, account: auth.username, namespace: m.hello.namespace || '(all)' },
+          'router subscribed',
+        );
+        this.o.onRoutersChanged?.(this.routers());
+        session.push();
+        return;
+      }
+      if (!session) return this.fail(call, grpc.status.FAILED_PRECONDITION, 'send Hello first');
+      if (m.msg === 'ack') {
+        session.ackedVersion = Math.max(session.ackedVersion, m.ack.routingVersion);
+        const sent = session.sentAt.get(m.ack.routingVersion);
+        this.o.onAck?.(
+          session.info.routerId,
+          m.ack.routingVersion,
+          sent === undefined ? undefined : this.o.clock.now() - sent,
+        );
+      } else if (m.msg === 'nack') {
+        this.o.log.warn(
+          { router: session.info.routerId, version: m.nack.routingVersion, error: m.nack.error },
+          'router refused a routing update',
+        );
+        this.o.onNack?.(session.info.routerId, m.nack.routingVersion, m.nack.error);
+        session.full = true; // resend everything: the router keeps its old table meanwhile
+        session.scheduler.notify(true);
+      } else if (m.msg === 'load') {
+        this.o.onLoad({ ...m.load, routerId: session.info.routerId });
+      }
+    });
+    const end = () => {
+      if (!session) return;
+      session.scheduler.stop();
+      this.sessions.delete(session);
+      this.o.log.info({ router: session.info.routerId }, 'router left');
+      this.o.onRoutersChanged?.(this.routers());
+      session = undefined;
+    };
+    call.on('end', () => {
+      end();
+      call.end();
+    });
+    call.on('cancelled', end);
+    call.on('error', (e) => {
+      this.o.log.debug({ err: errorMessage(e) }, 'control stream error');
+      end();
+    });
+  }
+}
+
+export type { ControlMessage };

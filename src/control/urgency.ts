@@ -1,0 +1,19 @@
+import type { WirePool } from './messages.js';
+
+/**
+ * Whether a pool's change must reach routers at once (DESIGN.md §3): a removed or no-longer-ready
+ * endpoint, a breaker the fleet opened, a policy or settings change, a pool added or removed. Only
+ * refreshed figures (weights, predictions, error rates, load) may wait for the next push interval.
+ */
+export function isUrgent(before: WirePool | undefined, after: WirePool | undefined): boolean {
+  if (!before || !after) return true;
+  if (before.policy !== after.policy || before.specJson !== after.specJson) return true;
+  const was = new Map(before.endpoints.map((e) => [e.address, e]));
+  if (after.endpoints.length !== before.endpoints.length) return true;
+  for (const e of after.endpoints) {
+    const old = was.get(e.address);
+    if (!old) return true; // added (and one removed, since the counts match)
+    if (old.ready !== e.ready || old.forceOpen !== e.forceOpen) return true;
+  }
+  return false;
+}

@@ -1,0 +1,70 @@
+import type { EndpointHints } from '../balancer/types.js';
+import { validateRouterConfig, type PoolConfig } from '../router/config.js';
+import { buildTable, poolRoute, type PoolRoute, type RoutingTable } from '../router/table.js';
+import type { WireEndpoint, WirePool } from './messages.js';
+
+/**
+ * A routing table from the operator's pools. Each pool's spec goes through the same validation as a
+ * --config file, so a snapshot the router cannot use is refused whole (nacked) and the table in force
+ * stays. Only ready endpoints are routed to; the operator's figures become the balancer's hints.
+ */
+export function tableFromWire(pools: readonly WirePool[], version: number, nowMs: number): RoutingTable {
+  const configs: PoolConfig[] = pools.map((p) => {
+    const spec = JSON.parse(p.specJson) as Record<string, unknown>;
+    delete spec.service;
+    const balancing = {
+      ...((spec.balancing as object | undefined) ?? {}),
+      ...(p.policy ? { policy: p.policy } : {}),
+    };
+    return {
+      ...spec,
+      balancing,
+      name: p.name,
+      endpoints: p.endpoints
+        .filter((e) => e.ready)
+        .map((e) => ({ address: e.address, ...(e.pod ? { name: e.pod } : {}) })),
+    } as PoolConfig;
+  });
+  const valid = validateRouterConfig(
+    { pools: configs.filter((c) => c.endpoints.length > 0) },
+    `routing version ${version}`,
+  );
+  const byName = new Map(pools.map((p) => [p.name, p]));
+  const routes: PoolRoute[] = configs.map((c) => {
+    const base = valid.pools.find((v) => v.name === c.name) ?? c;
+    const route = poolRoute(base);
+    const wire = new Map((byName.get(c.name)?.endpoints ?? []).map((e) => [e.address, e]));
+    return Object.freeze({
+      ...route,
+      endpoints: Object.freeze(
+        route.endpoints.map((e) => Object.freeze({ ...e, ...hintsOf(wire.get(e.address), nowMs) })),
+      ),
+    });
+  });
+  return buildTable(routes, version);
+}
+
+function hintsOf(e: WireEndpoint | undefined, nowMs: number): { hints?: EndpointHints; forceOpen?: boolean } {
+  if (!e) return {};
+  const h: EndpointHints = { atMs: nowMs - e.figuresAgeMs };
+  if (e.weight !== undefined) h.weight = e.weight;
+  if (e.predictedLatencyMs !== undefined) h.predictedLatencyMs = e.predictedLatencyMs;
+  if (e.predictedP90Ms !== undefined) h.predictedP90Ms = e.predictedP90Ms;
+  if (e.errorRate !== undefined) h.errorRate = e.errorRate;
+  if (e.queueLength !== undefined) h.queueLength = e.queueLength;
+  if (e.cpu !== undefined) h.cpu = e.cpu;
+  if (e.memory !== undefined) h.memory = e.memory;
+  return { hints: h, ...(e.forceOpen ? { forceOpen: true } : {}) };
+}
+
+/** The pools a router holds after a delta: upserts replace, removals drop. */
+export function applyDelta(
+  current: ReadonlyMap<string, WirePool>,
+  upserts: readonly WirePool[],
+  removed: readonly string[],
+): Map<string, WirePool> {
+  const next = new Map(current);
+  for (const name of removed) next.delete(name);
+  for (const p of upserts) next.set(p.name, p);
+  return next;
+}

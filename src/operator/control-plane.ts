@@ -1,0 +1,104 @@
+import * as grpc from '@grpc/grpc-js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { RouterAuthenticator, kubeTokenReviewer, type TokenReviewer } from '../control/auth.js';
+import type { LoadReport } from '../control/messages.js';
+import { RoutingState } from '../control/routing-state.js';
+import { ControlServer } from '../control/server.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { parseDuration } from '../util/duration.js';
+import { systemTimers } from '../util/timers.js';
+import { involved, type OperatorContext, type PoolObject } from './context.js';
+import { FleetView } from './fleet-view.js';
+
+export interface ControlOptions {
+  /** host:port for the control API (port 0 picks one). */
+  addr: string;
+  /** TLS for the control API; plaintext only when explicitly asked for (local runs, tests). */
+  tls?: { cert: Buffer; key: Buffer };
+  insecure?: boolean;
+  /** Router ServiceAccounts allowed to subscribe: "ns/name" or "ns/*". */
+  allowedRouters: string[];
+  pushIntervalMs?: number;
+  reportIntervalMs?: number;
+  reviewer?: TokenReviewer;
+}
+
+/**
+ * The operator's data-plane side: the routing world (RoutingState), the fleet's telemetry and
+ * breakers (FleetView, which also feeds status), and the control API routers subscribe to.
+ */
+export class ControlPlane {
+  readonly routing = new RoutingState();
+  readonly fleet: FleetView;
+  readonly server: ControlServer;
+  readonly ackDelays: number[] = [];
+  private readonly clock: Clock = systemClock;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly o: ControlOptions,
+    private readonly ctx: OperatorContext,
+    serving: () => boolean,
+    enqueuePool: (key: string) => void,
+    log: Logger,
+  ) {
+    this.fleet = new FleetView(
+      this.routing,
+      this.clock,
+      (pool) => this.server.routersFor(pool),
+      (pool, t) => {
+        const reason = t.to === 'Open' ? 'BreakerOpened' : 'BreakerClosed';
+        void ctx.events.record(involved(pool), t.to === 'Open' ? 'Warning' : 'Normal', reason, t.message);
+      },
+    );
+    this.server = new ControlServer({
+      state: this.routing,
+      auth: new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(kc), o.allowedRouters, this.clock),
+      clock: this.clock,
+      timers: systemTimers,
+      log,
+      pushIntervalMs: o.pushIntervalMs ?? 1000,
+      reportIntervalMs: o.reportIntervalMs ?? 5000,
+      serving,
+      onLoad: (r: LoadReport) => {
+        this.fleet.telemetry.ingest(r);
+        for (const pool of new Set(r.endpoints.map((e) => e.pool))) enqueuePool(pool);
+      },
+      onAck: (_router, _version, ms) => {
+        if (ms === undefined) return;
+        this.ackDelays.push(ms);
+        if (this.ackDelays.length > 10_000) this.ackDelays.splice(0, 5_000);
+      },
+      onRoutersChanged: () => {
+        for (const k of this.ctx.pools.store.keys()) enqueuePool(k);
+      },
+    });
+  }
+
+  async start(): Promise<number> {
+    const creds = this.o.tls
+      ? grpc.ServerCredentials.createSsl(
+          null,
+          [{ cert_chain: this.o.tls.cert, private_key: this.o.tls.key }],
+          false,
+        )
+      : this.o.insecure
+        ? grpc.ServerCredentials.createInsecure()
+        : undefined;
+    if (!creds)
+      throw new Error(
+        'the control API needs TLS (--control-cert/--control-key) or an explicit --control-insecure',
+      );
+    return this.server.listen(this.o.addr, creds);
+  }
+
+  stop(): Promise<void> {
+    return this.server.close();
+  }
+
+  /** Figures refresh at the pool's telemetry interval while routers report. */
+  refreshMs(pool: PoolObject): number {
+    return parseDuration(pool.spec.telemetry?.interval ?? '10s');
+  }
+}

@@ -1,0 +1,123 @@
+import type { BackendPool, BreakerStateName } from '../api/backendpool.js';
+import type { WireEndpoint, WirePool } from '../control/messages.js';
+import type { RoutingState } from '../control/routing-state.js';
+import { FleetBreakers, FleetTelemetry, type FleetBreakerTransition } from '../telemetry/fleet.js';
+import type { Clock } from '../util/clock.js';
+import { parseDuration } from '../util/duration.js';
+import type { Resolution } from './endpoints.js';
+import type { EndpointFigures } from './pool-status.js';
+import type { PoolFiguresSource } from './pool-reconciler.js';
+
+/** Predictions for a pool's endpoints, from the latency model (absent until one is loaded). */
+export interface Predictor {
+  predict(
+    pool: string,
+    address: string,
+    view: ReturnType<FleetTelemetry['view']>,
+  ): { latencyMs: number; p90Ms?: number } | undefined;
+}
+
+/**
+ * What the operator knows of each pool beyond the API server: the fleet's telemetry, fleet-wide
+ * breakers and predictions. It feeds status (as a PoolFiguresSource) and publishes each pool's
+ * routing entry to the RoutingState that the control server pushes to routers.
+ */
+export class FleetView implements PoolFiguresSource {
+  readonly telemetry: FleetTelemetry;
+  readonly breakers: FleetBreakers;
+  private readonly cache = new Map<string, Map<string, EndpointFigures>>();
+  predictor?: Predictor;
+
+  constructor(
+    readonly routing: RoutingState,
+    private readonly clock: Clock,
+    private readonly routerCount: (pool: string) => number,
+    private readonly onBreaker: (pool: BackendPool, t: FleetBreakerTransition) => void,
+  ) {
+    this.telemetry = new FleetTelemetry(clock);
+    this.breakers = new FleetBreakers(this.telemetry, clock);
+  }
+
+  figures(namespace: string, name: string): ReadonlyMap<string, EndpointFigures> | undefined {
+    return this.cache.get(`${namespace}/${name}`);
+  }
+
+  routers(namespace: string, name: string): number {
+    return this.routerCount(`${namespace}/${name}`);
+  }
+
+  policyInForce(namespace: string, name: string): string | undefined {
+    return this.routing.get(`${namespace}/${name}`)?.policy;
+  }
+
+  /** Recomputes a pool's figures and routing entry from the world; undefined pool = removed. */
+  publish(key: string, pool: BackendPool | undefined, resolution: Resolution | undefined): void {
+    if (!pool || !resolution?.ok) {
+      this.cache.delete(key);
+      this.routing.update(key, pool ? this.wirePool(key, pool, []) : undefined);
+      return;
+    }
+    const cb = pool.spec.circuitBreaker ?? {};
+    const cfg = {
+      failureThreshold: cb.failureThreshold ?? 5,
+      recoveryTimeoutMs: parseDuration(cb.recoveryTimeout ?? '30s'),
+    };
+    const figures = new Map<string, EndpointFigures>();
+    const wire: WireEndpoint[] = [];
+    const predictions = new Map<string, { latencyMs: number; p90Ms?: number }>();
+    for (const e of resolution.endpoints) {
+      const t = this.breakers.evaluate(key, e.address, cfg);
+      if (t) this.onBreaker(pool, t);
+      const v = this.telemetry.view(key, e.address);
+      const p = this.predictor?.predict(key, e.address, v);
+      if (p) predictions.set(e.address, p);
+      const forceOpen = this.breakers.isOpen(key, e.address);
+      const breaker: BreakerStateName =
+        forceOpen || (v && v.openBreakers * 2 > v.routers) ? 'Open' : 'Closed';
+      const f: EndpointFigures = { breaker };
+      if (v) {
+        f.inflight = v.inflight;
+        if (v.cpu !== undefined) f.cpu = round(v.cpu, 3);
+        if (v.p50Ms !== undefined) f.latencyP50Ms = round(v.p50Ms, 2);
+        if (v.p99Ms !== undefined) f.latencyP99Ms = round(v.p99Ms, 2);
+        if (v.concurrencyLimit !== undefined) f.concurrencyLimit = v.concurrencyLimit;
+      }
+      if (p) f.predictedLatencyMs = round(p.latencyMs, 2);
+      figures.set(e.address, f);
+      wire.push({
+        address: e.address,
+        pod: e.pod ?? '',
+        ready: e.ready,
+        forceOpen,
+        figuresAgeMs: v ? Math.round(v.ageMs) : 0,
+        ...(v ? { errorRate: round(v.errorRate, 4) } : {}),
+        ...(v?.cpu !== undefined ? { cpu: v.cpu } : {}),
+        ...(v?.memory !== undefined ? { memory: v.memory } : {}),
+        ...(p ? { predictedLatencyMs: round(p.latencyMs, 3) } : {}),
+        ...(p?.p90Ms !== undefined ? { predictedP90Ms: round(p.p90Ms, 3) } : {}),
+      });
+    }
+    // Weights: the share each endpoint should get, inversely proportional to its predicted latency.
+    if (predictions.size > 0) {
+      const inv = (a: string) => 1 / Math.max(0.01, predictions.get(a)?.latencyMs ?? Infinity);
+      const max = Math.max(...wire.map((w) => inv(w.address)));
+      for (const w of wire) {
+        const weight = round(inv(w.address) / max, 3);
+        w.weight = weight;
+        (figures.get(w.address) as EndpointFigures).weight = weight;
+      }
+    }
+    this.cache.set(key, figures);
+    this.routing.update(key, this.wirePool(key, pool, wire));
+  }
+
+  private wirePool(key: string, pool: BackendPool, endpoints: WireEndpoint[]): WirePool {
+    const b = pool.spec.balancing ?? {};
+    const wanted = b.policy ?? 'Predictive';
+    // Predictive needs a model; without one the pool runs its fallback and says so.
+    const policy = wanted === 'Predictive' && !this.predictor ? (b.fallbackPolicy ?? 'PeakEwma') : wanted;
+    return { name: key, specJson: JSON.stringify(pool.spec), endpoints, policy };
+  }
+}
+
+const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
