@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { ControlOptions } from '../operator/control-plane.js';
 import { loadKubeConfig } from '../kube/config.js';
 import { Operator } from '../operator/operator.js';
 import { parseDuration } from '../util/duration.js';
@@ -14,7 +16,13 @@ const HELP = `usage: sibyl operator [flags]
   --leader-elect BOOL      elect a leader on a Lease (default true)
   --lease-namespace NS     the Lease's namespace (default: $POD_NAMESPACE or default)
   --lease-duration DUR     (default 15s)   --renew-deadline DUR (default 10s)   --retry-period DUR (default 2s)
-  --control-addr ADDR      the routers' control API (arrives with the control-stream issue)`;
+  --control-addr ADDR      serve the routers' control API here (e.g. :9443); absent = status only
+  --control-cert FILE      TLS certificate for the control API (PEM)
+  --control-key FILE       its key (PEM)
+  --control-insecure       serve the control API without TLS (local runs only: tokens travel in clear)
+  --allowed-routers LIST   router ServiceAccounts allowed to subscribe: ns/name or ns/*, comma-separated
+  --push-interval DUR      routine routing pushes at most once per interval per router (default 1s)
+  --report-interval DUR    how often routers report load (default 5s)`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -31,6 +39,12 @@ export async function run(argv: string[]): Promise<number> {
       'renew-deadline': { type: 'string', default: '10s' },
       'retry-period': { type: 'string', default: '2s' },
       'control-addr': { type: 'string' },
+      'control-cert': { type: 'string' },
+      'control-key': { type: 'string' },
+      'control-insecure': { type: 'boolean', default: false },
+      'allowed-routers': { type: 'string', default: '' },
+      'push-interval': { type: 'string', default: '1s' },
+      'report-interval': { type: 'string', default: '5s' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -39,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new SibylError('ERR_USAGE', '--concurrency must be a whole number ≥ 1');
   const log = makeLogger('operator');
+  const control = controlOptions(v);
   const op = new Operator({
     kc: loadKubeConfig(v.kubeconfig),
     log,
@@ -46,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     statusIntervalMs: parseDuration(v['status-interval'] as string),
     concurrency,
     metricsAddr: v['metrics-addr'] as string,
+    ...(control ? { control } : {}),
     ...(v['leader-elect'] === 'false'
       ? {}
       : {
@@ -58,7 +74,10 @@ export async function run(argv: string[]): Promise<number> {
         }),
   });
   await op.start();
-  log.info({ metricsPort: op.metricsPort, namespace: v.namespace ?? '(all)' }, 'operator started');
+  log.info(
+    { metricsPort: op.metricsPort, controlPort: op.controlPort, namespace: v.namespace ?? '(all)' },
+    'operator started',
+  );
   await new Promise<void>((resolve) => {
     const shutdown = (sig: string) => {
       log.info({ signal: sig }, 'shutting down');
@@ -68,4 +87,37 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
   return 0;
+}
+
+function controlOptions(v: Record<string, string | boolean | undefined>): ControlOptions | undefined {
+  const addr = v['control-addr'] as string | undefined;
+  if (!addr) return undefined;
+  const cert = v['control-cert'] as string | undefined;
+  const key = v['control-key'] as string | undefined;
+  if (!!cert !== !!key) throw new SibylError('ERR_USAGE', '--control-cert and --control-key go together');
+  if (!cert && !v['control-insecure']) {
+    throw new SibylError(
+      'ERR_USAGE',
+      '--control-addr needs TLS (--control-cert and --control-key) or an explicit --control-insecure',
+    );
+  }
+  const allowed = String(v['allowed-routers'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (allowed.length === 0)
+    throw new SibylError(
+      'ERR_USAGE',
+      '--allowed-routers must name at least one ServiceAccount (ns/name or ns/*)',
+    );
+  for (const a of allowed)
+    if (!/^[a-z0-9-]+\/([a-z0-9-.]+|\*)$/.test(a))
+      throw new SibylError('ERR_USAGE', `--allowed-routers: "${a}" is not ns/name or ns/*`);
+  return {
+    addr: addr.startsWith(':') ? `0.0.0.0${addr}` : addr,
+    ...(cert && key ? { tls: { cert: readFileSync(cert), key: readFileSync(key) } } : { insecure: true }),
+    allowedRouters: allowed,
+    pushIntervalMs: parseDuration(v['push-interval'] as string),
+    reportIntervalMs: parseDuration(v['report-interval'] as string),
+  };
 }
