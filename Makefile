@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: help deps system-deps tools build lint format test test-unit test-integration crds demo bench model manifests clean
+.PHONY: help deps system-deps tools build lint format test test-unit test-integration crds demo demo-down bench model manifests clean
 
 help:
 	@echo "make demo    the whole system on one machine (control plane, backends, operator, routers, traffic)"
@@ -44,9 +44,15 @@ test-integration: deps build
 crds: build
 	node dist/cli/main.js crds --out crds
 
-demo:
-	@echo "make demo: not built yet; it arrives with issue 10 (the whole system on one machine)." >&2
-	@exit 3
+DEMO_STATE ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/sibyl-demo
+
+demo: deps build
+	node dist/cli/main.js demo --state-dir $(DEMO_STATE) $(if $(KEEP),--keep,)
+
+# Stops what `make demo KEEP=1` left running.
+demo-down:
+	@if [ -f $(DEMO_STATE)/logs/pids ]; then xargs -r kill < $(DEMO_STATE)/logs/pids 2>/dev/null || true; fi
+	@SIBYL_CLUSTER_DIR=$(DEMO_STATE)/cluster hack/local-cluster.sh down
 
 clean:
 	rm -rf dist coverage

@@ -24,6 +24,6 @@ export const commands: Record<string, Command> = {
   },
   train: { summary: 'train the latency model' },
   bench: { summary: 'benchmarks: sim | proxy | cache | scale' },
-  demo: { summary: 'the whole system on one machine (use `make demo`)' },
+  demo: { summary: 'the whole system on one machine (use `make demo`)', load: () => import('./demo.js') },
   crds: { summary: 'write the CustomResourceDefinitions (--out DIR)', load: () => import('./crds.js') },
 };

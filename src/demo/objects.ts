@@ -1,0 +1,64 @@
+/** The demo's Kubernetes objects, as kubectl would take them. */
+
+export interface DemoBackend {
+  name: string;
+  port: number;
+  metrics: string;
+}
+
+export function serviceYaml(ns: string, name: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: ns },
+    spec: { clusterIP: 'None', ports: [{ name: 'grpc', port: 50051 }] },
+  });
+}
+
+/**
+ * One FQDN EndpointSlice per backend: the API server refuses loopback IPs in slices, so each backend
+ * is listed as NAME.localhost, which sibyl resolves to 127.0.0.1 (RFC 6761).
+ */
+export function sliceJson(ns: string, service: string, b: DemoBackend): string {
+  return JSON.stringify({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: `${service}-${b.name}`,
+      namespace: ns,
+      labels: { 'kubernetes.io/service-name': service },
+    },
+    addressType: 'FQDN',
+    ports: [{ name: 'grpc', port: b.port, protocol: 'TCP' }],
+    endpoints: [
+      {
+        addresses: [`${b.name}.localhost`],
+        conditions: { ready: true },
+        targetRef: { kind: 'Pod', name: b.name, namespace: ns },
+      },
+    ],
+  });
+}
+
+export function poolJson(ns: string, name: string, service: string, policy: string): string {
+  return JSON.stringify({
+    apiVersion: 'sibyl.dev/v1alpha1',
+    kind: 'BackendPool',
+    metadata: { name, namespace: ns },
+    spec: {
+      service: { name: service, port: 'grpc' },
+      match: { services: ['sibyl.demo.v1.Demo'] },
+      idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
+      balancing: { policy, fallbackPolicy: 'PeakEwma', model: { retrainInterval: '30s', minSamples: 500 } },
+      circuitBreaker: {
+        failureThreshold: 5,
+        recoveryTimeout: '10s',
+        halfOpenMaxCalls: 3,
+        maxEjectionPercent: 50,
+      },
+      retries: { maxAttempts: 2, retryOn: ['unavailable'], budgetPercent: 20 },
+      timeout: '1s',
+      telemetry: { interval: '2s', orca: true, metricsApi: false },
+    },
+  });
+}
