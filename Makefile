@@ -42,7 +42,7 @@ test-integration: deps build
 	npm test -- --selectProjects integration
 
 crds: build
-	node dist/cli/main.js crds --out crds
+	node dist/cli/main.js crds --out crds --docs docs/api.md
 
 DEMO_STATE ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/sibyl-demo
 

@@ -4,6 +4,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parse } from 'yaml';
 import { crds } from '../../../src/api/crd.js';
 import { crdFileName, crdYaml } from '../../../src/api/write-crds.js';
+import { apiReference } from '../../../src/api/docs.js';
 import { BackendPoolSpec } from '../../../src/api/backendpool.js';
 import { CacheTierSpec } from '../../../src/api/cachetier.js';
 
@@ -15,6 +16,10 @@ describe('CRDs and TypeScript types share one source', () => {
       expect(committed).toBe(crdYaml(c));
     },
   );
+
+  it('docs/api.md is the generated reference (run `make crds`)', () => {
+    expect(readFileSync('docs/api.md', 'utf8')).toBe(apiReference());
+  });
 
   it('every sample satisfies the schema the types come from', () => {
     const samples: Array<[string, typeof BackendPoolSpec | typeof CacheTierSpec]> = [
