@@ -38,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
       duration: { type: 'string', default: '60s' },
       rate: { type: 'string', default: '10', short: 'r' },
       'status-interval': { type: 'string', default: '5s' },
+      hot: { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -47,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     durationMs: parseDuration(v.duration as string),
     changesPerSecond: Number(v.rate),
     statusInterval: v['status-interval'] as string,
+    hotPools: Number(v.hot),
   });
   if (v.json) console.log(JSON.stringify(r));
   else {
@@ -70,6 +72,8 @@ interface Opts {
   durationMs: number;
   changesPerSecond: number;
   statusInterval: string;
+  /** Churn only these many pools, changing them again before status catches up (shows batching). */
+  hotPools?: number;
 }
 
 function cluster(dir: string, cmd: string): string {
@@ -171,7 +175,10 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
 
     // Watch status as a user would: the time a pool's status first shows the wanted summary.
     const summaries = new Map<string, string>();
-    const waiters = new Map<string, { want: string; t0: number; done: (ms: number) => void }>();
+    const waiters = new Map<
+      string,
+      { want: string; t0: number; done: (ms: number) => void; drop: () => void }
+    >();
     const informer = k8s.makeInformer(
       kc,
       `/apis/${GROUP}/${VERSION}/namespaces/bench/backendpools`,
@@ -228,22 +235,27 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
 
     const writes0 = await metric(metricsPort, 'sibyl_status_writes_total');
     const random = seededRandom(1);
+    const lastSet = new Map<string, string>();
     const delays: number[] = [];
     let changes = 0;
     const start = performance.now();
     const gap = 1000 / o.changesPerSecond;
     const pending: Promise<void>[] = [];
     while (performance.now() - start < o.durationMs) {
-      const n = names[Math.floor(random() * names.length)] as string;
-      if (!waiters.has(n)) {
-        const current = Number((summaries.get(n) ?? full).split('/')[0]);
+      const hot = o.hotPools ? Math.min(o.hotPools, names.length) : 0;
+      const n = names[Math.floor(random() * (hot || names.length))] as string;
+      if (hot) waiters.get(n)?.drop();
+      if (hot || !waiters.has(n)) {
+        const current = Number((lastSet.get(n) ?? summaries.get(n) ?? full).split('/')[0]);
         let ready = 1 + Math.floor(random() * o.endpoints);
         if (ready === current) ready = ready === o.endpoints ? ready - 1 : ready + 1;
         const want = `${ready}/${o.endpoints}`;
+        lastSet.set(n, want);
         changes++;
         pending.push(
           new Promise<void>((resolve) => {
-            waiters.set(n, { want, t0: performance.now(), done: (ms) => (delays.push(ms), resolve()) });
+            const drop = () => (waiters.delete(n), resolve());
+            waiters.set(n, { want, t0: performance.now(), done: (ms) => (delays.push(ms), resolve()), drop });
             setTimeout(resolve, 60_000);
           }),
         );
