@@ -44,6 +44,9 @@ test-integration: deps build
 crds: build
 	node dist/cli/main.js crds --out crds --docs docs/api.md
 
+model: build
+	node dist/cli/main.js train --simulate --out models/latency
+
 DEMO_STATE ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/sibyl-demo
 
 demo: deps build

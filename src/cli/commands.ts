@@ -22,7 +22,7 @@ export const commands: Record<string, Command> = {
     summary: 'a gRPC test backend (sibyl.demo.v1.Demo) with set latency, errors and ORCA',
     load: () => import('./backend.js'),
   },
-  train: { summary: 'train the latency model' },
+  train: { summary: 'train the latency model', load: () => import('./train.js') },
   bench: { summary: 'benchmarks: sim | proxy | cache | scale' },
   demo: { summary: 'the whole system on one machine (use `make demo`)', load: () => import('./demo.js') },
   crds: { summary: 'write the CustomResourceDefinitions (--out DIR)', load: () => import('./crds.js') },

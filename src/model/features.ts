@@ -1,0 +1,252 @@
+import type { TrainingSample } from './sample.js';
+
+/**
+ * The latency model's feature definition (DESIGN.md §6): which raw observables of a TrainingSample
+ * become which inputs, in which order, through which transform. The trained weights only make sense
+ * against this exact list, so it is versioned: any change to a name, the order, a transform or a cap
+ * must raise FEATURES_VERSION, and a model trained against another version is refused on load
+ * (artifact.ts) rather than silently fed the wrong inputs.
+ *
+ * Transforms. Latency-like and count-like signals enter as logarithms: queueing latency grows roughly
+ * multiplicatively with load (L ≈ S · (1 + q) for a busy server), so in log space the target is close to
+ * a sum of the inputs, which a small MLP fits easily, and heavy tails stop dominating the normalisation.
+ * A log also makes a constant unit factor (ms versus a ratio) an additive offset the normalisation
+ * absorbs. Utilisations and rates stay linear, clamped to a sane range.
+ *
+ * Missing figures. cpu, memory and queueLength are optional (no ORCA, no telemetry yet), and a router
+ * has no recent latency for an endpoint it has not used; such an input is NaN in the raw vector, becomes
+ * 0 after normalisation (the training mean), and a 0/1 "known" flag beside it lets the model tell an
+ * average figure from an absent one.
+ *
+ * Normalisation: z = (x − mean) / std per feature, fitted on the training split (fitNormalisation) and
+ * stored with the weights. A feature that was constant in training (std 0) is ignored (z = 0): the model
+ * never learnt what it means to vary it.
+ */
+export const FEATURES_VERSION = 1;
+
+/** What the model predicts from: a TrainingSample without its outcome. */
+export type FeatureInput = Omit<TrainingSample, 'latencyMs' | 'failed'>;
+
+export interface FeatureSpec {
+  readonly name: string;
+  /** The transform, as a formula over the sample's fields; informational (features.json). */
+  readonly transform: string;
+  readonly description: string;
+}
+
+/** Ages and waits are capped before the log: beyond an hour, older says nothing more. */
+export const AGE_CAP_MS = 3_600_000;
+/** Floor under latencies and costs before a log, ms (a microsecond). */
+export const LOG_FLOOR_MS = 1e-3;
+
+export const FEATURES: readonly FeatureSpec[] = [
+  { name: 'cpu', transform: 'clamp(cpu, 0, 4)', description: 'endpoint CPU utilisation (ORCA or metrics)' },
+  { name: 'memory', transform: 'clamp(memory, 0, 4)', description: 'endpoint memory utilisation' },
+  { name: 'log_inflight', transform: 'ln(1 + inflight)', description: "this router's calls in flight there" },
+  {
+    name: 'log_queue',
+    transform: 'ln(1 + queueLength)',
+    description: 'lagged queue length reported by the endpoint',
+  },
+  {
+    name: 'log_recent_latency',
+    transform: `ln(max(recentLatencyMs, ${LOG_FLOOR_MS}))`,
+    description: "this router's recent latency there, normalised by method cost (missing when ≤ 0)",
+  },
+  { name: 'log_payload_kib', transform: 'ln(1 + payloadBytes / 1024)', description: 'request payload size' },
+  {
+    name: 'log_method_cost',
+    transform: `ln(max(methodCostMs, ${LOG_FLOOR_MS}))`,
+    description: "the method's base cost on an idle endpoint",
+  },
+  { name: 'error_rate', transform: 'clamp(errorRate, 0, 1)', description: 'recent error rate there' },
+  {
+    name: 'log_oldest_inflight',
+    transform: `ln(1 + min(oldestInflightMs, ${AGE_CAP_MS}))`,
+    description: 'age of the oldest call still open there (a pause shows at once)',
+  },
+  {
+    name: 'log_telemetry_age',
+    transform: `ln(1 + min(telemetryAgeMs, ${AGE_CAP_MS}))`,
+    description: 'age of cpu, memory and queueLength (Infinity or NaN: the cap)',
+  },
+  { name: 'cpu_known', transform: 'cpu present ? 1 : 0', description: 'whether cpu was reported' },
+  { name: 'memory_known', transform: 'memory present ? 1 : 0', description: 'whether memory was reported' },
+  {
+    name: 'queue_known',
+    transform: 'queueLength present ? 1 : 0',
+    description: 'whether queueLength was reported',
+  },
+  {
+    name: 'recent_latency_known',
+    transform: 'recentLatencyMs > 0 ? 1 : 0',
+    description: 'whether the router had a recent latency there',
+  },
+];
+
+export const FEATURE_NAMES: readonly string[] = FEATURES.map((f) => f.name);
+export const FEATURE_COUNT = FEATURES.length;
+
+/** The model's target: the natural log of the latency in ms. */
+export const TARGET_TRANSFORM = `ln(max(latencyMs, ${LOG_FLOOR_MS}))`;
+
+export function targetOf(latencyMs: number): number {
+  return Math.log(Math.max(latencyMs, LOG_FLOOR_MS));
+}
+
+function present(x: number | undefined): x is number {
+  return x !== undefined && x !== null && Number.isFinite(x);
+}
+
+function clamp(x: number, lo: number, hi: number): number {
+  return x < lo ? lo : x > hi ? hi : x;
+}
+
+function log1pNonNeg(x: number): number {
+  return Math.log1p(x > 0 ? x : 0);
+}
+
+function ageLog(ms: number): number {
+  // Infinity (never) and NaN (unknown) both mean "as old as it gets"
+  return Math.log1p(Number.isNaN(ms) ? AGE_CAP_MS : clamp(ms, 0, AGE_CAP_MS));
+}
+
+/**
+ * Writes the raw (un-normalised) feature vector of `s` into `out` at `offset`, in FEATURES order;
+ * missing figures are NaN. Allocation-free: routers call it per endpoint per pick.
+ */
+export function featurizeInto(s: FeatureInput, out: Float64Array | Float32Array, offset = 0): void {
+  const cpuKnown = present(s.cpu);
+  const memKnown = present(s.memory);
+  const queueKnown = present(s.queueLength);
+  const recentKnown = Number.isFinite(s.recentLatencyMs) && s.recentLatencyMs > 0;
+  out[offset] = cpuKnown ? clamp(s.cpu as number, 0, 4) : NaN;
+  out[offset + 1] = memKnown ? clamp(s.memory as number, 0, 4) : NaN;
+  out[offset + 2] = Number.isFinite(s.inflight) ? log1pNonNeg(s.inflight) : NaN;
+  out[offset + 3] = queueKnown ? log1pNonNeg(s.queueLength as number) : NaN;
+  out[offset + 4] = recentKnown ? Math.log(Math.max(s.recentLatencyMs, LOG_FLOOR_MS)) : NaN;
+  out[offset + 5] = Number.isFinite(s.payloadBytes) ? log1pNonNeg(s.payloadBytes / 1024) : NaN;
+  out[offset + 6] =
+    Number.isFinite(s.methodCostMs) && s.methodCostMs > 0
+      ? Math.log(Math.max(s.methodCostMs, LOG_FLOOR_MS))
+      : NaN;
+  out[offset + 7] = Number.isFinite(s.errorRate) ? clamp(s.errorRate, 0, 1) : NaN;
+  out[offset + 8] = Number.isFinite(s.oldestInflightMs) ? ageLog(s.oldestInflightMs) : 0;
+  out[offset + 9] = ageLog(s.telemetryAgeMs);
+  out[offset + 10] = cpuKnown ? 1 : 0;
+  out[offset + 11] = memKnown ? 1 : 0;
+  out[offset + 12] = queueKnown ? 1 : 0;
+  out[offset + 13] = recentKnown ? 1 : 0;
+}
+
+/** The raw feature vector of one sample (allocates; see featurizeInto for the hot path). */
+export function featurize(s: FeatureInput): Float64Array {
+  const v = new Float64Array(FEATURE_COUNT);
+  featurizeInto(s, v);
+  return v;
+}
+
+/** Raw feature vectors of many samples, row-major (n × FEATURE_COUNT). */
+export function featurizeAll(samples: readonly FeatureInput[]): Float64Array {
+  const out = new Float64Array(samples.length * FEATURE_COUNT);
+  samples.forEach((s, i) => featurizeInto(s, out, i * FEATURE_COUNT));
+  return out;
+}
+
+/** Per-feature mean and standard deviation of the training split; std 0 marks a constant feature. */
+export interface Normalisation {
+  mean: number[];
+  std: number[];
+}
+
+/**
+ * Fits the normalisation on raw vectors (row-major, `d` columns), ignoring missing (NaN) entries. A
+ * column with no known value, or one value only, gets mean 0 (or that value) and std 0 (ignored).
+ */
+export function fitNormalisation(raw: Float64Array, d = FEATURE_COUNT): Normalisation {
+  const n = Math.floor(raw.length / d);
+  const mean: number[] = [];
+  const std: number[] = [];
+  for (let j = 0; j < d; j++) {
+    let count = 0;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const x = raw[i * d + j] as number;
+      if (!Number.isNaN(x)) {
+        count++;
+        sum += x;
+      }
+    }
+    const m = count > 0 ? sum / count : 0;
+    let ss = 0;
+    for (let i = 0; i < n; i++) {
+      const x = raw[i * d + j] as number;
+      if (!Number.isNaN(x)) ss += (x - m) * (x - m);
+    }
+    const sd = count > 1 ? Math.sqrt(ss / (count - 1)) : 0;
+    mean.push(m);
+    // a spread this small relative to the mean is rounding noise, not a signal
+    std.push(sd > 1e-9 * Math.max(1, Math.abs(m)) ? sd : 0);
+  }
+  return { mean, std };
+}
+
+/**
+ * Normalises `raw` (row-major, d = norm.mean.length columns) into `out` (may be the same array):
+ * z = (x − mean) / std; NaN (missing) and constant features (std 0) become 0.
+ */
+export function normaliseInto(
+  raw: ArrayLike<number>,
+  norm: Normalisation,
+  out: Float64Array | Float32Array,
+): void {
+  const d = norm.mean.length;
+  for (let k = 0; k < raw.length; k++) {
+    const j = k % d;
+    const x = raw[k] as number;
+    const sd = norm.std[j] as number;
+    out[k] = Number.isNaN(x) || sd === 0 ? 0 : (x - (norm.mean[j] as number)) / sd;
+  }
+}
+
+/** features.json: the definition a model was trained against. */
+export interface FeaturesFile {
+  version: number;
+  features: FeatureSpec[];
+  target: string;
+}
+
+export function featuresFile(): FeaturesFile {
+  return { version: FEATURES_VERSION, features: FEATURES.map((f) => ({ ...f })), target: TARGET_TRANSFORM };
+}
+
+/**
+ * Why `s` cannot be a training sample, or undefined when it can. Used on samples read from files and
+ * LoadReports: the contract's required numbers must be finite (telemetryAgeMs may be Infinity).
+ */
+export function sampleProblem(s: unknown): string | undefined {
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) return 'not an object';
+  const o = s as Record<string, unknown>;
+  for (const k of [
+    'inflight',
+    'recentLatencyMs',
+    'payloadBytes',
+    'methodCostMs',
+    'errorRate',
+    'oldestInflightMs',
+    'latencyMs',
+  ]) {
+    if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) return `${k} must be a finite number`;
+  }
+  if (typeof o.telemetryAgeMs !== 'number' || Number.isNaN(o.telemetryAgeMs)) {
+    return 'telemetryAgeMs must be a number';
+  }
+  for (const k of ['cpu', 'memory', 'queueLength']) {
+    if (o[k] !== undefined && o[k] !== null && (typeof o[k] !== 'number' || !Number.isFinite(o[k]))) {
+      return `${k} must be a finite number when present`;
+    }
+  }
+  if (typeof o.failed !== 'boolean') return 'failed must be a boolean';
+  if ((o.latencyMs as number) < 0) return 'latencyMs must not be negative';
+  return undefined;
+}
