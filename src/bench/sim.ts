@@ -1,0 +1,138 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { SibylError, errorMessage } from '../util/errors.js';
+import { formatScenario, formatSummary, formatTargets } from '../sim/report.js';
+import { DEFAULT_POLICIES, checkPolicies, runScenario, type ScenarioRuns } from '../sim/runner.js';
+import { loadScenario, type Scenario } from '../sim/scenario.js';
+import { evaluateTargets, type TargetReport } from '../sim/targets.js';
+
+const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all) [flags]
+
+Replays scenario files (bench/scenarios/*.json, format in DESIGN.md §10 and bench/scenarios/README.md)
+through each policy on a virtual clock, and prints a table per scenario with the targets, or JSON.
+
+  --scenario FILE      a scenario file (repeatable)
+  --all                every *.json in --dir
+  --dir DIR            where --all looks (default bench/scenarios)
+  --policies A,B,...   policies to compare (default ${DEFAULT_POLICIES.join(',')})
+  --seeds N            seeds per policy: the scenario's seed and the N−1 after it (default 1);
+                       figures are means, with 95% intervals
+  --json               print the results as JSON: one object per scenario, an array with several
+  --plot               write SVG plots (and the JSON results) under --out
+  --out DIR            where plots go (default bench/results)
+  --check              exit 1 when a target is missed`;
+
+function seedsFlag(v: string | undefined): number {
+  if (v === undefined) return 1;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    throw new SibylError('ERR_USAGE', `--seeds "${v}" must be an integer from 1 to 1000`);
+  }
+  return n;
+}
+
+export interface SimBenchResult {
+  scenario: Scenario;
+  runs: ScenarioRuns;
+  targets: TargetReport;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        scenario: { type: 'string', multiple: true },
+        all: { type: 'boolean', default: false },
+        dir: { type: 'string', default: 'bench/scenarios' },
+        policies: { type: 'string' },
+        seeds: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        plot: { type: 'boolean', default: false },
+        out: { type: 'string', default: 'bench/results' },
+        check: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    throw new SibylError('ERR_USAGE', `${errorMessage(e)}\n\n${HELP}`);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const files = [...(values.scenario ?? [])];
+  if (values.all) {
+    let names: string[];
+    try {
+      names = (await readdir(values.dir)).filter((f) => f.endsWith('.json')).sort();
+    } catch (e) {
+      throw new SibylError('ERR_USAGE', `--dir ${values.dir}: ${errorMessage(e)}`);
+    }
+    files.push(...names.map((f) => path.join(values.dir, f)));
+  }
+  if (files.length === 0) throw new SibylError('ERR_USAGE', `give --scenario FILE or --all\n\n${HELP}`);
+  const policies = values.policies
+    ? values.policies
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)
+    : DEFAULT_POLICIES;
+  checkPolicies(policies);
+  const seeds = seedsFlag(values.seeds);
+  const scenarios = await Promise.all(files.map((f) => loadScenario(f)));
+
+  const results: SimBenchResult[] = [];
+  for (const scenario of scenarios) {
+    const t0 = performance.now();
+    const runs = runScenario(scenario, { policies, seeds });
+    const targets = evaluateTargets(runs.report, scenario);
+    results.push({ scenario, runs, targets });
+    if (!values.json) {
+      console.log(formatScenario(runs.report));
+      console.log(formatTargets(targets));
+      console.log(`(${((performance.now() - t0) / 1000).toFixed(1)}s)\n`);
+    }
+  }
+  const reports = results.map((r) => ({ ...r.runs.report, targets: r.targets }));
+  if (values.json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+  else if (results.length > 1) {
+    console.log(
+      formatSummary(
+        results.map((r) => ({ report: r.runs.report, targets: r.targets })),
+        policies,
+      ),
+    );
+  }
+  if (values.plot) {
+    const { writePlots } = await import('../sim/plot.js');
+    const written = await writePlots(
+      results.map((r) => r.runs),
+      values.out,
+    );
+    const { writeFile } = await import('node:fs/promises');
+    for (const r of reports) {
+      const file = path.join(values.out, `${r.scenario}.json`);
+      await writeFile(file, `${JSON.stringify(r, null, 2)}\n`);
+      written.push(file);
+    }
+    (values.json ? console.error : console.log)(`wrote ${written.join(', ')}`);
+  }
+  const missed = results.some((r) => r.targets.checks.some((c) => c.met === false));
+  return values.check && missed ? 1 : 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      console.error(`sibyl bench sim: ${errorMessage(e)}`);
+      process.exitCode = 2;
+    },
+  );
+}

@@ -1,0 +1,33 @@
+import { SibylError } from '../util/errors.js';
+import type { CommandModule } from './commands.js';
+
+/**
+ * `sibyl bench <name>` (DESIGN.md §11): each benchmark is a module with `run(argv)` in src/bench,
+ * registered here by name and loaded on demand.
+ */
+export const benches: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  sim: {
+    summary: 'the simulator: every policy over scenario files (bench/scenarios)',
+    load: () => import('../bench/sim.js'),
+  },
+};
+
+const usage = () =>
+  [
+    'usage: sibyl bench <benchmark> [flags]',
+    '',
+    ...Object.entries(benches).map(([name, b]) => `  ${name.padEnd(7)} ${b.summary}`),
+    '',
+    'Run `sibyl bench <benchmark> --help` for its flags.',
+  ].join('\n');
+
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const bench = benches[name];
+  if (!bench) throw new SibylError('ERR_USAGE', `unknown benchmark "${name}"\n\n${usage()}`);
+  return (await bench.load()).run(rest);
+}
