@@ -1,25 +1,81 @@
 import type { BackendPoolSpec } from '../api/backendpool.js';
 import { Status } from '../grpc/status.js';
-import { Limiter, createLimitFromSpec, type Priority, type ReleaseOutcome } from '../limit/index.js';
+import {
+  Limiter,
+  createLimitFromSpec,
+  type Limit,
+  type Priority,
+  type ReleaseOutcome,
+} from '../limit/index.js';
 import type { Clock, Random } from '../util/clock.js';
 import { errorMessage, isSibylError } from '../util/errors.js';
 import { systemTimers, type Timers } from '../util/timers.js';
 import { admitAll, type Admission, type AdmissionRequest, type Permit } from './seams.js';
 
 /**
- * Admission for a pool: its adaptive concurrency limit (src/limit) when spec.concurrency is set, else
- * everything is admitted (a limit the user did not ask for would shed calls they did not expect).
+ * Adaptive concurrency (DESIGN.md §5) in the router, per pool and per endpoint, both from the pool's
+ * spec.concurrency (absent: no limit at all; a limit the user did not ask for would shed calls they did
+ * not expect). spec.concurrency describes what one endpoint can take:
+ *
+ *   - each endpoint has its own Limit (the spec's algorithm and bounds) and Limiter, learning from the
+ *     calls sent to it alone, so a slow endpoint's limit falls while its neighbours' do not;
+ *   - the pool has one more, admitting calls before the pick: the same algorithm, fed with every call
+ *     of the pool, learns a limit per endpoint on average and admits that times the number of endpoints
+ *     (ScaledLimit), so a pool of ten with initialLimit 20 starts at 200, not at 20.
+ *
+ * Both are priority-aware (the Limiter's reserves): sheddable calls are refused first, critical last.
  */
+export interface AdmissionDeps {
+  clock: Clock;
+  random: Random;
+  timers?: Timers;
+}
+
 export function createAdmission(
   spec: BackendPoolSpec['concurrency'],
-  deps: { clock: Clock; random: Random; timers?: Timers },
+  deps: AdmissionDeps,
+  endpointCount: () => number = () => 1,
 ): Admission {
   if (!spec) return admitAll;
-  const limiter = new Limiter(createLimitFromSpec(spec, { random: deps.random }), {
+  const limit = new ScaledLimit(createLimitFromSpec(spec, { random: deps.random }), endpointCount);
+  return new LimiterAdmission(new Limiter(limit, { clock: deps.clock, timers: deps.timers ?? systemTimers }));
+}
+
+/** One endpoint's limiter, or undefined when the pool has no spec.concurrency. */
+export function createEndpointLimiter(
+  spec: BackendPoolSpec['concurrency'],
+  deps: AdmissionDeps,
+): Limiter | undefined {
+  if (!spec) return undefined;
+  return new Limiter(createLimitFromSpec(spec, { random: deps.random }), {
     clock: deps.clock,
     timers: deps.timers ?? systemTimers,
   });
-  return new LimiterAdmission(limiter);
+}
+
+/**
+ * A Limit over n endpoints from one learning a per-endpoint limit: limit = max(1, inner.limit · n), and
+ * each sample's in-flight count is divided by n (⌈inflight / n⌉) before the inner algorithm sees it, so
+ * its "is the limit in use" tests compare like with like. n is read live: endpoints joining or leaving
+ * move the pool's limit at once without losing what the algorithm learnt.
+ */
+export class ScaledLimit implements Limit {
+  readonly name: string;
+
+  constructor(
+    readonly inner: Limit,
+    private readonly n: () => number,
+  ) {
+    this.name = inner.name;
+  }
+
+  get limit(): number {
+    return Math.max(1, this.inner.limit * Math.max(1, this.n()));
+  }
+
+  onSample(startMs: number, rttMs: number, inflight: number, dropped: boolean): void {
+    this.inner.onSample(startMs, rttMs, Math.ceil(inflight / Math.max(1, this.n())), dropped);
+  }
 }
 
 /** How a call's status feeds the limit: latency of answered calls, drops for load signals, nothing else. */
@@ -47,7 +103,10 @@ export class LimiterAdmission implements Admission {
   async acquire(req: AdmissionRequest): Promise<Permit | { shed: string }> {
     try {
       const token = await this.limiter.acquire({ priority: req.priority, deadlineMs: req.deadlineMs });
-      return { release: (outcome) => token.release(releaseOutcome(outcome.code), outcome.latencyMs) };
+      return {
+        release: (outcome, sample = true) =>
+          token.release(sample ? releaseOutcome(outcome.code) : 'ignore', outcome.latencyMs),
+      };
     } catch (e) {
       if (isSibylError(e, 'ERR_SHED')) return { shed: e.message };
       throw new Error(`limiter failed: ${errorMessage(e)}`, { cause: e });

@@ -5,7 +5,7 @@ export interface PoolSnapshot {
   pool: string;
   /** The concurrency limit in force, when the pool has one. */
   limit?: number;
-  endpoints: Array<{ endpoint: string; sessions: number; breaker: string }>;
+  endpoints: Array<{ endpoint: string; sessions: number; breaker: string; limit?: number }>;
 }
 
 /** The router's Prometheus series (DESIGN.md §8), in a registry of its own per router instance. */
@@ -88,6 +88,18 @@ export class RouterMetrics {
       collect() {
         this.reset();
         for (const p of snapshot()) if (p.limit !== undefined) this.set({ pool: p.pool }, p.limit);
+      },
+    });
+    new Gauge({
+      name: 'sibyl_router_endpoint_concurrency_limit',
+      help: "Each endpoint's adaptive concurrency limit (pools with spec.concurrency only).",
+      labelNames: ['pool', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of snapshot())
+          for (const e of p.endpoints)
+            if (e.limit !== undefined) this.set({ pool: p.pool, endpoint: e.endpoint }, e.limit);
       },
     });
   }

@@ -13,15 +13,18 @@ import { headerValue, upstreamRequestHeaders } from './headers.js';
 import type { RouterMetrics } from './metrics.js';
 import type { EndpointState, PoolState } from './pool-state.js';
 import { RequestBody } from './request-body.js';
-import { priorityOf } from './admission.js';
+import { priorityOf, releaseOutcome } from './admission.js';
+import { chooseNow, waitForSlot, type ChooseContext, type Chosen } from './choose.js';
+import type { Token } from '../limit/index.js';
 import { checkRequest } from './request-check.js';
 import type { PoolRoute, RoutingTable } from './table.js';
 
 /**
- * The per-call pipeline (DESIGN.md §4): check the request → match a pool → admission → pick → forward
- * → retry on another endpoint where allowed → record the outcome. Each step is a method here; the parts
- * other modules own come in through each pool's seams (seams.ts): `admission` (src/limit) and `gate`
- * (src/breaker). The cache and hedging will slot in between admission and pick and around `forward`.
+ * The per-call pipeline (DESIGN.md §4): check the request → match a pool → admission (the pool's
+ * concurrency limit) → pick (balancer, then the endpoint's own concurrency limit and its breaker:
+ * choose.ts) → forward (or hedge) → retry on another endpoint where allowed → record the outcome. Each
+ * step is a method here; the parts other modules own come in through each pool's seams (seams.ts):
+ * `admission` (src/limit) and `gate` (src/breaker). The cache will slot in between admission and pick.
  */
 export interface PipelineOptions {
   maxMessageBytes: number;
@@ -153,18 +156,36 @@ class CallPipeline {
     }
     pool.budget.onRequest();
     const tried = new Set<EndpointState>();
+    const ctx: ChooseContext<EndpointState> = {
+      pick: (eps) => pool.balancer.pick(eps, req),
+      admit: (st) => pool.gate.admit(st.ep.id),
+      priority,
+      deadlineMs: this.deadlineAtMs,
+    };
     let last: AttemptResult | undefined;
+    let sample = true;
     try {
       for (let n = 1; ; n++) {
-        const st = this.pick(pool, req, tried);
-        if (!st) {
+        const chosen = await this.pick(pool, ctx, tried, true);
+        if (!chosen || 'shed' in chosen) {
           if (last) break;
+          if (chosen) {
+            // Shed by the endpoints' limits, not by anything the pool's endpoints answered.
+            sample = false;
+            this.log.debug({ pool: route.name, priority }, chosen.shed);
+            this.down.endWithStatus(
+              Status.RESOURCE_EXHAUSTED,
+              `pool ${route.name} is overloaded: ${chosen.shed}`,
+            );
+            return Status.RESOURCE_EXHAUSTED;
+          }
           const message = `no endpoint available in pool ${route.name}: ${pool.unavailableReason()}`;
           this.down.endWithStatus(Status.UNAVAILABLE, message);
           return Status.UNAVAILABLE;
         }
+        const st = chosen.st;
         tried.add(st);
-        last = await this.forwardOrHedge(pool, st, req, tried);
+        last = await this.forwardOrHedge(pool, chosen, req, ctx, tried);
         if (!this.retryReason(last, n, route)) break;
         if (!pool.budget.tryWithdraw()) {
           this.log.debug({ pool: route.name }, 'retry budget spent');
@@ -180,38 +201,29 @@ class CallPipeline {
       return this.down.code ?? last.code;
     } finally {
       const code = this.down.code ?? last?.code ?? Status.UNKNOWN;
-      permit.release(this.outcome(code));
+      permit.release(this.outcome(code), sample);
     }
   }
 
   /**
-   * The balancer's choice among endpoints not yet tried, connectable, and allowed by their breaker; the
-   * chosen one's breaker then admits the call (taking a half-open trial slot) or it is dropped and the
-   * choice made again.
+   * The endpoint for the next attempt (choose.ts): the balancer's choice among endpoints not yet tried,
+   * connectable and allowed by their breaker, that has a slot under its concurrency limit and whose
+   * breaker then admits the call. With `wait`, a call finding every candidate at its limit waits briefly
+   * for a slot, or is shed; without (a hedge), it is not sent.
    */
   private pick(
     pool: PoolState,
-    req: PickRequest,
+    ctx: ChooseContext<EndpointState>,
     tried: ReadonlySet<EndpointState>,
-  ): EndpointState | undefined {
+    wait: boolean,
+  ): Chosen<EndpointState> | Promise<Chosen<EndpointState> | { shed: string } | undefined> | undefined {
     const candidates: EndpointState[] = [];
     for (const st of pool.endpoints.values()) {
       if (!tried.has(st) && st.sessions.connectable && pool.gate.allows(st.ep.id)) candidates.push(st);
     }
-    while (candidates.length > 0) {
-      const ep =
-        candidates.length === 1
-          ? candidates[0]?.ep
-          : pool.balancer.pick(
-              candidates.map((c) => c.ep),
-              req,
-            );
-      const i = candidates.findIndex((c) => c.ep === ep);
-      const st = candidates[i < 0 ? 0 : i] as EndpointState;
-      if (pool.gate.admit(st.ep.id)) return st;
-      candidates.splice(i < 0 ? 0 : i, 1);
-    }
-    return undefined;
+    if (!wait) return chooseNow(candidates, ctx);
+    const full: EndpointState[] = [];
+    return chooseNow(candidates, ctx, full) ?? (full.length > 0 ? waitForSlot(full, ctx) : undefined);
   }
 
   /**
@@ -222,38 +234,41 @@ class CallPipeline {
    */
   private async forwardOrHedge(
     pool: PoolState,
-    first: EndpointState,
+    first: Chosen<EndpointState>,
     req: PickRequest,
+    ctx: ChooseContext<EndpointState>,
     tried: Set<EndpointState>,
   ): Promise<AttemptResult> {
     const body = this.body as RequestBody;
-    const a = this.startAttempt(pool, first, req, body);
-    const delay = pool.hedgeDelayMs(this.path, first.ep);
+    const a = this.startAttempt(pool, first.st, first.token, req, body);
+    const delay = pool.hedgeDelayMs(this.path, first.st.ep);
     if (delay === undefined) return a.done;
     pool.hedgeBudget.onRequest();
     const launch = () => {
       if (this.down.isCommitted || this.down.isFinished || !body.canHedge) return undefined;
-      const second = this.pick(pool, req, tried);
+      const second = this.pick(pool, ctx, tried, false) as Chosen<EndpointState> | undefined;
       if (!second) return undefined;
       if (!pool.hedgeBudget.tryWithdraw()) {
-        pool.gate.onCallEnded(second.ep.id, { ...this.outcome(Status.CANCELLED), latencyMs: 0 });
+        second.token?.release('ignore');
+        pool.gate.onCallEnded(second.st.ep.id, { ...this.outcome(Status.CANCELLED), latencyMs: 0 });
         return undefined;
       }
-      tried.add(second);
+      tried.add(second.st);
       this.env.metrics.hedges.inc({ pool: pool.route.name });
-      this.log.debug({ pool: pool.route.name, endpoint: second.ep.address, delayMs: delay }, 'hedging');
-      return this.startAttempt(pool, second, req, body.replay());
+      this.log.debug({ pool: pool.route.name, endpoint: second.st.ep.address, delayMs: delay }, 'hedging');
+      return this.startAttempt(pool, second.st, second.token, req, body.replay());
     };
     return raceWithHedge(a, delay, launch, (r) => !this.retryable(r, pool.route));
   }
 
   /**
-   * One attempt on `st`, with its in-flight accounting and the outcome told to balancer and breaker;
-   * `body` is the live request body, or a replay of it for a hedge.
+   * One attempt on `st`, with its in-flight accounting and the outcome told to balancer, breaker and
+   * the endpoint's limiter (`token`); `body` is the live request body, or a replay of it for a hedge.
    */
   private startAttempt(
     pool: PoolState,
     st: EndpointState,
+    token: Token | undefined,
     req: PickRequest,
     body: BodySource,
   ): { attempt: Attempt; done: Promise<AttemptResult> } {
@@ -290,12 +305,12 @@ class CallPipeline {
     pool.balancer.onCallStarted?.(st.ep, req);
     const done = attempt.run(st.sessions, headers).then(
       (result) => {
-        this.attemptEnded(pool, st, req, attempt, started, result.code);
+        this.attemptEnded(pool, st, token, req, attempt, started, result.code);
         if (result.code === Status.OK) pool.latencies.record(this.path, clock.now() - started);
         return result;
       },
       (e: unknown) => {
-        this.attemptEnded(pool, st, req, attempt, started, Status.INTERNAL);
+        this.attemptEnded(pool, st, token, req, attempt, started, Status.INTERNAL);
         throw e;
       },
     );
@@ -305,6 +320,7 @@ class CallPipeline {
   private attemptEnded(
     pool: PoolState,
     st: EndpointState,
+    token: Token | undefined,
     req: PickRequest,
     attempt: Attempt,
     started: number,
@@ -319,6 +335,7 @@ class CallPipeline {
     };
     pool.balancer.onCallEnded(st.ep, req, outcome);
     pool.gate.onCallEnded(st.ep.id, outcome);
+    token?.release(releaseOutcome(code), outcome.latencyMs);
   }
 
   /** Why this failed attempt may go to another endpoint, or undefined when it may not. */

@@ -3,7 +3,9 @@ import { createBalancer, type Balancer, type BalancerDeps, type Endpoint } from 
 import type { Clock, Random } from '../util/clock.js';
 import { parseDuration } from '../util/duration.js';
 import { errorMessage, isSibylError } from '../util/errors.js';
-import { createAdmission } from './admission.js';
+import type { Limiter } from '../limit/index.js';
+import type { Timers } from '../util/timers.js';
+import { createAdmission, createEndpointLimiter } from './admission.js';
 import { BreakerGate } from './gate.js';
 import { LatencyTracker } from './latency.js';
 import { RetryBudget } from './retry-budget.js';
@@ -13,20 +15,27 @@ import type { PoolRoute } from './table.js';
 
 /**
  * What the router keeps per pool between tables: the balancer (policy state), the endpoints with their
- * in-flight accounting and upstream sessions, the circuit breakers, the concurrency limiter and the
- * retry budget. A new table updates it in place (PoolState.update), so sessions, balancer and breaker
+ * in-flight accounting, upstream sessions and concurrency limiters, the circuit breakers, the pool's
+ * concurrency limiter and the retry budget. A new table updates it in place (PoolState.update), so sessions, balancer and breaker
  * state and budgets survive a table that only changed weights.
  */
 export class EndpointState {
   readonly ep: Endpoint;
   /** Start time of each open call, in start order; the first entry is the oldest. */
   private readonly open = new Map<number, number>();
+  /** This endpoint's concurrency limiter (admission.ts); undefined when the pool has no limit. */
+  limiter: Limiter | undefined;
 
   constructor(
     address: string,
     readonly sessions: SessionPool,
   ) {
     this.ep = { id: address, address, inflight: 0 };
+  }
+
+  /** The endpoint's concurrency limit now (routers report it as status.endpoints[].concurrencyLimit). */
+  get concurrencyLimit(): number | undefined {
+    return this.limiter?.limit;
   }
 
   callStarted(id: number, nowMs: number): void {
@@ -47,6 +56,8 @@ export interface PoolDeps {
   random: Random;
   log: Logger;
   sessionOptions: SessionPoolOptions;
+  /** For the limiters' short waits; real timers when absent. */
+  timers?: Timers;
 }
 
 export class PoolState {
@@ -85,9 +96,12 @@ export class PoolState {
     if (first) this.gate = new BreakerGate(route.spec.circuitBreaker, { ...this.deps, pool: route.name });
     else if (!sameJson(prev.spec.circuitBreaker, route.spec.circuitBreaker))
       this.gate.configure(route.spec.circuitBreaker);
-    if (first || !sameJson(prev.spec.concurrency, route.spec.concurrency)) {
+    const newLimits = first || !sameJson(prev.spec.concurrency, route.spec.concurrency);
+    if (newLimits) {
       // A new limit starts afresh; calls holding tokens of the old one release into it harmlessly.
-      this.admission = createAdmission(route.spec.concurrency, this.deps);
+      this.admission = createAdmission(route.spec.concurrency, this.deps, () => this.endpoints.size);
+      for (const st of this.endpoints.values())
+        st.limiter = createEndpointLimiter(route.spec.concurrency, this.deps);
     }
     const wanted = new Set(route.endpoints.map((e) => e.address));
     for (const [address, st] of this.endpoints) {
@@ -100,7 +114,9 @@ export class PoolState {
     for (const address of wanted) {
       if (this.endpoints.has(address)) continue;
       const sessions = new SessionPool(address, this.deps.sessionOptions, this.deps);
-      this.endpoints.set(address, new EndpointState(address, sessions));
+      const st = new EndpointState(address, sessions);
+      st.limiter = createEndpointLimiter(route.spec.concurrency, this.deps);
+      this.endpoints.set(address, st);
       if (!first) this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint added');
     }
     for (const e of route.endpoints) {

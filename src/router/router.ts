@@ -147,6 +147,23 @@ export class Router {
   }
 
   /**
+   * A pool's concurrency limits now: the pool's own (admission) and each endpoint's, by address (what
+   * routers report to the operator as status.endpoints[].concurrencyLimit). Undefined for an unknown
+   * pool; empty figures for a pool without spec.concurrency.
+   */
+  concurrencyLimits(name: string): { pool?: number; endpoints: Map<string, number> } | undefined {
+    const st = this.pools.get(name);
+    if (!st) return undefined;
+    const endpoints = new Map<string, number>();
+    for (const [address, e] of st.endpoints) {
+      const l = e.concurrencyLimit;
+      if (l !== undefined) endpoints.set(address, l);
+    }
+    const pool = st.admission instanceof LimiterAdmission ? st.admission.limiter.limit : undefined;
+    return pool === undefined ? { endpoints } : { pool, endpoints };
+  }
+
+  /**
    * Graceful drain: stop accepting connections, send GOAWAY on every client session so no new calls
    * start, let calls in flight finish for up to graceMs, then close whatever is left.
    */
@@ -201,6 +218,7 @@ export class Router {
         endpoint,
         sessions: e.sessions.sessionCount,
         breaker: st.gate.breakers.state(endpoint),
+        limit: e.concurrencyLimit,
       })),
     }));
   }

@@ -8,9 +8,13 @@ import type { Priority } from '../limit/index.js';
  * The cache will sit between admission and pick, hedging around the attempt.
  */
 
-/** A slot granted by admission control; released exactly once with the call's outcome. */
+/**
+ * A slot granted by admission control; released exactly once with the call's outcome. `sample` false:
+ * the outcome says nothing about the pool's load (the router shed the call itself after admission), so
+ * it must not feed the limit.
+ */
 export interface Permit {
-  release(outcome: CallOutcome): void;
+  release(outcome: CallOutcome, sample?: boolean): void;
 }
 
 export interface AdmissionRequest extends PickRequest {

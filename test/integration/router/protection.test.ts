@@ -52,16 +52,21 @@ it('a failing endpoint is ejected by its breaker, then let back in after recover
 });
 
 it('the concurrency limit sheds calls beyond it with RESOURCE_EXHAUSTED', async () => {
-  const { client, metrics } = await setup({
+  // spec.concurrency is per endpoint: 2 each, so the pool of two admits 4.
+  const { backends, client, metrics } = await setup({
     concurrency: { algorithm: 'Fixed', initialLimit: 2, minLimit: 1, maxLimit: 2 },
   });
   const results = await Promise.all(Array.from({ length: 10 }, () => echo(client, { latencyMs: 300 })));
   const ok = results.filter((r) => r.status.code === grpc.status.OK).length;
   const shed = results.filter((r) => r.status.code === grpc.status.RESOURCE_EXHAUSTED);
-  expect(ok).toBe(2);
-  expect(shed).toHaveLength(8);
+  expect(ok).toBe(4);
+  expect(shed).toHaveLength(6);
   expect(shed[0]?.status.details).toContain('pool demo is overloaded');
-  expect(await metrics()).toMatch(/sibyl_router_concurrency_limit\{pool="demo"\} 2/);
+  const text = await metrics();
+  expect(text).toMatch(/sibyl_router_concurrency_limit\{pool="demo"\} 4/);
+  for (const b of backends) {
+    expect(text).toContain(`sibyl_router_endpoint_concurrency_limit{pool="demo",endpoint="${b.address}"} 2`);
+  }
   const after = await echo(client, {});
   expect(after.status.code).toBe(grpc.status.OK);
 });
