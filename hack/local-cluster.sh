@@ -2,6 +2,9 @@
 # A real Kubernetes control plane on loopback, the way controller-runtime's envtest runs one:
 # etcd and kube-apiserver (built by hack/k8s-tools.sh) with their own PKI, RBAC, and ServiceAccount
 # token signing, so TokenRequest and TokenReview work. There is no controller-manager or kubelet.
+# API aggregation is on (a front-proxy CA and client cert, the --requestheader-* and --proxy-client-*
+# flags), so an APIService can point at an aggregated server on loopback through an ExternalName
+# Service (test/support/metrics-api.ts serves metrics.k8s.io that way).
 #
 #   eval "$(hack/local-cluster.sh up)"    start (or find running) and print export lines
 #   hack/local-cluster.sh down            stop everything it started and remove its state
@@ -55,6 +58,12 @@ make_pki() {
     openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out admin.crt -extfile client.ext 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    # API aggregation (APIService): kube-apiserver proxies to an aggregated server with this client
+    # cert, and that server trusts the X-Remote-* headers of callers the front-proxy CA vouches for.
+    # A CA of its own, apart from the client CA, so no ordinary client cert can assert identities.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout front-proxy-ca.key -out front-proxy-ca.crt -subj "/CN=sibyl-front-proxy-ca" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout front-proxy-client.key -out front-proxy-client.csr -subj "/CN=front-proxy-client" 2>/dev/null
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial -days 3650 -out front-proxy-client.crt -extfile client.ext 2>/dev/null
   ) || die "openssl failed to make the PKI (is openssl installed?)"
 }
 
@@ -97,10 +106,26 @@ start_etcd() {
   die "etcd did not become healthy in 10s: see $STATE/etcd.log"
 }
 
+# Front-proxy flags for API aggregation, when the PKI has the front-proxy CA (a state folder made by
+# an older version of this script has none; its apiserver then restarts as it was).
+front_proxy_flags() {
+  [ -f "$PKI/front-proxy-ca.crt" ] || return 0
+  printf '%s\n' \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User \
+    --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
+    --proxy-client-key-file "$PKI/front-proxy-client.key"
+}
+
 start_apiserver() {
   local port
+  local -a aggregation
   [ -f "$STATE/apiserver.port" ] || free_port > "$STATE/apiserver.port"
   port=$(cat "$STATE/apiserver.port")
+  mapfile -t aggregation < <(front_proxy_flags)
   "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$(cat "$STATE/etcd.port")" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
@@ -110,6 +135,7 @@ start_apiserver() {
     --disable-admission-plugins ServiceAccount \
     --service-account-issuer "https://127.0.0.1:$port" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    ${aggregation[@]+"${aggregation[@]}"} \
     --v 0 >"$STATE/apiserver.log" 2>&1 &
   echo $! > "$STATE/apiserver.pid"
   local t0; t0=$(date +%s)
