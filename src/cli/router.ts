@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { linkRouter } from '../control/router-link.js';
+import { tokenFromFile } from '../control/client.js';
+import { SIBYL_VERSION } from '../util/version.js';
 import { pino } from 'pino';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
@@ -13,7 +17,13 @@ The gRPC proxy: routes each call by service to a pool and balances it over the p
 Prints {"listening":"HOST:PORT","metrics":"HOST:PORT"} on stdout once it serves; logs go to stderr.
 
   --config FILE             pools with static endpoints (BackendPool spec fields); SIGHUP reloads it
-  --control ADDR            the operator's control API (arrives with a later issue)
+  --control ADDR            subscribe to the operator's control API (routing tables, breakers, model)
+  --control-ca FILE         CA of the operator's certificate (PEM)
+  --control-server-name N   name the operator's certificate carries, when not the address's host
+  --control-insecure        plaintext control stream (local runs only)
+  --token-file FILE         ServiceAccount token presented to the operator, read at each connect
+                            (default /var/run/secrets/kubernetes.io/serviceaccount/token)
+  --router-id ID            (default HOSTNAME-PID)   --namespace NS   pools of one namespace only
   --listen ADDR             gRPC address (default :8080; port 0 picks a free port)
   --metrics-addr ADDR       /metrics, /healthz, /readyz (default :9091; "" for none)
   --tls-cert FILE --tls-key FILE   serve TLS instead of h2c
@@ -38,6 +48,12 @@ export async function run(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string' },
         control: { type: 'string' },
+        'control-ca': { type: 'string' },
+        'control-server-name': { type: 'string' },
+        'control-insecure': { type: 'boolean', default: false },
+        'token-file': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+        'router-id': { type: 'string' },
+        namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? '' },
         listen: { type: 'string', default: ':8080' },
         'metrics-addr': { type: 'string', default: ':9091' },
         'tls-cert': { type: 'string' },
@@ -57,17 +73,20 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (values.control) {
+  if (values.control && values.config)
+    throw new SibylError('ERR_USAGE', '--control and --config exclude each other');
+  if (values.control && !values['control-ca'] && !values['control-insecure']) {
     throw new SibylError(
       'ERR_USAGE',
-      '--control: the control stream is not built yet; use --config routes.yaml',
+      "--control needs --control-ca (the CA of the operator's certificate) or an explicit --control-insecure",
     );
   }
-  if (!values.config) throw new SibylError('ERR_USAGE', `--config is required\n\n${HELP}`);
+  if (!values.control && !values.config)
+    throw new SibylError('ERR_USAGE', `--config or --control is required\n\n${HELP}`);
   if (!values['tls-cert'] !== !values['tls-key'])
     throw new SibylError('ERR_USAGE', '--tls-cert and --tls-key go together');
   const config = values.config;
-  const table = tableFromConfig(loadRouterConfig(config));
+  const table = config ? tableFromConfig(loadRouterConfig(config)) : undefined;
   const graceMs = parseDuration(values['drain-grace']);
   const log = pino({ level: values['log-level'], base: { cmd: 'router' } }, pino.destination(2));
   const router = await Router.start({
@@ -80,10 +99,23 @@ export async function run(argv: string[]): Promise<number> {
     retryBufferBytes: int(values['retry-buffer-bytes'], 'retry-buffer-bytes', 0),
     log,
   });
-  router.applyTable(table);
+  if (table) router.applyTable(table);
+  const link = values.control
+    ? linkRouter(router, {
+        address: values.control,
+        ...(values['control-ca'] ? { ca: readFileSync(values['control-ca']) } : {}),
+        ...(values['control-server-name'] ? { serverName: values['control-server-name'] } : {}),
+        token: tokenFromFile(values['token-file'] as string),
+        routerId: values['router-id'] ?? `${hostname()}-${process.pid}`,
+        namespace: values.namespace as string,
+        version: SIBYL_VERSION,
+        log,
+      })
+    : undefined;
   console.log(JSON.stringify({ listening: router.address, metrics: router.metricsAddress }));
 
   process.on('SIGHUP', () => {
+    if (!config) return;
     try {
       router.applyTable(tableFromConfig(loadRouterConfig(config), router.currentTable.version + 1));
     } catch (e) {
@@ -93,6 +125,7 @@ export async function run(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal, graceMs }, 'draining');
+      link?.stop();
       router.drain(graceMs).then(resolve, (e: unknown) => {
         log.error({ err: errorMessage(e) }, 'drain failed');
         resolve();

@@ -180,8 +180,9 @@ export class ControlServer {
           'router refused a routing update',
         );
         this.o.onNack?.(session.info.routerId, m.nack.routingVersion, m.nack.error);
-        session.full = true; // resend everything: the router keeps its old table meanwhile
-        session.scheduler.notify(true);
+        // The router keeps its old table. The same content would be refused again, so the next
+        // change goes out as a full snapshot rather than resending this one now.
+        session.full = true;
       } else if (m.msg === 'load') {
         this.o.onLoad({ ...m.load, routerId: session.info.routerId });
       }

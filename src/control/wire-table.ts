@@ -25,14 +25,15 @@ export function tableFromWire(pools: readonly WirePool[], version: number, nowMs
         .map((e) => ({ address: e.address, ...(e.pod ? { name: e.pod } : {}) })),
     } as PoolConfig;
   });
-  const valid = validateRouterConfig(
-    { pools: configs.filter((c) => c.endpoints.length > 0) },
-    `routing version ${version}`,
-  );
+  // Pools are named namespace/name; the file format's names have no slash, so validate under a
+  // stand-in name and keep the real one.
+  const checked = configs
+    .filter((c) => c.endpoints.length > 0)
+    .map((c) => ({ ...c, name: c.name.replace('/', '.') }));
+  validateRouterConfig({ pools: checked }, `routing version ${version}`);
   const byName = new Map(pools.map((p) => [p.name, p]));
   const routes: PoolRoute[] = configs.map((c) => {
-    const base = valid.pools.find((v) => v.name === c.name) ?? c;
-    const route = poolRoute(base);
+    const route = poolRoute(c);
     const wire = new Map((byName.get(c.name)?.endpoints ?? []).map((e) => [e.address, e]));
     return Object.freeze({
       ...route,

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
-import type { CallOutcome, PickRequest } from '../balancer/types.js';
+import type { CallOutcome, Endpoint, PickRequest } from '../balancer/types.js';
 import type { Clock } from '../util/clock.js';
 import { Status, isServerFault, statusName } from '../grpc/status.js';
 import { formatGrpcTimeout } from '../grpc/timeout.js';
@@ -39,6 +39,17 @@ export interface PipelineEnv {
   log: Logger;
   clock: Clock;
   options: PipelineOptions;
+  /** Sees every attempt start and end (the control stream's load reports and training samples). */
+  observer?: AttemptObserver;
+}
+
+/**
+ * A seam for whoever reports load: `started` returns what it wants back at the end (e.g. the
+ * features at dispatch for a training sample), `ended` gets the status and latency.
+ */
+export interface AttemptObserver {
+  started(pool: PoolState, ep: Endpoint, req: PickRequest, nowMs: number): unknown;
+  ended(pool: PoolState, ep: Endpoint, context: unknown, code: number, latencyMs: number, ok: boolean): void;
 }
 
 let nextCallId = 1;
@@ -73,7 +84,10 @@ class CallPipeline {
   ) {
     this.startMs = env.clock.now();
     this.path = headerValue(headers, ':path') ?? '';
-    this.log = env.log.child({ call: this.id, method: this.path });
+    // A child logger costs a bindings serialisation per call: only when its debug lines will be written.
+    this.log = env.log.isLevelEnabled('debug')
+      ? env.log.child({ call: this.id, method: this.path })
+      : env.log;
     this.down = new Downstream(stream, this.log);
     stream.on('error', (e) => this.log.debug({ err: e.message }, 'client stream error'));
     stream.once('close', () => {
@@ -89,15 +103,16 @@ class CallPipeline {
     const pool = this.env.pool(route.name);
     if (!pool) return this.refuse(Status.UNAVAILABLE, `pool ${route.name} is not ready`, 'no-pool');
     this.poolName = route.name;
-    this.env.metrics.inflight.inc({ pool: route.name });
+    const series = this.env.metrics.forPool(route.name);
+    series.inflight.inc();
     let code: number = Status.UNKNOWN;
     try {
       code = await this.route(route, pool);
     } finally {
-      this.env.metrics.inflight.dec({ pool: route.name });
+      series.inflight.dec();
       clearTimeout(this.deadline);
-      this.env.metrics.requests.inc({ pool: route.name, code: String(code) });
-      this.env.metrics.duration.observe({ pool: route.name }, (this.env.clock.now() - this.startMs) / 1000);
+      series.requests(code).inc();
+      series.duration.observe((this.env.clock.now() - this.startMs) / 1000);
     }
   }
 
@@ -134,8 +149,12 @@ class CallPipeline {
     this.body = new RequestBody(this.stream, options.maxMessageBytes, options.retryBufferBytes, (e) =>
       this.frameError(e),
     );
-    // Let the first message's prefix arrive (it usually comes with the headers) so the pick can see its size.
-    await new Promise<void>((r) => setImmediate(r));
+    // Let the first message's prefix arrive so the pick can see its size. It usually came in the same
+    // read as the headers, and flows once the stream resumes (a nextTick); else wait for this I/O turn.
+    await new Promise<void>((r) => process.nextTick(r));
+    if (this.body.scanner.firstLength === undefined && !this.body.ended) {
+      await new Promise<void>((r) => setImmediate(r));
+    }
     const req: PickRequest = { method: this.path, payloadBytes: this.body.scanner.firstLength ?? 0 };
     if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
 
@@ -303,14 +322,15 @@ class CallPipeline {
     if (this.down.isFinished) attempt.cancel(this.down.code ?? Status.CANCELLED, 'call already ended');
     st.callStarted(this.id, started);
     pool.balancer.onCallStarted?.(st.ep, req);
+    const seen = this.env.observer?.started(pool, st.ep, req, started);
     const done = attempt.run(st.sessions, headers).then(
       (result) => {
-        this.attemptEnded(pool, st, token, req, attempt, started, result.code);
+        this.attemptEnded(pool, st, token, req, attempt, started, result.code, seen);
         if (result.code === Status.OK) pool.latencies.record(this.path, clock.now() - started);
         return result;
       },
       (e: unknown) => {
-        this.attemptEnded(pool, st, token, req, attempt, started, Status.INTERNAL);
+        this.attemptEnded(pool, st, token, req, attempt, started, Status.INTERNAL, seen);
         throw e;
       },
     );
@@ -325,6 +345,7 @@ class CallPipeline {
     attempt: Attempt,
     started: number,
     code: number,
+    seen?: unknown,
   ): void {
     this.attempts.delete(attempt);
     st.callEnded(this.id);
@@ -336,6 +357,7 @@ class CallPipeline {
     pool.balancer.onCallEnded(st.ep, req, outcome);
     pool.gate.onCallEnded(st.ep.id, outcome);
     token?.release(releaseOutcome(code), outcome.latencyMs);
+    this.env.observer?.ended(pool, st.ep, seen, code, outcome.latencyMs, outcome.ok);
   }
 
   /** Why this failed attempt may go to another endpoint, or undefined when it may not. */

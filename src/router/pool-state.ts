@@ -70,6 +70,8 @@ export class PoolState {
   readonly latencies = new LatencyTracker();
   admission!: Admission;
   gate!: BreakerGate;
+  /** Endpoints whose breaker the operator holds open. */
+  private readonly forced = new Set<string>();
 
   constructor(
     route: PoolRoute,
@@ -124,6 +126,16 @@ export class PoolState {
       if (st) st.ep.hints = e.hints;
     }
     this.gate.sync(wanted);
+    // Fleet-wide breaker decisions from the operator override this router's own view.
+    for (const e of route.endpoints) {
+      if (e.forceOpen && !this.forced.has(e.address)) {
+        this.forced.add(e.address);
+        this.gate.breakers.forceOpen(e.address);
+      } else if (!e.forceOpen && this.forced.delete(e.address)) {
+        this.gate.breakers.clearOverride(e.address);
+      }
+    }
+    for (const a of this.forced) if (!wanted.has(a)) this.forced.delete(a);
   }
 
   /**

@@ -9,7 +9,7 @@ import { formatAddress, parseListenAddress } from '../grpc/address.js';
 import { createMetricsServer } from './http.js';
 import { LimiterAdmission } from './admission.js';
 import { RouterMetrics, type PoolSnapshot } from './metrics.js';
-import { handleStream, type PipelineEnv } from './pipeline.js';
+import { handleStream, type AttemptObserver, type PipelineEnv } from './pipeline.js';
 import { PoolState } from './pool-state.js';
 import { DEFAULT_SESSION_POOL, type SessionPoolOptions } from './session-pool.js';
 import { buildTable, type RoutingTable } from './table.js';
@@ -208,6 +208,27 @@ export class Router {
       this.log.debug({ err: errorMessage(e) }, 'could not send GOAWAY; closing the connection');
       session.destroy();
     }
+  }
+
+  /** Watches every attempt (the control stream's load reports). */
+  setObserver(observer: AttemptObserver | undefined): void {
+    this.env.observer = observer;
+  }
+
+  /** Each endpoint of each pool with its breaker state and concurrency limit, for load reports. */
+  liveEndpoints(): Array<{ pool: string; ep: Endpoint; breaker: string; concurrencyLimit?: number }> {
+    const out = [];
+    for (const [pool, st] of this.pools) {
+      for (const [address, e] of st.endpoints) {
+        out.push({
+          pool,
+          ep: e.ep,
+          breaker: st.gate.breakers.state(address),
+          concurrencyLimit: e.concurrencyLimit,
+        });
+      }
+    }
+    return out;
   }
 
   private snapshot(): PoolSnapshot[] {

@@ -23,6 +23,8 @@ export interface EndpointRoute {
   readonly name?: string;
   /** The operator's figures for this endpoint (weight, predictions, fleet error rate); none from a file. */
   readonly hints?: EndpointHints;
+  /** The operator opened this endpoint's breaker for the whole fleet. */
+  readonly forceOpen?: boolean;
 }
 
 export interface PoolRoute {

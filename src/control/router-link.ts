@@ -1,0 +1,75 @@
+import type { Logger } from 'pino';
+import type { Endpoint, PickRequest } from '../balancer/types.js';
+import type { Router } from '../router/router.js';
+import type { PoolState } from '../router/pool-state.js';
+import { systemClock, systemRandom } from '../util/clock.js';
+import { systemTimers } from '../util/timers.js';
+import { ControlClient } from './client.js';
+import { LoadCollector, type DispatchFeatures } from './load-collector.js';
+import type { WireModel, WirePool } from './messages.js';
+import { tableFromWire } from './wire-table.js';
+
+export interface RouterLinkOptions {
+  address: string;
+  ca?: Buffer;
+  serverName?: string;
+  token: () => Promise<string>;
+  routerId: string;
+  namespace: string;
+  version: string;
+  log: Logger;
+  /** Share of attempts kept as training samples (default 0.05). */
+  sampleRate?: number;
+  /** Called with each model the operator sends (the router evaluates it per pick). */
+  onModel?: (model: WireModel) => void;
+  /** What the router knew at dispatch, for a training sample; absent = counts only. */
+  features?: (pool: PoolState, ep: Endpoint, req: PickRequest, nowMs: number) => DispatchFeatures | undefined;
+}
+
+/**
+ * Connects a Router to the operator: snapshots and deltas become routing tables (applied atomically,
+ * nacked when invalid), attempts feed the load collector, and load reports go back every interval.
+ */
+export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient {
+  const collector = new LoadCollector(systemRandom);
+  const rate = o.sampleRate ?? 0.05;
+  let modelVersion: string | undefined;
+  router.setObserver({
+    started: (pool, ep, req, now) =>
+      o.features && systemRandom() < rate ? o.features(pool, ep, req, now) : undefined,
+    ended: (pool, ep, context, code, latencyMs, ok) =>
+      collector.record(
+        pool.route.name,
+        ep.address,
+        code,
+        latencyMs,
+        !ok,
+        context as DispatchFeatures | undefined,
+      ),
+  });
+  const client = new ControlClient({
+    address: o.address,
+    ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.serverName ? { serverName: o.serverName } : {}),
+    token: o.token,
+    routerId: o.routerId,
+    namespace: o.namespace,
+    version: o.version,
+    apply: (pools: readonly WirePool[], version: number, model: WireModel | undefined) => {
+      const table = tableFromWire(pools, version, systemClock.now());
+      if (model && model.version !== modelVersion) {
+        o.onModel?.(model);
+        modelVersion = model.version;
+      }
+      router.applyTable(table);
+      return undefined;
+    },
+    report: () => ({ ...collector.drain(router.liveEndpoints()), caches: [] }),
+    log: o.log,
+    clock: systemClock,
+    timers: systemTimers,
+    random: systemRandom,
+  });
+  client.start();
+  return client;
+}
