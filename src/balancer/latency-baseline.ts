@@ -32,6 +32,11 @@ export class LatencyBaseline {
     this.atMs = Math.max(this.atMs, now);
   }
 
+  /** The decayed mean latency, ms (of all payloads). */
+  mean(): number {
+    return this.s > 0 ? this.sy / this.s : 0;
+  }
+
   /** Predicted latency (ms) for a payload of `kib`; at least 1 µs. Decay scales all sums alike, so
    * the line needs no decay to read. */
   predict(kib: number): number {

@@ -22,10 +22,17 @@ import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from 
  *       and count n), shrunk towards a prior with weight k. The prior is the operator's predicted
  *       latency when fresh, blended by freshness f = exp(−hintAge/τh) with b · (1 + stalenessPenalty):
  *       an endpoint known only by old telemetry is charged for the uncertainty. No hint: prior = b.
- *   q = inflight + f · max(0, queueLength − inflight)   — own calls in flight, raised towards the
- *       operator's lagged queue length only as far as that figure is fresh
- *   L = S · (1 + q) · (1 + cpuWeight · max(0, cpu − 0.8) / 0.2)   — ORCA CPU matters only near
- *       saturation; lagged CPU alone misleads when every router reacts to the same stale figure.
+ *   A = Σ b over this router's calls in flight there (the work it has put ahead of a new call, counted
+ *       at onCallStarted; a typical call's latency for any it did not see start)
+ *   O = fq · max(0, queueLength − inflight) · typical   — other routers' calls there, from the operator's
+ *       lagged queue length, trusted only while fresh on the server's own time scale:
+ *       fq = exp(−hintAge / (queueTurnover · S)). A queue turns over in a few service times; a
+ *       figure older than that says little, and every router acting on the same stale queue herds.
+ *   L = (S + (S/b) · waitWeight · (A + O)) · (1 + cpuWeight · fq · max(0, cpu − 0.8) / 0.2)
+ *       — the call's own service plus a share of the work ahead (several slots share it), both scaled
+ *       by how slow the endpoint is; the wait is additive, so a small call behind a large one waits
+ *       and a large call is not charged as if every call ahead were as large. ORCA CPU matters only near
+ *       saturation and only while fresh; lagged CPU alone misleads.
  *   e = (failures + f · hintErrorRate) / (calls + 1)   — own decayed counts, shrunk towards the fleet's
  *       error rate while that is fresh; as the counts decay, an avoided server is tried again.
  *
@@ -33,11 +40,14 @@ import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from 
  * server closes far more of the gap to an oracle than scoring a few — else `sampleSize` (4) distinct ones
  * at random (power of d choices, Mitzenmacher). Ties are broken at random, and with probability
  * `exploration` (0.05) a uniformly random candidate is taken, so estimates of avoided servers stay current
- * and routers sharing the same stale view do not herd.
+ * and routers sharing the same stale view do not herd; but only one where this router has nothing in
+ * flight, and a failing one with probability (1 − e)^20 only.
  *
  * Options: exploration, predict, failurePenaltyMs (1000), memoryMs (decay of own figures, 5000),
  * hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight (0.5),
- * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4).
+ * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (20), waitWeight (0.5).
+ * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
+ * one configuration for all of them.
  */
 
 /**
@@ -73,6 +83,8 @@ export type PredictFn = (ep: Endpoint, req: PickRequest, features: PredictiveFea
 interface OwnStats {
   ratioSum: number; // Σ latency / baseline over successful calls (decayed)
   ratioN: number;
+  pendingMs: number; // Σ baseline latency of this router's calls in flight there (work ahead of a new call)
+  pendingN: number; // how many calls pendingMs counts (calls started without onCallStarted are not)
   ok: number;
   failed: number;
   atMs: number;
@@ -93,6 +105,10 @@ export class Predictive implements Balancer {
   private readonly defaultLatencyMs: number;
   private readonly scoreAllMax: number;
   private readonly sampleSize: number;
+  private readonly queueTurnover: number;
+  private readonly waitWeight: number;
+  /** Work ahead (ms) of a new call on the endpoint being scored; set by `score` for `heuristicMs`. */
+  private aheadMs = 0;
   private readonly own = new Map<string, OwnStats>();
   private readonly methods = new Map<string, LatencyBaseline>();
   private readonly all: LatencyBaseline;
@@ -132,16 +148,23 @@ export class Predictive implements Balancer {
     this.defaultLatencyMs = numberOption(options, 'defaultLatencyMs', 10, 1e-3);
     this.scoreAllMax = numberOption(options, 'scoreAllMax', 16, 1);
     this.sampleSize = Math.round(numberOption(options, 'sampleSize', 4, 2, 64));
+    this.queueTurnover = numberOption(options, 'queueTurnover', 20, 1e-6);
+    this.waitWeight = numberOption(options, 'waitWeight', 0.5, 0);
     this.all = new LatencyBaseline(this.memoryMs);
   }
 
   pick(candidates: readonly Endpoint[], req: PickRequest): Endpoint {
     const n = candidates.length;
     const rnd = this.deps.random;
-    if (n === 1 || (this.exploration > 0 && rnd() < this.exploration)) {
-      return this.track(candidates[randomIndex(rnd, n)]!);
-    }
+    if (n === 1) return this.track(candidates[0]!);
     const now = this.deps.clock.now();
+    if (this.exploration > 0 && rnd() < this.exploration) {
+      // Explore a server only while none of our calls is open there (one probe at a time: a stalled
+      // server does not collect them), and hardly ever one we know is failing, where a call costs the
+      // client the deadline; its failure rate decays and the plain score tries it again in time.
+      const ep = candidates[randomIndex(rnd, n)]!;
+      if (ep.inflight === 0 && (1 - this.failureRate(ep, now)) ** 20 > rnd()) return this.track(ep);
+    }
     const b = this.baselineMs(req, now);
     let best = candidates[0]!;
     let bestScore = Infinity;
@@ -169,10 +192,24 @@ export class Predictive implements Balancer {
     return this.track(best);
   }
 
+  onCallStarted(ep: Endpoint, req: PickRequest): void {
+    const s = this.own.get(ep.id);
+    if (!s) return;
+    s.pendingMs += this.baselineMs(req, this.deps.clock.now());
+    s.pendingN++;
+  }
+
   onCallEnded(ep: Endpoint, req: PickRequest, outcome: CallOutcome): void {
     const s = this.own.get(ep.id);
     if (!s) return; // never picked by us, or removed since
     const now = this.deps.clock.now();
+    if (ep.inflight > 0 && s.pendingN > 0) {
+      s.pendingMs = Math.max(0, s.pendingMs - this.baselineMs(req, now));
+      s.pendingN--;
+    } else {
+      s.pendingMs = 0; // nothing open: start afresh, so rounding never accumulates
+      s.pendingN = 0;
+    }
     const d = decay(now - s.atMs, this.memoryMs);
     s.ratioSum *= d;
     s.ratioN *= d;
@@ -207,6 +244,10 @@ export class Predictive implements Balancer {
     now = this.deps.clock.now(),
   ): number {
     const f = this.features(ep, req, b, now);
+    const st = this.own.get(ep.id);
+    const mean = this.typicalMs(now);
+    // own calls in flight there: their baselines, and a typical call for any not seen starting
+    this.aheadMs = (st?.pendingMs ?? 0) + Math.max(0, f.inflight - (st?.pendingN ?? 0)) * mean;
     const service = this.serviceMs(f);
     let latency = this.predict?.(ep, req, f);
     if (latency === undefined || !Number.isFinite(latency)) latency = this.heuristicMs(f, service);
@@ -243,6 +284,15 @@ export class Predictive implements Balancer {
     return f;
   }
 
+  /** The expected failure rate e of a call to `ep` (as in `features`), without the rest. */
+  private failureRate(ep: Endpoint, now: number): number {
+    const s = this.own.get(ep.id);
+    const d = s ? decay(now - s.atMs, this.memoryMs) : 0;
+    const h = ep.hints;
+    const fresh = h ? decay(now - (h.atMs ?? now), this.hintTauMs) : 0;
+    return ((s ? s.failed * d : 0) + fresh * (h?.errorRate ?? 0)) / ((s ? (s.ok + s.failed) * d : 0) + 1);
+  }
+
   private serviceMs(f: PredictiveFeatures): number {
     const prior = Number.isNaN(f.hintLatencyMs)
       ? f.baselineMs
@@ -253,11 +303,25 @@ export class Predictive implements Balancer {
   }
 
   private heuristicMs(f: PredictiveFeatures, service: number): number {
-    const q = Number.isNaN(f.queueLength)
-      ? f.inflight
-      : f.inflight + f.hintFreshness * Math.max(0, f.queueLength - f.inflight);
-    const hot = Number.isNaN(f.cpu) ? 0 : Math.max(0, f.cpu - 0.8) / 0.2;
-    return service * (1 + q) * (1 + this.cpuWeight * hot);
+    // the lagged figures describe a queue that turns over in a few service times: trust them that long
+    const fl = decay(f.hintAgeMs, this.queueTurnover * service);
+    const others = Number.isNaN(f.queueLength)
+      ? 0
+      : fl * Math.max(0, f.queueLength - f.inflight) * this.typicalMs(this.deps.clock.now());
+    const hot = Number.isNaN(f.cpu) ? 0 : (fl * Math.max(0, f.cpu - 0.8)) / 0.2;
+    const slowness = service / f.baselineMs;
+    return (service + slowness * this.waitWeight * (this.aheadMs + others)) * (1 + this.cpuWeight * hot);
+  }
+
+  /** A typical call's latency on a typical endpoint (all methods and payloads), ms. */
+  private typicalMs(now: number): number {
+    return this.all.weight(now) >= 1 ? this.all.mean() : this.defaultLatencyMs;
+  }
+
+  /** What this policy knows of `ep` for `req` now: the inputs a training sample records at dispatch. */
+  dispatchFeatures(ep: Endpoint, req: PickRequest): PredictiveFeatures {
+    const now = this.deps.clock.now();
+    return this.features(ep, req, this.baselineMs(req, now), now);
   }
 
   private baselineMs(req: PickRequest, now: number): number {
@@ -281,7 +345,15 @@ export class Predictive implements Balancer {
 
   private track(ep: Endpoint): Endpoint {
     if (!this.own.has(ep.id))
-      this.own.set(ep.id, { ratioSum: 0, ratioN: 0, ok: 0, failed: 0, atMs: this.deps.clock.now() });
+      this.own.set(ep.id, {
+        ratioSum: 0,
+        ratioN: 0,
+        pendingMs: 0,
+        pendingN: 0,
+        ok: 0,
+        failed: 0,
+        atMs: this.deps.clock.now(),
+      });
     return ep;
   }
 }
