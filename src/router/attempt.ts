@@ -113,7 +113,9 @@ export class Attempt {
         settled = true;
         this.ctx.body.detach();
         // The response is complete; a request side still open (the client was still sending) is reset.
-        if (!up.closed && !up.destroyed) up.close(NGHTTP2_CANCEL);
+        // Not otherwise: a RST_STREAM after every call looks like HTTP/2 "rapid reset" to the backend's
+        // nghttp2, which answers a burst of them with GOAWAY (ENHANCE_YOUR_CALM).
+        if (!up.writableEnded && !up.closed && !up.destroyed) up.close(NGHTTP2_CANCEL);
         resolve(r);
       };
       const delivered = (code: number, message: string): AttemptResult => ({

@@ -8,8 +8,18 @@ export interface PoolSnapshot {
   endpoints: Array<{ endpoint: string; sessions: number; breaker: string; limit?: number }>;
 }
 
+/** A pool's per-call series with their labels resolved once (prom-client hashes label objects per call). */
+export interface PoolSeries {
+  inflight: { inc(): void; dec(): void };
+  duration: { observe(seconds: number): void };
+  /** sibyl_router_requests_total{pool, code} for one code. */
+  requests(code: number): { inc(): void };
+}
+
 /** The router's Prometheus series (DESIGN.md §8), in a registry of its own per router instance. */
 export class RouterMetrics {
+  private readonly series = new Map<string, PoolSeries>();
+
   readonly registry = new Registry();
   readonly requests: Counter<'pool' | 'code'>;
   readonly duration: Histogram<'pool'>;
@@ -17,6 +27,26 @@ export class RouterMetrics {
   readonly retries: Counter<'pool' | 'reason'>;
   readonly rejected: Counter<'reason'>;
   readonly hedges: Counter<'pool'>;
+
+  /** The per-call series of `pool`, made on first use and kept (pools are few; codes are 17). */
+  forPool(pool: string): PoolSeries {
+    let s = this.series.get(pool);
+    if (!s) {
+      const byCode = new Map<number, { inc(): void }>();
+      const requests = this.requests;
+      s = {
+        inflight: this.inflight.labels(pool),
+        duration: this.duration.labels(pool),
+        requests(code) {
+          let c = byCode.get(code);
+          if (!c) byCode.set(code, (c = requests.labels(pool, String(code))));
+          return c;
+        },
+      };
+      this.series.set(pool, s);
+    }
+    return s;
+  }
 
   constructor(snapshot: () => PoolSnapshot[], opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

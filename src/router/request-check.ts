@@ -20,18 +20,24 @@ export interface Routable {
   timeoutMs: number;
 }
 
+function refuse(code: number, message: string, reason: Refusal['reason'], httpStatus = 200): Refusal {
+  return { code, message, reason, httpStatus };
+}
+
+/**
+ * Paths already matched to a pool, per table (tables are immutable, so an entry never goes stale; a new
+ * table starts an empty map). Only matches are kept, and at most MAX_CACHED_PATHS of them, so hostile
+ * paths cannot grow it: this saves the path's parse and lookups on every call of a known method.
+ */
+const matched = new WeakMap<RoutingTable, Map<string, PoolRoute>>();
+const MAX_CACHED_PATHS = 4096;
+
 /**
  * Checks an incoming request's headers (PROTOCOL-HTTP2.md) and finds its pool: POST, an application/grpc
  * content-type (else HTTP 415 with INVALID_ARGUMENT), a /service/method path, a pool matching it
  * (else UNIMPLEMENTED), and a well-formed grpc-timeout (else INTERNAL, as grpc-go answers). Pure.
  */
 export function checkRequest(h: IncomingHttpHeaders, table: RoutingTable): Routable | Refusal {
-  const refuse = (code: number, message: string, reason: Refusal['reason'], httpStatus = 200): Refusal => ({
-    code,
-    message,
-    reason,
-    httpStatus,
-  });
   if (h[':method'] !== 'POST') {
     return refuse(Status.UNIMPLEMENTED, `gRPC calls are POST, not ${h[':method']}`, 'method', 405);
   }
@@ -45,15 +51,21 @@ export function checkRequest(h: IncomingHttpHeaders, table: RoutingTable): Routa
     );
   }
   const path = headerValue(h, ':path') ?? '';
-  const parts = splitMethod(path);
-  if (!parts) return refuse(Status.UNIMPLEMENTED, `"${path}" is not a gRPC method path`, 'path');
-  const route = matchPool(table, path);
-  if (!route)
-    return refuse(
-      Status.UNIMPLEMENTED,
-      `no pool matches the service ${parts[0]} (method ${path})`,
-      'no-pool',
-    );
+  let routes = matched.get(table);
+  if (!routes) matched.set(table, (routes = new Map()));
+  let route = routes.get(path);
+  if (!route) {
+    const parts = splitMethod(path);
+    if (!parts) return refuse(Status.UNIMPLEMENTED, `"${path}" is not a gRPC method path`, 'path');
+    route = matchPool(table, path);
+    if (!route)
+      return refuse(
+        Status.UNIMPLEMENTED,
+        `no pool matches the service ${parts[0]} (method ${path})`,
+        'no-pool',
+      );
+    if (routes.size < MAX_CACHED_PATHS) routes.set(path, route);
+  }
   const timeout = headerValue(h, 'grpc-timeout');
   const clientMs = timeout === undefined ? undefined : parseGrpcTimeout(timeout);
   if (timeout !== undefined && clientMs === undefined) {
