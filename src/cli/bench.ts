@@ -10,6 +10,10 @@ export const benches: Record<string, { summary: string; load: () => Promise<Comm
     summary: 'the simulator: every policy over scenario files (bench/scenarios)',
     load: () => import('../bench/sim.js'),
   },
+  proxy: {
+    summary: 'the router against a direct connection and nginx grpc_pass, under ghz',
+    load: () => import('../bench/proxy.js'),
+  },
 };
 
 const usage = () =>

@@ -23,7 +23,7 @@ export const commands: Record<string, Command> = {
     load: () => import('./backend.js'),
   },
   train: { summary: 'train the latency model', load: () => import('./train.js') },
-  bench: { summary: 'benchmarks: sim | proxy | cache | scale' },
+  bench: { summary: 'benchmarks: sim | proxy | cache | scale', load: () => import('./bench.js') },
   demo: { summary: 'the whole system on one machine (use `make demo`)', load: () => import('./demo.js') },
   crds: { summary: 'write the CustomResourceDefinitions (--out DIR)', load: () => import('./crds.js') },
 };
