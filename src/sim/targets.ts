@@ -68,7 +68,7 @@ export function evaluateTargets(
     out.checks.push({
       target: 'error rate ≤ Oracle + 0.1 points',
       met: c.errorRate <= oracle.errorRate + 0.001 + 1e-12,
-      detail: `${pct(c.errorRate)} vs ${pct(oracle.errorRate)}`,
+      detail: `${(100 * c.errorRate).toFixed(2)}% vs ${(100 * oracle.errorRate).toFixed(2)}%`,
     });
     if (best && best.p99AllMs > 0) {
       const advantage = (best.p99AllMs - oracle.p99AllMs) / best.p99AllMs;

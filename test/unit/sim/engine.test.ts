@@ -34,6 +34,22 @@ describe('simulate', () => {
     for (const policy of POLICIES) expect(oracle).toBeLessThanOrEqual(simulate(s, { policy }).p99AllMs);
   });
 
+  it('Predictive does not herd on the lagged telemetry every router shares', () => {
+    const s = scenario({
+      routers: 4,
+      load: { utilization: 0.7 },
+      servers: [
+        { count: 4, speed: 1, concurrency: 4 },
+        { count: 2, speed: 0.5, concurrency: 4 },
+      ],
+      durationS: 15,
+    });
+    const oracle = simulate(s, { policy: 'Oracle' });
+    const predictive = simulate(s, { policy: 'Predictive' });
+    expect(predictive.p50Ms).toBeLessThan(1.3 * oracle.p50Ms);
+    expect(predictive.p99AllMs).toBeLessThan(1.5 * oracle.p99AllMs);
+  });
+
   it('counts a fast failure at the deadline in p99AllMs, never as a fast success', () => {
     const s = scenario({ events: [{ server: 0, errorRate: 1, errorLatencyMs: 1 }] });
     const r = simulate(s, { policy: 'RoundRobin' });
