@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
+import { Predictive } from '../balancer/predictive.js';
 import type { Endpoint, PickRequest } from '../balancer/types.js';
+import { modelFromJson } from '../model/artifact.js';
+import { createPredictor, featureInputFrom } from '../model/predictor.js';
 import type { Router } from '../router/router.js';
 import type { PoolState } from '../router/pool-state.js';
 import { systemClock, systemRandom } from '../util/clock.js';
@@ -20,10 +23,12 @@ export interface RouterLinkOptions {
   log: Logger;
   /** Share of attempts kept as training samples (default 0.05). */
   sampleRate?: number;
-  /** Called with each model the operator sends (the router evaluates it per pick). */
-  onModel?: (model: WireModel) => void;
-  /** What the router knew at dispatch, for a training sample; absent = counts only. */
-  features?: (pool: PoolState, ep: Endpoint, req: PickRequest, nowMs: number) => DispatchFeatures | undefined;
+}
+
+/** What a Predictive pool knew of the endpoint at dispatch, as a training sample records it. */
+function dispatchSample(pool: PoolState, ep: Endpoint, req: PickRequest): DispatchFeatures | undefined {
+  if (!(pool.balancer instanceof Predictive)) return undefined;
+  return featureInputFrom(pool.balancer.dispatchFeatures(ep, req), undefined, ep);
 }
 
 /**
@@ -35,8 +40,7 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
   const rate = o.sampleRate ?? 0.05;
   let modelVersion: string | undefined;
   router.setObserver({
-    started: (pool, ep, req, now) =>
-      o.features && systemRandom() < rate ? o.features(pool, ep, req, now) : undefined,
+    started: (pool, ep, req) => (systemRandom() < rate ? dispatchSample(pool, ep, req) : undefined),
     ended: (pool, ep, context, code, latencyMs, ok) =>
       collector.record(
         pool.route.name,
@@ -58,8 +62,10 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
     apply: (pools: readonly WirePool[], version: number, model: WireModel | undefined) => {
       const table = tableFromWire(pools, version, systemClock.now());
       if (model && model.version !== modelVersion) {
-        o.onModel?.(model);
+        // A model that does not load is refused with the whole update (nack); the old one stays.
+        router.setPredictor(createPredictor(modelFromJson(model.artifactJson, `model ${model.version}`)));
         modelVersion = model.version;
+        o.log.info({ model: model.version }, 'latency model installed');
       }
       router.applyTable(table);
       return undefined;

@@ -7,6 +7,12 @@ import { RoutingState } from '../control/routing-state.js';
 import { ControlServer } from '../control/server.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { parseDuration } from '../util/duration.js';
+import { errorMessage } from '../util/errors.js';
+import type { Registry } from 'prom-client';
+import { ModelManager } from './model-manager.js';
+import { fileURLToPath } from 'node:url';
+
+const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/latency', import.meta.url));
 import { systemTimers } from '../util/timers.js';
 import { involved, type OperatorContext, type PoolObject } from './context.js';
 import { FleetView } from './fleet-view.js';
@@ -22,6 +28,8 @@ export interface ControlOptions {
   pushIntervalMs?: number;
   reportIntervalMs?: number;
   reviewer?: TokenReviewer;
+  /** The default latency model's folder (models/latency). */
+  modelDir?: string;
 }
 
 /**
@@ -33,16 +41,21 @@ export class ControlPlane {
   readonly fleet: FleetView;
   readonly server: ControlServer;
   readonly ackDelays: number[] = [];
+  readonly model: ModelManager;
   private readonly clock: Clock = systemClock;
+  private refitTimer?: NodeJS.Timeout;
+  private lastRefit = 0;
 
   constructor(
     kc: KubeConfig,
     private readonly o: ControlOptions,
     private readonly ctx: OperatorContext,
     serving: () => boolean,
-    enqueuePool: (key: string) => void,
-    log: Logger,
+    private readonly enqueue: (key: string) => void,
+    private readonly log: Logger,
+    registry: Registry,
   ) {
+    this.model = new ModelManager(this.routing, log, registry);
     this.fleet = new FleetView(
       this.routing,
       this.clock,
@@ -63,7 +76,8 @@ export class ControlPlane {
       serving,
       onLoad: (r: LoadReport) => {
         this.fleet.telemetry.ingest(r);
-        for (const pool of new Set(r.endpoints.map((e) => e.pool))) enqueuePool(pool);
+        this.model.addSamples(r.samples);
+        for (const pool of new Set(r.endpoints.map((e) => e.pool))) this.enqueue(pool);
       },
       onAck: (_router, _version, ms) => {
         if (ms === undefined) return;
@@ -71,12 +85,15 @@ export class ControlPlane {
         if (this.ackDelays.length > 10_000) this.ackDelays.splice(0, 5_000);
       },
       onRoutersChanged: () => {
-        for (const k of this.ctx.pools.store.keys()) enqueuePool(k);
+        for (const k of this.ctx.pools.store.keys()) this.enqueue(k);
       },
     });
   }
 
   async start(): Promise<number> {
+    await this.model.loadDefault(this.o.modelDir ?? DEFAULT_MODEL_DIR);
+    this.fleet.predictor = this.model;
+    this.refitTimer = setInterval(() => void this.maybeRefit(), 5_000);
     const creds = this.o.tls
       ? grpc.ServerCredentials.createSsl(
           null,
@@ -94,7 +111,42 @@ export class ControlPlane {
   }
 
   stop(): Promise<void> {
+    clearInterval(this.refitTimer);
     return this.server.close();
+  }
+
+  /**
+   * Refits when the shortest retrain interval among Predictive pools has passed and the routers sent
+   * enough samples; says what happened on every Predictive pool (ModelPromoted or ModelRejected).
+   */
+  private async maybeRefit(): Promise<void> {
+    const pools = this.ctx.pools.store
+      .list()
+      .filter((p) => (p.spec.balancing?.policy ?? 'Predictive') === 'Predictive');
+    if (pools.length === 0) return;
+    const interval = Math.min(
+      ...pools.map((p) => parseDuration(p.spec.balancing?.model?.retrainInterval ?? '5m')),
+    );
+    const minSamples = Math.min(...pools.map((p) => p.spec.balancing?.model?.minSamples ?? 1000));
+    if (this.clock.now() - this.lastRefit < interval) return;
+    let r;
+    try {
+      r = await this.model.refit(minSamples);
+    } catch (e) {
+      this.log.error({ err: errorMessage(e) }, 'model refit failed');
+      return;
+    }
+    if (!r) return;
+    this.lastRefit = this.clock.now();
+    for (const p of pools) {
+      void this.ctx.events.record(
+        involved(p),
+        r.promoted ? 'Normal' : 'Warning',
+        r.promoted ? 'ModelPromoted' : 'ModelRejected',
+        r.reason,
+      );
+      this.enqueue(`${p.metadata.namespace}/${p.metadata.name}`);
+    }
   }
 
   /** Figures refresh at the pool's telemetry interval while routers report. */

@@ -10,10 +10,12 @@ import type { PoolFiguresSource } from './pool-reconciler.js';
 
 /** Predictions for a pool's endpoints, from the latency model (absent until one is loaded). */
 export interface Predictor {
+  readonly ready: boolean;
   predict(
     pool: string,
     address: string,
     view: ReturnType<FleetTelemetry['view']>,
+    baselineMs?: number,
   ): { latencyMs: number; p90Ms?: number } | undefined;
 }
 
@@ -65,11 +67,17 @@ export class FleetView implements PoolFiguresSource {
     const figures = new Map<string, EndpointFigures>();
     const wire: WireEndpoint[] = [];
     const predictions = new Map<string, { latencyMs: number; p90Ms?: number }>();
+    // The pool's typical latency: the median of its endpoints' p50s, the model's method-cost input.
+    const p50s = resolution.endpoints
+      .map((e) => this.telemetry.view(key, e.address)?.p50Ms)
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+    const baselineMs = p50s.length ? p50s[Math.floor(p50s.length / 2)] : undefined;
     for (const e of resolution.endpoints) {
       const t = this.breakers.evaluate(key, e.address, cfg);
       if (t) this.onBreaker(pool, t);
       const v = this.telemetry.view(key, e.address);
-      const p = this.predictor?.predict(key, e.address, v);
+      const p = this.predictor?.ready ? this.predictor.predict(key, e.address, v, baselineMs) : undefined;
       if (p) predictions.set(e.address, p);
       const forceOpen = this.breakers.isOpen(key, e.address);
       const breaker: BreakerStateName =
@@ -115,7 +123,8 @@ export class FleetView implements PoolFiguresSource {
     const b = pool.spec.balancing ?? {};
     const wanted = b.policy ?? 'Predictive';
     // Predictive needs a model; without one the pool runs its fallback and says so.
-    const policy = wanted === 'Predictive' && !this.predictor ? (b.fallbackPolicy ?? 'PeakEwma') : wanted;
+    const policy =
+      wanted === 'Predictive' && !this.predictor?.ready ? (b.fallbackPolicy ?? 'PeakEwma') : wanted;
     return { name: key, specJson: JSON.stringify(pool.spec), endpoints, policy };
   }
 }

@@ -95,6 +95,7 @@ export class Operator {
         () => this.isLeader && this.synced,
         (k) => this.enqueuePool(k),
         o.log,
+        this.metrics.registry,
       );
     }
     this.wire();
@@ -109,6 +110,7 @@ export class Operator {
       policyInForce: (ns, n) => c.fleet.policyInForce(ns, n),
       publish: (k, p, r) => c.fleet.publish(k, p, r),
       refreshMs: (p) => c.refreshMs(p),
+      model: () => c.model.status,
     };
   }
 

@@ -4,6 +4,7 @@ import type { OperatorContext, PoolObject } from './context.js';
 import { commitStatus } from './context.js';
 import { resolveService, resolveStatic, type Resolution } from './endpoints.js';
 import { buildPoolStatus, type EndpointFigures } from './pool-status.js';
+import type { ModelStatus } from './model-manager.js';
 
 /** Per-endpoint figures and routing facts that later stages (telemetry, model, control stream) supply. */
 export interface PoolFiguresSource {
@@ -12,6 +13,8 @@ export interface PoolFiguresSource {
   routers?(namespace: string, name: string): number | undefined;
   /** Recompute figures and the routing entry for the pool (undefined: it is gone). */
   publish?(key: string, pool: PoolObject | undefined, resolution: Resolution | undefined): void;
+  /** The latency model in force, for status.model and the ModelReady condition. */
+  model?(): ModelStatus;
   /** How soon figures should be refreshed even if nothing else happens (ms). */
   refreshMs?(pool: PoolObject): number | undefined;
 }
@@ -58,6 +61,7 @@ export async function reconcilePool(
     ...optional('figures', source?.figures(namespace, name)),
     ...optional('policyInForce', source?.policyInForce?.(namespace, name)),
     ...optional('routers', source?.routers?.(namespace, name)),
+    ...optional('model', source?.model?.()),
   };
   const { status, events } = buildPoolStatus(world);
   const r = await commitStatus(ctx, ctx.poolStatus, ctx.pools, pool, status, events);

@@ -2,6 +2,7 @@ import type { BackendPool, BackendPoolStatus, EndpointStatus } from '../api/back
 import { formatMs } from '../util/duration.js';
 import { conditionWarnings, setCondition, type Condition } from './conditions.js';
 import { decisionSentence } from './decision.js';
+import type { ModelStatus } from './model-manager.js';
 import type { Resolution } from './endpoints.js';
 
 export interface PendingEvent {
@@ -22,6 +23,8 @@ export interface PoolWorld {
   policyInForce?: string;
   routers?: number;
   routingVersion?: number;
+  /** The latency model in force (absent: no control plane, so no model either). */
+  model?: ModelStatus;
   now: Date;
 }
 
@@ -127,7 +130,43 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
         message: `${label(e)} left the pool; ${ready.length} of ${endpoints.length} ready`,
       });
   }
-  events.push(...conditionWarnings(prev.conditions, conditions, { Ready: 'False', Invalid: 'True' }));
+  const wanted = pool.spec.balancing?.policy ?? 'Predictive';
+  if (wanted === 'Predictive' && w.model) {
+    const m = w.model;
+    const fallback = pool.spec.balancing?.fallbackPolicy ?? 'PeakEwma';
+    conditions = m.ready
+      ? setCondition(
+          conditions,
+          {
+            type: 'ModelReady',
+            status: 'True',
+            reason: 'ModelLoaded',
+            message: `model ${m.version}: ${m.reason}`,
+          },
+          gen,
+          now,
+        )
+      : setCondition(
+          conditions,
+          {
+            type: 'ModelReady',
+            status: 'False',
+            reason: 'PolicyFallback',
+            message: `${m.reason}; routing with ${fallback} until a model is ready`,
+          },
+          gen,
+          now,
+        );
+  } else {
+    conditions = conditions.filter((c) => c.type !== 'ModelReady');
+  }
+  events.push(
+    ...conditionWarnings(prev.conditions, conditions, {
+      Ready: 'False',
+      Invalid: 'True',
+      ModelReady: 'False',
+    }),
+  );
 
   const p99s = endpoints.map((e) => e.latencyP99Ms).filter((x): x is number => x !== undefined);
   const predicted = ready.filter((e) => e.predictedLatencyMs !== undefined && e.breaker !== 'Open');
@@ -147,6 +186,13 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
   if (p99s.length > 0) status.p99 = formatMs(Math.max(...p99s));
   if (best) status.best = `${best.pod ?? best.address} ${formatMs(best.predictedLatencyMs as number)}`;
   if (w.routers !== undefined) status.routers = w.routers;
+  if (w.model?.version) {
+    status.model = {
+      version: w.model.version,
+      samples: w.model.samples,
+      ...(w.model.holdoutError !== undefined ? { holdoutError: w.model.holdoutError } : {}),
+    };
+  }
   if (w.routingVersion !== undefined) status.routingVersion = w.routingVersion;
   return { status, events };
 }

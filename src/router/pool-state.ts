@@ -7,6 +7,7 @@ import type { Limiter } from '../limit/index.js';
 import type { Timers } from '../util/timers.js';
 import { createAdmission, createEndpointLimiter } from './admission.js';
 import { BreakerGate } from './gate.js';
+import type { PredictFn } from '../balancer/predictive.js';
 import { LatencyTracker } from './latency.js';
 import { RetryBudget } from './retry-budget.js';
 import type { Admission } from './seams.js';
@@ -58,6 +59,8 @@ export interface PoolDeps {
   sessionOptions: SessionPoolOptions;
   /** For the limiters' short waits; real timers when absent. */
   timers?: Timers;
+  /** The learned model's prediction for the Predictive policy (answers undefined without a model). */
+  predict?: PredictFn;
 }
 
 export class PoolState {
@@ -176,10 +179,14 @@ export class PoolState {
    */
   private makeBalancer(route: PoolRoute): Balancer {
     const deps: BalancerDeps = { clock: this.deps.clock, random: this.deps.random };
+    const options: Record<string, unknown> = {};
+    if (route.spec.balancing?.exploration !== undefined)
+      options.exploration = route.spec.balancing.exploration;
+    if (this.deps.predict) options.predict = this.deps.predict;
     const tried: string[] = [];
     for (const name of [route.policy, route.fallbackPolicy, 'RoundRobin']) {
       try {
-        const b = createBalancer(name, deps);
+        const b = createBalancer(name, deps, name === 'Predictive' ? options : undefined);
         if (tried.length) {
           this.deps.log.warn(
             { pool: route.name, wanted: route.policy, using: name },

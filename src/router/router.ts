@@ -3,6 +3,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Endpoint } from '../balancer/types.js';
+import type { PredictFn } from '../balancer/predictive.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { formatAddress, parseListenAddress } from '../grpc/address.js';
@@ -121,6 +122,7 @@ export class Router {
             random: this.random,
             log: this.log,
             sessionOptions: this.sessionOptions,
+            predict: this.predict,
           }),
         );
     }
@@ -208,6 +210,15 @@ export class Router {
       this.log.debug({ err: errorMessage(e) }, 'could not send GOAWAY; closing the connection');
       session.destroy();
     }
+  }
+
+  private model: PredictFn | undefined;
+  /** One stable function for every Predictive balancer; a new model swaps what it calls. */
+  private readonly predict: PredictFn = (ep, req, f) => this.model?.(ep, req, f);
+
+  /** Installs (or removes) the learned latency model the Predictive policy scores with. */
+  setPredictor(fn: PredictFn | undefined): void {
+    this.model = fn;
   }
 
   /** Watches every attempt (the control stream's load reports). */

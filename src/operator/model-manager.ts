@@ -1,0 +1,136 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { WireTrainingSample } from '../control/messages.js';
+import type { RoutingState } from '../control/routing-state.js';
+import { loadModel, modelToJson, modelVersion } from '../model/artifact.js';
+import { FEATURE_COUNT, featurizeInto, type FeatureInput } from '../model/features.js';
+import { ForwardModel } from '../model/forward.js';
+import type { LatencyModel } from '../model/model.js';
+import { latencyEstimateMs } from '../model/predictor.js';
+import { refit, type RefitResult } from '../model/refit.js';
+import type { TrainingSample } from '../model/sample.js';
+import type { EndpointView } from '../telemetry/fleet.js';
+import { errorMessage } from '../util/errors.js';
+import type { Predictor } from './fleet-view.js';
+
+export interface ModelStatus {
+  version?: string;
+  samples: number;
+  holdoutError?: number;
+  ready: boolean;
+  reason: string;
+}
+
+/**
+ * The operator's latency model (DESIGN.md §6): the shipped default at start, refitted on the routers'
+ * samples every retrain interval and promoted only when its holdout error is lower. It predicts each
+ * endpoint's latency for status and weights, and is sent to routers, which evaluate it per pick.
+ */
+export class ModelManager implements Predictor {
+  private model?: LatencyModel;
+  private fwd?: ForwardModel;
+  private version?: string;
+  private readonly samples: TrainingSample[] = [];
+  private reason = 'no model loaded yet';
+  private refitting = false;
+  private readonly error: Gauge;
+  private readonly raw = new Float64Array(FEATURE_COUNT);
+  private readonly out = new Float64Array(2);
+
+  constructor(
+    private readonly routing: RoutingState,
+    private readonly log: Logger,
+    registry: Registry,
+    private readonly maxSamples = 50_000,
+  ) {
+    this.error = new Gauge({
+      name: 'sibyl_model_holdout_error',
+      help: 'Holdout mean absolute error of ln latency of the model in force.',
+      registers: [registry],
+    });
+  }
+
+  async loadDefault(dir: string): Promise<void> {
+    try {
+      this.install(await loadModel(dir), `the default model from ${dir}`);
+    } catch (e) {
+      this.reason = `no default model: ${errorMessage(e)}`;
+      this.log.warn({ dir, err: errorMessage(e) }, 'no default latency model; Predictive pools fall back');
+    }
+  }
+
+  get status(): ModelStatus {
+    return {
+      ...(this.version ? { version: this.version } : {}),
+      samples: this.samples.length,
+      ...(this.model?.metrics ? { holdoutError: round(this.model.metrics.maeLog) } : {}),
+      ready: this.fwd !== undefined,
+      reason: this.reason,
+    };
+  }
+
+  get ready(): boolean {
+    return this.fwd !== undefined;
+  }
+
+  addSamples(wire: readonly WireTrainingSample[]): void {
+    for (const s of wire) this.samples.push(s);
+    if (this.samples.length > this.maxSamples) this.samples.splice(0, this.samples.length - this.maxSamples);
+  }
+
+  /** Trains a candidate on the samples gathered so far; promotes it only if it beats the model in force. */
+  async refit(minSamples: number): Promise<RefitResult | undefined> {
+    if (this.refitting || this.samples.length < minSamples) return undefined;
+    this.refitting = true;
+    try {
+      const r = await refit(this.model, this.samples, { minSamples });
+      if (r.promoted && r.model) this.install(r.model, r.reason);
+      else this.reason = r.reason;
+      this.log.info({ promoted: r.promoted, reason: r.reason, samples: this.samples.length }, 'model refit');
+      return r;
+    } finally {
+      this.refitting = false;
+    }
+  }
+
+  /** A typical call's latency on the endpoint, from the fleet's view of it. */
+  predict(
+    _pool: string,
+    _address: string,
+    v: EndpointView | undefined,
+    baselineMs?: number,
+  ): { latencyMs: number; p90Ms?: number } | undefined {
+    if (!this.fwd || !v) return undefined;
+    const routers = Math.max(1, v.routers);
+    const base = baselineMs ?? v.p50Ms ?? 1;
+    const input: FeatureInput = {
+      inflight: v.inflight / routers,
+      queueLength: v.inflight,
+      recentLatencyMs: v.p50Ms !== undefined && base > 0 ? v.p50Ms / base : 1,
+      payloadBytes: 0,
+      methodCostMs: base,
+      errorRate: v.errorRate,
+      oldestInflightMs: 0,
+      telemetryAgeMs: v.ageMs,
+      ...(v.cpu !== undefined ? { cpu: v.cpu } : {}),
+      ...(v.memory !== undefined ? { memory: v.memory } : {}),
+    };
+    featurizeInto(input, this.raw);
+    this.fwd.predictInto(this.raw, 0, this.out);
+    const mean = latencyEstimateMs(this.out[0] as number, this.out[1] as number, 'mean');
+    const p90 = latencyEstimateMs(this.out[0] as number, this.out[1] as number, 'p90');
+    return mean === undefined ? undefined : { latencyMs: mean, ...(p90 !== undefined ? { p90Ms: p90 } : {}) };
+  }
+
+  private install(model: LatencyModel, why: string): void {
+    this.model = model;
+    this.fwd = new ForwardModel(model);
+    this.version = modelVersion(model);
+    this.reason = why;
+    if (model.metrics) this.error.set(model.metrics.maeLog);
+    this.routing.setModel({ version: this.version, artifactJson: modelToJson(model) });
+    this.log.info({ version: this.version, why }, 'latency model in force');
+  }
+}
+
+const round = (x: number) => Math.round(x * 1e4) / 1e4;
