@@ -55,6 +55,12 @@ export function grpcStatusOf(h: IncomingHttpHeaders): number | undefined {
   return Number.isInteger(n) && n >= 0 ? n : Status.UNKNOWN;
 }
 
+/** The decoded grpc-message, '' when absent (most calls: no decoding then). */
+function messageOf(h: IncomingHttpHeaders): string {
+  const m = headerValue(h, 'grpc-message');
+  return m ? decodeGrpcMessage(m) : '';
+}
+
 export function isGrpcContentType(ct: string | undefined): boolean {
   return ct !== undefined && /^application\/grpc($|[+;])/.test(ct);
 }
@@ -85,7 +91,7 @@ export class Attempt {
     });
     let up: ClientHttp2Stream;
     try {
-      up = await sessions.openStream(headers);
+      up = sessions.tryOpenStream(headers) ?? (await sessions.openStream(headers));
     } catch (e) {
       return undelivered(
         Status.UNAVAILABLE,
@@ -134,7 +140,7 @@ export class Attempt {
           readLoad(h);
           // Trailers-Only: held back, so the pipeline may still retry; passed on as it came.
           const final = code ?? statusFromHttp(httpStatus);
-          const message = decodeGrpcMessage(headerValue(h, 'grpc-message') ?? '');
+          const message = messageOf(h);
           const out: OutgoingHttpHeaders = {
             ...downstreamHeaders(h),
             ':status': 200,
@@ -201,7 +207,7 @@ export class Attempt {
         // No status: a reset stream also ends this way; 'close' tells the two apart by its code.
         if (!trailers || code === undefined) return void (endedWithoutStatus = true);
         down.endWithTrailers(downstreamHeaders(trailers), code);
-        finish(delivered(code, decodeGrpcMessage(headerValue(trailers, 'grpc-message') ?? '')));
+        finish(delivered(code, messageOf(trailers)));
       });
 
       up.on('error', (e) =>

@@ -81,25 +81,51 @@ export class SessionPool {
     return n;
   }
 
+  /**
+   * A request stream at once on a connected session with room, or undefined when that would need a
+   * wait (connecting, backoff, every session full) or failed: then use openStream. The common case of
+   * a warm pool costs no promise.
+   */
+  tryOpenStream(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream | undefined {
+    if (this.closed) return undefined;
+    const best = this.bestConnected();
+    return best && best.streams < this.opts.streamsPerSession ? this.request(best, headers) : undefined;
+  }
+
   /** Opens a request stream on a session to this endpoint; rejects with ConnectError when none can be had. */
   async openStream(headers: http2.OutgoingHttpHeaders): Promise<http2.ClientHttp2Stream> {
     for (let tries = 0; tries < 2; tries++) {
-      const entry = await this.pick();
-      try {
-        const stream = entry.session.request(headers, { endStream: false });
-        entry.streams++;
-        stream.once('close', () => {
-          entry.streams--;
-          if (entry.streams === 0) entry.idleSince = this.deps.clock.now();
-        });
-        return stream;
-      } catch (e) {
-        // The session went away between the pick and the request (GOAWAY, destroyed): use another.
-        this.deps.log.debug({ endpoint: this.address, err: errorMessage(e) }, 'session refused a stream');
-        entry.draining = true;
-      }
+      const stream = this.request(await this.pick(), headers);
+      if (stream) return stream;
     }
     throw new ConnectError(`${this.address}: no usable HTTP/2 session`);
+  }
+
+  private request(entry: Entry, headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream | undefined {
+    try {
+      const stream = entry.session.request(headers, { endStream: false });
+      entry.streams++;
+      stream.once('close', () => {
+        entry.streams--;
+        if (entry.streams === 0) entry.idleSince = this.deps.clock.now();
+      });
+      return stream;
+    } catch (e) {
+      // The session went away between the pick and the request (GOAWAY, destroyed): use another.
+      this.deps.log.debug({ endpoint: this.address, err: errorMessage(e) }, 'session refused a stream');
+      entry.draining = true;
+      return undefined;
+    }
+  }
+
+  /** The connected, usable session with the fewest streams. */
+  private bestConnected(): Entry | undefined {
+    let best: Entry | undefined;
+    for (const e of this.entries) {
+      if (!e.connected || e.draining || e.session.closed || e.session.destroyed) continue;
+      if (!best || e.streams < best.streams) best = e;
+    }
+    return best;
   }
 
   /** Stops taking streams; sessions close once their streams end. */
