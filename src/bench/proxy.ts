@@ -25,7 +25,8 @@ import { runPickBench } from './pick.js';
  * The issue's targets are reported, never asserted: pick ≤ 5 µs, added p50 ≤ 0.3 ms, the router's
  * highest rate ≥ half of nginx's.
  *
- * Each measured run follows a 2 s warm-up run of the same load (connections, JIT, upstream sessions).
+ * Each proxy gets 5 s flat out when its pool starts (a fresh Node process is slower until its JIT and
+ * heap settle), and each measured run follows a 2 s warm-up run of the same load.
  * Calls/s counts the calls ghz skipped (--skipFirst 100) with the rest, over the whole run; latencies
  * are over the calls after them. Calls still in flight when a run's time is up are cut by
  * ghz closing its connections: counted apart as `cut`, not as errors.
@@ -139,6 +140,7 @@ export interface GhzReport {
 }
 
 const WARMUP_S = 2;
+const POOL_WARMUP_S = 5;
 const CUT_AT_END = /use of closed network connection|client connection is closing|context canceled/i;
 
 export function summarizeGhz(target: string, r: GhzReport, rps?: number): RunResult {
@@ -427,6 +429,20 @@ async function ghz(
   address: string,
   rps: number | undefined,
 ): Promise<RunResult> {
+  // A warm-up run first (connections, JIT, sessions upstream), then the one measured.
+  await ghzRun(o, dir, target, address, rps, WARMUP_S, 'warm-up');
+  return ghzRun(o, dir, target, address, rps, o.durationS);
+}
+
+async function ghzRun(
+  o: Options,
+  dir: string,
+  target: string,
+  address: string,
+  rps: number | undefined,
+  seconds: number,
+  what = 'measured',
+): Promise<RunResult> {
   const out = path.join(dir, `ghz-${Date.now()}.json`);
   const skipFirst = 100;
   const args = (seconds: number, file: string) => [
@@ -452,10 +468,10 @@ async function ghz(
     ...(rps !== undefined ? ['--rps', String(rps)] : []),
     address,
   ];
-  if (!o.json) process.stderr.write(`  ghz ${target} ${rps ? `at ${rps}/s` : 'flat out'}…\n`);
-  // A warm-up run first (connections, JIT, sessions upstream), then the one measured.
-  await execTool(o.ghz, args(WARMUP_S, path.join(dir, 'warmup.json')), (WARMUP_S + 60) * 1000);
-  await execTool(o.ghz, args(o.durationS, out), (o.durationS + 60) * 1000);
+  if (!o.json) {
+    process.stderr.write(`  ghz ${target} ${rps ? `at ${rps}/s` : 'flat out'} for ${seconds}s (${what})\n`);
+  }
+  await execTool(o.ghz, args(seconds, out), (seconds + 60) * 1000);
   const report = JSON.parse(await readFile(out, 'utf8')) as GhzReport;
   await rm(out, { force: true });
   return summarizeGhz(target, report, rps);
@@ -662,6 +678,13 @@ async function withPool<T>(
       const n = await startNginx(o.nginx, dir, addresses, o.nginxWorkers);
       children.push(n.child);
       nginx = n.listening;
+    }
+    // Fresh processes: JIT tiers and heap sizes settle over the first several thousand calls.
+    for (const [name, address] of [
+      ['router', router.listening],
+      ['nginx', nginx],
+    ] as const) {
+      if (address) await ghzRun(o, dir, name, address, undefined, POOL_WARMUP_S, 'warm-up');
     }
     return await f({ backends: addresses, router: router.listening, nginx });
   } finally {
