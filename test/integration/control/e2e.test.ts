@@ -1,0 +1,178 @@
+import * as k8s from '@kubernetes/client-node';
+import type { Backend } from '../../../src/backend/server.js';
+import type { ControlClient } from '../../../src/control/client.js';
+import { linkRouter } from '../../../src/control/router-link.js';
+import type { Operator } from '../../../src/operator/operator.js';
+import { Router } from '../../../src/router/router.js';
+import { makeLogger } from '../../../src/util/log.js';
+import { demoClient, echo, quiet, startBackends, type DemoClient } from '../../support/grpc.js';
+import { createNamespace, kubeConfig, kubectlOk } from '../../support/kube.js';
+import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
+import { startOperator } from '../../support/operator.js';
+import { makeServingCert } from '../../support/tls.js';
+import { sleep, waitFor } from '../../support/wait.js';
+
+/**
+ * The whole loop on a real API server: operator, two routers subscribed over TLS with ServiceAccount
+ * tokens, four real backends (one turns slow), real clients.
+ */
+
+const tls = makeServingCert();
+let ns: string;
+let op: Operator;
+let backends: Backend[];
+const routers: Router[] = [];
+const links: ControlClient[] = [];
+let clients: DemoClient[];
+let token: string;
+
+async function startOp(): Promise<Operator> {
+  return startOperator(ns, {
+    statusIntervalMs: 500,
+    control: {
+      addr: `127.0.0.1:${op?.controlPort ?? 0}`,
+      tls: { cert: tls.cert, key: tls.key },
+      allowedRouters: [`${ns}/router`],
+      pushIntervalMs: 300,
+      reportIntervalMs: 300,
+    },
+  });
+}
+
+/** Sends `n` calls spread over both routers; returns the share each backend served and the failures. */
+async function traffic(n: number): Promise<{ share: Record<string, number>; failed: number }> {
+  const served: Record<string, number> = {};
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      await sleep(i * 8);
+      const r = await echo(clients[i % 2] as DemoClient, {}, { deadlineMs: 5000 });
+      if (r.error) failed++;
+      else if (r.response) served[r.response.server] = (served[r.response.server] ?? 0) + 1;
+    }),
+  );
+  const ok = n - failed;
+  return {
+    share: Object.fromEntries(Object.entries(served).map(([k, v]) => [k, v / Math.max(1, ok)])),
+    failed,
+  };
+}
+
+beforeAll(async () => {
+  ns = await createNamespace('e2e');
+  const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'router' } } });
+  token = (
+    await core.createNamespacedServiceAccountToken({
+      name: 'router',
+      namespace: ns,
+      body: { spec: { audiences: [] } },
+    })
+  ).status?.token as string;
+  backends = await startBackends(4, { settings: { latencyMs: 3, jitter: 0.1 }, orca: true, concurrency: 8 });
+  await createService(ns, 'shop');
+  await putSlices(
+    ns,
+    'shop',
+    backends.map((b) => ({ port: b.port, pod: b.name })),
+  );
+  await createPool(ns, 'shop', {
+    service: { name: 'shop', port: 'grpc' },
+    match: { services: ['sibyl.demo.v1.Demo'] },
+    balancing: { policy: 'PeakEwma' },
+    retries: { maxAttempts: 3, retryOn: ['unavailable'], budgetPercent: 50 },
+    telemetry: { interval: '1s' },
+  });
+  op = await startOp();
+  for (const id of ['r1', 'r2']) {
+    const router = await Router.start({ defaultMetrics: false, log: quiet() });
+    routers.push(router);
+    links.push(
+      linkRouter(router, {
+        address: `localhost:${op.controlPort}`,
+        ca: tls.ca,
+        token: async () => token,
+        routerId: id,
+        namespace: ns,
+        version: 'test',
+        log: makeLogger('router', 'silent'),
+      }),
+    );
+  }
+  clients = routers.map((r) => demoClient(r.address));
+  await waitFor(
+    async () => ((await getPool(ns, 'shop')).status as { routers?: number } | undefined)?.routers === 2,
+    {
+      what: 'two routers subscribed',
+    },
+  );
+  await waitFor(() => links.every((l) => l.version > 0), { what: 'routers to apply a table' });
+});
+
+afterAll(async () => {
+  for (const c of clients ?? []) c.close();
+  for (const l of links) l.stop();
+  for (const r of routers) await r.close();
+  await op?.stop();
+  for (const b of backends ?? []) await b.stop(0);
+});
+
+it('moves traffic off a backend that slows down, and back when it recovers', async () => {
+  const before = await traffic(200);
+  expect(before.failed).toBe(0);
+  const slow = backends[3] as Backend;
+  slow.state.update({ latencyMs: 1000 });
+  const t0 = Date.now();
+  let during = await traffic(200);
+  while ((during.share[slow.name] ?? 0) > 0.1 && Date.now() - t0 < 15_000) during = await traffic(200);
+  console.log(
+    `slow backend share ${((during.share[slow.name] ?? 0) * 100).toFixed(1)}% after ${Date.now() - t0} ms (was ${((before.share[slow.name] ?? 0) * 100).toFixed(1)}%)`,
+  );
+  expect(during.share[slow.name] ?? 0).toBeLessThan(0.1);
+  const status = await getPool(ns, 'shop');
+  const ep = status.status?.endpoints?.find((e) => e.pod === slow.name) as
+    { latencyP99Ms?: number } | undefined;
+  expect(ep?.latencyP99Ms ?? 0).toBeGreaterThan(20); // the fleet's view shows it slow
+
+  slow.state.update({ latencyMs: 3 });
+  const t1 = Date.now();
+  let after = await traffic(200);
+  while ((after.share[slow.name] ?? 0) < 0.12 && Date.now() - t1 < 20_000) after = await traffic(200);
+  console.log(
+    `recovered backend share ${((after.share[slow.name] ?? 0) * 100).toFixed(1)}% after ${Date.now() - t1} ms`,
+  );
+  expect(after.share[slow.name] ?? 0).toBeGreaterThanOrEqual(0.12);
+});
+
+it('kubectl describe shows live figures, breaker states and the decision', async () => {
+  await waitFor(
+    async () =>
+      (await getPool(ns, 'shop')).status?.endpoints?.every(
+        (e) => (e as { latencyP50Ms?: number }).latencyP50Ms !== undefined,
+      ),
+    { what: 'figures for every endpoint' },
+  );
+  const out = await kubectlOk(['describe', 'bp', 'shop', '-n', ns]);
+  expect(out).toMatch(/Decision:\s+PeakEwma: 4 of 4 endpoints ready/);
+  expect(out).toMatch(/latencyP99Ms:\s+\d/);
+  expect(out).toMatch(/Breaker:\s+Closed/);
+  expect(out).toMatch(/Routers:\s+2/);
+});
+
+it('routers keep serving while the operator is away, and catch up when it returns', async () => {
+  await op.stop();
+  const away = await traffic(200);
+  expect(away.failed).toBe(0);
+  op = await startOp();
+  const v0 = Math.max(...links.map((l) => l.version));
+  await putSlices(ns, 'shop', [
+    { port: (backends[0] as Backend).port, pod: (backends[0] as Backend).name, ready: false },
+  ]);
+  await waitFor(() => links.every((l) => l.connected && l.version > v0), {
+    timeoutMs: 30_000,
+    what: 'routers to reconnect and apply the change',
+  });
+  const after = await traffic(200);
+  expect(after.failed).toBe(0);
+  expect(after.share[(backends[0] as Backend).name] ?? 0).toBe(0);
+});
