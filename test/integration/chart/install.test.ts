@@ -1,0 +1,142 @@
+import { createNamespace, kubectl, kubectlOk } from '../../support/kube.js';
+import { CHART, helm } from './helm.js';
+
+/**
+ * helm install, upgrade and uninstall against the real API server. There is no kubelet: Deployments
+ * exist and make no Pods, which is all these tests need.
+ */
+
+let ns: string;
+let release: string;
+const installed = [
+  'deployment/REL-operator',
+  'deployment/REL-router',
+  'service/REL-operator',
+  'service/REL-operator-metrics',
+  'service/REL-router',
+  'serviceaccount/sibyl-operator',
+  'serviceaccount/sibyl-router',
+  'secret/REL-control-tls',
+  'role/REL-operator-leader-election',
+  'rolebinding/REL-operator-leader-election',
+  'poddisruptionbudget/REL-operator',
+  'poddisruptionbudget/REL-router',
+  'networkpolicy/REL-operator',
+  'configmap/REL-dashboard',
+];
+const names = () => installed.map((n) => n.replace('REL', release));
+
+const secretData = async () =>
+  (
+    JSON.parse(await kubectlOk(['get', 'secret', `${release}-control-tls`, '-n', ns, '-o', 'json'])) as {
+      data: Record<string, string>;
+    }
+  ).data;
+
+async function reviewed(user: string, verb: string, group: string, resource: string): Promise<boolean> {
+  const sar = {
+    apiVersion: 'authorization.k8s.io/v1',
+    kind: 'SubjectAccessReview',
+    spec: {
+      user,
+      groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+      resourceAttributes: { namespace: ns, verb, group, resource },
+    },
+  };
+  const out = await kubectlOk(['create', '-o', 'json', '-f', '-'], JSON.stringify(sar));
+  return (JSON.parse(out) as { status: { allowed: boolean } }).status.allowed;
+}
+
+beforeAll(async () => {
+  ns = await createNamespace('chart-install');
+  release = `s${ns.slice(-6)}`;
+  await helm(['install', release, CHART, '--namespace', ns]);
+});
+
+afterAll(async () => {
+  await helm(['uninstall', release, '--namespace', ns]).catch(() => undefined);
+});
+
+it('helm install creates every object of the chart', async () => {
+  await kubectlOk(['get', '-n', ns, ...names()]);
+  await kubectlOk(['get', `clusterrole/${release}-operator`, `clusterrolebinding/${release}-operator`]);
+  const data = await secretData();
+  expect(Object.keys(data).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+  const dep = JSON.parse(
+    await kubectlOk(['get', 'deployment', `${release}-operator`, '-n', ns, '-o', 'json']),
+  ) as {
+    spec: { replicas: number };
+  };
+  expect(dep.spec.replicas).toBe(2);
+  const notes = await helm(['get', 'notes', release, '--namespace', ns]);
+  expect(notes).toMatch(/kubectl apply .*backendpool/);
+  expect(notes).toMatch(/kubectl describe bp/);
+});
+
+it('gives the operator its permissions and nothing more (kubectl auth can-i)', async () => {
+  const who = `system:serviceaccount:${ns}:sibyl-operator`;
+  const can = async (...args: string[]) =>
+    (await kubectl(['auth', 'can-i', ...args, '--as', who, '-n', ns])).stdout.trim();
+  expect(await can('patch', 'backendpools.sibyl.dev', '--subresource=status')).toBe('yes');
+  expect(await can('watch', 'backendpools.sibyl.dev', '--all-namespaces')).toBe('yes');
+  expect(await can('create', 'tokenreviews.authentication.k8s.io')).toBe('yes');
+  // metrics.k8s.io is not served here, so kubectl cannot resolve it: ask with a SubjectAccessReview.
+  expect(await reviewed(who, 'list', 'metrics.k8s.io', 'pods')).toBe(true);
+  expect(await reviewed(who, 'delete', 'metrics.k8s.io', 'pods')).toBe(false);
+  expect(await can('update', 'leases.coordination.k8s.io')).toBe('yes');
+  expect(await can('get', 'secrets')).toBe('no');
+  expect(await can('list', 'secrets', '--all-namespaces')).toBe('no');
+  expect(await can('create', 'pods')).toBe('no');
+  expect(await can('delete', 'backendpools.sibyl.dev')).toBe('no');
+  expect(await can('update', 'backendpools.sibyl.dev')).toBe('no');
+  expect(await can('create', 'roles.rbac.authorization.k8s.io')).toBe('no');
+  expect(await can('update', 'clusterroles.rbac.authorization.k8s.io')).toBe('no');
+  expect(await can('create', 'clusterrolebindings.rbac.authorization.k8s.io')).toBe('no');
+  // The Lease permission holds in the release namespace only.
+  const elsewhere = await kubectl([
+    'auth',
+    'can-i',
+    'update',
+    'leases.coordination.k8s.io',
+    '--as',
+    who,
+    '-n',
+    'default',
+  ]);
+  expect(elsewhere.stdout.trim()).toBe('no');
+  // The router's account calls no API at all.
+  const router = `system:serviceaccount:${ns}:sibyl-router`;
+  expect(
+    (
+      await kubectl(['auth', 'can-i', 'list', 'backendpools.sibyl.dev', '--as', router, '-n', ns])
+    ).stdout.trim(),
+  ).toBe('no');
+});
+
+it('helm upgrade keeps the generated certificate and applies new values', async () => {
+  const before = await secretData();
+  await helm(['upgrade', release, CHART, '--namespace', ns, '--reuse-values', '--set', 'router.replicas=3']);
+  expect(await secretData()).toEqual(before);
+  const dep = JSON.parse(
+    await kubectlOk(['get', 'deployment', `${release}-router`, '-n', ns, '-o', 'json']),
+  ) as {
+    spec: { replicas: number };
+  };
+  expect(dep.spec.replicas).toBe(3);
+  const history = await helm(['history', release, '--namespace', ns, '-o', 'json']);
+  expect((JSON.parse(history) as unknown[]).length).toBe(2);
+});
+
+it('helm uninstall removes what it installed and leaves the CRDs', async () => {
+  await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']);
+  for (const n of names()) {
+    const r = await kubectl(['get', '-n', ns, n]);
+    expect({ n, code: r.code, notFound: /NotFound|not found/.test(r.stderr) }).toEqual({
+      n,
+      code: 1,
+      notFound: true,
+    });
+  }
+  expect((await kubectl(['get', `clusterrole/${release}-operator`])).code).toBe(1);
+  await kubectlOk(['get', 'crd', 'backendpools.sibyl.dev', 'cachetiers.sibyl.dev']);
+});
