@@ -19,6 +19,7 @@ import { runPickBench } from './pick.js';
  *   - at a fixed rate (--rps): one backend directly (ghz dials one address), then the router and nginx
  *     in front of a homogeneous pool of --backends; the router's added latency is its p50 and p99 less
  *     the direct ones;
+ *   - one call at a time (ghz -c 1, one connection, 200 calls/s): each hop's own cost, no queueing;
  *   - the highest sustained rate (ghz with no --rps, -c --concurrency, --connections), directly and
  *     through each proxy, over the homogeneous pool and over a heterogeneous one (--hetero latencies);
  *   - what one pick costs with the pool's policy (src/bench/pick.ts, in this process).
@@ -36,7 +37,7 @@ const HELP = `usage: sibyl bench proxy [flags]
 The router against a direct connection and nginx grpc_pass (least_conn) under ghz, on 127.0.0.1.
 Needs ghz (hack/k8s-tools.sh load) and nginx (Debian's, /usr/sbin/nginx). Build first: npm run build.
 
-  --duration D        length of each measured ghz run (default 10s; 8 runs, each after a 2s warm-up)
+  --duration D        length of each measured ghz run (default 10s; 11 runs, each after a 2s warm-up)
   --rps N             the fixed rate for the latency comparison (default 1000)
   --backends N        backends in the homogeneous pool (default 4)
   --latency-ms MS     the homogeneous backends' service time (default 0)
@@ -93,6 +94,14 @@ export interface ProxyBenchResult {
     router: { p50Ms: number; p99Ms: number };
     nginx?: { p50Ms: number; p99Ms: number };
   };
+  /** One call at a time (ghz -c 1, one connection) at a low rate: each hop's own cost, no queueing. */
+  oneAtATime: {
+    rps: number;
+    direct?: RunResult;
+    router: RunResult;
+    nginx?: RunResult;
+    added: { router: { p50Ms: number; p99Ms: number }; nginx?: { p50Ms: number; p99Ms: number } };
+  };
   maxRate: {
     homogeneous: { direct?: RunResult; router: RunResult; nginx?: RunResult };
     heterogeneous: { router: RunResult; nginx?: RunResult };
@@ -140,6 +149,7 @@ export interface GhzReport {
 }
 
 const WARMUP_S = 2;
+const SINGLE_RPS = 200;
 const POOL_WARMUP_S = 5;
 const CUT_AT_END = /use of closed network connection|client connection is closing|context canceled/i;
 
@@ -230,6 +240,20 @@ export function formatProxyBench(r: ProxyBenchResult): string {
         ? `; nginx p50 +${f2(r.addedLatency.nginx.p50Ms)} ms, p99 +${f2(r.addedLatency.nginx.p99Ms)} ms`
         : ''),
     '',
+    `One call at a time (-c 1, one connection) at ${r.oneAtATime.rps} calls/s`,
+    table(
+      ['target', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'cut'],
+      [
+        runRow(['direct'], r.oneAtATime.direct),
+        runRow(['router'], r.oneAtATime.router),
+        runRow(['nginx'], r.oneAtATime.nginx),
+      ],
+    ),
+    `Added over direct: router p50 +${f2(r.oneAtATime.added.router.p50Ms)} ms, p99 +${f2(r.oneAtATime.added.router.p99Ms)} ms` +
+      (r.oneAtATime.added.nginx
+        ? `; nginx p50 +${f2(r.oneAtATime.added.nginx.p50Ms)} ms, p99 +${f2(r.oneAtATime.added.nginx.p99Ms)} ms`
+        : ''),
+    '',
     'Highest sustained rate (no --rps)',
     table(
       ['pool', 'target', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'cut'],
@@ -284,16 +308,28 @@ export function evaluateTargets(r: Omit<ProxyBenchResult, 'targets'>): ProxyBenc
 }
 
 export function formatMarkdown(r: ProxyBenchResult, command: string): string {
+  const missed = r.targets.filter((t) => t.met === false).map((t) => `${t.name} (${t.value})`);
+  const la = r.env.loadAverage;
   return [
     '# sibyl bench proxy',
     '',
-    `Measured with \`${command}\` on ${new Date().toISOString().slice(0, 10)}. Everything on 127.0.0.1 ` +
-      `on one ${r.env.cpus}-CPU machine: ghz, the backends, the router and nginx share its cores, so the ` +
-      'rates are those of this machine, not of the router alone. Raw figures: proxy.json.',
+    `Measured with \`${command}\` on ${new Date().toISOString().slice(0, 10)}; raw figures in proxy.json.`,
     '',
     '```',
     formatProxyBench(r),
     '```',
+    '',
+    '## Reading the figures',
+    '',
+    `- Everything ran on 127.0.0.1 on one ${r.env.cpus}-CPU machine: ghz, the backends, the router or nginx, ` +
+      `and whatever else the machine was doing (load average ${la.before.toFixed(1)} before the runs, ` +
+      `${la.after.toFixed(1)} after). The rates are those of the whole set-up, and latencies at a fixed ` +
+      'rate grow with the time each process waits for a CPU; a proxy that needs more CPU per call waits more.',
+    '- Direct is one grpc-js backend. The router is one Node process doing, for every call, the work of a ' +
+      'gRPC server and of a client (two HTTP/2 streams in node:http2); nginx does the same in C with ' +
+      `${r.env.nginxWorkers} worker.`,
+    '- "One call at a time" has no queueing anywhere: what each hop costs by itself.',
+    `- Targets: ${missed.length ? `missed: ${missed.join(', ')}` : 'all met'}.`,
     '',
   ].join('\n');
 }
@@ -726,6 +762,7 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
       const targets = { direct: s.backends[0] as string, router: s.router, nginx: s.nginx };
       return {
         fixed: await measure(o, dir, targets, o.rps),
+        single: await measure({ ...o, concurrency: 1, connections: 1 }, dir, targets, SINGLE_RPS),
         max: await measure(o, dir, targets, undefined),
       };
     });
@@ -735,7 +772,11 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
     );
 
     const direct = homo.fixed.direct as RunResult; // always measured in the homogeneous pool
-    const added = (r: RunResult) => ({ p50Ms: r.p50Ms - direct.p50Ms, p99Ms: r.p99Ms - direct.p99Ms });
+    const added = (r: RunResult, base = direct) => ({
+      p50Ms: r.p50Ms - base.p50Ms,
+      p99Ms: r.p99Ms - base.p99Ms,
+    });
+    const single = homo.single.direct as RunResult;
     const partial: Omit<ProxyBenchResult, 'targets'> = {
       env: {
         node: process.versions.node,
@@ -758,6 +799,14 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
       addedLatency: {
         router: added(homo.fixed.router),
         ...(homo.fixed.nginx ? { nginx: added(homo.fixed.nginx) } : {}),
+      },
+      oneAtATime: {
+        rps: SINGLE_RPS,
+        ...homo.single,
+        added: {
+          router: added(homo.single.router, single),
+          ...(homo.single.nginx ? { nginx: added(homo.single.nginx, single) } : {}),
+        },
       },
       maxRate: { homogeneous: homo.max, heterogeneous: { router: het.router, nginx: het.nginx } },
     };

@@ -148,6 +148,13 @@ describe('targets and the report', () => {
       nginx: run('nginx', 1000, 0.6, 2.5),
     },
     addedLatency: { router: { p50Ms: 0.2, p99Ms: 1 }, nginx: { p50Ms: 0.1, p99Ms: 0.5 } },
+    oneAtATime: {
+      rps: 200,
+      direct: run('direct', 200, 0.4, 1),
+      router: run('router', 200, 0.6, 1.5),
+      nginx: run('nginx', 200, 0.5, 1.2),
+      added: { router: { p50Ms: 0.2, p99Ms: 0.5 }, nginx: { p50Ms: 0.1, p99Ms: 0.2 } },
+    },
     maxRate: {
       homogeneous: {
         direct: run('direct', 6000, 5, 20),
@@ -187,6 +194,7 @@ describe('targets and the report', () => {
     expect(text).toMatch(/router\s+1000\s+0\.70\s+3\.00\s+0\s+0/);
     expect(text).toMatch(/heterogeneous\s+nginx\s+4500/);
     expect(text).toContain('router p50 +0.20 ms, p99 +1.00 ms');
+    expect(text).toMatch(/One call at a time[^\n]*\n[\s\S]*router\s+200\s+0\.60\s+1\.50/);
     expect(text).toMatch(/throughput, heterogeneous\s+≥ 50% of nginx\s+44% of nginx\s+NO/);
   });
 });
