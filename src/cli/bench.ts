@@ -14,6 +14,15 @@ export const benches: Record<string, { summary: string; load: () => Promise<Comm
     summary: 'the router against a direct connection and nginx grpc_pass, under ghz',
     load: () => import('../bench/proxy.js'),
   },
+  scale: {
+    summary: 'the operator on a local control plane with K pools × M endpoints',
+    load: () => import('../bench/scale.js'),
+  },
+  control: {
+    summary:
+      'the control stream: urgent-update delay under a flood of routine ones, pushes and bytes per router',
+    load: () => import('../bench/control.js'),
+  },
 };
 
 const usage = () =>

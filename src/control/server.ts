@@ -33,6 +33,9 @@ export interface RouterSessionInfo {
   namespace: string;
   ackedVersion: number;
   sentVersion: number;
+  /** Pushes and bytes sent to this router (control traffic). */
+  pushes: number;
+  bytes: number;
 }
 
 type Call = grpc.ServerDuplexStream<RouterMessage, OutgoingControl>;
@@ -44,12 +47,14 @@ class Session {
   modelSent: string | undefined;
   full = true; // the next push is a full snapshot
   readonly sentAt = new Map<number, number>(); // version → when sent
+  pushes = 0;
+  bytes = 0;
   readonly scheduler: PushScheduler;
 
   constructor(
     readonly call: Call,
     readonly info: { routerId: string; account: string; namespace: string },
-    private readonly o: ControlServerOptions,
+    private readonly o: ControlServerOptions & { serialize: (m: OutgoingControl) => number },
   ) {
     this.scheduler = new PushScheduler(o.pushIntervalMs ?? 1000, o.clock, o.timers, () => this.push());
   }
@@ -72,6 +77,8 @@ class Session {
     this.sentVersion = state.version;
     this.sentAt.set(this.sentVersion, this.o.clock.now());
     if (this.sentAt.size > 64) this.sentAt.delete(this.sentAt.keys().next().value as number);
+    this.pushes++;
+    this.bytes += this.o.serialize(msg);
     this.call.write(msg);
   }
 }
@@ -86,11 +93,15 @@ export class ControlServer {
     'grpc.keepalive_timeout_ms': 10_000,
   });
   private readonly sessions = new Set<Session>();
+  private readonly serialize: (m: OutgoingControl) => number;
   private unsubscribe?: () => void;
   port = 0;
 
   constructor(private readonly o: ControlServerOptions) {
-    this.server.addService(controlServiceDefinition(), {
+    const def = controlServiceDefinition();
+    const encode = (def.Subscribe as grpc.MethodDefinition<RouterMessage, OutgoingControl>).responseSerialize;
+    this.serialize = (m) => encode(m).length;
+    this.server.addService(def, {
       Subscribe: (call: Call) => void this.subscribe(call),
     });
   }
@@ -108,6 +119,8 @@ export class ControlServer {
       ...s.info,
       ackedVersion: s.ackedVersion,
       sentVersion: s.sentVersion,
+      pushes: s.pushes,
+      bytes: s.bytes,
     }));
   }
 
@@ -154,7 +167,7 @@ export class ControlServer {
         session = new Session(
           call,
           { routerId: m.hello.routerId, account: auth.username ?? '', namespace: m.hello.namespace },
-          this.o,
+          { ...this.o, serialize: this.serialize },
         );
         this.sessions.add(session);
         this.o.log.info(

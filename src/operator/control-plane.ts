@@ -10,6 +10,7 @@ import { parseDuration } from '../util/duration.js';
 import { errorMessage } from '../util/errors.js';
 import type { Registry } from 'prom-client';
 import { ModelManager } from './model-manager.js';
+import { createResourceCollector } from '../telemetry/collector.js';
 import { fileURLToPath } from 'node:url';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/latency', import.meta.url));
@@ -47,13 +48,13 @@ export class ControlPlane {
   private lastRefit = 0;
 
   constructor(
-    kc: KubeConfig,
+    private readonly kc: KubeConfig,
     private readonly o: ControlOptions,
     private readonly ctx: OperatorContext,
     serving: () => boolean,
     private readonly enqueue: (key: string) => void,
     private readonly log: Logger,
-    registry: Registry,
+    private readonly registry: Registry,
   ) {
     this.model = new ModelManager(this.routing, log, registry);
     this.fleet = new FleetView(
@@ -93,6 +94,11 @@ export class ControlPlane {
   async start(): Promise<number> {
     await this.model.loadDefault(this.o.modelDir ?? DEFAULT_MODEL_DIR);
     this.fleet.predictor = this.model;
+    this.fleet.resources = createResourceCollector({
+      kubeConfig: this.kc,
+      log: this.log,
+      registry: this.registry,
+    });
     this.refitTimer = setInterval(() => void this.maybeRefit(), 5_000);
     const creds = this.o.tls
       ? grpc.ServerCredentials.createSsl(
@@ -112,6 +118,7 @@ export class ControlPlane {
 
   stop(): Promise<void> {
     clearInterval(this.refitTimer);
+    this.fleet.resources?.stop();
     return this.server.close();
   }
 

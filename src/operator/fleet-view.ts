@@ -3,6 +3,7 @@ import type { WireEndpoint, WirePool } from '../control/messages.js';
 import type { RoutingState } from '../control/routing-state.js';
 import { FleetBreakers, FleetTelemetry, type FleetBreakerTransition } from '../telemetry/fleet.js';
 import type { Clock } from '../util/clock.js';
+import type { ResourceSource, TelemetrySettings } from '../telemetry/resources.js';
 import { parseDuration } from '../util/duration.js';
 import type { Resolution } from './endpoints.js';
 import type { EndpointFigures } from './pool-status.js';
@@ -29,6 +30,8 @@ export class FleetView implements PoolFiguresSource {
   readonly breakers: FleetBreakers;
   private readonly cache = new Map<string, Map<string, EndpointFigures>>();
   predictor?: Predictor;
+  /** CPU and memory from the metrics API and backends' Prometheus endpoints. */
+  resources?: ResourceSource;
 
   constructor(
     readonly routing: RoutingState,
@@ -56,9 +59,21 @@ export class FleetView implements PoolFiguresSource {
   publish(key: string, pool: BackendPool | undefined, resolution: Resolution | undefined): void {
     if (!pool || !resolution?.ok) {
       this.cache.delete(key);
+      this.resources?.untrack(key);
       this.routing.update(key, pool ? this.wirePool(key, pool, []) : undefined);
       return;
     }
+    const ns = pool.metadata.namespace ?? '';
+    this.resources?.track(
+      key,
+      resolution.endpoints.map((e) => ({
+        address: e.address,
+        namespace: ns,
+        ...(e.pod ? { pod: e.pod } : {}),
+      })),
+      telemetrySettings(pool),
+    );
+    const res = this.resources?.figures(key);
     const cb = pool.spec.circuitBreaker ?? {};
     const cfg = {
       failureThreshold: cb.failureThreshold ?? 5,
@@ -91,6 +106,10 @@ export class FleetView implements PoolFiguresSource {
         if (v.concurrencyLimit !== undefined) f.concurrencyLimit = v.concurrencyLimit;
       }
       if (p) f.predictedLatencyMs = round(p.latencyMs, 2);
+      // Cores from the metrics API or Prometheus when known; else ORCA's utilisation (0..1).
+      const r = res?.get(e.address);
+      if (r?.cpuCores !== undefined) f.cpu = round(r.cpuCores, 3);
+      if (r?.memoryBytes !== undefined) f.memoryBytes = Math.round(r.memoryBytes);
       figures.set(e.address, f);
       wire.push({
         address: e.address,
@@ -130,3 +149,22 @@ export class FleetView implements PoolFiguresSource {
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+function telemetrySettings(pool: BackendPool): TelemetrySettings {
+  const t = pool.spec.telemetry ?? {};
+  const prom = t.prometheus;
+  return {
+    intervalMs: parseDuration(t.interval ?? '10s'),
+    metricsApi: t.metricsApi ?? true,
+    ...(prom
+      ? {
+          prometheus: {
+            port: prom.port,
+            path: prom.path ?? '/metrics',
+            cpuSeries: prom.cpuSeries ?? 'process_cpu_seconds_total',
+            memorySeries: prom.memorySeries ?? 'process_resident_memory_bytes',
+          },
+        }
+      : {}),
+  };
+}
