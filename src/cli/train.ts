@@ -7,6 +7,7 @@ import type { HoldoutMetrics } from '../model/model.js';
 import type { TrainingSample } from '../model/sample.js';
 import { trainModel, TRAIN_DEFAULTS, type TrainOptions } from '../model/train.js';
 import type { BackendChoice } from '../model/tf.js';
+import type { Scenario } from '../sim/index.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 
 const HELP = `usage: sibyl train (--simulate [--scenarios PATH] [--samples N] | --samples FILE) [flags]
@@ -35,38 +36,21 @@ function DEFAULT_POLICIES(): string[] {
 export const DEFAULT_SIM_SAMPLES = 60_000;
 
 /**
- * The simulator's sample export, as src/sim promises it: every call a simulated router dispatched,
- * with what it knew at dispatch and the latency it then saw.
+ * The simulator's sample export (src/sim: collectSamples, loadScenario); an interface so tests can
+ * stand in for it.
  */
 export interface SimulatorApi {
   collectSamples(
-    scenario: unknown,
+    scenario: Scenario,
     options: { seed: number; policy: string; maxSamples: number },
-  ): TrainingSample[] | Promise<TrainingSample[]>;
-  loadScenario(file: string): Promise<unknown>;
+  ): TrainingSample[];
+  loadScenario(file: string): Promise<Scenario>;
 }
 
-/** Loads the simulator (src/sim) on demand; ERR_MODEL when this build has none. */
+/** The simulator, loaded only when --simulate asks for it. */
 export async function loadSimulator(): Promise<SimulatorApi> {
-  const modules = ['../sim/index.js', '../sim/samples.js', '../sim/scenario.js'];
-  const api: Partial<SimulatorApi> = {};
-  for (const m of modules) {
-    try {
-      const mod = (await import(m)) as Partial<SimulatorApi>;
-      api.collectSamples ??= mod.collectSamples;
-      api.loadScenario ??= mod.loadScenario;
-    } catch {
-      // not there: try the next
-    }
-  }
-  if (typeof api.collectSamples !== 'function' || typeof api.loadScenario !== 'function') {
-    throw new SibylError(
-      'ERR_MODEL',
-      'this build has no simulator sample export (src/sim: collectSamples, loadScenario); ' +
-        'train from a file with --samples FILE instead',
-    );
-  }
-  return api as SimulatorApi;
+  const { collectSamples, loadScenario } = await import('../sim/index.js');
+  return { collectSamples, loadScenario };
 }
 
 /** The scenario files under `p`: the file itself, or a directory's *.json in name order. */

@@ -51,8 +51,8 @@ export interface ModelFile {
   version: string;
   featuresVersion: number;
   features: string[];
-  normalisation: { mean: number[]; std: number[] };
-  target: { transform: string; mean: number; std: number; quantile: number | null };
+  normalisation: { mean: number[]; std: number[]; min: number[]; max: number[] };
+  target: { transform: string; mean: number; std: number; min: number; max: number; quantile: number | null };
   layers: { inputs: number; outputs: number; activation: Activation }[];
   weights: WeightsRef;
   metrics?: HoldoutMetrics;
@@ -106,8 +106,20 @@ function modelFile(
     version: modelVersion(model),
     featuresVersion: model.featuresVersion,
     features: [...model.featureNames],
-    normalisation: { mean: [...model.normalisation.mean], std: [...model.normalisation.std] },
-    target: { transform: TARGET_TRANSFORM, ...model.target },
+    normalisation: {
+      mean: [...model.normalisation.mean],
+      std: [...model.normalisation.std],
+      min: [...model.normalisation.min],
+      max: [...model.normalisation.max],
+    },
+    target: {
+      transform: TARGET_TRANSFORM,
+      mean: model.target.mean,
+      std: model.target.std,
+      min: model.target.min,
+      max: model.target.max,
+      quantile: model.target.quantile,
+    },
     layers: model.layers.map((l) => ({ inputs: l.inputs, outputs: l.outputs, activation: l.activation })),
     weights: {
       dtype: 'float32',
@@ -252,6 +264,8 @@ function fromModelFile(f: unknown, weights: Uint8Array, where: string): LatencyM
   const norm = o.normalisation ?? ({} as ModelFile['normalisation']);
   const mean = finiteArray(norm.mean, d, where, 'normalisation.mean');
   const std = finiteArray(norm.std, d, where, 'normalisation.std');
+  const min = finiteArray(norm.min, d, where, 'normalisation.min');
+  const max = finiteArray(norm.max, d, where, 'normalisation.max');
   const t = o.target ?? ({} as ModelFile['target']);
   const quantile = t.quantile ?? null;
   if (!Array.isArray(o.layers) || o.layers.length === 0) fail(where, 'layers must be a non-empty list');
@@ -295,8 +309,8 @@ function fromModelFile(f: unknown, weights: Uint8Array, where: string): LatencyM
   const model: LatencyModel = {
     featuresVersion: o.featuresVersion as number,
     featureNames: [...(o.features as string[])],
-    normalisation: { mean, std },
-    target: { mean: t.mean, std: t.std, quantile },
+    normalisation: { mean, std, min, max },
+    target: { mean: t.mean, std: t.std, min: t.min, max: t.max, quantile },
     layers,
   };
   if (o.metrics) model.metrics = o.metrics;
@@ -317,13 +331,25 @@ export function validateModel(model: LatencyModel, where = 'model'): void {
   checkFeaturesVersion(model.featuresVersion, where, 'featuresVersion');
   checkFeatureList(model.featureNames, where, 'features');
   const d = FEATURE_NAMES.length;
-  finiteArray(model.normalisation.mean, d, where, 'normalisation.mean');
-  if (finiteArray(model.normalisation.std, d, where, 'normalisation.std').some((s) => s < 0)) {
+  const norm = model.normalisation;
+  finiteArray(norm.mean, d, where, 'normalisation.mean');
+  if (finiteArray(norm.std, d, where, 'normalisation.std').some((s) => s < 0)) {
     fail(where, 'normalisation.std must not be negative');
+  }
+  const hi = finiteArray(norm.max, d, where, 'normalisation.max');
+  if (finiteArray(norm.min, d, where, 'normalisation.min').some((lo, j) => lo > (hi[j] as number))) {
+    fail(where, 'normalisation.min must not exceed normalisation.max');
   }
   const { mean, std, quantile } = model.target;
   if (!Number.isFinite(mean) || !Number.isFinite(std) || !(std > 0)) {
     fail(where, 'target.mean must be finite and target.std finite and positive');
+  }
+  if (
+    !Number.isFinite(model.target.min) ||
+    !Number.isFinite(model.target.max) ||
+    model.target.min > model.target.max
+  ) {
+    fail(where, 'target.min and target.max must be finite, min ≤ max');
   }
   if (quantile !== null && !(typeof quantile === 'number' && quantile > 0 && quantile < 1)) {
     fail(where, `target.quantile ${String(quantile)} must be null or strictly between 0 and 1`);

@@ -12,7 +12,7 @@ import {
 } from './features.js';
 import { ForwardModel } from './forward.js';
 import { initLayers, type LatencyModel } from './model.js';
-import { createPredictor } from './predictor.js';
+import { createPredictor, featureInputFrom } from './predictor.js';
 
 /**
  * What predicting a whole pool costs (DESIGN.md §4: the Predictive balancer may score every endpoint
@@ -21,7 +21,8 @@ import { createPredictor } from './predictor.js';
  *
  *   forward          predictInto on ready feature vectors (the matmuls alone)
  *   featurize+fwd    TrainingSample-shaped input → vector → forward
- *   predictor hook   what the balancer calls: its features → input → vector → forward → ms
+ *   predictor hook   what the balancer calls: its features → input → vector → forward → ms, for one
+ *                    request over the pool (relative scale: one extra forward pass per pool)
  *   predictBatch     the batch form over the pool's vectors
  *   tfjs batch       the same pool through tfjs (tfPredict), for comparison; only with `tfjs: true`
  *
@@ -69,21 +70,6 @@ export function randomFeatures(rnd: Random): PredictiveFeatures {
   };
 }
 
-function inputFrom(f: PredictiveFeatures): FeatureInput {
-  return {
-    cpu: f.cpu,
-    memory: f.memory,
-    inflight: f.inflight,
-    queueLength: f.queueLength,
-    recentLatencyMs: f.latencyRatio,
-    payloadBytes: f.payloadKiB * 1024,
-    methodCostMs: f.baselineMs,
-    errorRate: f.errorRate,
-    oldestInflightMs: f.oldestInflightAgeMs,
-    telemetryAgeMs: f.hintAgeMs,
-  };
-}
-
 /** A model with this build's shape and random weights: the cost does not depend on the values. */
 export function untrainedModel(seed = 1): LatencyModel {
   return {
@@ -92,8 +78,10 @@ export function untrainedModel(seed = 1): LatencyModel {
     normalisation: {
       mean: new Array<number>(FEATURE_COUNT).fill(0),
       std: new Array<number>(FEATURE_COUNT).fill(1),
+      min: new Array<number>(FEATURE_COUNT).fill(-1e6),
+      max: new Array<number>(FEATURE_COUNT).fill(1e6),
     },
-    target: { mean: 2, std: 1, quantile: 0.9 },
+    target: { mean: 2, std: 1, min: -7, max: 15, quantile: 0.9 },
     layers: initLayers({ inputs: FEATURE_COUNT, seed }),
   };
 }
@@ -108,7 +96,14 @@ export async function runForwardBench(
   const rnd = seededRandom(options.seed ?? 1);
   const fwd = new ForwardModel(model);
   const feats = Array.from({ length: n }, () => randomFeatures(rnd));
-  const inputs = feats.map(inputFrom);
+  const inputs = feats.map((f) => featureInputFrom(f));
+  // what one pick's request looks like to the hook: the same method and payload on every endpoint, and
+  // a new request each pass (so the relative scale's idle reference is recomputed once per pool)
+  const picks = [0, 1].map(() => {
+    const req = randomFeatures(rnd);
+    return feats.map((f) => ({ ...f, baselineMs: req.baselineMs, payloadKiB: req.payloadKiB }));
+  });
+  let pass = 0;
   const vectors = new Float64Array(n * FEATURE_COUNT);
   inputs.forEach((s, i) => featurizeInto(s, vectors, i * FEATURE_COUNT));
   const raw = new Float64Array(FEATURE_COUNT);
@@ -139,7 +134,8 @@ export async function runForwardBench(
     [
       'predictor hook',
       () => {
-        for (let i = 0; i < n; i++) sink += hook(ep, req, feats[i] as PredictiveFeatures) ?? 0;
+        const pool = picks[pass++ & 1] as PredictiveFeatures[];
+        for (let i = 0; i < n; i++) sink += hook(ep, req, pool[i] as PredictiveFeatures) ?? 0;
       },
     ],
     [

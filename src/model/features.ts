@@ -18,9 +18,11 @@ import type { TrainingSample } from './sample.js';
  * 0 after normalisation (the training mean), and a 0/1 "known" flag beside it lets the model tell an
  * average figure from an absent one.
  *
- * Normalisation: z = (x − mean) / std per feature, fitted on the training split (fitNormalisation) and
- * stored with the weights. A feature that was constant in training (std 0) is ignored (z = 0): the model
- * never learnt what it means to vary it.
+ * Normalisation: z = (clamp(x, min, max) − mean) / std per feature, fitted on the training split
+ * (fitNormalisation) and stored with the weights. The clamp to the range seen in training keeps the
+ * model from extrapolating: an MLP's output beyond its training data is arbitrary, and in log space an
+ * arbitrary output is an absurd latency. A feature that was constant in training (std 0) is ignored
+ * (z = 0): the model never learnt what it means to vary it.
  */
 export const FEATURES_VERSION = 1;
 
@@ -153,10 +155,15 @@ export function featurizeAll(samples: readonly FeatureInput[]): Float64Array {
   return out;
 }
 
-/** Per-feature mean and standard deviation of the training split; std 0 marks a constant feature. */
+/**
+ * Per-feature mean, standard deviation and range of the training split's known values; std 0 marks a
+ * constant feature.
+ */
 export interface Normalisation {
   mean: number[];
   std: number[];
+  min: number[];
+  max: number[];
 }
 
 /**
@@ -167,16 +174,24 @@ export function fitNormalisation(raw: Float64Array, d = FEATURE_COUNT): Normalis
   const n = Math.floor(raw.length / d);
   const mean: number[] = [];
   const std: number[] = [];
+  const min: number[] = [];
+  const max: number[] = [];
   for (let j = 0; j < d; j++) {
     let count = 0;
     let sum = 0;
+    let lo = Infinity;
+    let hi = -Infinity;
     for (let i = 0; i < n; i++) {
       const x = raw[i * d + j] as number;
       if (!Number.isNaN(x)) {
         count++;
         sum += x;
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
       }
     }
+    min.push(count > 0 ? lo : 0);
+    max.push(count > 0 ? hi : 0);
     const m = count > 0 ? sum / count : 0;
     let ss = 0;
     for (let i = 0; i < n; i++) {
@@ -188,12 +203,12 @@ export function fitNormalisation(raw: Float64Array, d = FEATURE_COUNT): Normalis
     // a spread this small relative to the mean is rounding noise, not a signal
     std.push(sd > 1e-9 * Math.max(1, Math.abs(m)) ? sd : 0);
   }
-  return { mean, std };
+  return { mean, std, min, max };
 }
 
 /**
  * Normalises `raw` (row-major, d = norm.mean.length columns) into `out` (may be the same array):
- * z = (x − mean) / std; NaN (missing) and constant features (std 0) become 0.
+ * z = (clamp(x, min, max) − mean) / std; NaN (missing) and constant features (std 0) become 0.
  */
 export function normaliseInto(
   raw: ArrayLike<number>,
@@ -205,7 +220,13 @@ export function normaliseInto(
     const j = k % d;
     const x = raw[k] as number;
     const sd = norm.std[j] as number;
-    out[k] = Number.isNaN(x) || sd === 0 ? 0 : (x - (norm.mean[j] as number)) / sd;
+    if (Number.isNaN(x) || sd === 0) {
+      out[k] = 0;
+      continue;
+    }
+    const lo = norm.min[j] as number;
+    const hi = norm.max[j] as number;
+    out[k] = ((x < lo ? lo : x > hi ? hi : x) - (norm.mean[j] as number)) / sd;
   }
 }
 

@@ -35,11 +35,15 @@ export class ForwardModel {
   readonly inputs: number;
   readonly outputs: number;
   private readonly mean: Float64Array;
+  private readonly lo: Float64Array;
+  private readonly hi: Float64Array;
   /** 1/std, or 0 for a feature ignored (constant in training). */
   private readonly invStd: Float64Array;
   private readonly layers: Layer[];
   private readonly tMean: number;
   private readonly tStd: number;
+  private readonly tMin: number;
+  private readonly tMax: number;
   private readonly a: Float64Array;
   private readonly b: Float64Array;
   private readonly raw: Float64Array;
@@ -51,7 +55,8 @@ export class ForwardModel {
     if (!first || !last) throw new SibylError('ERR_MODEL', 'model has no layers');
     this.inputs = first.inputs;
     this.outputs = last.outputs;
-    if (model.normalisation.mean.length !== this.inputs || model.normalisation.std.length !== this.inputs) {
+    const norm = model.normalisation;
+    if ([norm.mean, norm.std, norm.min, norm.max].some((a) => a.length !== this.inputs)) {
       throw new SibylError(
         'ERR_MODEL',
         `normalisation has ${model.normalisation.mean.length} features, the first layer ${this.inputs} inputs`,
@@ -61,6 +66,8 @@ export class ForwardModel {
       throw new SibylError('ERR_MODEL', `the last layer has ${this.outputs} outputs; expected 1 or 2`);
     }
     this.mean = Float64Array.from(model.normalisation.mean);
+    this.lo = Float64Array.from(model.normalisation.min);
+    this.hi = Float64Array.from(model.normalisation.max);
     this.invStd = Float64Array.from(model.normalisation.std, (s) => (s > 0 ? 1 / s : 0));
     let width = this.inputs;
     this.layers = model.layers.map((l, k) => {
@@ -86,6 +93,8 @@ export class ForwardModel {
     this.raw = new Float64Array(this.inputs);
     this.tMean = model.target.mean;
     this.tStd = model.target.std;
+    this.tMin = model.target.min;
+    this.tMax = model.target.max;
   }
 
   /**
@@ -97,9 +106,16 @@ export class ForwardModel {
     let y = this.b;
     const d = this.inputs;
     for (let i = 0; i < d; i++) {
-      const v = raw[rawOffset + i] as number;
+      let v = raw[rawOffset + i] as number;
       const s = this.invStd[i] as number;
-      x[i] = v !== v || s === 0 ? 0 : (v - (this.mean[i] as number)) * s; // v !== v: NaN, missing
+      if (v !== v || s === 0) {
+        x[i] = 0; // v !== v: NaN, missing
+        continue;
+      }
+      const lo = this.lo[i] as number;
+      const hi = this.hi[i] as number;
+      v = v < lo ? lo : v > hi ? hi : v;
+      x[i] = (v - (this.mean[i] as number)) * s;
     }
     const layers = this.layers;
     for (let k = 0; k < layers.length; k++) {
@@ -117,8 +133,13 @@ export class ForwardModel {
       y = t;
     }
     const mu = this.tMean + this.tStd * (x[0] as number);
-    out[outOffset] = mu;
-    out[outOffset + 1] = this.outputs === 2 ? mu + this.tStd * softplus(x[1] as number) : NaN;
+    const lo = this.tMin;
+    const hi = this.tMax;
+    out[outOffset] = mu < lo ? lo : mu > hi ? hi : mu;
+    if (this.outputs === 2) {
+      const p90 = mu + this.tStd * softplus(x[1] as number);
+      out[outOffset + 1] = p90 < lo ? lo : p90 > hi ? hi : p90;
+    } else out[outOffset + 1] = NaN;
   }
 
   /** Predicts one raw feature vector. */

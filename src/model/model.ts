@@ -9,10 +9,13 @@ import type { Normalisation } from './features.js';
  * (W[i · outputs + j] connects input i to output j). The last layer is linear with one or two outputs,
  * read in the normalised target space (t = (ln latency − target.mean) / target.std):
  *
- *   logLatency = target.mean + target.std · y0
- *   logP90     = logLatency + target.std · softplus(y1)      (two-output models only)
+ *   μ          = target.mean + target.std · y0
+ *   logLatency = clamp(μ, target.min, target.max)
+ *   logP90     = clamp(μ + target.std · softplus(y1), target.min, target.max)   (two-output models)
  *
- * Writing the p90 as the mean plus a positive gap means the two heads can never cross.
+ * Writing the p90 as the mean plus a positive gap means the two heads can never cross (the clamp is
+ * monotone, so it keeps the order). The clamp to the range of ln latency seen in training keeps a
+ * prediction within what the model has evidence for.
  */
 export type Activation = 'relu' | 'linear';
 
@@ -28,6 +31,9 @@ export interface DenseLayer {
 export interface TargetScaling {
   mean: number;
   std: number;
+  /** Range of ln latency in the training split: predictions are clamped to it. */
+  min: number;
+  max: number;
   /** The quantile of the second head (0.9), or null for a mean-only model. */
   quantile: number | null;
 }
@@ -109,7 +115,12 @@ export function cloneModel(m: LatencyModel): LatencyModel {
   return {
     ...m,
     featureNames: [...m.featureNames],
-    normalisation: { mean: [...m.normalisation.mean], std: [...m.normalisation.std] },
+    normalisation: {
+      mean: [...m.normalisation.mean],
+      std: [...m.normalisation.std],
+      min: [...m.normalisation.min],
+      max: [...m.normalisation.max],
+    },
     target: { ...m.target },
     layers: m.layers.map((l) => ({ ...l, weights: l.weights.slice(), bias: l.bias.slice() })),
     metrics: m.metrics && { ...m.metrics },

@@ -132,6 +132,12 @@ export async function fitModel(
   const tMean = t.reduce((a, b) => a + b, 0) / n;
   const tSd = Math.sqrt(t.reduce((a, b) => a + (b - tMean) * (b - tMean), 0) / Math.max(1, n - 1));
   const tStd = tSd > 1e-6 ? tSd : 1;
+  let tMin = Infinity;
+  let tMax = -Infinity;
+  for (const v of t) {
+    if (v < tMin) tMin = v;
+    if (v > tMax) tMax = v;
+  }
   const y = Float32Array.from(t, (v) => (v - tMean) / tStd);
 
   const quantile = o.quantile;
@@ -193,7 +199,7 @@ export async function fitModel(
     featuresVersion: FEATURES_VERSION,
     featureNames: [...FEATURE_NAMES],
     normalisation,
-    target: { mean: tMean, std: tStd, quantile },
+    target: { mean: tMean, std: tStd, min: tMin, max: tMax, quantile },
     layers,
     training: {
       seed: o.seed,
@@ -264,21 +270,23 @@ export async function tfPredict(
   const d = model.layers[0]?.inputs ?? 0;
   const result = tf.tidy(() => {
     const x = tf.tensor2d(Float32Array.from(raw).subarray(0, n * d), [n, d]);
-    const mean = tf.tensor1d(model.normalisation.mean);
-    const inv = tf.tensor1d(model.normalisation.std.map((s) => (s > 0 ? 1 / s : 0)));
-    const z = tf.where(tf.isNaN(x), tf.zerosLike(x), tf.mul(tf.sub(x, mean), inv));
+    const norm = model.normalisation;
+    const mean = tf.tensor1d(norm.mean);
+    const inv = tf.tensor1d(norm.std.map((s) => (s > 0 ? 1 / s : 0)));
+    const clamped = tf.minimum(tf.maximum(x, tf.tensor1d(norm.min)), tf.tensor1d(norm.max));
+    const z = tf.where(tf.isNaN(x), tf.zerosLike(x), tf.mul(tf.sub(clamped, mean), inv));
     let h: tf.Tensor2D = z as tf.Tensor2D;
     model.layers.forEach((l) => {
       h = tf.add(tf.matMul(h, tf.tensor2d(l.weights, [l.inputs, l.outputs])), tf.tensor1d(l.bias));
       if (l.activation === 'relu') h = tf.relu(h);
     });
-    const { mean: m, std: s } = model.target;
+    const { mean: m, std: s, min: lo, max: hi } = model.target;
     const mu = tf.add(tf.mul(tf.slice(h, [0, 0], [-1, 1]), s), m);
     const p90 =
       h.shape[1] === 2
-        ? tf.add(mu, tf.mul(tf.softplus(tf.slice(h, [0, 1], [-1, 1])), s))
+        ? tf.clipByValue(tf.add(mu, tf.mul(tf.softplus(tf.slice(h, [0, 1], [-1, 1])), s)), lo, hi)
         : tf.fill([n, 1], NaN);
-    return tf.concat([mu, p90], 1);
+    return tf.concat([tf.clipByValue(mu, lo, hi), p90], 1);
   });
   try {
     return Float64Array.from(await result.data());

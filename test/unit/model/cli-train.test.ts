@@ -11,6 +11,7 @@ import {
 } from '../../../src/cli/train.js';
 import { loadModel } from '../../../src/model/artifact.js';
 import type { TrainingSample } from '../../../src/model/sample.js';
+import type { Scenario } from '../../../src/sim/index.js';
 import { isSibylError } from '../../../src/util/errors.js';
 import { syntheticSamples } from './synthetic.js';
 
@@ -93,7 +94,7 @@ describe('sibyl train', () => {
     expect(files.map((f) => path.basename(f))).toEqual(['a.json', 'b.json']);
     const calls: { scenario: unknown; seed: number; policy: string; maxSamples: number }[] = [];
     const sim: SimulatorApi = {
-      loadScenario: async (f) => ({ name: path.basename(f) }),
+      loadScenario: async (f) => ({ name: path.basename(f) }) as unknown as Scenario,
       collectSamples: (scenario, o) => {
         calls.push({ scenario, ...o });
         return syntheticSamples(o.maxSamples, o.seed);

@@ -86,6 +86,15 @@ describe('features', () => {
     expect(z[FEATURE_COUNT]).toBe(0); // missing cpu → 0
     expect(z[1]).toBe(0); // constant memory → 0
     expect(z[0]).toBeCloseTo(-1 / Math.sqrt(2), 12);
+    expect([norm.min[0], norm.max[0]]).toEqual([0.2, 0.4]);
+    expect([norm.min[2], norm.max[2]]).toEqual([0, Math.log(4)]);
+  });
+
+  it('clamps to the range seen in training before normalising (no extrapolation)', () => {
+    const norm = { mean: [1], std: [2], min: [0], max: [3] };
+    const z = new Float64Array(4);
+    normaliseInto([-100, 0, 3, 100], norm, z);
+    expect(Array.from(z)).toEqual([-0.5, -0.5, 1, 1]);
   });
 
   it('targets ln latency with a floor', () => {

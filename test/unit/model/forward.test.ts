@@ -76,6 +76,21 @@ describe('ForwardModel (typed arrays) against tfjs', () => {
     expect(softplus(-1000)).toBe(0);
   });
 
+  it('stays within what training saw: inputs clamped to their range, outputs to the latency range', () => {
+    const fwd = new ForwardModel(trained);
+    const { min, max } = trained.normalisation;
+    const edge = Float64Array.from(max);
+    const beyond = Float64Array.from(max, (x, j) => x + 1000 * (1 + Math.abs(x - (min[j] as number))));
+    expect(fwd.predict(beyond)).toEqual(fwd.predict(edge));
+    const rnd = seededRandom(5);
+    const wild = Float64Array.from({ length: 1000 * FEATURE_COUNT }, () => (rnd() - 0.5) * 1e6);
+    const out = fwd.predictBatch(wild, 1000);
+    for (const y of out) {
+      expect(y).toBeGreaterThanOrEqual(trained.target.min);
+      expect(y).toBeLessThanOrEqual(trained.target.max);
+    }
+  });
+
   it('predicts a pool of 100 endpoints in microseconds (printed, not asserted)', async () => {
     const rows = await runForwardBench(trained, { endpoints: 100, rounds: 100, runs: 3, tfjs: true });
     console.log(`forward pass, pool of 100 endpoints:\n${formatForwardRows(rows)}`);

@@ -42,24 +42,34 @@ describe('createPredictor', () => {
   });
 
   it("maps the balancer's signals onto the sample contract", () => {
-    const input = featureInputFrom(features({ latencyRatio: NaN, hintAgeMs: Infinity, cpu: NaN }));
-    expect(input).toEqual({
+    const f = features({ latencyRatio: NaN, hintAgeMs: Infinity, cpu: NaN });
+    expect(featureInputFrom(f)).toEqual({
       cpu: NaN,
       memory: 0.4,
       inflight: 0,
       queueLength: 0,
-      recentLatencyMs: NaN,
+      recentLatencyMs: 1, // "typical" before any call, as the simulator records it
       payloadBytes: 1024,
       methodCostMs: 2,
       errorRate: 0,
       oldestInflightMs: 0,
       telemetryAgeMs: Infinity,
     });
+    // with the endpoint: its raw load report, else the operator's figures (not the age-faded cpu)
+    const ep: Endpoint = {
+      id: 'a',
+      address: 'a',
+      inflight: 0,
+      load: { cpu: 0.9, atMs: 0 },
+      hints: { memory: 0.7 },
+    };
+    expect(featureInputFrom(features({ cpu: 0.1 }), undefined, ep)).toMatchObject({ cpu: 0.9, memory: 0.7 });
+    expect(featureInputFrom(features(), undefined, { id: 'b', address: 'b', inflight: 0 }).cpu).toBeNaN();
   });
 
   it('predicts ms that follow the learnt function: more in flight, dearer method → slower', () => {
     const predict = createPredictor(model);
-    const ep: Endpoint = { id: 'a', address: 'a', inflight: 0 };
+    const ep: Endpoint = { id: 'a', address: 'a', inflight: 0, load: { cpu: 0.3, memory: 0.4, atMs: 0 } };
     const idle = predict(ep, req, features())!;
     const busy = predict(ep, req, features({ inflight: 6, queueLength: 24, latencyRatio: 5 }))!;
     const dear = predict(ep, req, features({ baselineMs: 20 }))!;
@@ -67,11 +77,22 @@ describe('createPredictor', () => {
     expect(idle).toBeGreaterThan(1);
     expect(idle).toBeLessThan(4);
     expect(busy / idle).toBeGreaterThan(4);
-    expect(dear / idle).toBeGreaterThan(6);
-    const median = createPredictor(model, { estimate: 'median' })(ep, req, features())!;
-    const p90 = createPredictor(new ForwardModel(model), { estimate: 'p90' })(ep, req, features())!;
-    expect(median).toBeLessThan(idle);
-    expect(p90).toBeGreaterThan(idle);
+    expect(dear / idle).toBeGreaterThan(5);
+    const absolute = (estimate: 'mean' | 'median' | 'p90') =>
+      createPredictor(new ForwardModel(model), { estimate, scale: 'absolute' })(ep, req, features())!;
+    expect(absolute('median')).toBeLessThan(absolute('mean'));
+    expect(absolute('p90')).toBeGreaterThan(absolute('mean'));
+  });
+
+  it("by default scales the model's endpoint factor by the router's own baseline", () => {
+    const ep: Endpoint = { id: 'a', address: 'a', inflight: 0 };
+    const idle = features({ cpu: NaN, memory: NaN, queueLength: NaN, hintAgeMs: Infinity, baselineMs: 7 });
+    // the idle reference itself: exactly the baseline
+    expect(createPredictor(model)(ep, req, idle)).toBeCloseTo(7, 9);
+    const busy = features({ ...idle, inflight: 6, latencyRatio: 5 });
+    const rel = createPredictor(model)(ep, req, busy)!;
+    const abs = createPredictor(model, { scale: 'absolute' });
+    expect(rel / 7).toBeCloseTo(abs(ep, req, busy)! / abs(ep, req, idle)!, 9);
   });
 
   it('reads two heads as a log-normal', () => {
