@@ -5,6 +5,7 @@ import '../api/schema.js'; // registers the custom kinds Value.Check needs
 import { BackendPoolSpec } from '../api/backendpool.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { checkRules, type Issue } from './config-rules.js';
+import { cacheConfigIssues, type PoolCacheSpec } from '../cache/config.js';
 
 /**
  * The router's --config file (DESIGN.md §11): `pools`, each a name plus BackendPool spec fields with
@@ -13,7 +14,11 @@ import { checkRules, type Issue } from './config-rules.js';
  * service or method). A bad file is refused whole with every problem's path and reason.
  */
 
-export type PoolSpec = Omit<BackendPoolSpec, 'service'>;
+/**
+ * `cache` is the pool's response cache (src/cache/config.ts), a routes-file-only field until the
+ * operator hands routers a CacheTier: not part of BackendPoolSpec, so checked apart from it.
+ */
+export type PoolSpec = Omit<BackendPoolSpec, 'service'> & { cache?: PoolCacheSpec };
 export interface PoolConfig extends PoolSpec {
   name: string;
   endpoints: NonNullable<BackendPoolSpec['endpoints']>;
@@ -80,7 +85,8 @@ function poolIssues(p: unknown, at: string, issues: Issue[], names: Map<string, 
     issues.push({ path: at, message: 'must be a mapping (name, match, endpoints, ...)' });
     return;
   }
-  const { name, service, ...spec } = p as Record<string, unknown>;
+  const { name, service, cache, ...spec } = p as Record<string, unknown>;
+  if (cache !== undefined) issues.push(...cacheConfigIssues(cache, `${at}.cache`));
   if (typeof name !== 'string' || !NAME.test(name) || name.length > 253) {
     issues.push({
       path: `${at}.name`,

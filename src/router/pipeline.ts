@@ -7,7 +7,6 @@ import { formatGrpcTimeout } from '../grpc/timeout.js';
 import type { FrameError } from '../grpc/framing.js';
 import type { OrcaReport } from '../grpc/orca.js';
 import { Attempt, type AttemptResult, type BodySource } from './attempt.js';
-import { Downstream } from './downstream.js';
 import { raceWithHedge } from './hedge.js';
 import { headerValue, upstreamRequestHeaders } from './headers.js';
 import type { RouterMetrics } from './metrics.js';
@@ -18,13 +17,20 @@ import { chooseNow, waitForSlot, type ChooseContext, type Chosen } from './choos
 import type { Token } from '../limit/index.js';
 import { checkRequest } from './request-check.js';
 import type { PoolRoute, RoutingTable } from './table.js';
+import type { Writable } from 'node:stream';
+import { CapturingDownstream, serveAnswer } from '../cache/capture.js';
+import { MAX_ENTRY_BODY_BYTES, type PoolCache } from '../cache/pool-cache.js';
+import type { Flight } from '../cache/tiered.js';
+import { CACHE_MODE_HEADER, cacheModeOf } from '../cache/types.js';
 
 /**
  * The per-call pipeline (DESIGN.md §4): check the request → match a pool → admission (the pool's
  * concurrency limit) → pick (balancer, then the endpoint's own concurrency limit and its breaker:
  * choose.ts) → forward (or hedge) → retry on another endpoint where allowed → record the outcome. Each
  * step is a method here; the parts other modules own come in through each pool's seams (seams.ts):
- * `admission` (src/limit) and `gate` (src/breaker). The cache will slot in between admission and pick.
+ * `admission` (src/limit) and `gate` (src/breaker). The cache (src/cache) sits between admission and
+ * pick: cacheStep answers from a tier or from the call already fetching the same key, or lets the call
+ * go on as the key's leader, whose response is recorded (CapturingDownstream) and filled at the end.
  */
 export interface PipelineOptions {
   maxMessageBytes: number;
@@ -67,7 +73,9 @@ export function handleStream(
 class CallPipeline {
   private readonly id = nextCallId++;
   private readonly startMs: number;
-  private readonly down: Downstream;
+  private readonly down: CapturingDownstream;
+  /** This call fetches a cached method's answer for every caller of its key (the cache step). */
+  private flight: Flight | undefined;
   private readonly path: string;
   private readonly log: Logger;
   private body: RequestBody | undefined;
@@ -88,7 +96,7 @@ class CallPipeline {
     this.log = env.log.isLevelEnabled('debug')
       ? env.log.child({ call: this.id, method: this.path })
       : env.log;
-    this.down = new Downstream(stream, this.log);
+    this.down = new CapturingDownstream(stream, this.log);
     stream.on('error', (e) => this.log.debug({ err: e.message }, 'client stream error'));
     stream.once('close', () => {
       // Closed before any status was given: the client reset the stream or its connection went away.
@@ -173,6 +181,14 @@ class CallPipeline {
       permit.release(this.outcome(this.down.code ?? Status.CANCELLED));
       return this.down.code ?? Status.CANCELLED;
     }
+    if (pool.cache) {
+      const answered = await this.cacheStep(pool.cache);
+      if (answered !== undefined) {
+        // Answered without a backend: says nothing about the pool's load, so no limiter sample.
+        permit.release(this.outcome(answered), false);
+        return answered;
+      }
+    }
     pool.budget.onRequest();
     const tried = new Set<EndpointState>();
     const ctx: ChooseContext<EndpointState> = {
@@ -220,8 +236,91 @@ class CallPipeline {
       return this.down.code ?? last.code;
     } finally {
       const code = this.down.code ?? last?.code ?? Status.UNKNOWN;
+      // Waiting callers get this answer (errors included); an OK one is stored.
+      this.flight?.complete(this.down.captured());
       permit.release(this.outcome(code), sample);
     }
+  }
+
+  /**
+   * The cache step for a method the pool's cache lists (idempotent unary methods only: the whole
+   * request is read before anything is sent). Resolves with the status the client was given when the
+   * call was answered here (a hit, or the answer of the call already fetching this key), else undefined
+   * and the call goes to a backend: as the key's leader (its response recorded, shared and filled), or
+   * uncached (`x-sibyl-cache: bypass`, a request too large to keep, a leader that left no answer).
+   */
+  private async cacheStep(cache: PoolCache): Promise<number | undefined> {
+    const ttlMs = cache.ttlFor(this.path);
+    if (ttlMs === undefined) return undefined;
+    const mode = cacheModeOf(headerValue(this.headers, CACHE_MODE_HEADER));
+    if (mode === 'bypass') return undefined;
+    const request = await this.wholeRequest();
+    if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
+    if (!request) return undefined;
+    const step = await cache.tiered.begin(cache.key(this.path, request, this.headers), mode, ttlMs);
+    switch (step.kind) {
+      case 'hit':
+        serveAnswer(this.down, { code: Status.OK, response: step.response });
+        return Status.OK;
+      case 'wait': {
+        const closed = new Promise<undefined>((r) => {
+          if (this.down.gone) r(undefined);
+          else this.stream.once('close', () => r(undefined));
+        });
+        const o = await Promise.race([step.outcome, closed]);
+        if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
+        if (!o || !('answer' in o)) return undefined;
+        serveAnswer(this.down, o.answer);
+        return o.answer.code;
+      }
+      case 'lead':
+        this.flight = step.flight;
+        this.down.startCapture(MAX_ENTRY_BODY_BYTES);
+        return undefined;
+      case 'bypass':
+        return undefined;
+    }
+  }
+
+  /**
+   * The whole request body once the client has sent it, or undefined when it cannot be kept (larger
+   * than the retry buffer, a framing error, the client gone). It stays in the RequestBody too, which
+   * sends it to the first attempt as usual.
+   */
+  private wholeRequest(): Promise<Buffer | undefined> {
+    const body = this.body as RequestBody;
+    const stream = this.stream;
+    const collect = () => {
+      const chunks: Buffer[] = [];
+      // A sink that only collects: the replay of a complete body writes every chunk, then ends.
+      const sink = { write: (c: Buffer) => chunks.push(c) > 0, end: () => undefined };
+      body.replay().attach(sink as unknown as Writable);
+      return Buffer.concat(chunks);
+    };
+    const settled = () => {
+      if (body.ended) return body.canReplay ? collect() : null;
+      // Not kept whole, or held back (the body reached the buffer's size): cannot be a cache key.
+      if (!body.canReplay || stream.isPaused() || this.down.isFinished || stream.destroyed) return null;
+      return undefined;
+    };
+    const now = settled();
+    if (now !== undefined) return Promise.resolve(now ?? undefined);
+    return new Promise((resolve) => {
+      const check = (final: boolean) => {
+        const r = settled();
+        if (r === undefined && !final) return;
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        stream.off('close', onEnd);
+        resolve(r ?? undefined);
+      };
+      // Registered after RequestBody's own listeners, so they see each chunk and the end first.
+      const onData = () => check(false);
+      const onEnd = () => check(true);
+      stream.on('data', onData);
+      stream.once('end', onEnd);
+      stream.once('close', onEnd);
+    });
   }
 
   /**

@@ -13,6 +13,8 @@ import { RetryBudget } from './retry-budget.js';
 import type { Admission } from './seams.js';
 import { SessionPool, type SessionPoolOptions } from './session-pool.js';
 import type { PoolRoute } from './table.js';
+import { PoolCache } from '../cache/pool-cache.js';
+import type { CacheMetrics } from '../cache/metrics.js';
 
 /**
  * What the router keeps per pool between tables: the balancer (policy state), the endpoints with their
@@ -61,6 +63,8 @@ export interface PoolDeps {
   timers?: Timers;
   /** The learned model's prediction for the Predictive policy (answers undefined without a model). */
   predict?: PredictFn;
+  /** Where pool caches count their lookups (the router's registry). */
+  cacheMetrics?: CacheMetrics;
 }
 
 export class PoolState {
@@ -73,6 +77,8 @@ export class PoolState {
   readonly latencies = new LatencyTracker();
   admission!: Admission;
   gate!: BreakerGate;
+  /** The pool's response cache (spec.cache); undefined when it has none. */
+  cache: PoolCache | undefined;
   /** Endpoints whose breaker the operator holds open. */
   private readonly forced = new Set<string>();
 
@@ -108,6 +114,7 @@ export class PoolState {
       for (const st of this.endpoints.values())
         st.limiter = createEndpointLimiter(route.spec.concurrency, this.deps);
     }
+    if (first || !sameJson(prev.spec.cache, route.spec.cache)) this.replaceCache(route);
     const wanted = new Set(route.endpoints.map((e) => e.address));
     for (const [address, st] of this.endpoints) {
       if (wanted.has(address)) continue;
@@ -167,10 +174,25 @@ export class PoolState {
   /** Closes every upstream session (gracefully: open streams finish). */
   close(): void {
     for (const st of this.endpoints.values()) st.sessions.close();
+    this.replaceCache(undefined);
   }
 
   destroy(): void {
     for (const st of this.endpoints.values()) st.sessions.destroy();
+    this.replaceCache(undefined);
+  }
+
+  /** A new cache for a changed spec (entries in L2 and L3 outlive it; L1 starts empty). */
+  private replaceCache(route: PoolRoute | undefined): void {
+    const old = this.cache;
+    this.cache = undefined;
+    if (old)
+      void old
+        .close()
+        .catch((e: unknown) => this.deps.log.debug({ err: errorMessage(e) }, 'cache close failed'));
+    const spec = route?.spec.cache;
+    if (!route || !spec) return;
+    this.cache = new PoolCache(route.name, spec, { log: this.deps.log, metrics: this.deps.cacheMetrics });
   }
 
   /**

@@ -14,6 +14,8 @@ import { handleStream, type AttemptObserver, type PipelineEnv } from './pipeline
 import { PoolState } from './pool-state.js';
 import { DEFAULT_SESSION_POOL, type SessionPoolOptions } from './session-pool.js';
 import { buildTable, type RoutingTable } from './table.js';
+import { CacheMetrics } from '../cache/metrics.js';
+import type { CacheCounters } from '../control/messages.js';
 
 export interface RouterOptions {
   /** host:port to serve gRPC on (h2c, or TLS with `tls`); port 0 picks one. Default 127.0.0.1:0. */
@@ -44,6 +46,7 @@ export class Router {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
   readonly metrics: RouterMetrics;
+  private readonly cacheMetrics: CacheMetrics;
   private readonly log: Logger;
   private readonly env: PipelineEnv;
   private readonly sessionOptions: SessionPoolOptions;
@@ -57,6 +60,7 @@ export class Router {
     this.log = opts.log ?? pino({ level: 'info' });
     this.sessionOptions = { ...DEFAULT_SESSION_POOL, ...opts.session };
     this.metrics = new RouterMetrics(() => this.snapshot(), { defaultMetrics: opts.defaultMetrics });
+    this.cacheMetrics = new CacheMetrics(this.metrics.registry);
     this.env = {
       table: () => this.table,
       pool: (name) => this.pools.get(name),
@@ -123,6 +127,7 @@ export class Router {
             log: this.log,
             sessionOptions: this.sessionOptions,
             predict: this.predict,
+            cacheMetrics: this.cacheMetrics,
           }),
         );
     }
@@ -224,6 +229,16 @@ export class Router {
   /** Watches every attempt (the control stream's load reports). */
   setObserver(observer: AttemptObserver | undefined): void {
     this.env.observer = observer;
+  }
+
+  /** Each pool cache's counters per tier, for load reports (empty when no pool caches). */
+  cacheCounters(): CacheCounters[] {
+    return [...this.pools.values()].flatMap((p) => p.cache?.counters() ?? []);
+  }
+
+  /** A pool's cache, for status and tests. */
+  poolCache(name: string): PoolState['cache'] {
+    return this.pools.get(name)?.cache;
   }
 
   /** Each endpoint of each pool with its breaker state and concurrency limit, for load reports. */
