@@ -26,6 +26,8 @@ import { initTf, tf, type BackendChoice } from './tf.js';
  * Deterministic for a given seed and backend: initial weights come from a seeded generator (model.ts),
  * each epoch's minibatch order from the same generator, and nothing else is random (no dropout). The
  * holdout is drawn by seed too and never seen by training; its figures are what refit compares.
+ * Training yields to the event loop every 20 ms or so, so a process that trains (the operator) keeps
+ * serving meanwhile; it is still CPU it does not spend elsewhere.
  */
 export interface TrainOptions {
   /** Seeds the holdout draw, the initial weights and the minibatch order (default 1). */
@@ -58,6 +60,9 @@ export const TRAIN_DEFAULTS = {
   holdoutFraction: 0.2,
   minSamples: 50,
 } as const;
+
+/** Longest stretch of training steps between two yields to the event loop, ms. */
+const YIELD_EVERY_MS = 20;
 
 export interface TrainResult {
   model: LatencyModel;
@@ -159,6 +164,7 @@ export async function fitModel(
   const xs = new Float32Array(n * d); // this epoch's order; a batch is a contiguous slice (cheaper than tf.gather)
   const ys = new Float32Array(n);
   const batch = Math.max(1, Math.min(o.batchSize, n));
+  let lastYield = performance.now();
   try {
     for (let epoch = 0; epoch < o.epochs; epoch++) {
       for (let i = 0; i < n; i++) order[i] = i;
@@ -180,6 +186,12 @@ export async function fitModel(
           const yb = tf.tensor2d(ys.subarray(start, start + m), [m, 1]);
           optimizer.minimize(() => lossOf(forwardTf(xb, ws, bs), yb, quantile), false, vars);
         });
+        if (performance.now() - lastYield > YIELD_EVERY_MS) {
+          // tfjs steps run synchronously: let the operator's timers and sockets (lease renewals,
+          // control streams) through now and then. Changes nothing in the result.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
       }
     }
     layers.forEach((l, k) => {

@@ -41,6 +41,17 @@ describe('trainModel', () => {
     expect(Array.from(c.model.layers[0]!.weights)).not.toEqual(Array.from(a.model.layers[0]!.weights));
   });
 
+  it('lets timers run while it trains (the operator keeps its lease and streams)', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      await trainModel(syntheticSamples(600, 3), { backend: 'wasm', epochs: 6 });
+    } finally {
+      clearInterval(timer);
+    }
+    expect(ticks).toBeGreaterThan(0);
+  });
+
   it('refuses too few samples with ERR_MODEL', async () => {
     const few = syntheticSamples(30);
     const e = await trainModel(few, { backend: 'wasm' }).catch((err: unknown) => err);
