@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../util/duration.js';
 import { SibylError, errorMessage } from '../util/errors.js';
+import { balancerNames } from '../balancer/index.js';
 import { runPickBench } from './pick.js';
 
 /**
@@ -22,7 +23,8 @@ import { runPickBench } from './pick.js';
  *   - one call at a time (ghz -c 1, one connection, 200 calls/s): each hop's own cost, no queueing;
  *   - the highest sustained rate (ghz with no --rps, -c --concurrency, --connections), directly and
  *     through each proxy, over the homogeneous pool and over a heterogeneous one (--hetero latencies);
- *   - what one pick costs with the pool's policy (src/bench/pick.ts, in this process).
+ *   - what one pick costs, every policy (src/bench/pick.ts, in this process; the target is checked
+ *     against the slowest).
  * The issue's targets are reported, never asserted: pick ≤ 5 µs, added p50 ≤ 0.3 ms, the router's
  * highest rate ≥ half of nginx's.
  *
@@ -282,7 +284,8 @@ export function formatProxyBench(r: ProxyBenchResult): string {
 }
 
 export function evaluateTargets(r: Omit<ProxyBenchResult, 'targets'>): ProxyBenchResult['targets'] {
-  const pick = Math.max(...r.pick.map((p) => p.nsPerPick));
+  const slowest = r.pick.reduce((a, b) => (b.nsPerPick > a.nsPerPick ? b : a));
+  const pick = slowest.nsPerPick;
   const added = r.addedLatency.router.p50Ms;
   const ratio = (router: RunResult, nginx: RunResult | undefined) =>
     nginx && nginx.callsPerSec > 0 ? router.callsPerSec / nginx.callsPerSec : undefined;
@@ -290,7 +293,12 @@ export function evaluateTargets(r: Omit<ProxyBenchResult, 'targets'>): ProxyBenc
   const het = ratio(r.maxRate.heterogeneous.router, r.maxRate.heterogeneous.nginx);
   const pct = (x: number | undefined) => (x === undefined ? 'no nginx' : `${(x * 100).toFixed(0)}% of nginx`);
   return [
-    { name: 'pick', target: '≤ 5 µs', value: `${(pick / 1000).toFixed(2)} µs`, met: pick <= 5000 },
+    {
+      name: 'pick (slowest)',
+      target: '≤ 5 µs',
+      value: `${(pick / 1000).toFixed(2)} µs (${slowest.policy}, ${slowest.endpoints})`,
+      met: pick <= 5000,
+    },
     { name: 'added p50', target: '≤ 0.3 ms', value: `${f2(added)} ms`, met: added <= 0.3 },
     {
       name: 'throughput, homogeneous',
@@ -747,14 +755,15 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
   try {
     const log = (s: string) => (o.json ? undefined : process.stderr.write(`${s}\n`));
     log('pick cost…');
-    const pick = runPickBench({ policies: [o.policy], endpoints: o.backends, picks: 50_000, runs: 5 })
-      .concat(runPickBench({ policies: [o.policy], endpoints: 100, picks: 50_000, runs: 5 }))
-      .map((p) => ({
+    // Every policy, at the pool's size and at 100 endpoints (Predictive scores them all).
+    const pick = [o.backends, 100].flatMap((endpoints) =>
+      runPickBench({ policies: balancerNames(), endpoints, picks: 50_000, runs: 5 }).map((p) => ({
         policy: p.policy,
         endpoints: p.endpoints,
         nsPerPick: p.nsPerPick,
         nsPerCall: p.nsPerCall,
-      }));
+      })),
+    );
 
     log(`homogeneous pool: ${o.backends} backends at ${o.latencyMs} ms`);
     const loadBefore = loadavg()[0] as number;

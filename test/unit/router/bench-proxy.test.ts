@@ -167,7 +167,7 @@ describe('targets and the report', () => {
 
   it('checks the issue’s targets: pick ≤ 5 µs, added p50 ≤ 0.3 ms, throughput ≥ half of nginx', () => {
     expect(evaluateTargets(partial)).toEqual([
-      { name: 'pick', target: '≤ 5 µs', value: '0.30 µs', met: true },
+      { name: 'pick (slowest)', target: '≤ 5 µs', value: '0.30 µs (LeastRequest, 4)', met: true },
       { name: 'added p50', target: '≤ 0.3 ms', value: '0.20 ms', met: true },
       { name: 'throughput, homogeneous', target: '≥ 50% of nginx', value: '60% of nginx', met: true },
       { name: 'throughput, heterogeneous', target: '≥ 50% of nginx', value: '44% of nginx', met: false },
