@@ -55,7 +55,6 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
   const metrics = new BackendMetrics(state.slots, { defaultMetrics: opts.defaultMetrics });
   const listen = parseListenAddress(opts.listen ?? '127.0.0.1:0');
   const server = new grpc.Server({
-    'grpc.server_call_metric_recording': opts.orca ? 1 : 0,
     'grpc.max_receive_message_length': -1,
     'grpc.max_send_message_length': -1,
   });

@@ -9,6 +9,7 @@ import type { BackendMetrics } from './metrics.js';
 import type { ClientStreamResponse, EchoRequestOut, EchoResponse, StreamRequestOut } from './messages.js';
 import { drawFailure, serviceTimeMs, type CallShape } from './model.js';
 import type { LoadSampler } from './orca.js';
+import { ORCA_TRAILER, encodeOrcaReport } from '../grpc/orca.js';
 import type { BackendState } from './state.js';
 
 /** What the Demo service needs; everything with a side effect or a source of chance is injected. */
@@ -29,7 +30,6 @@ export const BACKEND_HEADER = 'x-sibyl-backend';
 /** What every kind of grpc-js server call has and this service uses. */
 interface AnyCall {
   readonly metadata: grpc.Metadata;
-  getMetricsRecorder(): ReturnType<grpc.ServerUnaryCall<unknown, unknown>['getMetricsRecorder']>;
   on(event: 'cancelled', listener: () => void): unknown;
 }
 interface StatusError {
@@ -87,12 +87,18 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
     return b;
   }
 
-  function report(call: AnyCall): void {
-    if (!deps.load) return;
-    const r = call.getMetricsRecorder();
-    r.recordCPUUtilizationMetric(deps.load.cpu());
-    r.recordMemoryUtilizationMetric(deps.load.memory());
-    r.recordApplicationUtilizationMetric(state.slots.busyShare);
+  /** Trailers with this backend's ORCA load report added (endpoint-load-metrics-bin), when reports are on. */
+  function withLoad(md: grpc.Metadata): grpc.Metadata {
+    if (!deps.load) return md;
+    md.set(
+      ORCA_TRAILER,
+      encodeOrcaReport({
+        cpuUtilization: deps.load.cpu(),
+        memUtilization: deps.load.memory(),
+        applicationUtilization: state.slots.busyShare,
+      }),
+    );
+    return md;
   }
 
   function cancellation(call: AnyCall): AbortController {
@@ -156,11 +162,10 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
             { payloadBytes: req.payload.length, latencyOverrideMs: req.latencyMs },
             ac.signal,
           );
-          report(call);
           const fail = failureFor(req.failWithCode, req.failMessage);
           const trailers = headers(req.echoMetadata, '-trailer');
           if (fail) {
-            callback(statusError(fail, trailers));
+            callback(statusError(fail, withLoad(trailers)));
             return fail.status;
           }
           call.sendMetadata(headers(req.echoMetadata));
@@ -173,7 +178,7 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
             servedMicros: micros,
             requestMetadata: requestMetadata(call),
           };
-          callback(null, res, trailers);
+          callback(null, res, withLoad(trailers));
           return 0;
         },
       );
@@ -192,7 +197,6 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
             { payloadBytes: req.payload.length, latencyOverrideMs: req.latencyMs },
             ac.signal,
           );
-          report(call);
           const failure = failureFor(req.failWithCode, req.failMessage);
           const count = Math.max(1, req.count);
           if (failure && req.failAfter === 0) {
@@ -214,7 +218,7 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
               ac.signal,
             );
           }
-          call.end(headers());
+          call.end(withLoad(headers()));
           return 0;
         },
       );
@@ -244,13 +248,16 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
             if (!failCode && m.failWithCode) [failCode, failMessage] = [m.failWithCode, m.failMessage];
           }
           await serve({ payloadBytes: bytes, latencyOverrideMs: latency }, ac.signal);
-          report(call);
           const fail = failureFor(failCode, failMessage);
           if (fail) {
-            callback(statusError(fail, headers()));
+            callback(statusError(fail, withLoad(headers())));
             return fail.status;
           }
-          callback(null, { server: name, count, totalBytes: bytes, messages: messages.join(',') }, headers());
+          callback(
+            null,
+            { server: name, count, totalBytes: bytes, messages: messages.join(',') },
+            withLoad(headers()),
+          );
           return 0;
         },
       );
@@ -274,7 +281,6 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
             );
             const fail = failureFor(req.failWithCode, req.failMessage);
             if (fail) {
-              report(call);
               call.emit('error', statusError(fail, headers()));
               return fail.status;
             }
@@ -289,8 +295,7 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
             };
             await write(call as unknown as grpc.ServerWritableStream<unknown, EchoResponse>, res, ac.signal);
           }
-          report(call);
-          call.end(headers());
+          call.end(withLoad(headers()));
           return 0;
         },
       );

@@ -75,3 +75,20 @@ export function decodeOrcaTrailer(value: string | string[] | undefined): OrcaRep
   if (!text) return undefined;
   return decodeOrcaReport(Buffer.from(text, 'base64'));
 }
+
+/**
+ * The report as OrcaLoadReport bytes (the double fields only, each as field number + wire type 1).
+ * Backends write the trailer themselves: grpc-js 1.14's per-call metric recorder reloads the ORCA
+ * proto files on every call (its cache variable is a `const null`), which costs tens of milliseconds.
+ */
+export function encodeOrcaReport(r: OrcaReport): Buffer {
+  const fields = Object.entries(DOUBLE_FIELDS).filter(([, name]) => r[name] !== undefined);
+  const out = Buffer.alloc(fields.length * 9);
+  let i = 0;
+  for (const [field, name] of fields) {
+    out[i++] = (Number(field) << 3) | 1;
+    out.writeDoubleLE(r[name] as number, i);
+    i += 8;
+  }
+  return out;
+}

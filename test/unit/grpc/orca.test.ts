@@ -46,3 +46,12 @@ describe('ORCA load report decoding', () => {
     expect(decodeOrcaReport(Buffer.alloc(0))).toEqual({});
   });
 });
+
+describe('encodeOrcaReport', () => {
+  it('round-trips through the decoder the router uses', async () => {
+    const { encodeOrcaReport, decodeOrcaReport } = await import('../../../src/grpc/orca.js');
+    const r = { cpuUtilization: 0.42, memUtilization: 0.1, applicationUtilization: 0.75 };
+    expect(decodeOrcaReport(encodeOrcaReport(r))).toEqual(r);
+    expect(encodeOrcaReport({})).toHaveLength(0);
+  });
+});
