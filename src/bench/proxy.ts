@@ -730,7 +730,15 @@ async function withPool<T>(
     ] as const) {
       if (address) await ghzRun(o, dir, name, address, undefined, POOL_WARMUP_S, 'warm-up');
     }
-    return await f({ backends: addresses, router: router.listening, nginx });
+    const result = await f({ backends: addresses, router: router.listening, nginx });
+    // Something else on the machine stopping a backend or proxy mid-run would make every figure after it
+    // meaningless: refuse the results rather than print them.
+    const dead = children.filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
+    if (dead.length > 0) {
+      const which = dead.map((c) => `${c.name} (${c.proc.signalCode ?? `exit ${c.proc.exitCode}`})`);
+      throw new Error(`stopped during the runs, so the figures are void: ${which.join(', ')}`);
+    }
+    return result;
   } finally {
     await Promise.all(children.map(stop));
   }
