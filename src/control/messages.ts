@@ -1,3 +1,5 @@
+import type { TrainingSample } from '../model/sample.js';
+
 /**
  * TypeScript shapes of proto/sibyl/v1/control.proto as @grpc/proto-loader decodes them (camelCase,
  * 64-bit integers as numbers, defaults filled, `msg` naming the oneof member that is set). Proto3
@@ -35,20 +37,8 @@ export interface EndpointLoad {
   concurrencyLimit: number;
 }
 
-export interface WireTrainingSample {
-  cpu?: number;
-  memory?: number;
-  inflight: number;
-  queueLength?: number;
-  recentLatencyMs: number;
-  payloadBytes: number;
-  methodCostMs: number;
-  errorRate: number;
-  oldestInflightMs: number;
-  telemetryAgeMs: number;
-  latencyMs: number;
-  failed: boolean;
-}
+/** proto TrainingSample decodes to exactly the model's sample contract. */
+export type WireTrainingSample = TrainingSample;
 
 export interface CacheCounters {
   tier: string;

@@ -10,11 +10,15 @@ export interface ServingCert {
 }
 
 /**
- * A throwaway CA and a serving certificate for 127.0.0.1 and localhost, made with openssl: what the
+ * A throwaway CA and a serving certificate for 127.0.0.1 and `dnsNames`, made with openssl: what the
  * demo and the tests give the operator's control API. A cluster install gets its certificate from the
  * chart (a Secret, generated or from cert-manager).
  */
-export function makeServingCert(dir: string, days = 2): ServingCert {
+export function makeServingCert(
+  dir: string,
+  days = 2,
+  dnsNames: readonly string[] = ['localhost'],
+): ServingCert {
   mkdirSync(dir, { recursive: true });
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
   run(
@@ -44,7 +48,8 @@ export function makeServingCert(dir: string, days = 2): ServingCert {
     '-subj',
     '/CN=sibyl-operator',
   );
-  writeFileSync(join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  const san = ['IP:127.0.0.1', ...dnsNames.map((d) => `DNS:${d}`)].join(',');
+  writeFileSync(join(dir, 'ext'), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
   run(
     'x509',
     '-req',

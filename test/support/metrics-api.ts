@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { makeServingCert } from '../../src/demo/certs.js';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -106,55 +106,8 @@ export async function readFrontProxyTrust(): Promise<FrontProxyTrust> {
 function makeCert(dnsNames: string[]): { ca: Buffer; cert: Buffer; key: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'sibyl-metrics-api-'));
   try {
-    const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    run(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-subj',
-      '/CN=sibyl-metrics-api-ca',
-    );
-    run(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'tls.key',
-      '-out',
-      'tls.csr',
-      '-subj',
-      '/CN=metrics-api',
-    );
-    const san = [...dnsNames.map((d) => `DNS:${d}`), 'IP:127.0.0.1'].join(',');
-    writeFileSync(join(dir, 'ext'), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
-    run(
-      'x509',
-      '-req',
-      '-in',
-      'tls.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-out',
-      'tls.crt',
-      '-extfile',
-      'ext',
-    );
-    const read = (f: string) => readFileSync(join(dir, f));
-    return { ca: read('ca.crt'), cert: read('tls.crt'), key: read('tls.key') };
+    const { ca, cert, key } = makeServingCert(dir, 2, dnsNames);
+    return { ca, cert, key };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
