@@ -8,7 +8,7 @@ import { ControlServer } from '../control/server.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { parseDuration } from '../util/duration.js';
 import { errorMessage } from '../util/errors.js';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { ModelManager } from './model-manager.js';
 import { createResourceCollector } from '../telemetry/collector.js';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,7 @@ export class ControlPlane {
   readonly model: ModelManager;
   private readonly clock: Clock = systemClock;
   private refitTimer?: NodeJS.Timeout;
+  private readonly anomalyCount: Counter;
   private lastRefit = 0;
 
   constructor(
@@ -66,6 +67,18 @@ export class ControlPlane {
         void ctx.events.record(involved(pool), t.to === 'Open' ? 'Warning' : 'Normal', reason, t.message);
       },
     );
+    this.anomalyCount = new Counter({
+      name: 'sibyl_anomalies_total',
+      help: 'Anomalies raised, by pool and reason.',
+      labelNames: ['pool', 'reason'],
+      registers: [registry],
+    });
+    this.fleet.onAnomaly = (pool, t) => {
+      const key = `${pool.metadata.namespace}/${pool.metadata.name}`;
+      if (t.state === 'raised') this.anomalyCount.inc({ pool: key, reason: t.reason });
+      const message = t.state === 'raised' ? t.message : `cleared: ${t.message}`;
+      void ctx.events.record(involved(pool), t.state === 'raised' ? 'Warning' : 'Normal', t.reason, message);
+    };
     this.server = new ControlServer({
       state: this.routing,
       auth: new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(kc), o.allowedRouters, this.clock),

@@ -3,6 +3,7 @@ import type { WireEndpoint, WirePool } from '../control/messages.js';
 import type { RoutingState } from '../control/routing-state.js';
 import { FleetBreakers, FleetTelemetry, type FleetBreakerTransition } from '../telemetry/fleet.js';
 import type { Clock } from '../util/clock.js';
+import { AnomalyMonitor, type AnomalyTransition } from '../anomaly/monitor.js';
 import type { ResourceSource, TelemetrySettings } from '../telemetry/resources.js';
 import { parseDuration } from '../util/duration.js';
 import type { Resolution } from './endpoints.js';
@@ -32,6 +33,11 @@ export class FleetView implements PoolFiguresSource {
   predictor?: Predictor;
   /** CPU and memory from the metrics API and backends' Prometheus endpoints. */
   resources?: ResourceSource;
+  /** Robust anomaly detection on each pool's p99, error rate and model error (DESIGN.md §8). */
+  readonly anomalyMonitor = new AnomalyMonitor();
+  private readonly lastObserved = new Map<string, number>();
+  /** Called for each anomaly raised or cleared. */
+  onAnomaly?: (pool: BackendPool, t: AnomalyTransition) => void;
 
   constructor(
     readonly routing: RoutingState,
@@ -60,6 +66,10 @@ export class FleetView implements PoolFiguresSource {
     if (!pool || !resolution?.ok) {
       this.cache.delete(key);
       this.resources?.untrack(key);
+      if (!pool) {
+        this.anomalyMonitor.forget(key);
+        this.lastObserved.delete(key);
+      }
       this.routing.update(key, pool ? this.wirePool(key, pool, []) : undefined);
       return;
     }
@@ -135,7 +145,43 @@ export class FleetView implements PoolFiguresSource {
       }
     }
     this.cache.set(key, figures);
+    this.observeAnomalies(key, pool, figures);
     this.routing.update(key, this.wirePool(key, pool, wire));
+  }
+
+  /** Feeds the anomaly monitor once per telemetry interval with the pool's figures. */
+  private observeAnomalies(
+    key: string,
+    pool: BackendPool,
+    figures: ReadonlyMap<string, EndpointFigures>,
+  ): void {
+    const now = this.clock.now();
+    const interval = parseDuration(pool.spec.telemetry?.interval ?? '10s');
+    if (now - (this.lastObserved.get(key) ?? -Infinity) < interval) return;
+    let calls = 0;
+    let failures = 0;
+    const p99s: number[] = [];
+    const endpoints = [];
+    for (const [address, f] of figures) {
+      const v = this.telemetry.view(key, address);
+      if (v) {
+        calls += v.calls;
+        failures += v.failures;
+      }
+      if (f.latencyP99Ms !== undefined) p99s.push(f.latencyP99Ms);
+      endpoints.push({
+        name: address,
+        ...(f.latencyP99Ms !== undefined ? { p99Ms: f.latencyP99Ms } : {}),
+        ...(v ? { errorRate: v.errorRate } : {}),
+        ...(f.breaker ? { breaker: f.breaker } : {}),
+      });
+    }
+    if (calls === 0) return; // no traffic, no verdict
+    this.lastObserved.set(key, now);
+    const sample = { errorRate: failures / calls, ...(p99s.length ? { p99Ms: Math.max(...p99s) } : {}) };
+    const openBreakers = [...figures.values()].filter((f) => f.breaker === 'Open').length;
+    for (const t of this.anomalyMonitor.observe(key, sample, { endpoints, openBreakers }))
+      this.onAnomaly?.(pool, t);
   }
 
   private wirePool(key: string, pool: BackendPool, endpoints: WireEndpoint[]): WirePool {

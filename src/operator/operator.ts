@@ -111,6 +111,7 @@ export class Operator {
       publish: (k, p, r) => c.fleet.publish(k, p, r),
       refreshMs: (p) => c.refreshMs(p),
       model: () => c.model.status,
+      anomalies: (k) => c.fleet.anomalyMonitor.activeAnomalies(k),
     };
   }
 

@@ -5,6 +5,7 @@ import { commitStatus } from './context.js';
 import { resolveService, resolveStatic, type Resolution } from './endpoints.js';
 import { buildPoolStatus, type EndpointFigures } from './pool-status.js';
 import type { ModelStatus } from './model-manager.js';
+import type { ActiveAnomaly } from '../anomaly/monitor.js';
 
 /** Per-endpoint figures and routing facts that later stages (telemetry, model, control stream) supply. */
 export interface PoolFiguresSource {
@@ -13,6 +14,8 @@ export interface PoolFiguresSource {
   routers?(namespace: string, name: string): number | undefined;
   /** Recompute figures and the routing entry for the pool (undefined: it is gone). */
   publish?(key: string, pool: PoolObject | undefined, resolution: Resolution | undefined): void;
+  /** Anomalies active on the pool, for the Degraded condition. */
+  anomalies?(key: string): ActiveAnomaly[];
   /** The latency model in force, for status.model and the ModelReady condition. */
   model?(): ModelStatus;
   /** How soon figures should be refreshed even if nothing else happens (ms). */
@@ -62,6 +65,7 @@ export async function reconcilePool(
     ...optional('policyInForce', source?.policyInForce?.(namespace, name)),
     ...optional('routers', source?.routers?.(namespace, name)),
     ...optional('model', source?.model?.()),
+    ...optional('anomalies', source?.anomalies?.(key)),
   };
   const { status, events } = buildPoolStatus(world);
   const r = await commitStatus(ctx, ctx.poolStatus, ctx.pools, pool, status, events);

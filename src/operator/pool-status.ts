@@ -3,6 +3,7 @@ import { formatMs } from '../util/duration.js';
 import { conditionWarnings, setCondition, type Condition } from './conditions.js';
 import { decisionSentence } from './decision.js';
 import type { ModelStatus } from './model-manager.js';
+import type { ActiveAnomaly } from '../anomaly/monitor.js';
 import type { Resolution } from './endpoints.js';
 
 export interface PendingEvent {
@@ -23,6 +24,8 @@ export interface PoolWorld {
   policyInForce?: string;
   routers?: number;
   routingVersion?: number;
+  /** Anomalies active now (absent: no control plane, so no telemetry to judge). */
+  anomalies?: ActiveAnomaly[];
   /** The latency model in force (absent: no control plane, so no model either). */
   model?: ModelStatus;
   now: Date;

@@ -180,3 +180,38 @@ describe('buildPoolStatus', () => {
     expect(r.status).toMatchObject({ p99: '80ms', best: 'fast 3.0ms', openBreakers: 1 });
   });
 });
+
+describe('Degraded', () => {
+  it('is True with the anomaly message while one is active, False otherwise', () => {
+    const pool: BackendPool = {
+      apiVersion: 'sibyl.dev/v1alpha1',
+      kind: 'BackendPool',
+      metadata: { name: 'co', namespace: 'ns', generation: 1 },
+      spec: { endpoints: [{ address: 'a:1' }], match: { services: ['a.B'] } },
+    };
+    const resolution = { ok: true as const, endpoints: [{ address: 'a:1', ready: true }] };
+    const now = new Date('2026-01-01T00:00:00Z');
+    const active = [
+      {
+        metric: 'p99Ms' as const,
+        reason: 'LatencyAnomaly' as const,
+        message: 'p99 80ms vs usual 10ms',
+        points: 3,
+      },
+    ];
+    const bad = buildPoolStatus({ pool, resolution, anomalies: active, now }).status;
+    expect(bad.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'LatencyAnomaly',
+      message: 'p99 80ms vs usual 10ms',
+    });
+    const good = buildPoolStatus({ pool, resolution, anomalies: [], now }).status;
+    expect(good.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'False',
+      reason: 'NoAnomaly',
+    });
+    expect(
+      buildPoolStatus({ pool, resolution, now }).status.conditions?.find((c) => c.type === 'Degraded'),
+    ).toBeUndefined();
+  });
+});
