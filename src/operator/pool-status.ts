@@ -163,6 +163,32 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
   } else {
     conditions = conditions.filter((c) => c.type !== 'ModelReady');
   }
+  if (w.anomalies) {
+    const a = w.anomalies;
+    conditions = a.length
+      ? setCondition(
+          conditions,
+          {
+            type: 'Degraded',
+            status: 'True',
+            reason: a.map((x) => x.reason).join(','),
+            message: (a[0] as ActiveAnomaly).message,
+          },
+          gen,
+          now,
+        )
+      : setCondition(
+          conditions,
+          {
+            type: 'Degraded',
+            status: 'False',
+            reason: 'NoAnomaly',
+            message: 'latency and error rate within their usual range',
+          },
+          gen,
+          now,
+        );
+  }
   events.push(
     ...conditionWarnings(prev.conditions, conditions, {
       Ready: 'False',
