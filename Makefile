@@ -71,5 +71,8 @@ demo-down:
 	@if [ -f $(DEMO_STATE)/logs/pids ]; then xargs -r kill < $(DEMO_STATE)/logs/pids 2>/dev/null || true; fi
 	@SIBYL_CLUSTER_DIR=$(DEMO_STATE)/cluster hack/local-cluster.sh down
 
+bench: deps build
+	node dist/cli/main.js bench all
+
 clean:
 	rm -rf dist coverage

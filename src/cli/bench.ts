@@ -18,6 +18,10 @@ export const benches: Record<string, { summary: string; load: () => Promise<Comm
     summary: 'the operator on a local control plane with K pools × M endpoints',
     load: () => import('../bench/scale.js'),
   },
+  all: {
+    summary: 'the benchmarks make bench runs, and bench/results/README.md with the before/after table',
+    load: () => import('../bench/all.js'),
+  },
   control: {
     summary:
       'the control stream: urgent-update delay under a flood of routine ones, pushes and bytes per router',
