@@ -6,6 +6,15 @@ import { decay } from './common.js';
  * Predictive divides each endpoint's latencies by it, so an endpoint that happened to serve the heavy
  * calls is not taken for a slow one. The slope is kept ≥ 0 (bigger requests never cost less); with no
  * spread in payloads the line is flat, the decayed mean.
+ *
+ * Outliers are down-weighted: once the line has a couple of samples to stand on, a call slower than
+ * `outlierFactor` (8) × its prediction counts with weight (outlierFactor · prediction / latency)², so
+ * its pull on the line falls as it grows (bounded influence). A "typical endpoint" is what the pool
+ * mostly does: without this one endpoint at 1,000 ms in a 3 ms pool lifted the baseline several-fold,
+ * every healthy endpoint then looked faster than typical, and a recovered one, which Predictive
+ * fades back to typical (ratio 1), looked slower than all of them and got nothing. If the whole
+ * pool slows down, every sample is down-weighted alike and the weighted mean still follows, only
+ * more slowly.
  */
 export class LatencyBaseline {
   private s = 0;
@@ -15,7 +24,10 @@ export class LatencyBaseline {
   private sxy = 0;
   private atMs = 0;
 
-  constructor(private readonly tauMs: number) {}
+  constructor(
+    private readonly tauMs: number,
+    private readonly outlierFactor = 8,
+  ) {}
 
   /** The decayed number of samples behind the line. */
   weight(now: number): number {
@@ -24,11 +36,16 @@ export class LatencyBaseline {
 
   add(kib: number, latencyMs: number, now: number): void {
     const d = decay(now - this.atMs, this.tauMs);
-    this.s = this.s * d + 1;
-    this.sx = this.sx * d + kib;
-    this.sy = this.sy * d + latencyMs;
-    this.sxx = this.sxx * d + kib * kib;
-    this.sxy = this.sxy * d + kib * latencyMs;
+    let w = 1;
+    if (this.s * d >= 2) {
+      const cap = this.outlierFactor * this.predict(kib);
+      if (latencyMs > cap) w = (cap / latencyMs) ** 2;
+    }
+    this.s = this.s * d + w;
+    this.sx = this.sx * d + w * kib;
+    this.sy = this.sy * d + w * latencyMs;
+    this.sxx = this.sxx * d + w * kib * kib;
+    this.sxy = this.sxy * d + w * kib * latencyMs;
     this.atMs = Math.max(this.atMs, now);
   }
 

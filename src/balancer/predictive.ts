@@ -38,14 +38,21 @@ import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from 
  *
  * Whole pool scored when it has at most `scoreAllMax` (16) endpoints — on mixed pools scoring every
  * server closes far more of the gap to an oracle than scoring a few — else `sampleSize` (4) distinct ones
- * at random (power of d choices, Mitzenmacher). Ties are broken at random, and with probability
- * `exploration` (0.05) a uniformly random candidate is taken, so estimates of avoided servers stay current
- * and routers sharing the same stale view do not herd; but only one where this router has nothing in
- * flight, and a failing one with probability (1 − e)^20 only.
+ * at random (power of d choices, Mitzenmacher). Ties, and near-ties within `tieTolerance` (5%) of the
+ * best score, are broken at random, and with probability `exploration` (0.05) a uniformly random
+ * candidate is taken, so estimates of avoided servers stay current and routers sharing the same stale
+ * view do not herd; but only one where this router has nothing in flight, and a failing one with
+ * probability (1 − e)^20 only. A server whose own samples are old is explored up to 4× as often.
+ *
+ * Recovery (test/unit/balancer/predictive-recovery.test.ts): a server that was slow and is fast again
+ * must win back its share within seconds. Own figures of a server we no longer send to fade towards
+ * the pool's (ratio 1) after `forgetMs` without a sample; the operator's latency figure, which lags,
+ * gives way to a few own samples; the pooled baseline down-weights outliers (latency-baseline.ts).
  *
  * Options: exploration, predict, failurePenaltyMs (1000), memoryMs (decay of own figures, 5000),
  * hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight (0.5),
- * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (20), waitWeight (0.5).
+ * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (20), waitWeight (0.5),
+ * forgetMs (300), tieTolerance (0.05).
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
  * one configuration for all of them.
  */
@@ -88,9 +95,12 @@ interface OwnStats {
   ok: number;
   failed: number;
   atMs: number;
+  lastSampleMs: number; // when ratioSum last took a sample (-Infinity: never)
 }
 
 const MAX_METHODS = 512;
+/** Exploration of a server we have no recent samples of runs at up to this many times the base rate. */
+const STALE_BOOST = 4;
 
 export class Predictive implements Balancer {
   readonly name = 'Predictive';
@@ -107,6 +117,8 @@ export class Predictive implements Balancer {
   private readonly sampleSize: number;
   private readonly queueTurnover: number;
   private readonly waitWeight: number;
+  private readonly forgetMs: number;
+  private readonly tieTolerance: number;
   /** Work ahead (ms) of a new call on the endpoint being scored; set by `score` for `heuristicMs`. */
   private aheadMs = 0;
   private readonly own = new Map<string, OwnStats>();
@@ -128,6 +140,8 @@ export class Predictive implements Balancer {
     memory: NaN,
   };
   private readonly picked = new Int32Array(64);
+  private scores = new Float64Array(64);
+  private scored = new Int32Array(64);
 
   constructor(
     private readonly deps: BalancerDeps,
@@ -150,6 +164,8 @@ export class Predictive implements Balancer {
     this.sampleSize = Math.round(numberOption(options, 'sampleSize', 4, 2, 64));
     this.queueTurnover = numberOption(options, 'queueTurnover', 20, 1e-6);
     this.waitWeight = numberOption(options, 'waitWeight', 0.5, 0);
+    this.forgetMs = numberOption(options, 'forgetMs', 300, 1);
+    this.tieTolerance = numberOption(options, 'tieTolerance', 0.05, 0);
     this.all = new LatencyBaseline(this.memoryMs);
   }
 
@@ -158,27 +174,39 @@ export class Predictive implements Balancer {
     const rnd = this.deps.random;
     if (n === 1) return this.track(candidates[0]!);
     const now = this.deps.clock.now();
-    if (this.exploration > 0 && rnd() < this.exploration) {
+    const explore = Math.min(1, STALE_BOOST * this.exploration);
+    if (this.exploration > 0 && rnd() < explore) {
       // Explore a server only while none of our calls is open there (one probe at a time: a stalled
       // server does not collect them), and hardly ever one we know is failing, where a call costs the
       // client the deadline; its failure rate decays and the plain score tries it again in time.
+      // The rate grows with how stale our own figures for it are (up to STALE_BOOST × for one we have
+      // not heard from in a memoryMs): a server we stopped sending to is known only by old samples and
+      // a lagging operator figure, and only a probe shows it has recovered. One we use stays at the
+      // base rate.
       const ep = candidates[randomIndex(rnd, n)]!;
-      if (ep.inflight === 0 && (1 - this.failureRate(ep, now)) ** 20 > rnd()) return this.track(ep);
+      const boost = 1 + (STALE_BOOST - 1) * this.staleness(ep, now);
+      if (
+        rnd() * explore < Math.min(1, this.exploration * boost) &&
+        ep.inflight === 0 &&
+        (1 - this.failureRate(ep, now)) ** 20 > rnd()
+      )
+        return this.track(ep);
     }
     const b = this.baselineMs(req, now);
-    let best = candidates[0]!;
+    let m = 0;
     let bestScore = Infinity;
-    let ties = 0;
-    const consider = (ep: Endpoint): void => {
-      const s = this.score(ep, req, b, now);
-      if (s < bestScore) {
-        best = ep;
-        bestScore = s;
-        ties = 1;
-      } else if (s === bestScore && rnd() * ++ties < 1) best = ep;
+    const consider = (i: number): void => {
+      const s = this.score(candidates[i]!, req, b, now);
+      this.scored[m] = i;
+      this.scores[m++] = s;
+      if (s < bestScore) bestScore = s;
     };
     if (n <= this.scoreAllMax) {
-      for (const ep of candidates) consider(ep);
+      if (this.scores.length < n) {
+        this.scores = new Float64Array(n);
+        this.scored = new Int32Array(n);
+      }
+      for (let i = 0; i < n; i++) consider(i);
     } else {
       const d = Math.min(this.sampleSize, n);
       for (let k = 0; k < d; k++) {
@@ -186,10 +214,20 @@ export class Predictive implements Balancer {
         do i = randomIndex(rnd, n);
         while (this.taken(i, k));
         this.picked[k] = i;
-        consider(candidates[i]!);
+        consider(i);
       }
     }
-    return this.track(best);
+    // Near-ties (within tieTolerance of the best) are broken at random. Estimates of equally fast
+    // endpoints differ by their noise; taking the strict minimum sent every call to whichever one
+    // looked a hair faster for seconds on end, and an endpoint that had just recovered got nothing.
+    const limit = bestScore * (1 + this.tieTolerance);
+    let pick = 0;
+    let ties = 0;
+    for (let j = 0; j < m; j++) {
+      const s = this.scores[j]!;
+      if ((s <= limit || s === bestScore) && rnd() * ++ties < 1) pick = this.scored[j]!;
+    }
+    return this.track(candidates[pick]!);
   }
 
   onCallStarted(ep: Endpoint, req: PickRequest): void {
@@ -225,8 +263,13 @@ export class Predictive implements Balancer {
     const m = this.methodBaseline(req.method);
     // normalise by method and payload, once the baseline has a couple of samples to stand on
     if (m && m.weight(now) >= 2) {
+      // the faded ratio becomes the remembered one, so a new sample moves it from there (see ownRatio)
+      if (s.ratioN > 0 && now - s.lastSampleMs > this.forgetMs) {
+        s.ratioSum = s.ratioN * this.ownRatio(s, now);
+      }
       s.ratioSum += outcome.latencyMs / m.predict(kib);
       s.ratioN += 1;
+      s.lastSampleMs = now;
     }
     m?.add(kib, outcome.latencyMs, now);
     this.all.add(kib, outcome.latencyMs, now);
@@ -268,7 +311,7 @@ export class Predictive implements Balancer {
     f.baselineMs = b;
     f.payloadKiB = req.payloadBytes / 1024;
     f.samples = s ? s.ratioN * d : 0;
-    f.latencyRatio = s && s.ratioN > 0 ? s.ratioSum / s.ratioN : NaN;
+    f.latencyRatio = s && s.ratioN > 0 ? this.ownRatio(s, now) : NaN;
     f.inflight = ep.inflight;
     f.oldestInflightAgeMs =
       ep.oldestInflightStartMs === undefined ? 0 : Math.max(0, now - ep.oldestInflightStartMs);
@@ -284,6 +327,33 @@ export class Predictive implements Balancer {
     return f;
   }
 
+  /**
+   * The endpoint's own latency ratio, faded towards the pool's (1) while it has no new samples:
+   * ratio^exp(−(Δ − forgetMs)/forgetMs) once Δ, the time since its last sample, exceeds forgetMs.
+   * Without this an endpoint that was slow stayed slow in our eyes until enough new samples outweighed
+   * the old: the decayed sums keep their
+   * mean (only the count decays), one 1,000 ms call among 3 ms ones counts as much as 300 of them, and
+   * an avoided endpoint gets new samples only from rare exploration — a backend back to 3 ms after a
+   * spell at 1,000 ms got ~0% of the traffic 20 s later (test/unit/balancer/predictive-recovery).
+   * Fading in log space forgets a 300× outlier as fast as a 2× one. An endpoint still slow is caught
+   * again by its first new call: the stall floor (age of the oldest open call) while it runs, then its
+   * sample. forgetMs (300) is short beside memoryMs, but the grace of one forgetMs leaves an endpoint
+   * we keep sending to (a sample every few tens of ms) with its figures exactly as before; this acts on
+   * endpoints we stopped sending to. A slow one is re-tried about every 2 s + its latency, one call
+   * at a time (the stall floor keeps others off while that call is open).
+   */
+  private ownRatio(s: OwnStats, now: number): number {
+    const r = s.ratioSum / s.ratioN;
+    return r > 0 ? r ** decay(now - s.lastSampleMs - this.forgetMs, this.forgetMs) : r;
+  }
+
+  /** 0 for a server we have recent samples of (or none ever), towards 1 as they age over memoryMs. */
+  private staleness(ep: Endpoint, now: number): number {
+    const s = this.own.get(ep.id);
+    if (!s || s.ratioN === 0) return 0;
+    return 1 - decay(now - s.lastSampleMs, this.memoryMs);
+  }
+
   /** The expected failure rate e of a call to `ep` (as in `features`), without the rest. */
   private failureRate(ep: Endpoint, now: number): number {
     const s = this.own.get(ep.id);
@@ -294,9 +364,15 @@ export class Predictive implements Balancer {
   }
 
   private serviceMs(f: PredictiveFeatures): number {
+    // The operator's figure is a prior for an endpoint we know too little of ourselves: it lags (it
+    // comes from telemetry), and a stale one kept a recovered endpoint at its old latency (fresh by
+    // its timestamp, 1,000 ms of an old spell against our own 3 ms calls) — so our own recent samples
+    // take its weight away, a few of them all of it. What they take is not staleness: it goes to b.
+    const trust = f.hintFreshness * Math.exp(-4 * f.samples);
     const prior = Number.isNaN(f.hintLatencyMs)
       ? f.baselineMs
-      : f.hintFreshness * f.hintLatencyMs +
+      : trust * f.hintLatencyMs +
+        (f.hintFreshness - trust) * f.baselineMs +
         (1 - f.hintFreshness) * f.baselineMs * (1 + this.stalenessPenalty);
     const own = Number.isNaN(f.latencyRatio) ? 0 : f.latencyRatio * f.samples * f.baselineMs;
     return (own + this.priorWeight * prior) / (f.samples + this.priorWeight);
@@ -353,6 +429,7 @@ export class Predictive implements Balancer {
         ok: 0,
         failed: 0,
         atMs: this.deps.clock.now(),
+        lastSampleMs: -Infinity,
       });
     return ep;
   }
