@@ -8,6 +8,7 @@ import { ForwardModel } from '../model/forward.js';
 import type { LatencyModel } from '../model/model.js';
 import { latencyEstimateMs } from '../model/predictor.js';
 import { refit, type RefitResult } from '../model/refit.js';
+import { evaluate, usableSample } from '../model/evaluate.js';
 import type { TrainingSample } from '../model/sample.js';
 import type { EndpointView } from '../telemetry/fleet.js';
 import { errorMessage } from '../util/errors.js';
@@ -76,6 +77,16 @@ export class ModelManager implements Predictor {
   addSamples(wire: readonly WireTrainingSample[]): void {
     for (const s of wire) this.samples.push(s);
     if (this.samples.length > this.maxSamples) this.samples.splice(0, this.samples.length - this.maxSamples);
+  }
+
+  /**
+   * The model in force scored on the routers' samples gathered so far (mean absolute error of ln
+   * latency): how well it fits live traffic, as opposed to its training holdout.
+   */
+  liveError(): { maeLog: number; samples: number } | undefined {
+    const usable = this.samples.filter((x) => usableSample(x));
+    if (!this.fwd || usable.length === 0) return undefined;
+    return { maeLog: evaluate(this.fwd, usable).maeLog, samples: usable.length };
   }
 
   /** Trains a candidate on the samples gathered so far; promotes it only if it beats the model in force. */

@@ -143,6 +143,10 @@ it('moves traffic off a backend that slows down, and back when it recovers', asy
   const t1 = Date.now();
   let after = await traffic(200);
   while ((after.share[slow.name] ?? 0) < 0.12 && Date.now() - t1 < 20_000) after = await traffic(200);
+  const live = op.control?.model.liveError();
+  console.log(
+    `shipped model on live samples: MAE of ln latency ${live?.maeLog.toFixed(3)} over ${live?.samples} samples`,
+  );
   console.log(
     `recovered backend share ${((after.share[slow.name] ?? 0) * 100).toFixed(1)}% after ${Date.now() - t1} ms`,
   );
