@@ -70,7 +70,7 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
       router.applyTable(table);
       return undefined;
     },
-    report: () => ({ ...collector.drain(router.liveEndpoints()), caches: [] }),
+    report: () => ({ ...collector.drain(router.liveEndpoints()), caches: router.cacheCounters() }),
     log: o.log,
     clock: systemClock,
     timers: systemTimers,
