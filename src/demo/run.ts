@@ -196,7 +196,12 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     traffic.onTick = undefined;
     clearLine();
     o.say('');
-    o.say(table(results));
+    o.say(
+      table(
+        results,
+        BACKENDS.map((b) => b.name),
+      ),
+    );
     o.say('');
     o.say('$ kubectl get bp -n demo');
     o.say(cluster.kubectl(['get', 'bp', '-n', NS, '-o', 'wide']));
@@ -266,8 +271,8 @@ function progress(say: (l: string) => void) {
   };
 }
 
-function table(rows: PhaseResult[]): string {
-  const backends = [...new Set(rows.flatMap((r) => Object.keys(r.byBackend)))].sort();
+/** Every backend gets a column, also one that served nothing (a failing one behind an open breaker). */
+function table(rows: PhaseResult[], backends: string[]): string {
   const head = ['policy', 'calls', 'p50', 'p99', 'errors', ...backends.map((b) => `%${b}`)];
   const body = rows.map((r) => [
     r.name,
