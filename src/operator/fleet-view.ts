@@ -93,15 +93,19 @@ export class FleetView implements PoolFiguresSource {
     const wire: WireEndpoint[] = [];
     const predictions = new Map<string, { latencyMs: number; p90Ms?: number }>();
     // The pool's typical latency: the median of its endpoints' p50s, the model's method-cost input.
-    const p50s = resolution.endpoints
-      .map((e) => this.telemetry.view(key, e.address)?.p50Ms)
+    // Each endpoint's fleet view is read once here: view() merges every router's histograms.
+    const views = new Map(resolution.endpoints.map((e) => [e.address, this.telemetry.view(key, e.address)]));
+    const p50s = [...views.values()]
+      .map((v) => v?.p50Ms)
       .filter((x): x is number => x !== undefined)
       .sort((a, b) => a - b);
     const baselineMs = p50s.length ? p50s[Math.floor(p50s.length / 2)] : undefined;
     for (const e of resolution.endpoints) {
       const t = this.breakers.evaluate(key, e.address, cfg);
       if (t) this.onBreaker(pool, t);
-      const v = this.telemetry.view(key, e.address);
+      // A fleet breaker that just closed forgot the endpoint's old figures: read them again.
+      if (t?.to === 'Closed') views.set(e.address, this.telemetry.view(key, e.address));
+      const v = views.get(e.address);
       const p = this.predictor?.ready ? this.predictor.predict(key, e.address, v, baselineMs) : undefined;
       if (p) predictions.set(e.address, p);
       const forceOpen = this.breakers.isOpen(key, e.address);
@@ -145,7 +149,7 @@ export class FleetView implements PoolFiguresSource {
       }
     }
     this.cache.set(key, figures);
-    this.observeAnomalies(key, pool, figures);
+    this.observeAnomalies(key, pool, figures, views);
     this.routing.update(key, this.wirePool(key, pool, wire));
   }
 
@@ -154,6 +158,7 @@ export class FleetView implements PoolFiguresSource {
     key: string,
     pool: BackendPool,
     figures: ReadonlyMap<string, EndpointFigures>,
+    views: ReadonlyMap<string, ReturnType<FleetTelemetry['view']>>,
   ): void {
     const now = this.clock.now();
     const interval = parseDuration(pool.spec.telemetry?.interval ?? '10s');
@@ -163,7 +168,7 @@ export class FleetView implements PoolFiguresSource {
     const p99s: number[] = [];
     const endpoints = [];
     for (const [address, f] of figures) {
-      const v = this.telemetry.view(key, address);
+      const v = views.get(address);
       if (v) {
         calls += v.calls;
         failures += v.failures;
