@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { demoClientConstructor } from '../backend/proto.js';
 import type { Random } from '../util/clock.js';
+import { quantile } from '../sim/metrics.js';
 
 export interface PhaseResult {
   name: string;
@@ -62,7 +63,6 @@ export class Traffic {
     const s = this.samples;
     this.samples = [];
     const all = s.map((x) => (x.ok ? x.ms : this.deadlineMs)).sort((a, b) => a - b);
-    const q = (p: number) => all[Math.min(all.length - 1, Math.max(0, Math.ceil(p * all.length) - 1))] ?? NaN;
     const byBackend: Record<string, number> = {};
     for (const x of s) if (x.ok) byBackend[x.backend] = (byBackend[x.backend] ?? 0) + 1;
     return {
@@ -70,8 +70,8 @@ export class Traffic {
       calls: s.length,
       ok: s.filter((x) => x.ok).length,
       errors: s.filter((x) => !x.ok).length,
-      p50Ms: q(0.5),
-      p99Ms: q(0.99),
+      p50Ms: quantile(all, 0.5),
+      p99Ms: quantile(all, 0.99),
       meanMs: all.reduce((a, b) => a + b, 0) / Math.max(1, all.length),
       byBackend,
     };
