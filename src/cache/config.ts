@@ -8,8 +8,8 @@ import type { RedisMode } from './l2-redis.js';
 
 /**
  * A pool's cache as the routes file gives it (`pools[].cache`): CacheTierSpec without pools and
- * poolSelector (the pool is the one it sits in) and without warming (a later part). The operator will
- * hand the same shape to routers from a CacheTier; until then this is the router's only source.
+ * poolSelector (the pool is the one it sits in). The operator hands the same shape to routers from a
+ * CacheTier.
  */
 const p = CacheTierSpec.properties;
 export const PoolCacheSpec = Type.Object({
@@ -18,6 +18,7 @@ export const PoolCacheSpec = Type.Object({
   l1: p.l1,
   l2: p.l2,
   l3: p.l3,
+  warming: p.warming,
 });
 export type PoolCacheSpec = Static<typeof PoolCacheSpec>;
 
@@ -29,6 +30,37 @@ export interface CacheSettings {
   l1: { maxBytes: number; maxEntries: number; maxTtlMs?: number };
   l2?: { url: string; mode: RedisMode; sentinelName?: string; maxTtlMs?: number; timeoutMs: number };
   l3?: { path: string; maxBytes: number; maxTtlMs?: number };
+  warming: WarmingSettings;
+}
+
+/** Predictive warming (warmer.ts), defaults resolved. */
+export interface WarmingSettings {
+  enabled: boolean;
+  /** The frequency sketch's decay window: counts halve every window. */
+  windowMs: number;
+  /** Hot entries expiring within this are refreshed. */
+  horizonMs: number;
+  /** How many keys the hot set holds. */
+  topK: number;
+  /** A key is hot only with at least this decayed count. */
+  minFrequency: number;
+  /** Refresh calls allowed, as a percentage of the pool's recent call rate (warmer.ts). */
+  budgetPercent: number;
+}
+
+/**
+ * Warming as the CRD defaults it: a `warming` block turns it on unless `enabled: false`; no block means
+ * no warming (as on the API server, whose defaults apply only inside an object that is present).
+ */
+export function warmingSettings(w: PoolCacheSpec['warming']): WarmingSettings {
+  return {
+    enabled: w !== undefined && w.enabled !== false,
+    windowMs: parseDuration(w?.window ?? '60s'),
+    horizonMs: parseDuration(w?.horizon ?? '60s'),
+    topK: w?.topK ?? 100,
+    minFrequency: w?.minFrequency ?? 2,
+    budgetPercent: w?.budgetPercent ?? 10,
+  };
 }
 
 const ms = (d: string | undefined) => (d === undefined ? undefined : parseDuration(d));
@@ -59,7 +91,8 @@ export function cacheSettings(spec: PoolCacheSpec): CacheSettings {
     maxBytes: bytes(spec.l3.maxBytes, '1Gi'),
     maxTtlMs: ms(spec.l3.ttl),
   };
-  return { methods, keyHeaders: spec.keyHeaders ?? [], l1, l2, l3 };
+  const warming = warmingSettings(spec.warming);
+  return { methods, keyHeaders: spec.keyHeaders ?? [], l1, l2, l3, warming };
 }
 
 /**

@@ -52,6 +52,11 @@ export class MemoryStore implements CacheStore {
     return Promise.resolve();
   }
 
+  clear(): Promise<void> {
+    this.lru.clear();
+    return Promise.resolve();
+  }
+
   stats(): StoreStats {
     return { evictions: this.evictions, bytes: this.lru.calculatedSize, entries: this.lru.size };
   }

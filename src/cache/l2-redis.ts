@@ -99,6 +99,26 @@ export class RedisStore implements CacheStore {
     });
   }
 
+  /**
+   * Deletes every key under this store's prefix: SCAN … MATCH prefix* in batches, each batch UNLINKed
+   * (non-blocking delete on the server), on every master in Cluster mode. Keys written while it runs
+   * may survive it. One failure anywhere rejects (ERR_CACHE) and counts against the breaker.
+   */
+  clear(): Promise<void> {
+    return this.guard('clear', async () => {
+      const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+      const match = globEscape(this.opts.keyPrefix) + '*';
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', CLEAR_BATCH);
+          cursor = next;
+          if (keys.length) await node.unlink(...keys);
+        } while (cursor !== '0');
+      }
+    });
+  }
+
   stats(): StoreStats {
     return { evictions: 0, bytes: 0, entries: 0 };
   }
@@ -136,6 +156,14 @@ export class RedisStore implements CacheStore {
     this.lastErrorLogMs = t;
     this.opts.log?.warn({ err: e.message }, msg);
   }
+}
+
+/** Keys SCAN looks at per step of a clear (a hint to Redis; each step's keys are UNLINKed at once). */
+const CLEAR_BATCH = 500;
+
+/** `s` as a literal in a Redis glob pattern. */
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
 /** The ioredis client for a mode; options chosen so nothing ever waits for Redis beyond the timeout. */

@@ -115,6 +115,18 @@ export class DiskStore implements CacheStore {
     await this.remove(key);
   }
 
+  /** Deletes every entry file (those in the index and any other file named like a key). */
+  async clear(): Promise<void> {
+    await this.ready;
+    const keys = new Set(this.index.keys());
+    try {
+      for (const name of await readdir(this.opts.path)) if (KEY.test(name)) keys.add(name);
+    } catch (e) {
+      throw cacheError(`disk cache ${this.opts.path}: ${errorMessage(e)}`, e);
+    }
+    for (const key of keys) await this.remove(key);
+  }
+
   stats(): StoreStats {
     return { evictions: this.evictions, bytes: this.totalBytes, entries: this.index.size };
   }

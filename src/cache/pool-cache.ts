@@ -19,6 +19,11 @@ export interface PoolCacheDeps {
   now?: () => number;
 }
 
+/** Where a pool's entries live in Redis (shared by every router of the pool; a flush deletes them). */
+export function l2KeyPrefix(pool: string): string {
+  return `sibyl:cache:${pool}:`;
+}
+
 /** Largest response body stored or shared (bigger ones pass through uncached). */
 export const MAX_ENTRY_BODY_BYTES = 8 * 1024 * 1024;
 
@@ -42,7 +47,7 @@ export class PoolCache {
     const log = deps.log.child({ pool, component: 'cache' });
     const stores: CacheStore[] = [new MemoryStore({ ...s.l1, now: deps.now })];
     if (s.l2) {
-      this.l2 = new RedisStore({ ...s.l2, keyPrefix: `sibyl:cache:${pool}:`, now: deps.now, log });
+      this.l2 = new RedisStore({ ...s.l2, keyPrefix: l2KeyPrefix(pool), now: deps.now, log });
       stores.push(this.l2);
     }
     if (s.l3) {
@@ -84,6 +89,15 @@ export class PoolCache {
       prefetched: 0,
       prefetchHits: 0,
     }));
+  }
+
+  /**
+   * Drops the pool's cache everywhere this router can reach: L1 and L3 emptied, and every L2 key of
+   * the pool (prefix `sibyl:cache:<pool>:`, shared with the other routers) deleted. Never rejects: a
+   * tier that fails (Redis down) counts an error in its counters and is logged.
+   */
+  async flush(): Promise<void> {
+    await this.tiered.clear();
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,8 @@ export class TieredCache {
   private readonly flights = new Map<string, Flight>();
   private readonly counts: TierCounters[];
   private readonly wallNow: () => number;
+  /** Bumped by clear(): an answer fetched before a flush is not filled after it. */
+  private generation = 0;
 
   constructor(
     readonly stores: readonly CacheStore[],
@@ -160,11 +162,38 @@ export class TieredCache {
     return undefined;
   }
 
-  /** Writes an OK response to every tier for `ttlMs` (each tier capped at its max TTL). */
-  async fill(key: string, response: CachedResponse, ttlMs: number): Promise<void> {
-    if (ttlMs <= 0) return;
+  /**
+   * Writes an OK response to every tier for `ttlMs` (each tier capped at its max TTL); `epoch` (from
+   * before the answer was fetched) skips the fill when a flush came in between.
+   */
+  async fill(key: string, response: CachedResponse, ttlMs: number, epoch?: number): Promise<void> {
+    if (ttlMs <= 0 || (epoch !== undefined && epoch !== this.generation)) return;
     const buf = encodeEntry({ response, expiresAtMs: this.wallNow() + ttlMs });
     await Promise.all(this.stores.map((_, i) => this.put(i, key, buf, ttlMs)));
+  }
+
+  /**
+   * Drops every entry of every tier (a flush). A tier that fails (Redis down) counts an error and is
+   * logged; the others are still cleared, and this never rejects. Calls in flight when it starts still
+   * answer their callers but fill nothing, so no pre-flush answer lands in a flushed tier.
+   */
+  async clear(): Promise<void> {
+    this.generation++;
+    await Promise.all(
+      this.stores.map(async (store, i) => {
+        try {
+          await store.clear();
+        } catch (e) {
+          (this.counts[i] as TierCounters).errors++;
+          this.opts.log?.warn({ tier: store.tier, err: errorMessage(e) }, 'cache flush failed');
+        }
+      }),
+    );
+  }
+
+  /** @internal the current generation (see clear). */
+  get epoch(): number {
+    return this.generation;
   }
 
   /** Each tier's counters, store figures included. */
@@ -205,6 +234,8 @@ export class Flight {
   readonly outcome: Promise<Outcome>;
   private resolve!: (o: Outcome) => void;
   private done = false;
+  /** The cache's generation when the flight began: a flush since then means no fill. */
+  private readonly epoch: number;
   /** Resolves when the fill after an OK answer has reached every tier (tests wait on it). */
   filled: Promise<void> = Promise.resolve();
 
@@ -215,6 +246,7 @@ export class Flight {
     private readonly registered: boolean,
   ) {
     this.outcome = new Promise((r) => (this.resolve = r));
+    this.epoch = cache.epoch;
   }
 
   /** The leader's answer: shared with followers, and stored when its code is 0. */
@@ -229,7 +261,7 @@ export class Flight {
     if (this.registered) this.cache.forget(this.key, this);
     this.resolve(outcome);
     if (fill && outcome && 'answer' in outcome) {
-      this.filled = this.cache.fill(this.key, outcome.answer.response, this.ttlMs);
+      this.filled = this.cache.fill(this.key, outcome.answer.response, this.ttlMs, this.epoch);
     }
   }
 }

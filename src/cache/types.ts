@@ -63,6 +63,8 @@ export interface CacheStore {
   /** Stores `value` for `ttlMs` (> 0). */
   set(key: string, value: Buffer, ttlMs: number): Promise<void>;
   delete(key: string): Promise<void>;
+  /** Drops every entry this store holds for its cache (L2: only its own key prefix). */
+  clear(): Promise<void>;
   stats(): StoreStats;
   close(): Promise<void>;
 }

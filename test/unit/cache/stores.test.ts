@@ -83,6 +83,14 @@ describe.each(factories)('CacheStore conformance: %s', (_name, make) => {
     expect((await store.get(key(4)))?.toString()).toBe('bb');
   });
 
+  it('clear drops every entry, and the store keeps working after it', async () => {
+    for (let i = 10; i < 15; i++) await store.set(key(i), Buffer.from(`v${i}`), 10_000);
+    await store.clear();
+    for (let i = 10; i < 15; i++) expect(await store.get(key(i))).toBeUndefined();
+    await store.set(key(10), Buffer.from('again'), 10_000);
+    expect((await store.get(key(10)))?.toString()).toBe('again');
+  });
+
   it('an entry is gone after its TTL', async () => {
     await store.set(key(5), Buffer.from('x'), 80);
     expect(await store.get(key(5))).toBeDefined();

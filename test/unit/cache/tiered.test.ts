@@ -18,6 +18,7 @@ const broken: CacheStore = {
   get: () => Promise.reject(cacheError('down')),
   set: () => Promise.reject(cacheError('down')),
   delete: () => Promise.reject(cacheError('down')),
+  clear: () => Promise.reject(cacheError('down')),
   stats: () => ({ evictions: 0, bytes: 0, entries: 0 }),
   close: () => Promise.resolve(),
 };
@@ -32,6 +33,7 @@ describe('TieredCache', () => {
       get: (k) => inner.get(k),
       set: (k, v, ttl) => inner.set(k, v, ttl),
       delete: (k) => inner.delete(k),
+      clear: () => inner.clear(),
       stats: () => inner.stats(),
       close: () => inner.close(),
     };
@@ -131,6 +133,24 @@ describe('TieredCache', () => {
       await b.flight.filled;
     }
     expect((await t.lookup(key(1)))?.response.body.toString()).toBe('new');
+  });
+
+  it('clear empties every tier, counts a failing tier as an error without rejecting, and a flight from before it fills nothing', async () => {
+    const l1 = mem();
+    const t = new TieredCache([l1, broken]);
+    await t.fill(key(1), resp('a'), 10_000);
+    const b = await t.begin(key(2), 'normal', 10_000);
+    expect(b.kind).toBe('lead');
+    const errorsBefore = t.counters()[1]?.errors ?? 0;
+    await expect(t.clear()).resolves.toBeUndefined();
+    expect(t.counters()[1]?.errors).toBe(errorsBefore + 1);
+    expect(await l1.get(key(1))).toBeUndefined();
+    if (b.kind !== 'lead') return;
+    b.flight.complete(ok('stale'));
+    await b.flight.filled;
+    expect(await l1.get(key(2))).toBeUndefined();
+    await t.getOrLoad(key(3), 10_000, () => Promise.resolve(ok('new')));
+    expect(await l1.get(key(3))).toBeDefined(); // later flights fill as usual
   });
 
   it('a tier max TTL caps what it keeps', async () => {
