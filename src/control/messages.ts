@@ -88,6 +88,10 @@ export interface WirePool {
   specJson: string;
   endpoints: WireEndpoint[];
   policy: string;
+  /** The pool's cache (PoolCacheSpec JSON) from the CacheTier serving it; empty or absent: none. */
+  cacheJson?: string;
+  /** Changes when the tier is flushed; routers then drop the pool's cache. */
+  cacheFlushToken?: string;
 }
 
 export interface WireModel {

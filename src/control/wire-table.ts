@@ -16,8 +16,12 @@ export function tableFromWire(pools: readonly WirePool[], version: number, nowMs
       ...((spec.balancing as object | undefined) ?? {}),
       ...(p.policy ? { policy: p.policy } : {}),
     };
+    // The CacheTier's config arrives beside the spec (cache_json) and is checked below like a routes
+    // file's `pools[].cache`, so a config the router cannot run is nacked with the rest.
+    const cache = p.cacheJson ? (JSON.parse(p.cacheJson) as unknown) : undefined;
     return {
       ...spec,
+      ...(cache !== undefined ? { cache } : {}),
       balancing,
       name: p.name,
       endpoints: p.endpoints
@@ -34,9 +38,11 @@ export function tableFromWire(pools: readonly WirePool[], version: number, nowMs
   const byName = new Map(pools.map((p) => [p.name, p]));
   const routes: PoolRoute[] = configs.map((c) => {
     const route = poolRoute(c);
-    const wire = new Map((byName.get(c.name)?.endpoints ?? []).map((e) => [e.address, e]));
+    const w = byName.get(c.name);
+    const wire = new Map((w?.endpoints ?? []).map((e) => [e.address, e]));
     return Object.freeze({
       ...route,
+      ...(w?.cacheFlushToken ? { cacheFlushToken: w.cacheFlushToken } : {}),
       endpoints: Object.freeze(
         route.endpoints.map((e) => Object.freeze({ ...e, ...hintsOf(wire.get(e.address), nowMs) })),
       ),

@@ -17,6 +17,7 @@ const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/latency', import.m
 import { systemTimers } from '../util/timers.js';
 import { involved, type OperatorContext, type PoolObject } from './context.js';
 import { FleetView } from './fleet-view.js';
+import { CacheView } from './cache-view.js';
 
 export interface ControlOptions {
   /** host:port for the control API (port 0 picks one). */
@@ -43,6 +44,8 @@ export class ControlPlane {
   readonly server: ControlServer;
   readonly ackDelays: number[] = [];
   readonly model: ModelManager;
+  /** The routers' cache counters, for CacheTier status. */
+  readonly caches = new CacheView();
   private readonly clock: Clock = systemClock;
   private refitTimer?: NodeJS.Timeout;
   private readonly anomalyCount: Counter;
@@ -90,6 +93,7 @@ export class ControlPlane {
       serving,
       onLoad: (r: LoadReport) => {
         this.fleet.telemetry.ingest(r);
+        if (r.caches.length) this.caches.ingest(r.routerId, r.caches, this.clock.now());
         this.model.addSamples(r.samples);
         for (const pool of new Set(r.endpoints.map((e) => e.pool))) this.enqueue(pool);
       },

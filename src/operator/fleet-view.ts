@@ -38,6 +38,8 @@ export class FleetView implements PoolFiguresSource {
   private readonly lastObserved = new Map<string, number>();
   /** Called for each anomaly raised or cleared. */
   onAnomaly?: (pool: BackendPool, t: AnomalyTransition) => void;
+  /** The cache config and flush token of the CacheTier serving a pool (tier-reconciler.ts). */
+  cacheFor?: (pool: string) => { cacheJson: string; flushToken: string } | undefined;
 
   constructor(
     readonly routing: RoutingState,
@@ -195,7 +197,14 @@ export class FleetView implements PoolFiguresSource {
     // Predictive needs a model; without one the pool runs its fallback and says so.
     const policy =
       wanted === 'Predictive' && !this.predictor?.ready ? (b.fallbackPolicy ?? 'PeakEwma') : wanted;
-    return { name: key, specJson: JSON.stringify(pool.spec), endpoints, policy };
+    const cache = this.cacheFor?.(key);
+    return {
+      name: key,
+      specJson: JSON.stringify(pool.spec),
+      endpoints,
+      policy,
+      ...(cache ? { cacheJson: cache.cacheJson, cacheFlushToken: cache.flushToken } : {}),
+    };
   }
 }
 

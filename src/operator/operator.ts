@@ -22,7 +22,9 @@ import { OperatorMetrics } from './metrics.js';
 import { reconcilePool, type PoolFiguresSource } from './pool-reconciler.js';
 import { StatusWriter } from './status-writer.js';
 import { ControlPlane, type ControlOptions } from './control-plane.js';
-import { reconcileTier } from './tier-reconciler.js';
+import { TierReconciler } from './tier-reconciler.js';
+import { PoolCacheConfigs } from './cache-config.js';
+import { RedisAdmin } from './cache-redis.js';
 
 export interface OperatorOptions {
   kc: KubeConfig;
@@ -44,6 +46,8 @@ export interface OperatorOptions {
   figures?: PoolFiguresSource;
   /** Serve the control API to routers (absent: status only). */
   control?: ControlOptions;
+  /** CacheTier housekeeping (defaults: probe Redis every 10 s, 2 s timeout, give up cleanup after 5 min). */
+  cache?: { probeEveryMs?: number; redisTimeoutMs?: number; cleanupTimeoutMs?: number };
 }
 
 /**
@@ -63,6 +67,10 @@ export class Operator {
   controlPort?: number;
   /** Reconciles in flight, for tests that check nothing runs twice at once across replicas. */
   reconciling = 0;
+  /** Each pool's cache config from its CacheTier, as routers receive it. */
+  readonly cacheConfigs = new PoolCacheConfigs();
+  readonly redis: RedisAdmin;
+  private readonly tierReconciler: TierReconciler;
 
   constructor(private readonly o: OperatorOptions) {
     const settings = {
@@ -98,6 +106,26 @@ export class Operator {
         this.metrics.registry,
       );
     }
+    this.redis = new RedisAdmin({
+      clock: systemClock,
+      log: o.log,
+      ...(o.cache?.probeEveryMs ? { probeEveryMs: o.cache.probeEveryMs } : {}),
+      ...(o.cache?.redisTimeoutMs ? { timeoutMs: o.cache.redisTimeoutMs } : {}),
+      onChange: () => {
+        for (const k of this.ctx.tiers.store.keys()) this.tierQueue?.add(k);
+      },
+    });
+    const control = this.control;
+    if (control) control.fleet.cacheFor = (pool) => this.cacheConfigs.get(pool);
+    this.tierReconciler = new TierReconciler(this.ctx, {
+      kc: o.kc,
+      redis: this.redis,
+      configs: this.cacheConfigs,
+      enqueuePool: (k) => this.enqueuePool(k),
+      ...(control ? { figures: (pools) => control.caches.figures(pools, systemClock.now()) } : {}),
+      refreshMs: Math.max(1000, interval),
+      ...(o.cache?.cleanupTimeoutMs ? { cleanupTimeoutMs: o.cache.cleanupTimeoutMs } : {}),
+    });
     this.wire();
   }
 
@@ -161,6 +189,7 @@ export class Operator {
     else await this.elector?.release();
     this.stopLeading();
     await this.control?.stop();
+    await this.redis.close();
     for (const i of this.informers()) i.stop();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
   }
@@ -196,7 +225,7 @@ export class Operator {
     this.metrics.leader.set(1);
     const figures = this.figures();
     this.poolQueue = this.queue('BackendPool', (k) => reconcilePool(this.ctx, k, figures));
-    this.tierQueue = this.queue('CacheTier', (k) => reconcileTier(this.ctx, k));
+    this.tierQueue = this.queue('CacheTier', (k) => this.tierReconciler.reconcile(k));
     this.resyncAll();
     this.resyncTimer = setInterval(() => this.resyncAll(), this.o.resyncMs ?? 5 * 60_000);
   }
@@ -217,6 +246,7 @@ export class Operator {
   private resyncAll(): void {
     for (const k of this.ctx.pools.store.keys()) this.poolQueue?.add(k);
     for (const k of this.ctx.tiers.store.keys()) this.tierQueue?.add(k);
+    this.redis.closeIdle();
   }
 
   /** Event handlers map every change to the objects whose status depends on it. */
@@ -235,8 +265,8 @@ export class Operator {
         const meta = (x: typeof p) =>
           JSON.stringify([x.metadata.generation, x.metadata.labels, x.metadata.deletionTimestamp]);
         if (meta(p) !== meta(old)) this.poolQueue?.add(objectKey(p));
-        if (JSON.stringify(p.metadata.labels) !== JSON.stringify(old.metadata.labels))
-          tiersIn(p.metadata.namespace);
+        // Labels (poolSelector) and cacheTierRef (a spec change) decide which tier serves the pool.
+        if (meta(p) !== meta(old)) tiersIn(p.metadata.namespace);
       },
       delete: (p) => (this.poolQueue?.add(objectKey(p)), tiersIn(p.metadata.namespace)),
     });
@@ -245,11 +275,21 @@ export class Operator {
       pools('tier', `${t.metadata.namespace}/${t.metadata.name}`);
     };
     c.tiers.on({
-      add: tierChanged,
+      add: (t) => (tierChanged(t), tiersIn(t.metadata.namespace)),
       update: (t, old) => {
-        if (t.metadata.generation !== old.metadata.generation) tierChanged(t);
+        // Spec, the flush annotation, deletion and finalizers (cleanup) all need a reconcile.
+        const meta = (x: typeof t) =>
+          JSON.stringify([
+            x.metadata.generation,
+            x.metadata.annotations?.['sibyl.dev/flush'],
+            x.metadata.deletionTimestamp,
+            x.metadata.finalizers,
+          ]);
+        if (meta(t) !== meta(old)) tierChanged(t);
+        // A tier's rival for a pool may be waiting on this one (creation order decides conflicts).
+        if (t.metadata.generation !== old.metadata.generation) tiersIn(t.metadata.namespace);
       },
-      delete: tierChanged,
+      delete: (t) => (tierChanged(t), tiersIn(t.metadata.namespace)),
     });
     const bySvc = (ns: string | undefined, svc: string | undefined) =>
       svc && pools('service', `${ns}/${svc}`);

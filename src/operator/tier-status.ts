@@ -1,70 +1,108 @@
 import type { CacheTier, CacheTierStatus } from '../api/cachetier.js';
-import { conditionWarnings, setCondition, type Condition } from './conditions.js';
-import { matchesSelector, type LabelSelector } from './labels.js';
+import type { Conflict } from './cache-assign.js';
+import type { Reachability } from './cache-redis.js';
+import type { TierFigures } from './cache-view.js';
+import { conditionWarnings, removeCondition, setCondition, type Condition } from './conditions.js';
 import type { PendingEvent } from './pool-status.js';
 
 export interface TierWorld {
   tier: CacheTier;
-  /** Pools in the tier's namespace: name → labels. */
-  pools: ReadonlyMap<string, Record<string, string>>;
+  /** The pools this tier serves (cache-assign.ts), names in the tier's namespace. */
+  pools: readonly string[];
+  /** Pools spec.pools names that do not exist. */
+  missing?: readonly string[];
+  /** Pools this tier selects that another tier serves. */
+  conflicts?: readonly Conflict[];
+  /** A config problem only the operator can see (the Redis Secret); absent when the config is usable. */
+  invalid?: { reason: string; message: string };
+  /** The tier's Redis as last probed; absent when the tier has no L2. */
+  redis?: Reachability;
+  /** Figures from the routers' load reports; absent when none report (or no control plane runs). */
+  figures?: TierFigures;
+  /** The last flush annotation value acted on. */
+  flushedToken?: string;
   now: Date;
 }
 
-/** A CacheTier's status from the pools that exist; cache figures arrive with the cache issue. */
+const plural = (n: number, one: string, many = `${one}s`) => (n === 1 ? one : many);
+
+/**
+ * A CacheTier's status rebuilt from the observed world, and the Warning events its changes call for.
+ * Pure. Conditions: Invalid (a config problem: a missing pool, Secret or key), Ready (caching for at
+ * least one pool with a usable config), RedisReachable (Unknown without L2) and PoolConflict (present
+ * only while another tier serves a pool this one selects).
+ */
 export function buildTierStatus(w: TierWorld): { status: CacheTierStatus; events: PendingEvent[] } {
   const { tier, now } = w;
   const gen = tier.metadata.generation ?? 0;
   const prev = tier.status ?? {};
-  let matched: string[];
-  let missing: string[] = [];
-  if (tier.spec.pools) {
-    matched = tier.spec.pools.filter((p) => w.pools.has(p));
-    missing = tier.spec.pools.filter((p) => !w.pools.has(p));
-  } else {
-    const sel = (tier.spec.poolSelector ?? {}) as LabelSelector;
-    matched = [...w.pools].filter(([, labels]) => matchesSelector(sel, labels)).map(([n]) => n);
-  }
-  matched.sort();
+  const ns = tier.metadata.namespace;
+  const pools = [...w.pools].sort();
+  const missing = w.missing ?? [];
   let conditions: Condition[] = prev.conditions ?? [];
-  if (missing.length > 0) {
-    const message = `spec.pools names BackendPool${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, which do${missing.length > 1 ? '' : 'es'} not exist in ${tier.metadata.namespace}`;
-    conditions = setCondition(
-      conditions,
-      { type: 'Invalid', status: 'True', reason: 'PoolNotFound', message },
-      gen,
-      now,
+  const set = (type: string, status: Condition['status'], reason: string, message: string) =>
+    (conditions = setCondition(conditions, { type, status, reason, message }, gen, now));
+
+  if (w.invalid) set('Invalid', 'True', w.invalid.reason, w.invalid.message);
+  else if (missing.length > 0)
+    set(
+      'Invalid',
+      'True',
+      'PoolNotFound',
+      `spec.pools names ${plural(missing.length, 'BackendPool')} ${missing.join(', ')}, which ${plural(missing.length, 'does', 'do')} not exist in ${ns}`,
     );
-  } else {
-    conditions = setCondition(
-      conditions,
-      { type: 'Invalid', status: 'False', reason: 'Valid', message: 'every pool named exists' },
-      gen,
-      now,
+  else set('Invalid', 'False', 'Valid', 'the spec refers only to objects that exist');
+
+  if (w.invalid) set('Ready', 'False', w.invalid.reason, `not applied: ${w.invalid.message}`);
+  else if (pools.length === 0)
+    set(
+      'Ready',
+      'False',
+      'NoPools',
+      w.conflicts?.length
+        ? 'every pool it selects is served by another CacheTier'
+        : tier.spec.pools
+          ? 'none of the pools named exists'
+          : 'poolSelector matches no BackendPool',
     );
-  }
-  if (matched.length === 0) {
-    const message = tier.spec.pools
-      ? 'none of the pools named exists'
-      : 'poolSelector matches no BackendPool';
-    conditions = setCondition(
-      conditions,
-      { type: 'Ready', status: 'False', reason: 'NoPools', message },
-      gen,
-      now,
+  else
+    set(
+      'Ready',
+      'True',
+      'PoolsFound',
+      `caching for ${pools.length} ${plural(pools.length, 'pool')}: ${pools.join(', ')}`,
     );
-  } else {
-    const message = `caching for ${matched.length} pool${matched.length > 1 ? 's' : ''}: ${matched.join(', ')}`;
-    conditions = setCondition(
-      conditions,
-      { type: 'Ready', status: 'True', reason: 'PoolsFound', message },
-      gen,
-      now,
+
+  if (!tier.spec.l2) set('RedisReachable', 'Unknown', 'NoL2', 'the tier has no L2 (spec.l2)');
+  else if (!w.redis) set('RedisReachable', 'Unknown', 'NoRedisUrl', 'the Redis URL is not known');
+  else if (w.redis.state === 'Unknown') set('RedisReachable', 'Unknown', 'NotProbed', w.redis.message);
+  else if (w.redis.state === 'True') set('RedisReachable', 'True', 'Pong', w.redis.message);
+  else set('RedisReachable', 'False', 'Unreachable', w.redis.message);
+
+  if (w.conflicts?.length) {
+    const parts = w.conflicts.map(
+      (c) =>
+        `${c.pool} is served by CacheTier ${c.servedBy} (${c.by === 'cacheTierRef' ? "the pool's cacheTierRef" : 'the older tier wins'})`,
     );
-  }
+    set('PoolConflict', 'True', 'PoolServedByAnotherTier', parts.join('; '));
+  } else conditions = removeCondition(conditions, 'PoolConflict');
+
   const events: PendingEvent[] = conditionWarnings(prev.conditions, conditions, {
     Invalid: 'True',
     Ready: 'False',
+    RedisReachable: 'False',
+    PoolConflict: 'True',
   });
-  const status: CacheTierStatus = { ...prev, observedGeneration: gen, conditions, pools: matched };
+  const f = w.figures;
+  const status: CacheTierStatus = {
+    observedGeneration: gen,
+    conditions,
+    pools,
+    ...(f?.hitRatio ? { hitRatio: f.hitRatio } : {}),
+    ...(f?.hitRatioSummary ? { hitRatioSummary: f.hitRatioSummary } : {}),
+    ...(f ? { entries: f.entries, bytes: f.bytes, warmedKeys: f.warmedKeys, routers: f.routers } : {}),
+    ...(f?.prefetchAccuracy !== undefined ? { prefetchAccuracy: f.prefetchAccuracy } : {}),
+    ...(w.flushedToken !== undefined ? { flushedToken: w.flushedToken } : {}),
+  };
   return { status, events };
 }

@@ -115,6 +115,9 @@ export class PoolState {
         st.limiter = createEndpointLimiter(route.spec.concurrency, this.deps);
     }
     if (first || !sameJson(prev.spec.cache, route.spec.cache)) this.replaceCache(route);
+    // A new flush token (the CacheTier was flushed): drop this pool's L1 and L3 entries and its L2
+    // keys. The first table a router sees sets its token without flushing (L3 outlives restarts).
+    if (!first && (prev.cacheFlushToken ?? '') !== (route.cacheFlushToken ?? '')) this.flushCache();
     const wanted = new Set(route.endpoints.map((e) => e.address));
     for (const [address, st] of this.endpoints) {
       if (wanted.has(address)) continue;
@@ -180,6 +183,15 @@ export class PoolState {
   destroy(): void {
     for (const st of this.endpoints.values()) st.sessions.destroy();
     this.replaceCache(undefined);
+  }
+
+  private flushCache(): void {
+    const cache = this.cache;
+    if (!cache) return;
+    this.deps.log.info({ pool: this.route.name, token: this.route.cacheFlushToken }, 'cache flushed');
+    void cache
+      .flush()
+      .catch((e: unknown) => this.deps.log.warn({ err: errorMessage(e) }, 'cache flush failed'));
   }
 
   /** A new cache for a changed spec (entries in L2 and L3 outlive it; L1 starts empty). */

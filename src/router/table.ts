@@ -41,6 +41,8 @@ export interface PoolRoute {
   readonly idempotentMethods: ReadonlySet<string>;
   /** The spec as given, for the parts the router has no typed form of yet (breaker, concurrency, hedging). */
   readonly spec: PoolSpec;
+  /** The CacheTier's flush token (control stream only): a new value drops the pool's cache. */
+  readonly cacheFlushToken?: string;
 }
 
 export interface RoutingTable {

@@ -23,7 +23,9 @@ it('reconciles, records events and leads with only the RBAC the chart grants', a
   const can = async (...args: string[]) =>
     (await kubectl(['auth', 'can-i', ...args, '--as', who, '-n', ns])).stdout.trim();
   expect(await can('patch', 'backendpools.sibyl.dev', '--subresource=status')).toBe('yes');
-  expect(await can('get', 'secrets')).toBe('no');
+  // Secrets: get only (a CacheTier's Redis URL by name), never list or watch.
+  expect(await can('get', 'secrets')).toBe('yes');
+  expect(await can('list', 'secrets')).toBe('no');
   expect(await can('delete', 'backendpools.sibyl.dev')).toBe('no');
   expect(await can('create', 'pods')).toBe('no');
 
