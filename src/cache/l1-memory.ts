@@ -9,23 +9,44 @@ export interface MemoryStoreOptions {
   maxTtlMs?: number;
   /** Monotonic ms for TTLs (lru-cache's `perf`); performance.now when absent. */
   now?: () => number;
+  /**
+   * TinyLFU admission: how often a key has been asked for lately (sketch.ts's decayed estimate). When
+   * given, a new key that would push an entry out is kept only if it is asked for more often than the
+   * entry it would push out (the least recently used one); see set().
+   */
+  frequency?: (key: string) => number;
 }
 
 /**
  * L1: this router's memory, an LRU bounded by bytes and by entries (lru-cache), each entry with its
  * own TTL. The least recently used entries are evicted first when either bound is reached; an entry
  * larger than maxBytes is not kept at all.
+ *
+ * With `frequency` (a pool with warming), admission is TinyLFU's (Einziger, Friedman & Manes, "TinyLFU:
+ * a highly efficient cache admission policy", ACM ToS 13(4), 2017): when a new key would evict, it is
+ * admitted only if its recent frequency beats the victim's, so a one-off key cannot push out a popular
+ * one; an expired victim is always given up. Plain LRU eviction stays; only admission changes.
  */
 export class MemoryStore implements CacheStore {
   readonly tier = 'l1' as const;
   readonly maxTtlMs: number | undefined;
   private readonly lru: LRUCache<string, Buffer>;
   private evictions = 0;
+  /** New keys not admitted (TinyLFU said the victim is more popular). */
+  rejections = 0;
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly frequency: ((key: string) => number) | undefined;
 
   constructor(opts: MemoryStoreOptions) {
     this.maxTtlMs = opts.maxTtlMs;
+    this.maxEntries = opts.maxEntries;
+    this.maxBytes = opts.maxBytes;
+    this.frequency = opts.frequency;
     const now = opts.now;
     this.lru = new LRUCache<string, Buffer>({
+      // Iteration (the admission's victim lookup) sees expired entries too; reads never serve them.
+      allowStale: true,
       max: opts.maxEntries,
       maxSize: opts.maxBytes,
       sizeCalculation: (v, k) => Math.max(1, v.length + k.length),
@@ -39,12 +60,33 @@ export class MemoryStore implements CacheStore {
   }
 
   get(key: string): Promise<Buffer | undefined> {
-    return Promise.resolve(this.lru.get(key));
+    return Promise.resolve(this.lru.get(key, { allowStale: false }));
+  }
+
+  /** The entry without touching its recency (the warmer reads expiries with it); undefined when stale. */
+  peek(key: string): Buffer | undefined {
+    return this.lru.peek(key, { allowStale: false });
   }
 
   set(key: string, value: Buffer, ttlMs: number): Promise<void> {
+    if (this.frequency && !this.admit(key, value)) {
+      this.rejections++;
+      return Promise.resolve();
+    }
     this.lru.set(key, value, { ttl: Math.max(1, Math.round(ttlMs)) });
     return Promise.resolve();
+  }
+
+  /** TinyLFU: may `key` come in? Yes unless it would evict a live entry asked for at least as often. */
+  private admit(key: string, value: Buffer): boolean {
+    if (this.lru.has(key)) return true; // an update, not an admission
+    const size = Math.max(1, value.length + key.length);
+    const full = this.lru.size >= this.maxEntries || this.lru.calculatedSize + size > this.maxBytes;
+    if (!full) return true;
+    const victim = this.lru.rkeys().next().value;
+    if (victim === undefined || this.lru.getRemainingTTL(victim) <= 0) return true;
+    const f = this.frequency as (key: string) => number;
+    return f(key) > f(victim);
   }
 
   delete(key: string): Promise<void> {
