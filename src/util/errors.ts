@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_MODEL'
   | 'ERR_CACHE'
   | 'ERR_CONTROL'
+  | 'ERR_PROCESS'
   | 'ERR_USAGE';
 
 export class SibylError extends Error {
