@@ -74,12 +74,15 @@ export interface MonitorOptions {
 /**
  * Defaults per metric. The MAD floors are the figures a flat series must move by before it scores at all:
  * latency 5% of its median (≥ 1 ms); error rate 0.25 percentage points, so a pool at 0% errors raises
- * near 1.3% (3.5 · 0.0025 / 0.6745); model error 5% of its median; hit ratio 2% of its median (≥ 0.01).
+ * near 1.3% (3.5 · 0.0025 / 0.6745); model error (mean |ln predicted/observed|) 5% of its median, at least
+ * 0.05: observed medians come from histograms whose buckets are ~1.5× apart, so one moves by up to ~0.2
+ * in ln from quantisation alone, and the model is flagged only when it is off by ~30% more than usual;
+ * hit ratio 2% of its median (≥ 0.01).
  */
 export const METRIC_DEFAULTS: Readonly<Record<AnomalyMetric, DetectorOptions>> = {
   p99Ms: { direction: 'up', relativeMadFloor: 0.05, absoluteMadFloor: 1 },
   errorRate: { direction: 'up', relativeMadFloor: 0.1, absoluteMadFloor: 0.0025 },
-  modelError: { direction: 'up', relativeMadFloor: 0.05, absoluteMadFloor: 0.001 },
+  modelError: { direction: 'up', relativeMadFloor: 0.05, absoluteMadFloor: 0.05 },
   hitRatio: { direction: 'down', relativeMadFloor: 0.02, absoluteMadFloor: 0.01 },
 };
 

@@ -76,6 +76,7 @@ export class ControlPlane {
       labelNames: ['pool', 'reason'],
       registers: [registry],
     });
+    this.fleet.hitRatio = (pool) => this.caches.figures([pool], this.clock.now())?.hitRatio?.overall;
     this.fleet.onAnomaly = (pool, t) => {
       const key = `${pool.metadata.namespace}/${pool.metadata.name}`;
       if (t.state === 'raised') this.anomalyCount.inc({ pool: key, reason: t.reason });
@@ -93,7 +94,7 @@ export class ControlPlane {
       serving,
       onLoad: (r: LoadReport) => {
         this.fleet.telemetry.ingest(r);
-        if (r.caches.length) this.caches.ingest(r.routerId, r.caches, this.clock.now());
+        this.caches.ingest(r.routerId, r.caches, this.clock.now());
         this.model.addSamples(r.samples);
         for (const pool of new Set(r.endpoints.map((e) => e.pool))) this.enqueue(pool);
       },

@@ -3,7 +3,7 @@ import type { WireEndpoint, WirePool } from '../control/messages.js';
 import type { RoutingState } from '../control/routing-state.js';
 import { FleetBreakers, FleetTelemetry, type FleetBreakerTransition } from '../telemetry/fleet.js';
 import type { Clock } from '../util/clock.js';
-import { AnomalyMonitor, type AnomalyTransition } from '../anomaly/monitor.js';
+import { AnomalyMonitor, type AnomalyTransition, type PoolSample } from '../anomaly/monitor.js';
 import type { ResourceSource, TelemetrySettings } from '../telemetry/resources.js';
 import { parseDuration } from '../util/duration.js';
 import type { Resolution } from './endpoints.js';
@@ -33,11 +33,13 @@ export class FleetView implements PoolFiguresSource {
   predictor?: Predictor;
   /** CPU and memory from the metrics API and backends' Prometheus endpoints. */
   resources?: ResourceSource;
-  /** Robust anomaly detection on each pool's p99, error rate and model error (DESIGN.md §8). */
+  /** Robust anomaly detection on each pool's p99, error rate, model error and hit ratio (DESIGN.md §8). */
   readonly anomalyMonitor = new AnomalyMonitor();
   private readonly lastObserved = new Map<string, number>();
   /** Called for each anomaly raised or cleared. */
   onAnomaly?: (pool: BackendPool, t: AnomalyTransition) => void;
+  /** The share of a pool's cacheable lookups its cache answered, recently (CacheView); undefined: no cache. */
+  hitRatio?: (pool: string) => number | undefined;
   /** The cache config and flush token of the CacheTier serving a pool (tier-reconciler.ts). */
   cacheFor?: (pool: string) => { cacheJson: string; flushToken: string } | undefined;
 
@@ -185,7 +187,12 @@ export class FleetView implements PoolFiguresSource {
     }
     if (calls === 0) return; // no traffic, no verdict
     this.lastObserved.set(key, now);
-    const sample = { errorRate: failures / calls, ...(p99s.length ? { p99Ms: Math.max(...p99s) } : {}) };
+    const sample: PoolSample = { errorRate: failures / calls };
+    if (p99s.length) sample.p99Ms = Math.max(...p99s);
+    const modelError = poolModelError(figures, views);
+    if (modelError !== undefined) sample.modelError = modelError;
+    const hitRatio = this.hitRatio?.(key);
+    if (hitRatio !== undefined) sample.hitRatio = hitRatio;
     const openBreakers = [...figures.values()].filter((f) => f.breaker === 'Open').length;
     for (const t of this.anomalyMonitor.observe(key, sample, { endpoints, openBreakers }))
       this.onAnomaly?.(pool, t);
@@ -227,4 +234,27 @@ function telemetrySettings(pool: BackendPool): TelemetrySettings {
         }
       : {}),
   };
+}
+
+/**
+ * How far the model's predictions are from what the fleet observes in a pool: the call-weighted mean,
+ * over endpoints with both figures, of |ln(predicted / observed median latency)| (the unit of the
+ * model's training loss and of sibyl_model_holdout_error, so 0.1 reads as "about 10% off"). Undefined
+ * when no endpoint has both. A rise is ModelDrift: the backends changed in a way the model has not seen.
+ */
+export function poolModelError(
+  figures: ReadonlyMap<string, EndpointFigures>,
+  views: ReadonlyMap<string, { calls: number } | undefined>,
+): number | undefined {
+  let sum = 0;
+  let weight = 0;
+  for (const [address, f] of figures) {
+    const calls = views.get(address)?.calls ?? 0;
+    const pred = f.predictedLatencyMs;
+    const seen = f.latencyP50Ms;
+    if (calls === 0 || pred === undefined || seen === undefined || !(pred > 0) || !(seen > 0)) continue;
+    sum += calls * Math.abs(Math.log(pred / seen));
+    weight += calls;
+  }
+  return weight > 0 ? sum / weight : undefined;
 }

@@ -48,7 +48,7 @@ describe('AnomalyMonitor', () => {
   it.each([
     ['p99Ms', 'LatencyAnomaly', (s: Required<PoolSample>) => ({ ...s, p99Ms: s.p99Ms * 4 })],
     ['errorRate', 'ErrorRateAnomaly', (s: Required<PoolSample>) => ({ ...s, errorRate: 0.08 })],
-    ['modelError', 'ModelDrift', (s: Required<PoolSample>) => ({ ...s, modelError: s.modelError * 4 })],
+    ['modelError', 'ModelDrift', (s: Required<PoolSample>) => ({ ...s, modelError: s.modelError * 6 })],
     ['hitRatio', 'CacheHitDrop', (s: Required<PoolSample>) => ({ ...s, hitRatio: 0.4 })],
   ] as const)(
     'raises %s as %s within k points, then clears within m of recovery',
