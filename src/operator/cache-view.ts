@@ -40,12 +40,15 @@ export interface CacheViewOptions {
  * The fleet's cache counters, per router, pool and tier. Routers send cumulative counters (since their
  * PoolCache was made), so each report is differenced against the router's previous one; a counter
  * lower than before means the router restarted or rebuilt its cache, and the new value is then the
- * increase (Prometheus' rate() treats counter resets the same way). A router's first report is only a
- * baseline, so an operator that restarts does not count a router's whole history as recent. Pure:
- * the caller passes the time.
+ * increase (Prometheus' rate() treats counter resets the same way). Counters in a router's first
+ * report are only a baseline, so an operator that restarts does not count a router's whole history
+ * as recent; a cache that appears on a router already reporting (a new tier, a changed spec) is new,
+ * and its counters count in full. Pure: the caller passes the time.
  */
 export class CacheView {
   private readonly series = new Map<string, Series>();
+  /** Routers heard from (any report, with caches or not) → when last. */
+  private readonly routers = new Map<string, number>();
   private readonly windowMs: number;
   private readonly staleMs: number;
 
@@ -54,12 +57,17 @@ export class CacheView {
     this.staleMs = o.staleMs ?? 30_000;
   }
 
+  /** One router's report (call it for every report, also those with no caches). */
   ingest(routerId: string, counters: readonly CacheCounters[], nowMs: number): void {
+    const known = this.routers.has(routerId);
+    this.routers.set(routerId, nowMs);
     for (const c of counters) {
       const key = `${routerId}\u0000${c.cache}\u0000${c.tier}`;
       const s = this.series.get(key);
       if (!s) {
-        this.series.set(key, { last: c, seenMs: nowMs, steps: [] });
+        const steps =
+          known && (c.hits > 0 || c.misses > 0) ? [{ atMs: nowMs, hits: c.hits, misses: c.misses }] : [];
+        this.series.set(key, { last: c, seenMs: nowMs, steps });
         continue;
       }
       const reset = c.hits < s.last.hits || c.misses < s.last.misses;
@@ -75,8 +83,10 @@ export class CacheView {
   /** Drops what is older than the window, and routers gone for longer than it. */
   private prune(nowMs: number): void {
     const from = nowMs - this.windowMs;
+    const keep = Math.max(this.windowMs, this.staleMs);
+    for (const [r, at] of this.routers) if (nowMs - at > keep) this.routers.delete(r);
     for (const [k, s] of this.series) {
-      if (nowMs - s.seenMs > Math.max(this.windowMs, this.staleMs)) this.series.delete(k);
+      if (nowMs - s.seenMs > keep) this.series.delete(k);
       else if (s.steps.length && (s.steps[0] as Step).atMs <= from)
         s.steps = s.steps.filter((x) => x.atMs > from);
     }

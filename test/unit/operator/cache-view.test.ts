@@ -38,6 +38,16 @@ describe('CacheView', () => {
     expect(f?.hitRatioSummary).toBe('90% (L1 70%, L2 20%)');
   });
 
+  it("a cache new on a router already reporting counts in full (a new tier); a router's first report does not", () => {
+    const v = new CacheView();
+    v.ingest('r1', [], 0);
+    v.ingest('r2', report('ns/a', 50, 50, 0), 0); // r2's first report: a baseline
+    v.ingest('r1', report('ns/a', 8, 2, 1), 500); // r1 known: its new cache's lookups count
+    const f = v.figures(['ns/a'], 500);
+    expect(f?.routers).toBe(2);
+    expect(f?.hitRatio).toEqual({ l1: 0.8, l2: 0.1, l3: 0, overall: 0.9 });
+  });
+
   it('sums routers, and treats a counter that went down as a restart (the new value is the increase)', () => {
     const v = new CacheView();
     v.ingest('r1', report('ns/a', 0, 0, 0), 0);
