@@ -22,6 +22,12 @@ export function encodeEntry(e: CacheEntry): Buffer {
   return Buffer.concat([head, meta, e.response.body]);
 }
 
+/** The expiry (wall-clock ms) of an encoded entry without decoding the rest; undefined if not an entry. */
+export function entryExpiresAt(buf: Buffer): number | undefined {
+  if (buf.length < FIXED || !buf.subarray(0, 4).equals(MAGIC)) return undefined;
+  return buf.readDoubleBE(5);
+}
+
 /** The entry in `buf`; throws ERR_CACHE when the bytes are not one. */
 export function decodeEntry(buf: Buffer): CacheEntry {
   if (buf.length < FIXED || !buf.subarray(0, 4).equals(MAGIC)) throw cacheError('not a cache entry');

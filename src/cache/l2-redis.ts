@@ -119,6 +119,36 @@ export class RedisStore implements CacheStore {
     });
   }
 
+  /**
+   * Publishes a router's hot set for the pool (the warmer's top-K, most popular first) as the sorted
+   * set `<prefix>__hot` (member = cache key, score = decayed count), replacing the last one published,
+   * expiring after `ttlMs` unless published again. A router starting cold reads it (readHot). One key per
+   * pool, so Cluster mode needs nothing more.
+   */
+  publishHot(entries: ReadonlyArray<{ key: string; estimate: number }>, ttlMs: number): Promise<void> {
+    const name = this.opts.keyPrefix + HOT_SUFFIX;
+    return this.guard('publish hot set', async () => {
+      const args = entries.flatMap((e) => [e.estimate, e.key]);
+      const m = this.client.multi().del(name);
+      if (args.length) m.zadd(name, ...args).pexpire(name, Math.max(1, Math.round(ttlMs)));
+      const replies = await m.exec();
+      const failed = replies?.find(([err]) => err);
+      if (!replies || failed) throw failed?.[0] ?? new Error('transaction aborted');
+    });
+  }
+
+  /** The hot set last published by any router of the pool, most popular first, at most `n`. */
+  readHot(n: number): Promise<Array<{ key: string; estimate: number }>> {
+    const name = this.opts.keyPrefix + HOT_SUFFIX;
+    return this.guard('read hot set', async () => {
+      const flat = await this.client.zrevrange(name, 0, Math.max(0, n - 1), 'WITHSCORES');
+      const out: Array<{ key: string; estimate: number }> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2)
+        out.push({ key: flat[i] as string, estimate: Number(flat[i + 1]) });
+      return out;
+    });
+  }
+
   stats(): StoreStats {
     return { evictions: 0, bytes: 0, entries: 0 };
   }
@@ -157,6 +187,9 @@ export class RedisStore implements CacheStore {
     this.opts.log?.warn({ err: e.message }, msg);
   }
 }
+
+/** The hot set's key under a pool's prefix (not hex, so never a cache entry's key). */
+export const HOT_SUFFIX = '__hot';
 
 /** Keys SCAN looks at per step of a clear (a hint to Redis; each step's keys are UNLINKed at once). */
 const CLEAR_BATCH = 500;

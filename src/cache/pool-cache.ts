@@ -7,22 +7,32 @@ import { MemoryStore } from './l1-memory.js';
 import { RedisStore } from './l2-redis.js';
 import { DiskStore } from './l3-disk.js';
 import type { CacheMetrics } from './metrics.js';
-import { TieredCache } from './tiered.js';
-import type { CacheStore, TierCounters, TierName } from './types.js';
+import { HotSet } from './sketch.js';
+import { TieredCache, type Begin } from './tiered.js';
+import type { CacheMode, CacheStore, HeaderFields, TierCounters, TierName } from './types.js';
+import { Warmer, type WarmFetch, type WarmRequest } from './warmer.js';
+import { systemTimers, type Timers } from '../util/timers.js';
 
 export interface PoolCacheDeps {
   log: Logger;
   metrics?: CacheMetrics;
   /** Wall-clock ms (epoch) for entry expiry; Date.now when absent. */
   wallNow?: () => number;
-  /** Monotonic ms (L1 TTLs, the L2 breaker). */
+  /** Monotonic ms (L1 TTLs, the L2 breaker, the sketch's decay, the warmer's budget). */
   now?: () => number;
+  /** The warmer's ticks; real timers when absent. */
+  timers?: Timers;
+  /** How the warmer makes a call again (the router's own path); without it, warming only fills from L2/L3. */
+  fetch?: WarmFetch;
 }
 
 /** Where a pool's entries live in Redis (shared by every router of the pool; a flush deletes them). */
 export function l2KeyPrefix(pool: string): string {
   return `sibyl:cache:${pool}:`;
 }
+
+/** Request headers a warm refresh carries besides the key headers (they shape the answer or its route). */
+const WARM_HEADERS = [':authority', 'content-type', 'grpc-encoding', 'grpc-accept-encoding'] as const;
 
 /** Largest response body stored or shared (bigger ones pass through uncached). */
 export const MAX_ENTRY_BODY_BYTES = 8 * 1024 * 1024;
@@ -35,8 +45,12 @@ export const MAX_ENTRY_BODY_BYTES = 8 * 1024 * 1024;
 export class PoolCache {
   readonly settings: CacheSettings;
   readonly tiered: TieredCache;
+  readonly l1: MemoryStore;
   readonly l2: RedisStore | undefined;
   readonly l3: DiskStore | undefined;
+  /** The decayed frequency sketch and its top-K (with warming), also L1's TinyLFU admission. */
+  readonly hot: HotSet | undefined;
+  readonly warmer: Warmer | undefined;
 
   constructor(
     readonly pool: string,
@@ -45,7 +59,16 @@ export class PoolCache {
   ) {
     const s = (this.settings = cacheSettings(spec));
     const log = deps.log.child({ pool, component: 'cache' });
-    const stores: CacheStore[] = [new MemoryStore({ ...s.l1, now: deps.now })];
+    const now = deps.now ?? (() => performance.now());
+    const w = s.warming;
+    if (w.enabled) {
+      // Counters enough to tell L1's candidates apart (TinyLFU sizes its sketch to the cache), bounded.
+      const width = Math.min(1 << 18, Math.max(1024, s.l1.maxEntries, 4 * w.topK));
+      this.hot = new HotSet({ width, topK: w.topK, halfLifeMs: w.windowMs, now });
+    }
+    const hot = this.hot;
+    this.l1 = new MemoryStore({ ...s.l1, now: deps.now, frequency: hot && ((k) => hot.estimate(k)) });
+    const stores: CacheStore[] = [this.l1];
     if (s.l2) {
       this.l2 = new RedisStore({ ...s.l2, keyPrefix: l2KeyPrefix(pool), now: deps.now, log });
       stores.push(this.l2);
@@ -59,7 +82,51 @@ export class PoolCache {
       log,
       onLookup: deps.metrics?.forPool(pool),
     });
+    if (hot) {
+      this.warmer = new Warmer({
+        settings: w,
+        hot,
+        tiered: this.tiered,
+        l1: this.l1,
+        ttlFor: (m) => this.ttlFor(m),
+        shortestTtlMs: Math.min(...s.methods.values()),
+        fetch: deps.fetch,
+        hotList: this.l2,
+        clock: { now },
+        wallNow: deps.wallNow ?? Date.now,
+        timers: deps.timers ?? systemTimers,
+        log,
+      });
+    }
     deps.metrics?.track(this);
+  }
+
+  /**
+   * A call's cache step (pipeline.ts): its key, counted by the warmer when read normally, then the
+   * tiered cache's begin. A hit tells the warmer (prefetch accuracy).
+   */
+  async begin(
+    method: string,
+    body: Buffer,
+    headers: IncomingHttpHeaders,
+    mode: CacheMode,
+    ttlMs: number,
+  ): Promise<Begin> {
+    const key = this.key(method, body, headers);
+    if (mode === 'normal') this.warmer?.observe(key, () => this.warmRequest(method, body, headers));
+    const step = await this.tiered.begin(key, mode, ttlMs);
+    if (step.kind === 'hit') this.warmer?.served(key);
+    return step;
+  }
+
+  /** What the warmer keeps to make this call again. */
+  private warmRequest(method: string, body: Buffer, headers: IncomingHttpHeaders): WarmRequest {
+    const kept: HeaderFields = {};
+    for (const name of [...WARM_HEADERS, ...this.settings.keyHeaders]) {
+      const v = headers[name];
+      if (v !== undefined) kept[name] = v;
+    }
+    return { method, body, headers: kept };
   }
 
   /** The TTL of a cached method, ms; undefined when `method` is not cached. */
@@ -75,8 +142,12 @@ export class PoolCache {
     return this.tiered.counters();
   }
 
-  /** Counters per tier in the LoadReport's shape (prefetch figures stay 0 until warming exists). */
+  /**
+   * Counters per tier in the LoadReport's shape. The warmer's prefetched and prefetchHits are on the L1
+   * row only (the tier it fills; the operator sums rows), 0 on the others.
+   */
   counters(): CacheCounters[] {
+    const w = this.warmer?.counters();
     return this.tierCounters().map((c) => ({
       tier: c.tier,
       cache: this.pool,
@@ -86,8 +157,8 @@ export class PoolCache {
       evictions: c.evictions,
       bytes: c.bytes,
       entries: c.entries,
-      prefetched: 0,
-      prefetchHits: 0,
+      prefetched: c.tier === 'l1' ? (w?.prefetched ?? 0) : 0,
+      prefetchHits: c.tier === 'l1' ? (w?.prefetchHits ?? 0) : 0,
     }));
   }
 
@@ -98,9 +169,11 @@ export class PoolCache {
    */
   async flush(): Promise<void> {
     await this.tiered.clear();
+    this.warmer?.reset();
   }
 
   async close(): Promise<void> {
+    this.warmer?.close();
     this.deps.metrics?.untrack(this);
     await this.tiered.close();
   }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../util/errors.js';
-import { decodeEntry, encodeEntry } from './codec.js';
+import { decodeEntry, encodeEntry, entryExpiresAt } from './codec.js';
 import type { CacheMode, CacheStore, CachedResponse, TierCounters, TierName } from './types.js';
 
 /** A call's answer as every caller of one key gets it: the status code and the response. */
@@ -163,6 +163,31 @@ export class TieredCache {
   }
 
   /**
+   * The warmer's fill from below: the first fresh entry in a tier under the top one is copied into the
+   * tiers above it, as a lookup would, but without counting a lookup (no client asked). Resolves with
+   * where it was found and when it expires, or undefined (not found, or a tier failed: counted).
+   */
+  async prefill(key: string): Promise<{ tier: TierName; expiresAtMs: number } | undefined> {
+    for (let i = 1; i < this.stores.length; i++) {
+      const store = this.stores[i] as CacheStore;
+      let buf: Buffer | undefined;
+      try {
+        buf = await store.get(key);
+      } catch (e) {
+        this.error(i, 'prefill', e);
+        continue;
+      }
+      const expiresAtMs = buf && entryExpiresAt(buf);
+      if (!buf || expiresAtMs === undefined) continue;
+      const left = expiresAtMs - this.wallNow();
+      if (left <= 0) continue;
+      await Promise.all(Array.from({ length: i }, (_, j) => this.put(j, key, buf, left)));
+      return { tier: store.tier, expiresAtMs };
+    }
+    return undefined;
+  }
+
+  /**
    * Writes an OK response to every tier for `ttlMs` (each tier capped at its max TTL); `epoch` (from
    * before the answer was fetched) skips the fill when a flush came in between.
    */
@@ -224,7 +249,7 @@ export class TieredCache {
   private error(i: number, what: string, e: unknown): void {
     const store = this.stores[i] as CacheStore;
     (this.counts[i] as TierCounters).errors++;
-    if (what !== 'fill') this.opts.onLookup?.(store.tier, 'error');
+    if (what === 'lookup' || what === 'decode') this.opts.onLookup?.(store.tier, 'error');
     this.opts.log?.debug({ tier: store.tier, err: errorMessage(e) }, `cache ${what} failed`);
   }
 }
