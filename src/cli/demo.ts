@@ -15,6 +15,7 @@ export async function run(argv: string[]): Promise<number> {
       rps: { type: 'string', default: '200' },
       'phase-seconds': { type: 'string', default: '15' },
       policies: { type: 'string', default: 'RoundRobin,PeakEwma,Predictive' },
+      'no-cache': { type: 'boolean', default: false },
     },
   });
   await runDemo({
@@ -23,6 +24,7 @@ export async function run(argv: string[]): Promise<number> {
     rps: Number(v.rps),
     phaseSeconds: Number(v['phase-seconds']),
     policies: String(v.policies).split(','),
+    cache: !v['no-cache'],
     say: (l) => console.log(l),
   });
   return 0;

@@ -1,10 +1,12 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededRandom } from '../util/clock.js';
 import { formatMs } from '../util/duration.js';
+import { startRedisServer, type RedisServer } from '../util/redis-server.js';
+import { Zipf } from '../util/zipf.js';
 import { makeServingCert } from './certs.js';
 import { LocalCluster } from './cluster.js';
-import { poolJson, serviceYaml, sliceJson, type DemoBackend } from './objects.js';
+import { cacheTierJson, poolJson, serviceYaml, sliceJson, type DemoBackend } from './objects.js';
 import { Processes } from './processes.js';
 import { Traffic, type PhaseResult } from './traffic.js';
 
@@ -14,6 +16,8 @@ export interface DemoOptions {
   rps: number;
   phaseSeconds: number;
   policies: string[];
+  /** Ends with a phase behind a CacheTier (L1 + L2 in a Redis the demo starts). */
+  cache: boolean;
   say: (line: string) => void;
 }
 
@@ -42,10 +46,12 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   const cluster = new LocalCluster(join(o.stateDir, 'cluster'));
   const procs = new Processes(logs);
   let cleaned = false;
+  let redis: RedisServer | undefined;
   const cleanup = async () => {
     if (cleaned) return;
     cleaned = true;
     await procs.stop();
+    await redis?.stop();
     cluster.down();
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
@@ -159,10 +165,12 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       'both routers to subscribe',
     );
 
-    const traffic = new Traffic(routers, o.rps, 1000, seededRandom(7));
+    const traffic = new Traffic(routers, o.rps, 1000, seededRandom(7), new Zipf(2000, 1));
     traffic.onTick = progress(o.say);
     traffic.start();
-    o.say(`▶ traffic: ${o.rps} calls/s of Echo through both routers; warming up`);
+    o.say(
+      `▶ traffic: ${o.rps} calls/s of Echo (2,000 keys, Zipf popularity) through both routers; warming up`,
+    );
     await sleep(5000);
     o.say('▶ trouble: b5 slows down to ~120 ms per call; b6 starts failing 60% of its calls');
     await control(backends[4] as DemoBackend, { latencyMs: 120 });
@@ -193,6 +201,29 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         `  ${policy}: p50 ${formatMs(r.p50Ms)}, p99 ${formatMs(r.p99Ms)}, errors ${r.errors} of ${r.calls}`,
       );
     }
+    if (o.cache) {
+      o.say('▶ kubectl apply CacheTier shop-cache: Echo cached 30 s, L1 in each router, L2 in a Redis');
+      redis = await startRedisServer({ detached: true });
+      appendFileSync(join(logs, 'pids'), `${redis.pid}\n`);
+      cluster.kubectl(['apply', '-f', '-'], cacheTierJson(NS, 'shop-cache', 'shop', redis.url));
+      await waitFor(
+        () => tierReady(JSON.parse(cluster.kubectl(['get', 'ct', 'shop-cache', '-n', NS, '-o', 'json']))),
+        30_000,
+        'CacheTier shop-cache to be Ready with its Redis reachable',
+      );
+      await sleep(2000);
+      traffic.discard();
+      await sleep(o.phaseSeconds * 1000);
+      const name = `${o.policies[o.policies.length - 1] ?? ''}+cache`;
+      const r = traffic.phase(name);
+      results.push(r);
+      clearLine();
+      o.say(
+        `  ${name}: p50 ${formatMs(r.p50Ms)}, p99 ${formatMs(r.p99Ms)}, errors ${r.errors} of ${r.calls}`,
+      );
+      // Routers report every second and the operator writes status every two: let it catch up.
+      await sleep(3000);
+    }
     traffic.onTick = undefined;
     clearLine();
     o.say('');
@@ -207,6 +238,12 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     o.say(cluster.kubectl(['get', 'bp', '-n', NS, '-o', 'wide']));
     o.say('$ kubectl describe bp shop -n demo');
     o.say(cluster.kubectl(['describe', 'bp', 'shop', '-n', NS]));
+    if (o.cache) {
+      o.say('$ kubectl get ct -n demo');
+      o.say(cluster.kubectl(['get', 'ct', '-n', NS, '-o', 'wide']));
+      o.say('$ kubectl describe ct shop-cache -n demo');
+      o.say(cluster.kubectl(['describe', 'ct', 'shop-cache', '-n', NS]));
+    }
     traffic.stop();
     if (o.keep) {
       procs.detach();
@@ -233,6 +270,12 @@ async function control(b: DemoBackend, patch: object): Promise<void> {
   });
   if (!r.ok)
     throw new Error(`backend ${b.name} refused ${JSON.stringify(patch)}: ${r.status} ${await r.text()}`);
+}
+
+function tierReady(ct: { status?: { conditions?: Array<{ type: string; status: string }> } }): boolean {
+  const c = ct.status?.conditions ?? [];
+  const is = (type: string) => c.some((x) => x.type === type && x.status === 'True');
+  return is('Ready') && is('RedisReachable');
 }
 
 async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { demoClientConstructor } from '../backend/proto.js';
 import type { Random } from '../util/clock.js';
 import { quantile } from '../sim/metrics.js';
+import type { Zipf } from '../util/zipf.js';
 
 export interface PhaseResult {
   name: string;
@@ -23,7 +24,8 @@ interface Sample {
 /**
  * Open-loop traffic (a Poisson stream at `rps`, spread over the routers) of Echo calls with a
  * deadline, recorded per phase. Open loop, so a slow backend cannot slow the arrival of new calls
- * and hide its own tail (the "coordinated omission" trap).
+ * and hide its own tail (the "coordinated omission" trap). Each request names a key drawn from
+ * `keys` (Zipf popularity, as real lookups have), so a cache in front of the pool has something to do.
  */
 export class Traffic {
   private readonly clients: grpc.Client[];
@@ -38,6 +40,7 @@ export class Traffic {
     private readonly rps: number,
     private readonly deadlineMs: number,
     private readonly random: Random,
+    private readonly keys: Zipf,
   ) {
     const Ctor = demoClientConstructor();
     this.clients = routers.map((r) => new Ctor(r, grpc.credentials.createInsecure()));
@@ -99,7 +102,7 @@ export class Traffic {
     this.inflight++;
     this.sent++;
     const call = c.echo(
-      { payload: Buffer.alloc(64) },
+      { payload: Buffer.from(`key-${this.keys.draw(this.random)}`.padEnd(64, '.')) },
       new grpc.Metadata(),
       { deadline: Date.now() + this.deadlineMs },
       (err, res) => {
