@@ -29,6 +29,11 @@ export interface AttemptResult {
   reachedServer: boolean;
   /** For an undelivered result: gives the client this outcome. */
   deliver(): void;
+  /**
+   * This attempt's response came after another attempt (a hedge) had claimed the client's stream: it
+   * was cancelled, and the other attempt's result is the call's.
+   */
+  lostRace?: boolean;
 }
 
 /** Where an attempt's request bytes come from: the live body, or a replay of a complete one (a hedge). */
@@ -68,6 +73,7 @@ export function isGrpcContentType(ct: string | undefined): boolean {
 export class Attempt {
   private up: ClientHttp2Stream | undefined;
   private cancelled: { code: number; message: string } | undefined;
+  private lostRace = false;
 
   constructor(
     private readonly ctx: AttemptContext,
@@ -167,14 +173,17 @@ export class Attempt {
             ),
           );
         }
-        // Another attempt (a hedge) answered first: this one lost the race and is cancelled.
-        if (!down.claim(this))
+        // Another attempt (a hedge) answered first: this one lost the race and is cancelled; nothing
+        // more of its response may reach the client (the winner owns the stream).
+        if (!down.claim(this)) {
+          this.lostRace = true;
           return this.cancel(Status.CANCELLED, `attempt on ${this.endpoint} lost to a hedge`);
+        }
         down.sendHeaders(downstreamHeaders(h));
       });
 
       up.on('data', (chunk: Buffer) => {
-        if (settled || down.gone) return;
+        if (settled || down.gone || this.lostRace) return;
         const err = scanner.feed(chunk);
         if (err) {
           const c = err.kind === 'too-large' ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
@@ -202,7 +211,7 @@ export class Attempt {
 
       let endedWithoutStatus = false;
       up.on('end', () => {
-        if (settled) return;
+        if (settled || this.lostRace) return;
         const code = trailers ? grpcStatusOf(trailers) : undefined;
         // No status: a reset stream also ends this way; 'close' tells the two apart by its code.
         if (!trailers || code === undefined) return void (endedWithoutStatus = true);
@@ -221,6 +230,7 @@ export class Attempt {
           return finish({
             ...undelivered(code, message, true),
             delivered: down.isCommitted || down.isFinished,
+            ...(this.lostRace ? { lostRace: true } : {}),
           });
         }
         const rst = up.rstCode ?? NGHTTP2_NO_ERROR;

@@ -31,6 +31,10 @@ export async function raceWithHedge(
     first.done.then((r) => ({ r, other: second })),
     second.done.then((r) => ({ r, other: first })),
   ]);
+  // The first to end may be the one that lost the client's stream to the other (its response came
+  // second): the other is answering the client, so its result is the call's; cancelling it would leave
+  // the client without a status until its deadline.
+  if (winner.r.lostRace) return winner.other.done;
   if (winner.r.delivered || isFinal(winner.r)) {
     winner.other.attempt.cancel(Status.CANCELLED, 'the hedged call was answered elsewhere');
     return winner.r;
