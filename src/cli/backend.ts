@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { SibylError } from '../util/errors.js';
+import { numberFlag, parseFlags } from './flags.js';
 import { startBackend } from '../backend/server.js';
 
 const HELP = `usage: sibyl backend [flags]
@@ -21,59 +20,40 @@ Prints {"listening":"HOST:PORT"} on stdout once it serves; logs go to stderr.
   --no-reflection        do not serve gRPC server reflection
   --log-level LEVEL      pino level (default info)`;
 
-function num(values: Record<string, unknown>, flag: string, min: number, max: number): number | undefined {
-  const v = values[flag];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new SibylError('ERR_USAGE', `--${flag} "${String(v)}" must be a number from ${min} to ${max}`);
-  }
-  return n;
-}
-
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        listen: { type: 'string', default: '127.0.0.1:50051' },
-        'metrics-addr': { type: 'string' },
-        name: { type: 'string' },
-        'latency-ms': { type: 'string' },
-        jitter: { type: 'string' },
-        'per-kib-ms': { type: 'string' },
-        'error-rate': { type: 'string' },
-        'error-code': { type: 'string' },
-        concurrency: { type: 'string' },
-        orca: { type: 'boolean', default: false },
-        'no-reflection': { type: 'boolean', default: false },
-        'log-level': { type: 'string', default: 'info' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new SibylError('ERR_USAGE', `${(e as Error).message}\n\n${HELP}`);
-  }
-  const { values } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const values = parseFlags(
+    argv,
+    {
+      listen: { type: 'string', default: '127.0.0.1:50051' },
+      'metrics-addr': { type: 'string' },
+      name: { type: 'string' },
+      'latency-ms': { type: 'string' },
+      jitter: { type: 'string' },
+      'per-kib-ms': { type: 'string' },
+      'error-rate': { type: 'string' },
+      'error-code': { type: 'string' },
+      concurrency: { type: 'string' },
+      orca: { type: 'boolean', default: false },
+      'no-reflection': { type: 'boolean', default: false },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    HELP,
+  );
+  if (!values) return 0;
   const log = pino({ level: values['log-level'], base: { cmd: 'backend' } }, pino.destination(2));
   const settings = {
-    latencyMs: num(values, 'latency-ms', 0, 3_600_000),
-    jitter: num(values, 'jitter', 0, 5),
-    perKiBMs: num(values, 'per-kib-ms', 0, 3_600_000),
-    errorRate: num(values, 'error-rate', 0, 1),
-    errorCode: num(values, 'error-code', 1, 16),
+    latencyMs: numberFlag(values['latency-ms'], 'latency-ms', 0, 3_600_000),
+    jitter: numberFlag(values['jitter'], 'jitter', 0, 5),
+    perKiBMs: numberFlag(values['per-kib-ms'], 'per-kib-ms', 0, 3_600_000),
+    errorRate: numberFlag(values['error-rate'], 'error-rate', 0, 1),
+    errorCode: numberFlag(values['error-code'], 'error-code', 1, 16),
   };
   const backend = await startBackend({
     listen: values.listen,
     metricsAddr: values['metrics-addr'],
     name: values.name,
     settings: Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)),
-    concurrency: num(values, 'concurrency', 0, 1_000_000) ?? 16,
+    concurrency: numberFlag(values['concurrency'], 'concurrency', 0, 1_000_000) ?? 16,
     orca: values.orca,
     reflection: !values['no-reflection'],
     log,

@@ -1,12 +1,27 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { runDemo } from '../demo/run.js';
+import { POLICIES } from '../api/backendpool.js';
+import { SibylError } from '../util/errors.js';
+import { numberFlag, parseFlags } from './flags.js';
+
+const HELP = `usage: sibyl demo [flags]
+
+The whole system on one machine: a local control plane, six backends, the operator, two routers,
+traffic, the same traffic under each policy and behind a CacheTier, and what kubectl shows.
+Build first (npm run build) and have the tools (hack/k8s-tools.sh); \`make demo\` does both.
+
+  --state-dir DIR       cluster, logs and certificates (default $XDG_STATE_HOME/sibyl-demo)
+  --keep                leave everything running and print how to point kubectl at it
+  --rps N               calls per second of traffic (default 200)
+  --phase-seconds N     length of each measured phase (default 15)
+  --policies LIST       policies to compare, in order (default RoundRobin,PeakEwma,Predictive)
+  --no-cache            skip the CacheTier phase`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args: argv,
-    options: {
+  const v = parseFlags(
+    argv,
+    {
       keep: { type: 'boolean', default: false },
       'state-dir': {
         type: 'string',
@@ -17,13 +32,20 @@ export async function run(argv: string[]): Promise<number> {
       policies: { type: 'string', default: 'RoundRobin,PeakEwma,Predictive' },
       'no-cache': { type: 'boolean', default: false },
     },
-  });
+    HELP,
+  );
+  if (!v) return 0;
+  const policies = v.policies.split(',').map((p) => p.trim());
+  for (const p of policies) {
+    if (!(POLICIES as readonly string[]).includes(p))
+      throw new SibylError('ERR_USAGE', `--policies: unknown policy "${p}" (known: ${POLICIES.join(', ')})`);
+  }
   await runDemo({
-    stateDir: v['state-dir'] as string,
-    keep: v.keep as boolean,
-    rps: Number(v.rps),
-    phaseSeconds: Number(v['phase-seconds']),
-    policies: String(v.policies).split(','),
+    stateDir: v['state-dir'],
+    keep: v.keep,
+    rps: numberFlag(v.rps, 'rps', 1, 5000) as number,
+    phaseSeconds: numberFlag(v['phase-seconds'], 'phase-seconds', 1, 600) as number,
+    policies,
     cache: !v['no-cache'],
     say: (l) => console.log(l),
   });

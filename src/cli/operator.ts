@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { ControlOptions } from '../operator/control-plane.js';
 import { loadKubeConfig } from '../kube/config.js';
 import { Operator } from '../operator/operator.js';
+import { numberFlag, parseFlags } from './flags.js';
 import { parseDuration } from '../util/duration.js';
 import { SibylError } from '../util/errors.js';
 import { makeLogger } from '../util/log.js';
@@ -25,9 +25,9 @@ const HELP = `usage: sibyl operator [flags]
   --report-interval DUR    how often routers report load (default 5s)`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args: argv,
-    options: {
+  const v = parseFlags(
+    argv,
+    {
       kubeconfig: { type: 'string' },
       namespace: { type: 'string' },
       'metrics-addr': { type: 'string', default: ':9090' },
@@ -45,13 +45,11 @@ export async function run(argv: string[]): Promise<number> {
       'allowed-routers': { type: 'string', default: '' },
       'push-interval': { type: 'string', default: '1s' },
       'report-interval': { type: 'string', default: '5s' },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (v.help) return (console.log(HELP), 0);
-  const concurrency = Number(v.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw new SibylError('ERR_USAGE', '--concurrency must be a whole number ≥ 1');
+    HELP,
+  );
+  if (!v) return 0;
+  const concurrency = numberFlag(v.concurrency, 'concurrency', 1, 1000, true) as number;
   const log = makeLogger('operator');
   const control = controlOptions(v);
   const op = new Operator({

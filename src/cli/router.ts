@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { linkRouter } from '../control/router-link.js';
 import { tokenFromFile } from '../control/client.js';
 import { SIBYL_VERSION } from '../util/version.js';
 import { pino } from 'pino';
 import { SibylError, errorMessage } from '../util/errors.js';
+import { numberFlag, parseFlags } from './flags.js';
 import { parseDuration } from '../util/duration.js';
 import { loadRouterConfig } from '../router/config.js';
 import { Router } from '../router/router.js';
@@ -32,47 +32,30 @@ Prints {"listening":"HOST:PORT","metrics":"HOST:PORT"} on stdout once it serves;
   --drain-grace DURATION    on SIGTERM, time for calls in flight to finish (default 30s)
   --log-level LEVEL         pino level (default info)`;
 
-function int(v: string | undefined, flag: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new SibylError('ERR_USAGE', `--${flag} "${v}" must be an integer of at least ${min}`);
-  return n;
-}
-
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        control: { type: 'string' },
-        'control-ca': { type: 'string' },
-        'control-server-name': { type: 'string' },
-        'control-insecure': { type: 'boolean', default: false },
-        'token-file': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
-        'router-id': { type: 'string' },
-        namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? '' },
-        listen: { type: 'string', default: ':8080' },
-        'metrics-addr': { type: 'string', default: ':9091' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'max-message-bytes': { type: 'string' },
-        'retry-buffer-bytes': { type: 'string' },
-        'drain-grace': { type: 'string', default: '30s' },
-        'log-level': { type: 'string', default: 'info' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new SibylError('ERR_USAGE', `${errorMessage(e)}\n\n${HELP}`);
-  }
-  const { values } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const values = parseFlags(
+    argv,
+    {
+      config: { type: 'string' },
+      control: { type: 'string' },
+      'control-ca': { type: 'string' },
+      'control-server-name': { type: 'string' },
+      'control-insecure': { type: 'boolean', default: false },
+      'token-file': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+      'router-id': { type: 'string' },
+      namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? '' },
+      listen: { type: 'string', default: ':8080' },
+      'metrics-addr': { type: 'string', default: ':9091' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'max-message-bytes': { type: 'string' },
+      'retry-buffer-bytes': { type: 'string' },
+      'drain-grace': { type: 'string', default: '30s' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    HELP,
+  );
+  if (!values) return 0;
   if (values.control && values.config)
     throw new SibylError('ERR_USAGE', '--control and --config exclude each other');
   if (values.control && !values['control-ca'] && !values['control-insecure']) {
@@ -95,8 +78,8 @@ export async function run(argv: string[]): Promise<number> {
     tls: values['tls-cert']
       ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key'] as string) }
       : undefined,
-    maxMessageBytes: int(values['max-message-bytes'], 'max-message-bytes', 1),
-    retryBufferBytes: int(values['retry-buffer-bytes'], 'retry-buffer-bytes', 0),
+    maxMessageBytes: numberFlag(values['max-message-bytes'], 'max-message-bytes', 1, undefined, true),
+    retryBufferBytes: numberFlag(values['retry-buffer-bytes'], 'retry-buffer-bytes', 0, undefined, true),
     log,
   });
   if (table) router.applyTable(table);

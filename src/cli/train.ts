@@ -1,6 +1,5 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { saveModel, modelVersion } from '../model/artifact.js';
 import { sampleProblem } from '../model/features.js';
 import type { HoldoutMetrics } from '../model/model.js';
@@ -9,6 +8,7 @@ import { trainModel, TRAIN_DEFAULTS, type TrainOptions } from '../model/train.js
 import type { BackendChoice } from '../model/tf.js';
 import type { Scenario } from '../sim/index.js';
 import { SibylError, errorMessage } from '../util/errors.js';
+import { numberFlag, parseFlags } from './flags.js';
 
 const HELP = `usage: sibyl train (--simulate [--scenarios PATH] [--samples N] | --samples FILE) [flags]
 
@@ -134,18 +134,6 @@ export async function readSamplesFile(file: string): Promise<TrainingSample[]> {
   return out;
 }
 
-function num(v: string | undefined, flag: string, min: number, max: number, int = false): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max || (int && !Number.isInteger(n))) {
-    throw new SibylError(
-      'ERR_USAGE',
-      `--${flag} "${v}" must be ${int ? 'a whole number' : 'a number'} from ${min} to ${max}`,
-    );
-  }
-  return n;
-}
-
 function summary(m: HoldoutMetrics): string {
   const parts = [
     `MAE of ln latency ${m.maeLog.toFixed(4)} (a typical error of ×${Math.exp(m.maeLog).toFixed(3)})`,
@@ -157,44 +145,36 @@ function summary(m: HoldoutMetrics): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        simulate: { type: 'boolean', default: false },
-        scenarios: { type: 'string', default: 'bench/scenarios' },
-        policies: { type: 'string' },
-        samples: { type: 'string' },
-        out: { type: 'string', default: 'models/latency' },
-        seed: { type: 'string' },
-        epochs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'learning-rate': { type: 'string' },
-        holdout: { type: 'string' },
-        backend: { type: 'string', default: 'auto' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    throw new SibylError('ERR_USAGE', `${errorMessage(e)}\n\n${HELP}`);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const values = parseFlags(
+    argv,
+    {
+      simulate: { type: 'boolean', default: false },
+      scenarios: { type: 'string', default: 'bench/scenarios' },
+      policies: { type: 'string' },
+      samples: { type: 'string' },
+      out: { type: 'string', default: 'models/latency' },
+      seed: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'learning-rate': { type: 'string' },
+      holdout: { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      json: { type: 'boolean', default: false },
+    },
+    HELP,
+  );
+  if (!values) return 0;
   const backend = values.backend as BackendChoice;
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backend)) {
     throw new SibylError('ERR_USAGE', `--backend "${values.backend}" must be auto, tensorflow, wasm or cpu`);
   }
-  const seed = num(values.seed, 'seed', 0, 2 ** 32 - 1, true) ?? TRAIN_DEFAULTS.seed;
+  const seed = numberFlag(values.seed, 'seed', 0, 2 ** 32 - 1, true) ?? TRAIN_DEFAULTS.seed;
   const options: TrainOptions = {
     seed,
-    epochs: num(values.epochs, 'epochs', 1, 10_000, true),
-    batchSize: num(values['batch-size'], 'batch-size', 1, 1_000_000, true),
-    learningRate: num(values['learning-rate'], 'learning-rate', 1e-6, 1),
-    holdoutFraction: num(values.holdout, 'holdout', 0.01, 0.9),
+    epochs: numberFlag(values.epochs, 'epochs', 1, 10_000, true),
+    batchSize: numberFlag(values['batch-size'], 'batch-size', 1, 1_000_000, true),
+    learningRate: numberFlag(values['learning-rate'], 'learning-rate', 1e-6, 1),
+    holdoutFraction: numberFlag(values.holdout, 'holdout', 0.01, 0.9),
     backend,
   };
 
@@ -202,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
   let source: string;
   let runs: SimulatedSamples['runs'] | undefined;
   if (values.simulate) {
-    const total = num(values.samples, 'samples', 100, 100_000_000, true) ?? DEFAULT_SIM_SAMPLES;
+    const total = numberFlag(values.samples, 'samples', 100, 100_000_000, true) ?? DEFAULT_SIM_SAMPLES;
     const policies =
       values.policies
         ?.split(',')
