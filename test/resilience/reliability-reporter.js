@@ -59,7 +59,7 @@ function render(file) {
     `- Machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), Node ${process.version}; load average at the end ${loadavg()
       .map((x) => x.toFixed(1))
       .join(' / ')} (other test suites ran alongside)`,
-    `- Rerun every case: \`${COMMAND}\` (part of \`make test\`); one case: \`${COMMAND} test/resilience/FILE\``,
+    `- Rerun every case: \`${COMMAND}\` (part of \`make test\`); one case: \`npm test -- test/resilience/FILE --selectProjects resilience\``,
     '',
     '| Case | Result | Wall time | File |',
     '|---|---|---|---|',
@@ -72,7 +72,13 @@ function render(file) {
   }
   for (const c of cases) {
     const r = records.get(c.id);
-    out.push('', `## ${c.title}`, '', `Rerun: \`${COMMAND} test/resilience/${c.file}\``, '');
+    out.push(
+      '',
+      `## ${c.title}`,
+      '',
+      `Rerun: \`npm test -- test/resilience/${c.file} --selectProjects resilience\``,
+      '',
+    );
     out.push('| Check | Target | Measured | Result |', '|---|---|---|---|');
     for (const k of r.checks)
       out.push(

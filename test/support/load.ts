@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { EchoRequest } from '../../src/backend/messages.js';
 import { quantile } from '../../src/sim/metrics.js';
-import { demoClient, echo, type DemoClient } from './grpc.js';
+import { clientStream, demoClient, echo, type DemoClient } from './grpc.js';
 
 /**
  * Open-loop load (a steady arrival rate, not a fixed number of callers: a slow answer cannot slow the
@@ -30,6 +30,8 @@ export interface LoadOptions {
   deadlineMs: number;
   /** The i-th call's request, metadata and tag (default: an empty Echo). */
   shape?: (i: number) => CallShape;
+  /** Echo (unary, the default) or ClientStream with the one request (a streaming call: never hedged). */
+  method?: 'Echo' | 'ClientStream';
   /** Channels per target (grpc-js multiplexes a channel's calls over one connection). */
   channelsPerTarget?: number;
 }
@@ -66,13 +68,21 @@ export class Load {
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(s.metadata ?? {})) md.set(k, v);
     const atMs = performance.now();
-    const p = echo(client, s.req ?? {}, { metadata: md, deadlineMs: this.o.deadlineMs }).then((r) => {
+    const opts = { metadata: md, deadlineMs: this.o.deadlineMs };
+    const sent =
+      this.o.method === 'ClientStream'
+        ? clientStream(client, [s.req ?? {}], opts).then((r) => ({
+            status: r.status,
+            server: r.response?.server,
+          }))
+        : echo(client, s.req ?? {}, opts).then((r) => ({ status: r.status, server: r.response?.server }));
+    const p = sent.then((r) => {
       this.outcomes.push({
         code: r.status.code,
         latencyMs: performance.now() - atMs,
         atMs,
         tag: s.tag ?? '',
-        ...(r.response?.server ? { server: r.response.server } : {}),
+        ...(r.server ? { server: r.server } : {}),
       });
     });
     this.inflight.add(p);

@@ -1,0 +1,170 @@
+import { Load, formatCodes, metricSum, scrape, summarize } from '../support/load.js';
+import {
+  controlBackend,
+  killAll,
+  startBackendProcess,
+  startRouterProcess,
+  writeRoutes,
+  type SibylProcess,
+} from '../support/procs.js';
+import { sleep } from '../support/wait.js';
+import { ms, pct, runCase } from './report.js';
+
+/**
+ * One of four backends becomes a black hole: its process keeps its connections, takes every call and
+ * answers HTTP/2 pings, but never answers a call (`POST /control {"pause": true}`; from outside it is
+ * a hung server, not a dead one, so nothing fails fast). Hedged unary calls (Echo, idempotent) must
+ * stay fast; unhedged streaming calls (ClientStream) sent there must end at their deadline, never
+ * later, at the pool's timeout; and the router must stop sending to it (its breaker opens on those
+ * deadline failures; hedged-away calls are cancellations, which breakers do not count).
+ */
+const ECHO_RPS = 150;
+const STREAM_RPS = 20;
+const ECHO_DEADLINE_MS = 1000;
+const STREAM_DEADLINE_MS = 500;
+/** Timer and scheduling slack on a busy two-core machine (other suites run alongside). */
+const SLACK_MS = 250;
+
+afterAll(killAll);
+
+it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', async () => {
+  await runCase('black-hole', async (r) => {
+    const backends = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        startBackendProcess(`hole-b${i}`, ['--latency-ms', '5', '--jitter', '0.2', '--concurrency', '64']),
+      ),
+    );
+    const pool = {
+      name: 'demo',
+      match: { services: ['sibyl.demo.v1.Demo'] },
+      endpoints: backends.map((b) => ({ address: b.info.listening })),
+      // RoundRobin: nothing but the breaker keeps calls from it (a latency-aware policy would also learn
+      // to avoid it, which would hide whether the breaker ejects it).
+      balancing: { policy: 'RoundRobin' },
+      idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
+      // Hedging at the p90 costs ~10% of calls; the black hole takes a quarter of the picks until it is
+      // ejected: a budget under ~35% would leave some of its calls unhedged (they then meet the deadline).
+      hedging: { enabled: true, delay: 'Predicted', maxPercent: 50 },
+      timeout: `${STREAM_DEADLINE_MS}ms`,
+      circuitBreaker: {
+        failureThreshold: 5,
+        recoveryTimeout: '30s',
+        halfOpenMaxCalls: 1,
+        maxEjectionPercent: 50,
+      },
+    };
+    const router = await startRouterProcess('hole-router', ['--config', writeRoutes('hole', [pool])]);
+    const target = router.info.listening as string;
+    const echo = new Load({ targets: [target], rps: ECHO_RPS, deadlineMs: ECHO_DEADLINE_MS });
+    // No deadline of their own: the pool's timeout gives them one at the router, which then answers
+    // DEADLINE_EXCEEDED itself and counts it against the endpoint. (A client's own deadline ends the
+    // call as a cancellation at the router, which breakers do not count.)
+    const streams = new Load({ targets: [target], rps: STREAM_RPS, deadlineMs: 0, method: 'ClientStream' });
+    try {
+      echo.start();
+      streams.start();
+      await sleep(2000);
+      const hole = backends[0] as SibylProcess;
+      const tHole = Date.now();
+      const tHolePerf = performance.now();
+      await controlBackend(hole, { pause: true });
+      // Let the router learn (breaker or balancer), then measure a steady window: what share of the
+      // attempts still reach it.
+      await sleep(4000);
+      const before = await received(backends);
+      const window0 = performance.now();
+      await sleep(5000);
+      const after = await received(backends);
+      const window1 = performance.now();
+      await Promise.all([echo.stop(), streams.stop()]);
+
+      const e = summarize(echo.outcomes.filter((o) => o.atMs >= tHolePerf));
+      const eSteady = summarize(echo.outcomes.filter((o) => o.atMs >= window0 && o.atMs < window1));
+      const s = summarize(streams.outcomes.filter((o) => o.atMs >= tHolePerf));
+      const holeShare = (after[0]! - before[0]!) / Math.max(1, sum(after) - sum(before));
+      const routerText = await scrape(router.info.metrics as string);
+      const hedges = metricSum(routerText, 'sibyl_router_hedges_total');
+
+      r.figure(
+        'pool',
+        `4 backends (5 ms, σ 0.2), RoundRobin, hedging after the predicted p90 (budget 50%), timeout ${STREAM_DEADLINE_MS} ms, breaker threshold 5`,
+      );
+      r.figure(
+        'load',
+        `Echo ${ECHO_RPS}/s (deadline ${ECHO_DEADLINE_MS} ms, hedged) + ClientStream ${STREAM_RPS}/s (no deadline of its own; the pool's timeout ${STREAM_DEADLINE_MS} ms; not hedged)`,
+      );
+      r.figure(
+        'Echo after the black hole appeared',
+        `${e.calls} calls (${pct(e.successRate)} OK): ${formatCodes(e.codes)}; p50 ${ms(e.p50Ms)}, p99 ${ms(e.p99Ms)}, max ${ms(e.maxMs)}`,
+      );
+      r.figure(
+        'Echo once it was ejected',
+        `${eSteady.calls} calls; p50 ${ms(eSteady.p50Ms)}, p99 ${ms(eSteady.p99Ms)}`,
+      );
+      r.figure(
+        'ClientStream after the black hole appeared',
+        `${s.calls} calls: ${formatCodes(s.codes)}; p99 ${ms(s.p99Ms)}, max ${ms(s.maxMs)}`,
+      );
+      r.figure('hedges sent', hedges);
+      const opened = router.logs('breaker Open').find((l) => l.endpoint === hole.info.listening);
+      r.figure(
+        'its breaker',
+        opened
+          ? `opened ${(opened.time as number) - tHole} ms after the black hole appeared (${opened.failures} failures)`
+          : 'stayed closed',
+      );
+      r.figure(
+        'attempts reaching the black hole once ejected',
+        `${pct(holeShare, 1)} of the pool's (fair share 25%)`,
+      );
+
+      const failedEcho = echo.outcomes.filter((o) => o.atMs >= tHolePerf && o.code !== 0);
+      const longestFailed = Math.max(0, ...failedEcho.map((o) => o.latencyMs));
+      r.check(
+        'hedged Echo calls that failed (hedge budget spent) ended at their deadline, not later',
+        `≤ ${ECHO_DEADLINE_MS} ms + ${SLACK_MS} ms`,
+        failedEcho.length ? `${failedEcho.length} failed, longest ${ms(longestFailed)}` : 'none failed',
+        longestFailed <= ECHO_DEADLINE_MS + SLACK_MS,
+      );
+      r.check(
+        'hedged Echo p99',
+        `≤ ${ECHO_DEADLINE_MS / 2} ms (half its deadline; unhedged, a quarter of the calls would take all of it)`,
+        ms(e.p99Ms),
+        e.p99Ms <= ECHO_DEADLINE_MS / 2,
+      );
+      r.check(
+        'unhedged calls sent to the black hole end at their deadline',
+        `longest ≤ deadline ${STREAM_DEADLINE_MS} ms + ${SLACK_MS} ms; DEADLINE_EXCEEDED`,
+        `${ms(s.maxMs)}; ${formatCodes(s.codes)}`,
+        s.maxMs <= STREAM_DEADLINE_MS + SLACK_MS && s.calls - s.ok === (s.codes.DEADLINE_EXCEEDED ?? 0),
+      );
+      r.check(
+        'black hole ejected',
+        'its breaker opens within 4 s',
+        opened ? `Open after ${ms((opened.time as number) - tHole)}` : 'still closed',
+        opened !== undefined && (opened.time as number) - tHole <= 4000,
+      );
+      r.check('picks avoid it once ejected', '< 1% of attempts', pct(holeShare, 1), holeShare < 0.01);
+      expect(router.alive).toBe(true);
+    } finally {
+      echo.close();
+      streams.close();
+    }
+  });
+});
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/** Calls each backend has taken so far: answered or cancelled, plus those it holds. */
+async function received(backends: SibylProcess[]): Promise<number[]> {
+  return Promise.all(
+    backends.map(async (b) => {
+      const t = await scrape(b.info.metrics as string);
+      return (
+        metricSum(t, 'sibyl_backend_requests_total') +
+        metricSum(t, 'sibyl_backend_inflight') +
+        metricSum(t, 'sibyl_backend_queued')
+      );
+    }),
+  );
+}
