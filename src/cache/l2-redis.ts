@@ -113,7 +113,14 @@ export class RedisStore implements CacheStore {
         do {
           const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', CLEAR_BATCH);
           cursor = next;
-          if (keys.length) await node.unlink(...keys);
+          if (keys.length === 0) continue;
+          // A Cluster refuses a multi-key command whose keys hash to different slots (CROSSSLOT), even
+          // on the master that holds them all: unlink them one by one, in one pipelined write.
+          if (nodes.length > 1 || this.client instanceof Cluster) {
+            const replies = await node.pipeline(keys.map((k) => ['unlink', k])).exec();
+            const failed = replies?.find(([err]) => err);
+            if (!replies || failed) throw failed?.[0] ?? new Error('pipeline aborted');
+          } else await node.unlink(...keys);
         } while (cursor !== '0');
       }
     });
