@@ -35,8 +35,18 @@ export const CachedMethod = Type.Object({
 
 export const CacheTierSpec = Type.Object(
   {
-    pools: Type.Optional(SetOf(Name({ maxLength: 253 }), 64, { minItems: 1 })),
-    poolSelector: Type.Optional(LabelSelector),
+    pools: Type.Optional(
+      SetOf(Name({ maxLength: 253 }), 64, {
+        minItems: 1,
+        description:
+          "BackendPools served, by name. A pool's spec.cacheTierRef overrides this; of two tiers selecting one pool the older serves it and the other says so in its PoolConflict condition.",
+      }),
+    ),
+    poolSelector: Type.Optional(
+      Type.Object(LabelSelector.properties, {
+        description: 'BackendPools served, by label (same precedence as pools).',
+      }),
+    ),
     methods: MapList(CachedMethod, ['method'], 256, {
       minItems: 1,
       description: 'Idempotent unary methods whose OK responses may be cached.',
@@ -59,10 +69,16 @@ export const CacheTierSpec = Type.Object(
           {
             url: Type.Optional(Type.String({ maxLength: 1024, pattern: '^rediss?://' })),
             secretRef: Type.Optional(
-              Type.Object({
-                name: Name(),
-                key: Type.Optional(Type.String({ maxLength: 253, default: 'url' })),
-              }),
+              Type.Object(
+                {
+                  name: Name(),
+                  key: Type.Optional(Type.String({ maxLength: 253, default: 'url' })),
+                },
+                {
+                  description:
+                    "A Secret in the tier's namespace holding the URL; the operator reads it and sends the URL to routers.",
+                },
+              ),
             ),
             mode: Type.Optional(Enum(REDIS_MODES, { default: 'Standalone' })),
             sentinelName: Type.Optional(Type.String({ maxLength: 253 })),
@@ -103,25 +119,40 @@ export const CacheTierSpec = Type.Object(
   }),
 );
 
-const TierRatio = Type.Object({
-  l1: Type.Optional(Type.Number()),
-  l2: Type.Optional(Type.Number()),
-  l3: Type.Optional(Type.Number()),
-  overall: Type.Optional(Type.Number()),
-});
+const TierRatio = Type.Object(
+  {
+    l1: Type.Optional(Type.Number()),
+    l2: Type.Optional(Type.Number()),
+    l3: Type.Optional(Type.Number()),
+    overall: Type.Optional(Type.Number()),
+  },
+  {
+    description:
+      "Share of the routers' lookups over the last minute answered by each tier, and by any (l1 + l2 + l3).",
+  },
+);
 
 export const CacheTierStatus = Type.Object({
   observedGeneration: Type.Optional(Type.Integer()),
   conditions: Type.Optional(Conditions()),
-  pools: Type.Optional(Type.Array(Type.String({ maxLength: 253 }), { maxItems: 1000 })),
+  pools: Type.Optional(
+    Type.Array(Type.String({ maxLength: 253 }), {
+      maxItems: 1000,
+      description: 'The pools this tier serves.',
+    }),
+  ),
   hitRatio: Type.Optional(TierRatio),
-  hitRatioSummary: Type.Optional(Type.String({ maxLength: 32 })),
-  entries: Type.Optional(Type.Integer()),
-  bytes: Type.Optional(Type.Integer()),
-  warmedKeys: Type.Optional(Type.Integer()),
-  prefetchAccuracy: Type.Optional(Type.Number()),
-  routers: Type.Optional(Type.Integer()),
-  flushedToken: Type.Optional(Type.String({ maxLength: 253 })),
+  hitRatioSummary: Type.Optional(Type.String({ maxLength: 32, description: 'e.g. 87% (L1 71%, L2 16%).' })),
+  entries: Type.Optional(Type.Integer({ description: "Entries in the routers' L1 and L3, summed." })),
+  bytes: Type.Optional(Type.Integer({ description: "Bytes in the routers' L1 and L3, summed." })),
+  warmedKeys: Type.Optional(Type.Integer({ description: "Keys the routers' warmers prefetched." })),
+  prefetchAccuracy: Type.Optional(
+    Type.Number({ description: 'Prefetched keys later hit ÷ keys prefetched.' }),
+  ),
+  routers: Type.Optional(Type.Integer({ description: 'Routers reporting on these pools.' })),
+  flushedToken: Type.Optional(
+    Type.String({ maxLength: 253, description: 'The sibyl.dev/flush annotation value last acted on.' }),
+  ),
 });
 
 export type CacheTierSpec = Static<typeof CacheTierSpec>;

@@ -129,7 +129,7 @@ export const cacheTierCrd = crd(
     ready,
     age,
   ],
-  'A response cache in front of BackendPools: L1 in each router, L2 Redis, L3 local disk, with predictive warming.',
+  'A response cache in front of BackendPools: L1 in each router, L2 Redis, L3 local disk, with predictive warming. `kubectl annotate ct NAME sibyl.dev/flush=<new value>` flushes it once per value; deleting it deletes its L2 keys first (finalizer sibyl.dev/cache-cleanup; given up after 5 minutes if Redis does not answer).',
 );
 
 export const crds = [backendPoolCrd, cacheTierCrd];
