@@ -105,20 +105,26 @@ export const Concurrency = Type.Object(
     targetLatency: Type.Optional(Duration({ min: '1ms', max: '1h' })),
     targetSuccessRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   },
-  rules(
-    {
-      rule: '!has(self.minLimit) || !has(self.initialLimit) || self.minLimit <= self.initialLimit',
-      message: 'minLimit must not exceed initialLimit',
-    },
-    {
-      rule: '!has(self.initialLimit) || !has(self.maxLimit) || self.initialLimit <= self.maxLimit',
-      message: 'initialLimit must not exceed maxLimit',
-    },
-    {
-      rule: '!has(self.minLimit) || !has(self.maxLimit) || self.minLimit <= self.maxLimit',
-      message: 'minLimit must not exceed maxLimit',
-    },
-  ),
+  {
+    description:
+      'Adaptive concurrency, per router. The bounds describe one endpoint: each endpoint learns its own ' +
+      'limit of calls in flight, and the pool admits its learnt per-endpoint limit times the number of ' +
+      'endpoints (initialLimit 20 over 10 endpoints starts at 200). Absent: no limit.',
+    ...rules(
+      {
+        rule: '!has(self.minLimit) || !has(self.initialLimit) || self.minLimit <= self.initialLimit',
+        message: 'minLimit must not exceed initialLimit',
+      },
+      {
+        rule: '!has(self.initialLimit) || !has(self.maxLimit) || self.initialLimit <= self.maxLimit',
+        message: 'initialLimit must not exceed maxLimit',
+      },
+      {
+        rule: '!has(self.minLimit) || !has(self.maxLimit) || self.minLimit <= self.maxLimit',
+        message: 'minLimit must not exceed maxLimit',
+      },
+    ),
+  },
 );
 
 export const Retries = Type.Object({
