@@ -1,0 +1,254 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { createNamespace, kubeConfig } from '../support/kube.js';
+import { Load, formatCodes, summarize } from '../support/load.js';
+import { createPool, createService, getPool, putSlices } from '../support/objects.js';
+import {
+  killAll,
+  logDir,
+  startBackendProcess,
+  startRouterProcess,
+  startSibyl,
+  type SibylProcess,
+} from '../support/procs.js';
+import { startServiceProxy, type ServiceProxy } from '../support/service-proxy.js';
+import { makeServingCert } from '../support/tls.js';
+import { sleep, waitFor } from '../support/wait.js';
+import { ms, runCase } from './report.js';
+
+/**
+ * Two `sibyl operator` processes with leader election on a Lease, behind a stand-in for their
+ * Service (a TCP forwarder to whichever answers /readyz: the leader), and two `sibyl router`
+ * processes subscribed through it over TLS with a ServiceAccount token, carrying steady traffic to four
+ * `sibyl backend`s. The leader is SIGKILLed: its Lease must expire and the standby lead within the
+ * lease; the routers must keep routing on their last table (no call fails), reconnect to the new
+ * leader, and apply what it sends (a backend marked not ready afterwards stops getting calls).
+ */
+const LEASE_MS = 3000;
+const RPS = 100;
+
+let proxy: ServiceProxy | undefined;
+afterAll(async () => {
+  await proxy?.close();
+  await killAll();
+});
+
+it('the leading operator killed: no call fails, the standby leads within the lease, routers resync', async () => {
+  await runCase('operator-kill', async (r) => {
+    const ns = await createNamespace('opkill');
+    const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'router' } } });
+    const token = (
+      await core.createNamespacedServiceAccountToken({
+        name: 'router',
+        namespace: ns,
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      })
+    ).status?.token as string;
+    const tokenFile = join(logDir, `${ns}.token`);
+    writeFileSync(tokenFile, token);
+    const tls = makeServingCert();
+
+    const backends = await Promise.all(
+      [0, 1, 2, 3].map((i) => startBackendProcess(`opkill-b${i}`, ['--latency-ms', '3', '--jitter', '0.2'])),
+    );
+    const port = (b: SibylProcess) => Number((b.info.listening as string).split(':').pop());
+    await createService(ns, 'shop');
+    await putSlices(
+      ns,
+      'shop',
+      backends.map((b) => ({ port: port(b), pod: b.name })),
+    );
+    await createPool(ns, 'shop', {
+      service: { name: 'shop', port: 'grpc' },
+      match: { services: ['sibyl.demo.v1.Demo'] },
+      balancing: { policy: 'PeakEwma' },
+      retries: { maxAttempts: 3, retryOn: ['unavailable'], budgetPercent: 20 },
+      telemetry: { interval: '1s' },
+    });
+
+    const operator = (name: string) =>
+      startSibyl(
+        name,
+        [
+          'operator',
+          '--kubeconfig',
+          process.env.KUBECONFIG as string,
+          '--namespace',
+          ns,
+          '--lease-namespace',
+          ns,
+          '--lease-duration',
+          `${LEASE_MS}ms`,
+          '--renew-deadline',
+          '2s',
+          '--retry-period',
+          '250ms',
+          '--metrics-addr',
+          '127.0.0.1:0',
+          '--status-interval',
+          '500ms',
+          '--control-addr',
+          '127.0.0.1:0',
+          '--control-cert',
+          join(tls.dir, 'tls.crt'),
+          '--control-key',
+          join(tls.dir, 'tls.key'),
+          '--allowed-routers',
+          `${ns}/router`,
+          '--push-interval',
+          '300ms',
+          '--report-interval',
+          '1s',
+        ],
+        { json: false },
+      );
+    const ops = await Promise.all([operator('opkill-op-a'), operator('opkill-op-b')]);
+    const started = await Promise.all(ops.map((o) => o.waitForLog('operator started', 60_000)));
+    const readyUrl = (i: number) => `http://127.0.0.1:${started[i]?.metricsPort}/readyz`;
+    const isReady = async (i: number) => {
+      try {
+        return (await fetch(readyUrl(i), { signal: AbortSignal.timeout(500) })).status === 200;
+      } catch {
+        return false;
+      }
+    };
+    proxy = await startServiceProxy(
+      ops.map((_, i) => ({ address: `127.0.0.1:${started[i]?.controlPort}`, readyUrl: readyUrl(i) })),
+      100,
+    );
+    const leaderIndex = await waitFor(
+      async () => {
+        const ready = await Promise.all([isReady(0), isReady(1)]);
+        return ready.filter(Boolean).length === 1 ? ready.indexOf(true) + 1 : undefined;
+      },
+      { timeoutMs: 30_000, what: 'one operator to lead' },
+    );
+    const leader = ops[leaderIndex - 1] as SibylProcess;
+    const standbyIndex = leaderIndex === 1 ? 1 : 0;
+    const standby = ops[standbyIndex] as SibylProcess;
+
+    const routers = await Promise.all(
+      ['r1', 'r2'].map((id) =>
+        startRouterProcess(`opkill-${id}`, [
+          '--control',
+          proxy?.address as string,
+          '--control-ca',
+          join(tls.dir, 'ca.crt'),
+          '--token-file',
+          tokenFile,
+          '--namespace',
+          ns,
+          '--router-id',
+          id,
+        ]),
+      ),
+    );
+    await waitFor(
+      async () => ((await getPool(ns, 'shop')).status as { routers?: number } | undefined)?.routers === 2,
+      {
+        timeoutMs: 30_000,
+        what: 'both routers subscribed to the leader',
+      },
+    );
+    await waitFor(
+      async () =>
+        (
+          await Promise.all(
+            routers.map(async (x) => (await fetch(`http://${x.info.metrics}/readyz`)).status === 200),
+          )
+        ).every(Boolean),
+      { what: 'both routers to hold a table' },
+    );
+
+    const load = new Load({
+      targets: routers.map((x) => x.info.listening as string),
+      rps: RPS,
+      deadlineMs: 2000,
+    });
+    try {
+      load.start();
+      await sleep(2000);
+      const tKill = Date.now();
+      await leader.kill();
+      await waitFor(() => isReady(standbyIndex), {
+        timeoutMs: LEASE_MS * 4,
+        intervalMs: 25,
+        what: 'the standby to lead (its /readyz)',
+      });
+      const takeoverMs = Date.now() - tKill;
+      const subscribed = await waitFor(
+        () => {
+          const ids = new Set(
+            standby
+              .logs('router subscribed')
+              .filter((l) => (l.time ?? 0) >= tKill)
+              .map((l) => l.router),
+          );
+          return ids.size === 2 ? Date.now() - tKill : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 25, what: 'both routers to subscribe to the new leader' },
+      );
+      // The new leader's tables reach the routers: a backend marked not ready stops getting calls.
+      const gone = backends[0] as SibylProcess;
+      const tChange = performance.now();
+      await putSlices(ns, 'shop', [{ port: port(gone), pod: gone.name, ready: false }]);
+      const appliedMs = await waitFor(
+        () => {
+          const last = load.outcomes.filter((o) => o.server === gone.name).at(-1);
+          const now = performance.now();
+          // Quiet for a second: the last call it served started before the change took effect.
+          return last && now - last.atMs > 1000 && now - tChange > 1000 ? last.atMs - tChange : undefined;
+        },
+        {
+          timeoutMs: 20_000,
+          intervalMs: 100,
+          what: 'the routers to stop sending to the backend marked not ready',
+        },
+      );
+      const status = await waitFor(
+        async () => {
+          const p = await getPool(ns, 'shop');
+          return p.status?.endpointsSummary === '3/4' ? p : undefined;
+        },
+        { timeoutMs: 15_000, what: 'the new leader to write status' },
+      );
+      await sleep(1000);
+      await load.stop();
+      const all = summarize(load.outcomes);
+
+      r.figure(
+        'setup',
+        `2 operators (lease ${LEASE_MS} ms, retry 250 ms) behind a readiness-following Service; 2 routers (TLS, ServiceAccount token); 4 backends; ${RPS} calls/s through both routers`,
+      );
+      r.figure(
+        'calls',
+        `${all.calls}: ${formatCodes(all.codes)}; p50 ${ms(all.p50Ms)}, p99 ${ms(all.p99Ms)}`,
+      );
+      r.figure('standby leading (its /readyz 200) after the SIGKILL', ms(takeoverMs));
+      r.figure('both routers subscribed to the new leader after the SIGKILL', ms(subscribed));
+      r.figure(
+        'a backend marked not ready afterwards: its last call started',
+        `${ms(Math.max(0, appliedMs))} after the EndpointSlice change; status by the new leader: ${status.status?.endpointsSummary} ready, ${(status.status as { routers?: number }).routers} routers`,
+      );
+
+      r.check('calls failed because of the kill', '0', all.failed, all.failed === 0);
+      r.check(
+        'the standby leads within the lease',
+        `≤ lease ${LEASE_MS} ms + 1000 ms`,
+        ms(takeoverMs),
+        takeoverMs <= LEASE_MS + 1000,
+      );
+      r.check(
+        'routers resync: reconnect to the new leader and apply its tables',
+        'both subscribed; a change made afterwards reaches both',
+        `subscribed after ${ms(subscribed)}; change applied ${ms(Math.max(0, appliedMs))}`,
+        true,
+      );
+      expect(routers.every((x) => x.alive)).toBe(true);
+    } finally {
+      load.close();
+    }
+  });
+});
