@@ -224,8 +224,32 @@ export class Operator {
   private startLeading(): void {
     this.metrics.leader.set(1);
     const figures = this.figures();
-    this.poolQueue = this.queue('BackendPool', (k) => reconcilePool(this.ctx, k, figures));
-    this.tierQueue = this.queue('CacheTier', (k) => this.tierReconciler.reconcile(k));
+    // Pools wait (10 s at most) for each CacheTier's first reconcile, so a pool's first routing entry
+    // already carries its cache: an entry without one would make routers drop their L1 on failover.
+    const pending = new Set(this.ctx.tiers.store.keys());
+    let release = () => {};
+    const tiersPrimed = new Promise<void>((r) => (release = r));
+    const timer = setTimeout(() => release(), 10_000);
+    timer.unref();
+    const primed = () => {
+      clearTimeout(timer);
+      release();
+    };
+    const tierDone = (k: string) => {
+      if (pending.delete(k) && pending.size === 0) primed();
+    };
+    if (pending.size === 0) primed();
+    this.poolQueue = this.queue('BackendPool', async (k) => {
+      await tiersPrimed;
+      return reconcilePool(this.ctx, k, figures);
+    });
+    this.tierQueue = this.queue('CacheTier', async (k) => {
+      try {
+        return await this.tierReconciler.reconcile(k);
+      } finally {
+        tierDone(k);
+      }
+    });
     this.resyncAll();
     this.resyncTimer = setInterval(() => this.resyncAll(), this.o.resyncMs ?? 5 * 60_000);
   }

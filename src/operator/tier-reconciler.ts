@@ -102,9 +102,10 @@ export class TierReconciler {
     const wanted = current.metadata.annotations?.[FLUSH_ANNOTATION];
     if (wanted !== undefined && wanted !== flushedToken) {
       const target = resolved && 'target' in resolved ? resolved.target : undefined;
-      await this.flush(current, pools, target, wanted);
-      this.flushed.set(uid, wanted);
-      flushedToken = wanted;
+      if (await this.flush(current, pools, target, wanted)) {
+        this.flushed.set(uid, wanted);
+        flushedToken = wanted;
+      }
     }
 
     const entries = new Map<string, { cacheJson: string; flushToken: string }>();
@@ -171,13 +172,17 @@ export class TierReconciler {
     return r.ok ? { target: { url: r.url, ...base } } : { invalid: { reason: r.reason, message: r.message } };
   }
 
-  /** Deletes the pools' L2 keys; the new token (published by the caller) makes routers drop L1 and L3. */
+  /**
+   * Deletes the pools' L2 keys; the new token (published by the caller) makes routers drop L1 and L3.
+   * Redis failing: a FlushFailed Warning and false, so the token stays and the next reconcile (at the
+   * refresh interval) tries again, while status goes on saying why (RedisReachable).
+   */
   private async flush(
     tier: TierObject,
     pools: readonly string[],
     target: RedisTarget | undefined,
     token: string,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const ns = tier.metadata.namespace ?? '';
     let deleted = 0;
     if (target) {
@@ -188,9 +193,9 @@ export class TierReconciler {
           tier,
           'Warning',
           'FlushFailed',
-          `${FLUSH_ANNOTATION}=${token}: ${errorMessage(e)}; retrying`,
+          `${FLUSH_ANNOTATION}=${token}: ${errorMessage(e)}; will retry`,
         );
-        throw e;
+        return false;
       }
     }
     const where = pools.length ? `of ${pools.join(', ')}` : '(the tier serves no pool)';
@@ -200,6 +205,7 @@ export class TierReconciler {
       'Flushed',
       `${FLUSH_ANNOTATION}=${token}: deleted ${deleted} L2 ${deleted === 1 ? 'key' : 'keys'} ${where}${target ? '' : ' (no L2)'}; routers drop their L1 and L3 entries`,
     );
+    return true;
   }
 
   /**

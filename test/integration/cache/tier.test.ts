@@ -79,6 +79,20 @@ async function backendCalls(): Promise<number> {
   return n;
 }
 
+function startOp(): Promise<Operator> {
+  return startOperator(ns, {
+    statusIntervalMs: 300,
+    cache: { probeEveryMs: 500, redisTimeoutMs: 1000 },
+    control: {
+      addr: `127.0.0.1:${op?.controlPort ?? 0}`,
+      tls: { cert: tls.cert, key: tls.key },
+      allowedRouters: [`${ns}/router`],
+      pushIntervalMs: 200,
+      reportIntervalMs: 300,
+    },
+  });
+}
+
 beforeAll(async () => {
   ns = await createNamespace('cachetier');
   redis = new Redis(REDIS);
@@ -105,17 +119,7 @@ beforeAll(async () => {
     match: { services: ['sibyl.demo.v1.Side'] },
     balancing: { policy: 'RoundRobin' },
   });
-  op = await startOperator(ns, {
-    statusIntervalMs: 300,
-    cache: { probeEveryMs: 500, redisTimeoutMs: 1000 },
-    control: {
-      addr: '127.0.0.1:0',
-      tls: { cert: tls.cert, key: tls.key },
-      allowedRouters: [`${ns}/router`],
-      pushIntervalMs: 200,
-      reportIntervalMs: 300,
-    },
-  });
+  op = await startOp();
   router = await Router.start({ defaultMetrics: false, log: quiet() });
   link = linkRouter(router, {
     address: `localhost:${op.controlPort}`,
@@ -227,6 +231,24 @@ it('the flush annotation deletes the L2 keys and empties the router; the same va
   expect((await l2Keys('shop')).length).toBeGreaterThan(0);
   await echo(client, req);
   expect(await backendCalls()).toBe(calls + 1);
+});
+
+it("an operator restart leaves the routers' caches in place", async () => {
+  const cache = router.poolCache(`${ns}/shop`);
+  const req = { message: randomUUID(), responseSize: 32 };
+  await echo(client, req);
+  const calls = await backendCalls();
+  const v0 = link.version;
+  await op.stop();
+  op = await startOp();
+  await waitFor(() => link.connected && link.version > v0, {
+    timeoutMs: 30_000,
+    what: 'the router to reconnect',
+  });
+  await waitFor(async () => cond(await getTier('shop-cache'), 'Ready')?.status === 'True', { what: 'Ready' });
+  expect(router.poolCache(`${ns}/shop`)).toBe(cache); // never replaced, so its L1 is intact
+  await echo(client, req);
+  expect(await backendCalls()).toBe(calls);
 });
 
 it('a secretRef naming a missing Secret makes the tier Invalid; the Secret appearing makes it work', async () => {
