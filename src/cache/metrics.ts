@@ -1,12 +1,16 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { TierName } from './types.js';
 import type { PoolCache } from './pool-cache.js';
+import type { WarmerCounters } from './warmer.js';
 
 /**
  * The cache's Prometheus series in the router's registry (DESIGN.md §8, "cache hits by tier"):
  *  - sibyl_cache_requests_total{pool, tier, result}: each tier's lookups, result hit, miss or error;
  *  - sibyl_cache_fills_total{pool, tier}, sibyl_cache_evictions{pool, tier}, sibyl_cache_entries and
- *    sibyl_cache_bytes: read from each pool cache's counters at scrape time.
+ *    sibyl_cache_bytes: read from each pool cache's counters at scrape time;
+ *  - the warmer's (warmer.ts), per pool: sibyl_cache_prefetched (keys refreshed or filled ahead of a
+ *    client), sibyl_cache_prefetch_hits (of those, served before expiry), sibyl_cache_warm_refreshes
+ *    (backend calls made), sibyl_cache_warm_budget_skips, sibyl_cache_warm_refresh_failures.
  */
 export class CacheMetrics {
   readonly requests: Counter<'pool' | 'tier' | 'result'>;
@@ -45,6 +49,45 @@ export class CacheMetrics {
     );
     gauge('sibyl_cache_entries', 'Entries held by each tier (0 for L2: Redis is shared).', (c) => c.entries);
     gauge('sibyl_cache_bytes', 'Bytes held by each tier (0 for L2: Redis is shared).', (c) => c.bytes);
+    const warm = (name: string, help: string, pick: (c: WarmerCounters) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool'],
+        registers,
+        collect() {
+          this.reset();
+          for (const pc of caches) {
+            const c = pc.warmer?.counters();
+            if (c) this.set({ pool: pc.pool }, pick(c));
+          }
+        },
+      });
+    warm(
+      'sibyl_cache_prefetched',
+      'Keys the warmer refreshed or filled ahead of a client.',
+      (c) => c.prefetched,
+    );
+    warm(
+      'sibyl_cache_prefetch_hits',
+      'Prefetched keys then served to a client before they expired (once per prefetch).',
+      (c) => c.prefetchHits,
+    );
+    warm(
+      'sibyl_cache_warm_refreshes',
+      'Backend calls the warmer made to refresh hot keys.',
+      (c) => c.refreshed,
+    );
+    warm(
+      'sibyl_cache_warm_budget_skips',
+      'Refreshes the warmer did not make because its budget was spent.',
+      (c) => c.budgetSkips,
+    );
+    warm(
+      'sibyl_cache_warm_refresh_failures',
+      'Refresh calls that gave no OK answer.',
+      (c) => c.refreshFailures,
+    );
   }
 
   /** A lookup result callback for one pool's tiered cache. */

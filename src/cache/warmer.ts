@@ -29,6 +29,8 @@ export type WarmFetch = (request: WarmRequest) => Promise<Answer | undefined>;
 export interface HotList {
   publishHot(entries: ReadonlyArray<{ key: string; estimate: number }>, ttlMs: number): Promise<void>;
   readHot(n: number): Promise<Array<{ key: string; estimate: number }>>;
+  /** Resolves once connected (a router starting reads the list as soon as it can, not before). */
+  ready?(timeoutMs: number): Promise<void>;
 }
 
 export interface WarmerDeps {
@@ -77,6 +79,8 @@ const MAX_REQUEST_BYTES = 64 * 1024;
 const MAX_KEPT_BYTES = 8 * 1024 * 1024;
 /** Refreshes and fills at once; a tick's work beyond it waits for the next tick. */
 const MAX_CONCURRENT = 8;
+/** How long a starting warmer waits for Redis before giving up on the published hot set. */
+const START_WAIT_MS = 5000;
 /** A refresh may not start earlier than this fraction of an entry's TTL before it expires. */
 const MAX_LEAD_FRACTION = 0.25;
 
@@ -301,6 +305,7 @@ export class Warmer {
   private async startFill(): Promise<void> {
     const { hotList, hot, settings, tiered } = this.deps;
     if (!hotList) return;
+    await hotList.ready?.(START_WAIT_MS);
     const list = await hotList.readHot(settings.topK);
     for (const e of list) {
       if (!(e.estimate > 0) || !/^[0-9a-f]{16,128}$/.test(e.key)) continue;
@@ -328,9 +333,12 @@ export class Warmer {
     if (this.closed || !this.deps.settings.enabled) return;
     const t = this.deps.timers.setTimeout(() => {
       this.timer = undefined;
-      this.tick()
-        .catch((e: unknown) => this.deps.log?.warn({ err: errorMessage(e) }, 'cache warm tick failed'))
-        .finally(() => this.schedule());
+      // The next tick does not wait for this one's calls: a slow refresh holds only its own key (and a
+      // slot of MAX_CONCURRENT), not every other hot key's.
+      this.schedule();
+      this.tick().catch((e: unknown) =>
+        this.deps.log?.warn({ err: errorMessage(e) }, 'cache warm tick failed'),
+      );
     }, this.tickMs);
     (t as { unref?: () => void } | undefined)?.unref?.();
     this.timer = t;

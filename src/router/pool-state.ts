@@ -15,6 +15,7 @@ import { SessionPool, type SessionPoolOptions } from './session-pool.js';
 import type { PoolRoute } from './table.js';
 import { PoolCache } from '../cache/pool-cache.js';
 import type { CacheMetrics } from '../cache/metrics.js';
+import type { WarmFetch } from '../cache/warmer.js';
 
 /**
  * What the router keeps per pool between tables: the balancer (policy state), the endpoints with their
@@ -65,6 +66,8 @@ export interface PoolDeps {
   predict?: PredictFn;
   /** Where pool caches count their lookups (the router's registry). */
   cacheMetrics?: CacheMetrics;
+  /** How a pool cache's warmer makes a call again through this router (pipeline.ts internalCall). */
+  warmFetch?: WarmFetch;
 }
 
 export class PoolState {
@@ -204,7 +207,11 @@ export class PoolState {
         .catch((e: unknown) => this.deps.log.debug({ err: errorMessage(e) }, 'cache close failed'));
     const spec = route?.spec.cache;
     if (!route || !spec) return;
-    this.cache = new PoolCache(route.name, spec, { log: this.deps.log, metrics: this.deps.cacheMetrics });
+    this.cache = new PoolCache(route.name, spec, {
+      log: this.deps.log,
+      metrics: this.deps.cacheMetrics,
+      fetch: this.deps.warmFetch,
+    });
   }
 
   /**

@@ -10,7 +10,7 @@ import { formatAddress, parseListenAddress } from '../grpc/address.js';
 import { createMetricsServer } from './http.js';
 import { LimiterAdmission } from './admission.js';
 import { RouterMetrics, type PoolSnapshot } from './metrics.js';
-import { handleStream, type AttemptObserver, type PipelineEnv } from './pipeline.js';
+import { handleStream, internalCall, type AttemptObserver, type PipelineEnv } from './pipeline.js';
 import { PoolState } from './pool-state.js';
 import { DEFAULT_SESSION_POOL, type SessionPoolOptions } from './session-pool.js';
 import { buildTable, type RoutingTable } from './table.js';
@@ -128,6 +128,7 @@ export class Router {
             sessionOptions: this.sessionOptions,
             predict: this.predict,
             cacheMetrics: this.cacheMetrics,
+            warmFetch: (req) => internalCall(this.env, req),
           }),
         );
     }
