@@ -1,35 +1,30 @@
-import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import type { Logger } from "pino";
-import type { CallOutcome, Endpoint, PickRequest } from "../balancer/types.js";
-import type { Clock } from "../util/clock.js";
-import { Status, isServerFault, statusName } from "../grpc/status.js";
-import { formatGrpcTimeout } from "../grpc/timeout.js";
-import type { FrameError } from "../grpc/framing.js";
-import type { OrcaReport } from "../grpc/orca.js";
-import { Attempt, type AttemptResult, type BodySource } from "./attempt.js";
-import { raceWithHedge } from "./hedge.js";
-import { headerValue, upstreamRequestHeaders } from "./headers.js";
-import type { RouterMetrics } from "./metrics.js";
-import type { EndpointState, PoolState } from "./pool-state.js";
-import { RequestBody } from "./request-body.js";
-import { priorityOf, releaseOutcome } from "./admission.js";
-import {
-  chooseNow,
-  waitForSlot,
-  type ChooseContext,
-  type Chosen,
-} from "./choose.js";
-import type { Token } from "../limit/index.js";
-import { checkRequest } from "./request-check.js";
-import type { PoolRoute, RoutingTable } from "./table.js";
-import type { Writable } from "node:stream";
-import { CapturingDownstream, serveAnswer } from "../cache/capture.js";
-import { MAX_ENTRY_BODY_BYTES, type PoolCache } from "../cache/pool-cache.js";
-import type { Flight } from "../cache/tiered.js";
-import { CACHE_MODE_HEADER, cacheModeOf } from "../cache/types.js";
-import { InternalStream } from "../cache/internal-stream.js";
-import type { Answer } from "../cache/tiered.js";
-import type { WarmRequest } from "../cache/warmer.js";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Logger } from 'pino';
+import type { CallOutcome, Endpoint, PickRequest } from '../balancer/types.js';
+import type { Clock } from '../util/clock.js';
+import { Status, isServerFault, statusName } from '../grpc/status.js';
+import { formatGrpcTimeout } from '../grpc/timeout.js';
+import type { FrameError } from '../grpc/framing.js';
+import type { OrcaReport } from '../grpc/orca.js';
+import { Attempt, type AttemptResult, type BodySource } from './attempt.js';
+import { raceWithHedge } from './hedge.js';
+import { headerValue, upstreamRequestHeaders } from './headers.js';
+import type { RouterMetrics } from './metrics.js';
+import type { EndpointState, PoolState } from './pool-state.js';
+import { RequestBody } from './request-body.js';
+import { priorityOf, releaseOutcome } from './admission.js';
+import { chooseNow, waitForSlot, type ChooseContext, type Chosen } from './choose.js';
+import type { Token } from '../limit/index.js';
+import { checkRequest } from './request-check.js';
+import type { PoolRoute, RoutingTable } from './table.js';
+import type { Writable } from 'node:stream';
+import { CapturingDownstream, serveAnswer } from '../cache/capture.js';
+import { MAX_ENTRY_BODY_BYTES, type PoolCache } from '../cache/pool-cache.js';
+import type { Flight } from '../cache/tiered.js';
+import { CACHE_MODE_HEADER, cacheModeOf } from '../cache/types.js';
+import { InternalStream } from '../cache/internal-stream.js';
+import type { Answer } from '../cache/tiered.js';
+import type { WarmRequest } from '../cache/warmer.js';
 
 /**
  * The per-call pipeline (DESIGN.md §4): check the request → match a pool → admission (the pool's
@@ -62,20 +57,8 @@ export interface PipelineEnv {
  * features at dispatch for a training sample), `ended` gets the status and latency.
  */
 export interface AttemptObserver {
-  started(
-    pool: PoolState,
-    ep: Endpoint,
-    req: PickRequest,
-    nowMs: number,
-  ): unknown;
-  ended(
-    pool: PoolState,
-    ep: Endpoint,
-    context: unknown,
-    code: number,
-    latencyMs: number,
-    ok: boolean,
-  ): void;
+  started(pool: PoolState, ep: Endpoint, req: PickRequest, nowMs: number): unknown;
+  ended(pool: PoolState, ep: Endpoint, context: unknown, code: number, latencyMs: number, ok: boolean): void;
 }
 
 let nextCallId = 1;
@@ -95,22 +78,18 @@ export function handleStream(
  * pipeline on an in-process stream, marked bypass (the warmer stores the answer itself) and sheddable
  * (admission gives it only the limiter's headroom), with a 10 s deadline.
  */
-export function internalCall(
-  env: PipelineEnv,
-  req: WarmRequest,
-): Promise<Answer | undefined> {
+export function internalCall(env: PipelineEnv, req: WarmRequest): Promise<Answer | undefined> {
   const stream = new InternalStream(req.body);
   const headers: IncomingHttpHeaders = {
     ...req.headers,
-    ":method": "POST",
-    ":path": req.method,
-    ":scheme": "http",
-    te: "trailers",
-    "content-type":
-      headerValue(req.headers, "content-type") ?? "application/grpc",
-    [CACHE_MODE_HEADER]: "bypass",
-    "x-sibyl-priority": "sheddable",
-    "grpc-timeout": "10S",
+    ':method': 'POST',
+    ':path': req.method,
+    ':scheme': 'http',
+    te: 'trailers',
+    'content-type': headerValue(req.headers, 'content-type') ?? 'application/grpc',
+    [CACHE_MODE_HEADER]: 'bypass',
+    'x-sibyl-priority': 'sheddable',
+    'grpc-timeout': '10S',
   };
   handleStream(env, stream as unknown as ServerHttp2Stream, headers);
   return stream.answer;
@@ -129,7 +108,7 @@ class CallPipeline {
   private readonly attempts = new Set<Attempt>();
   private deadline: NodeJS.Timeout | undefined;
   private deadlineAtMs = Infinity;
-  private poolName = "none";
+  private poolName = 'none';
 
   constructor(
     private readonly env: PipelineEnv,
@@ -137,19 +116,16 @@ class CallPipeline {
     private readonly headers: IncomingHttpHeaders,
   ) {
     this.startMs = env.clock.now();
-    this.path = headerValue(headers, ":path") ?? "";
+    this.path = headerValue(headers, ':path') ?? '';
     // A child logger costs a bindings serialisation per call: only when its debug lines will be written.
-    this.log = env.log.isLevelEnabled("debug")
+    this.log = env.log.isLevelEnabled('debug')
       ? env.log.child({ call: this.id, method: this.path })
       : env.log;
     this.down = new CapturingDownstream(stream, this.log);
-    stream.on("error", (e) =>
-      this.log.debug({ err: e.message }, "client stream error"),
-    );
-    stream.once("close", () => {
+    stream.on('error', (e) => this.log.debug({ err: e.message }, 'client stream error'));
+    stream.once('close', () => {
       // Closed before any status was given: the client reset the stream or its connection went away.
-      if (this.down.code === undefined)
-        this.cancelAttempts(Status.CANCELLED, "client cancelled the call");
+      if (this.down.code === undefined) this.cancelAttempts(Status.CANCELLED, 'client cancelled the call');
       clearTimeout(this.deadline);
     });
   }
@@ -158,12 +134,7 @@ class CallPipeline {
     const route = this.admitRequest();
     if (!route) return;
     const pool = this.env.pool(route.name);
-    if (!pool)
-      return this.refuse(
-        Status.UNAVAILABLE,
-        `pool ${route.name} is not ready`,
-        "no-pool",
-      );
+    if (!pool) return this.refuse(Status.UNAVAILABLE, `pool ${route.name} is not ready`, 'no-pool');
     this.poolName = route.name;
     const series = this.env.metrics.forPool(route.name);
     series.inflight.inc();
@@ -181,24 +152,14 @@ class CallPipeline {
   /** Checks that this is a gRPC call the router can route; answers it with a status when not. */
   private admitRequest(): PoolRoute | undefined {
     const checked = checkRequest(this.headers, this.env.table());
-    if ("reason" in checked) {
-      return void this.refuse(
-        checked.code,
-        checked.message,
-        checked.reason,
-        checked.httpStatus,
-      );
+    if ('reason' in checked) {
+      return void this.refuse(checked.code, checked.message, checked.reason, checked.httpStatus);
     }
     if (checked.timeoutMs < Infinity) this.startDeadline(checked.timeoutMs);
     return checked.route;
   }
 
-  private refuse(
-    code: number,
-    message: string,
-    reason: string,
-    httpStatus = 200,
-  ): void {
+  private refuse(code: number, message: string, reason: string, httpStatus = 200): void {
     this.env.metrics.rejected.inc({ reason });
     this.env.metrics.requests.inc({ pool: this.poolName, code: String(code) });
     this.log.debug({ code, reason }, message);
@@ -218,11 +179,8 @@ class CallPipeline {
   /** admission → pick → forward → retry → record; resolves with the status the client got. */
   private async route(route: PoolRoute, pool: PoolState): Promise<number> {
     const { options } = this.env;
-    this.body = new RequestBody(
-      this.stream,
-      options.maxMessageBytes,
-      options.retryBufferBytes,
-      (e) => this.frameError(e),
+    this.body = new RequestBody(this.stream, options.maxMessageBytes, options.retryBufferBytes, (e) =>
+      this.frameError(e),
     );
     // Let the first message's prefix arrive so the pick can see its size. It usually came in the same
     // read as the headers, and flows once the stream resumes (a nextTick); else wait for this I/O turn.
@@ -230,19 +188,12 @@ class CallPipeline {
     if (this.body.scanner.firstLength === undefined && !this.body.ended) {
       await new Promise<void>((r) => setImmediate(r));
     }
-    const req: PickRequest = {
-      method: this.path,
-      payloadBytes: this.body.scanner.firstLength ?? 0,
-    };
+    const req: PickRequest = { method: this.path, payloadBytes: this.body.scanner.firstLength ?? 0 };
     if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
 
-    const priority = priorityOf(headerValue(this.headers, "x-sibyl-priority"));
-    const admitted = await pool.admission.acquire({
-      ...req,
-      priority,
-      deadlineMs: this.deadlineAtMs,
-    });
-    if ("shed" in admitted) {
+    const priority = priorityOf(headerValue(this.headers, 'x-sibyl-priority'));
+    const admitted = await pool.admission.acquire({ ...req, priority, deadlineMs: this.deadlineAtMs });
+    if ('shed' in admitted) {
       this.log.debug({ pool: route.name, priority }, admitted.shed);
       this.down.endWithStatus(
         Status.RESOURCE_EXHAUSTED,
@@ -276,7 +227,7 @@ class CallPipeline {
     try {
       for (let n = 1; ; n++) {
         const chosen = await this.pick(pool, ctx, tried, true);
-        if (!chosen || "shed" in chosen) {
+        if (!chosen || 'shed' in chosen) {
           if (last) break;
           if (chosen) {
             // Shed by the endpoints' limits, not by anything the pool's endpoints answered.
@@ -297,21 +248,13 @@ class CallPipeline {
         last = await this.forwardOrHedge(pool, chosen, req, ctx, tried);
         if (!this.retryReason(last, n, route)) break;
         if (!pool.budget.tryWithdraw()) {
-          this.log.debug({ pool: route.name }, "retry budget spent");
+          this.log.debug({ pool: route.name }, 'retry budget spent');
           break;
         }
-        this.env.metrics.retries.inc({
-          pool: route.name,
-          reason: statusName(last.code),
-        });
+        this.env.metrics.retries.inc({ pool: route.name, reason: statusName(last.code) });
         this.log.debug(
-          {
-            pool: route.name,
-            endpoint: st.ep.address,
-            code: last.code,
-            attempt: n,
-          },
-          "retrying elsewhere",
+          { pool: route.name, endpoint: st.ep.address, code: last.code, attempt: n },
+          'retrying elsewhere',
         );
       }
       if (!last.delivered) last.deliver();
@@ -335,37 +278,31 @@ class CallPipeline {
     const ttlMs = cache.ttlFor(this.path);
     if (ttlMs === undefined) return undefined;
     const mode = cacheModeOf(headerValue(this.headers, CACHE_MODE_HEADER));
-    if (mode === "bypass") return undefined;
+    if (mode === 'bypass') return undefined;
     const request = await this.wholeRequest();
     if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
     if (!request) return undefined;
-    const step = await cache.begin(
-      this.path,
-      request,
-      this.headers,
-      mode,
-      ttlMs,
-    );
+    const step = await cache.begin(this.path, request, this.headers, mode, ttlMs);
     switch (step.kind) {
-      case "hit":
+      case 'hit':
         serveAnswer(this.down, { code: Status.OK, response: step.response });
         return Status.OK;
-      case "wait": {
+      case 'wait': {
         const closed = new Promise<undefined>((r) => {
           if (this.down.gone) r(undefined);
-          else this.stream.once("close", () => r(undefined));
+          else this.stream.once('close', () => r(undefined));
         });
         const o = await Promise.race([step.outcome, closed]);
         if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
-        if (!o || !("answer" in o)) return undefined;
+        if (!o || !('answer' in o)) return undefined;
         serveAnswer(this.down, o.answer);
         return o.answer.code;
       }
-      case "lead":
+      case 'lead':
         this.flight = step.flight;
         this.down.startCapture(MAX_ENTRY_BODY_BYTES);
         return undefined;
-      case "bypass":
+      case 'bypass':
         return undefined;
     }
   }
@@ -381,23 +318,14 @@ class CallPipeline {
     const collect = () => {
       const chunks: Buffer[] = [];
       // A sink that only collects: the replay of a complete body writes every chunk, then ends.
-      const sink = {
-        write: (c: Buffer) => chunks.push(c) > 0,
-        end: () => undefined,
-      };
+      const sink = { write: (c: Buffer) => chunks.push(c) > 0, end: () => undefined };
       body.replay().attach(sink as unknown as Writable);
       return Buffer.concat(chunks);
     };
     const settled = () => {
       if (body.ended) return body.canReplay ? collect() : null;
       // Not kept whole, or held back (the body reached the buffer's size): cannot be a cache key.
-      if (
-        !body.canReplay ||
-        stream.isPaused() ||
-        this.down.isFinished ||
-        stream.destroyed
-      )
-        return null;
+      if (!body.canReplay || stream.isPaused() || this.down.isFinished || stream.destroyed) return null;
       return undefined;
     };
     const now = settled();
@@ -406,17 +334,17 @@ class CallPipeline {
       const check = (final: boolean) => {
         const r = settled();
         if (r === undefined && !final) return;
-        stream.off("data", onData);
-        stream.off("end", onEnd);
-        stream.off("close", onEnd);
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        stream.off('close', onEnd);
         resolve(r ?? undefined);
       };
       // Registered after RequestBody's own listeners, so they see each chunk and the end first.
       const onData = () => check(false);
       const onEnd = () => check(true);
-      stream.on("data", onData);
-      stream.once("end", onEnd);
-      stream.once("close", onEnd);
+      stream.on('data', onData);
+      stream.once('end', onEnd);
+      stream.once('close', onEnd);
     });
   }
 
@@ -431,25 +359,14 @@ class CallPipeline {
     ctx: ChooseContext<EndpointState>,
     tried: ReadonlySet<EndpointState>,
     wait: boolean,
-  ):
-    | Chosen<EndpointState>
-    | Promise<Chosen<EndpointState> | { shed: string } | undefined>
-    | undefined {
+  ): Chosen<EndpointState> | Promise<Chosen<EndpointState> | { shed: string } | undefined> | undefined {
     const candidates: EndpointState[] = [];
     for (const st of pool.endpoints.values()) {
-      if (
-        !tried.has(st) &&
-        st.sessions.connectable &&
-        pool.gate.allows(st.ep.id)
-      )
-        candidates.push(st);
+      if (!tried.has(st) && st.sessions.connectable && pool.gate.allows(st.ep.id)) candidates.push(st);
     }
     if (!wait) return chooseNow(candidates, ctx);
     const full: EndpointState[] = [];
-    return (
-      chooseNow(candidates, ctx, full) ??
-      (full.length > 0 ? waitForSlot(full, ctx) : undefined)
-    );
+    return chooseNow(candidates, ctx, full) ?? (full.length > 0 ? waitForSlot(full, ctx) : undefined);
   }
 
   /**
@@ -471,43 +388,20 @@ class CallPipeline {
     if (delay === undefined) return a.done;
     pool.hedgeBudget.onRequest();
     const launch = () => {
-      if (this.down.isCommitted || this.down.isFinished || !body.canHedge)
-        return undefined;
-      const second = this.pick(pool, ctx, tried, false) as
-        Chosen<EndpointState> | undefined;
+      if (this.down.isCommitted || this.down.isFinished || !body.canHedge) return undefined;
+      const second = this.pick(pool, ctx, tried, false) as Chosen<EndpointState> | undefined;
       if (!second) return undefined;
       if (!pool.hedgeBudget.tryWithdraw()) {
-        second.token?.release("ignore");
-        pool.gate.onCallEnded(second.st.ep.id, {
-          ...this.outcome(Status.CANCELLED),
-          latencyMs: 0,
-        });
+        second.token?.release('ignore');
+        pool.gate.onCallEnded(second.st.ep.id, { ...this.outcome(Status.CANCELLED), latencyMs: 0 });
         return undefined;
       }
       tried.add(second.st);
       this.env.metrics.hedges.inc({ pool: pool.route.name });
-      this.log.debug(
-        {
-          pool: pool.route.name,
-          endpoint: second.st.ep.address,
-          delayMs: delay,
-        },
-        "hedging",
-      );
-      return this.startAttempt(
-        pool,
-        second.st,
-        second.token,
-        req,
-        body.replay(),
-      );
+      this.log.debug({ pool: pool.route.name, endpoint: second.st.ep.address, delayMs: delay }, 'hedging');
+      return this.startAttempt(pool, second.st, second.token, req, body.replay());
     };
-    return raceWithHedge(
-      a,
-      delay,
-      launch,
-      (r) => !this.retryable(r, pool.route),
-    );
+    return raceWithHedge(a, delay, launch, (r) => !this.retryable(r, pool.route));
   }
 
   /**
@@ -549,38 +443,18 @@ class CallPipeline {
     };
     const attempt = new Attempt(ctx, st.ep.address);
     this.attempts.add(attempt);
-    if (this.down.isFinished)
-      attempt.cancel(this.down.code ?? Status.CANCELLED, "call already ended");
+    if (this.down.isFinished) attempt.cancel(this.down.code ?? Status.CANCELLED, 'call already ended');
     st.callStarted(this.id, started);
     pool.balancer.onCallStarted?.(st.ep, req);
     const seen = this.env.observer?.started(pool, st.ep, req, started);
     const done = attempt.run(st.sessions, headers).then(
       (result) => {
-        this.attemptEnded(
-          pool,
-          st,
-          token,
-          req,
-          attempt,
-          started,
-          result.code,
-          seen,
-        );
-        if (result.code === Status.OK)
-          pool.latencies.record(this.path, clock.now() - started);
+        this.attemptEnded(pool, st, token, req, attempt, started, result.code, seen);
+        if (result.code === Status.OK) pool.latencies.record(this.path, clock.now() - started);
         return result;
       },
       (e: unknown) => {
-        this.attemptEnded(
-          pool,
-          st,
-          token,
-          req,
-          attempt,
-          started,
-          Status.INTERNAL,
-          seen,
-        );
+        this.attemptEnded(pool, st, token, req, attempt, started, Status.INTERNAL, seen);
         throw e;
       },
     );
@@ -607,42 +481,25 @@ class CallPipeline {
     pool.balancer.onCallEnded(st.ep, req, outcome);
     pool.gate.onCallEnded(st.ep.id, outcome);
     token?.release(releaseOutcome(code), outcome.latencyMs);
-    this.env.observer?.ended(
-      pool,
-      st.ep,
-      seen,
-      code,
-      outcome.latencyMs,
-      outcome.ok,
-    );
+    this.env.observer?.ended(pool, st.ep, seen, code, outcome.latencyMs, outcome.ok);
   }
 
   /** Why this failed attempt may go to another endpoint, or undefined when it may not. */
-  private retryReason(
-    r: AttemptResult,
-    attempts: number,
-    route: PoolRoute,
-  ): string | undefined {
-    if (attempts >= route.retries.maxAttempts || !this.body?.canReplay)
-      return undefined;
+  private retryReason(r: AttemptResult, attempts: number, route: PoolRoute): string | undefined {
+    if (attempts >= route.retries.maxAttempts || !this.body?.canReplay) return undefined;
     return this.retryable(r, route);
   }
 
   /** Whether a result could be sent again elsewhere by its kind alone (not counting attempts or budget). */
   private retryable(r: AttemptResult, route: PoolRoute): string | undefined {
     if (r.delivered || this.down.isFinished) return undefined;
-    if (r.code === Status.CANCELLED || r.code === Status.DEADLINE_EXCEEDED)
-      return undefined;
+    if (r.code === Status.CANCELLED || r.code === Status.DEADLINE_EXCEEDED) return undefined;
     // Never reached an application: always safe to send elsewhere.
-    if (!r.reachedServer) return "not-sent";
+    if (!r.reachedServer) return 'not-sent';
     const idempotent = route.idempotentMethods.has(this.path);
     // UNAVAILABLE as an answer (Trailers-Only) means the server did not act on the call.
-    if (
-      r.code === Status.UNAVAILABLE &&
-      route.retries.retryOn.has(Status.UNAVAILABLE)
-    )
-      return "unavailable";
-    if (idempotent && route.retries.retryOn.has(r.code)) return "idempotent";
+    if (r.code === Status.UNAVAILABLE && route.retries.retryOn.has(Status.UNAVAILABLE)) return 'unavailable';
+    if (idempotent && route.retries.retryOn.has(r.code)) return 'idempotent';
     return undefined;
   }
 
@@ -652,17 +509,11 @@ class CallPipeline {
 
   private outcome(code: number): CallOutcome {
     const now = this.env.clock.now();
-    return {
-      ok: !isServerFault(code),
-      code,
-      latencyMs: now - this.startMs,
-      startedAtMs: this.startMs,
-    };
+    return { ok: !isServerFault(code), code, latencyMs: now - this.startMs, startedAtMs: this.startMs };
   }
 
   private frameError(e: FrameError): void {
-    const code =
-      e.kind === "too-large" ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
+    const code = e.kind === 'too-large' ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
     const message = `request: ${e.message}`;
     this.log.debug({ code }, message);
     this.cancelAttempts(code, message);
@@ -670,11 +521,8 @@ class CallPipeline {
   }
 
   internalError(e: unknown): void {
-    this.log.error(
-      { err: e instanceof Error ? e.stack : String(e) },
-      "router failed on a call",
-    );
-    this.cancelAttempts(Status.INTERNAL, "router error");
-    this.down.endWithStatus(Status.INTERNAL, "router error");
+    this.log.error({ err: e instanceof Error ? e.stack : String(e) }, 'router failed on a call');
+    this.cancelAttempts(Status.INTERNAL, 'router error');
+    this.down.endWithStatus(Status.INTERNAL, 'router error');
   }
 }
