@@ -1,8 +1,10 @@
 import { registerBalancer } from './registry.js';
 import { DEFAULT_FAILURE_PENALTY_MS, decay, numberOption, randomIndex } from './common.js';
 import { SibylError } from '../util/errors.js';
-import { LatencyBaseline } from './latency-baseline.js';
+import { RouterSignals, type PredictiveFeatures } from './signals.js';
 import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from './types.js';
+
+export type { PredictiveFeatures } from './signals.js';
 
 /**
  * Predictive (DESIGN.md §5): send each call where its predicted latency is lowest.
@@ -57,88 +59,29 @@ import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from 
  * one configuration for all of them.
  */
 
-/**
- * What a model gets to predict from: one endpoint and one request, as this router sees them now. The
- * object is reused between calls; copy what you keep. Absent figures are NaN (ages: Infinity).
- */
-export interface PredictiveFeatures {
-  /** Expected latency of this request (method, payload) on a typical endpoint of the pool, ms. */
-  baselineMs: number;
-  payloadKiB: number;
-  /** The endpoint's recent latency over baselineMs (own successful calls, decayed); NaN when none. */
-  latencyRatio: number;
-  /** Decayed count of own successful calls behind latencyRatio. */
-  samples: number;
-  /** This router's calls in flight there, and the age of the oldest (0 when none), ms. */
-  inflight: number;
-  oldestInflightAgeMs: number;
-  /** Own decayed failure rate, shrunk towards the fleet-wide rate from the operator. */
-  errorRate: number;
-  /** Operator's figures (hints) and their age; freshness = exp(−age/τh), 0 without hints. */
-  hintLatencyMs: number;
-  hintAgeMs: number;
-  hintFreshness: number;
-  queueLength: number;
-  /** ORCA cpu_utilization, else the operator's cpu figure, times its freshness (stale fades to 0). */
-  cpu: number;
-  memory: number;
-}
-
 /** A learned model's prediction in ms, or undefined to use the heuristic. */
 export type PredictFn = (ep: Endpoint, req: PickRequest, features: PredictiveFeatures) => number | undefined;
 
-interface OwnStats {
-  ratioSum: number; // Σ latency / baseline over successful calls (decayed)
-  ratioN: number;
-  pendingMs: number; // Σ baseline latency of this router's calls in flight there (work ahead of a new call)
-  pendingN: number; // how many calls pendingMs counts (calls started without onCallStarted are not)
-  ok: number;
-  failed: number;
-  atMs: number;
-  lastSampleMs: number; // when ratioSum last took a sample (-Infinity: never)
-}
-
-const MAX_METHODS = 512;
 /** Exploration of a server we have no recent samples of runs at up to this many times the base rate. */
 const STALE_BOOST = 4;
 
 export class Predictive implements Balancer {
   readonly name = 'Predictive';
+  /** This router's own figures of its endpoints: what it scores with and what it samples for training. */
+  readonly signals: RouterSignals;
   private readonly exploration: number;
   private readonly predict: PredictFn | undefined;
   private readonly penaltyMs: number;
-  private readonly memoryMs: number;
-  private readonly hintTauMs: number;
   private readonly stalenessPenalty: number;
   private readonly priorWeight: number;
   private readonly cpuWeight: number;
-  private readonly defaultLatencyMs: number;
   private readonly scoreAllMax: number;
   private readonly sampleSize: number;
   private readonly queueTurnover: number;
   private readonly waitWeight: number;
-  private readonly forgetMs: number;
   private readonly tieTolerance: number;
   /** Work ahead (ms) of a new call on the endpoint being scored; set by `score` for `heuristicMs`. */
   private aheadMs = 0;
-  private readonly own = new Map<string, OwnStats>();
-  private readonly methods = new Map<string, LatencyBaseline>();
-  private readonly all: LatencyBaseline;
-  private readonly f: PredictiveFeatures = {
-    baselineMs: 0,
-    payloadKiB: 0,
-    latencyRatio: NaN,
-    samples: 0,
-    inflight: 0,
-    oldestInflightAgeMs: 0,
-    errorRate: 0,
-    hintLatencyMs: NaN,
-    hintAgeMs: Infinity,
-    hintFreshness: 0,
-    queueLength: NaN,
-    cpu: NaN,
-    memory: NaN,
-  };
   private readonly picked = new Int32Array(64);
   private scores = new Float64Array(64);
   private scored = new Int32Array(64);
@@ -154,19 +97,20 @@ export class Predictive implements Balancer {
     }
     this.predict = predict as PredictFn | undefined;
     this.penaltyMs = numberOption(options, 'failurePenaltyMs', DEFAULT_FAILURE_PENALTY_MS, 0);
-    this.memoryMs = numberOption(options, 'memoryMs', 5000, 1);
-    this.hintTauMs = numberOption(options, 'hintTauMs', 10_000, 1);
+    this.signals = new RouterSignals({
+      memoryMs: numberOption(options, 'memoryMs', 5000, 1),
+      hintTauMs: numberOption(options, 'hintTauMs', 10_000, 1),
+      defaultLatencyMs: numberOption(options, 'defaultLatencyMs', 10, 1e-3),
+      forgetMs: numberOption(options, 'forgetMs', 300, 1),
+    });
     this.stalenessPenalty = numberOption(options, 'stalenessPenalty', 0.5, 0);
     this.priorWeight = numberOption(options, 'priorWeight', 2, 1e-6);
     this.cpuWeight = numberOption(options, 'cpuWeight', 0.5, 0);
-    this.defaultLatencyMs = numberOption(options, 'defaultLatencyMs', 10, 1e-3);
     this.scoreAllMax = numberOption(options, 'scoreAllMax', 16, 1);
     this.sampleSize = Math.round(numberOption(options, 'sampleSize', 4, 2, 64));
     this.queueTurnover = numberOption(options, 'queueTurnover', 20, 1e-6);
     this.waitWeight = numberOption(options, 'waitWeight', 0.5, 0);
-    this.forgetMs = numberOption(options, 'forgetMs', 300, 1);
     this.tieTolerance = numberOption(options, 'tieTolerance', 0.05, 0);
-    this.all = new LatencyBaseline(this.memoryMs);
   }
 
   pick(candidates: readonly Endpoint[], req: PickRequest): Endpoint {
@@ -184,15 +128,15 @@ export class Predictive implements Balancer {
       // a lagging operator figure, and only a probe shows it has recovered. One we use stays at the
       // base rate.
       const ep = candidates[randomIndex(rnd, n)]!;
-      const boost = 1 + (STALE_BOOST - 1) * this.staleness(ep, now);
+      const boost = 1 + (STALE_BOOST - 1) * this.signals.staleness(ep, now);
       if (
         rnd() * explore < Math.min(1, this.exploration * boost) &&
         ep.inflight === 0 &&
-        (1 - this.failureRate(ep, now)) ** 20 > rnd()
+        (1 - this.signals.failureRate(ep, now)) ** 20 > rnd()
       )
         return this.track(ep);
     }
-    const b = this.baselineMs(req, now);
+    const b = this.signals.baselineMs(req, now);
     let m = 0;
     let bestScore = Infinity;
     const consider = (i: number): void => {
@@ -231,136 +175,39 @@ export class Predictive implements Balancer {
   }
 
   onCallStarted(ep: Endpoint, req: PickRequest): void {
-    const s = this.own.get(ep.id);
-    if (!s) return;
-    s.pendingMs += this.baselineMs(req, this.deps.clock.now());
-    s.pendingN++;
+    this.signals.onCallStarted(ep, req, this.deps.clock.now());
   }
 
   onCallEnded(ep: Endpoint, req: PickRequest, outcome: CallOutcome): void {
-    const s = this.own.get(ep.id);
-    if (!s) return; // never picked by us, or removed since
-    const now = this.deps.clock.now();
-    if (ep.inflight > 0 && s.pendingN > 0) {
-      s.pendingMs = Math.max(0, s.pendingMs - this.baselineMs(req, now));
-      s.pendingN--;
-    } else {
-      s.pendingMs = 0; // nothing open: start afresh, so rounding never accumulates
-      s.pendingN = 0;
-    }
-    const d = decay(now - s.atMs, this.memoryMs);
-    s.ratioSum *= d;
-    s.ratioN *= d;
-    s.ok *= d;
-    s.failed *= d;
-    s.atMs = Math.max(s.atMs, now);
-    if (!outcome.ok) {
-      s.failed += 1; // a failure's latency says nothing about service time: it counts in e only
-      return;
-    }
-    s.ok += 1;
-    const kib = req.payloadBytes / 1024;
-    const m = this.methodBaseline(req.method);
-    // normalise by method and payload, once the baseline has a couple of samples to stand on
-    if (m && m.weight(now) >= 2) {
-      // the faded ratio becomes the remembered one, so a new sample moves it from there (see ownRatio)
-      if (s.ratioN > 0 && now - s.lastSampleMs > this.forgetMs) {
-        s.ratioSum = s.ratioN * this.ownRatio(s, now);
-      }
-      s.ratioSum += outcome.latencyMs / m.predict(kib);
-      s.ratioN += 1;
-      s.lastSampleMs = now;
-    }
-    m?.add(kib, outcome.latencyMs, now);
-    this.all.add(kib, outcome.latencyMs, now);
+    this.signals.onCallEnded(ep, req, outcome, this.deps.clock.now());
   }
 
   onEndpointRemoved(id: string): void {
-    this.own.delete(id);
+    this.signals.onEndpointRemoved(id);
   }
 
   /** The score of `ep` for `req` (lower is better), as `pick` computes it; for tests and status. */
   score(
     ep: Endpoint,
     req: PickRequest,
-    b = this.baselineMs(req, this.deps.clock.now()),
+    b = this.signals.baselineMs(req, this.deps.clock.now()),
     now = this.deps.clock.now(),
   ): number {
-    const f = this.features(ep, req, b, now);
-    const st = this.own.get(ep.id);
-    const mean = this.typicalMs(now);
+    const f = this.signals.features(ep, req, b, now);
+    const st = this.signals.stats(ep.id);
+    const mean = this.signals.typicalMs(now);
     // own calls in flight there: their baselines, and a typical call for any not seen starting
     this.aheadMs = (st?.pendingMs ?? 0) + Math.max(0, f.inflight - (st?.pendingN ?? 0)) * mean;
     const service = this.serviceMs(f);
     let latency = this.predict?.(ep, req, f);
-    if (latency === undefined || !Number.isFinite(latency)) latency = this.heuristicMs(f, service);
+    if (latency === undefined || !Number.isFinite(latency)) latency = this.heuristicMs(f, service, now);
     latency = Math.max(latency, f.oldestInflightAgeMs + service);
     return (1 - f.errorRate) * latency + f.errorRate * this.penaltyMs;
   }
 
   /** Fills and returns the (reused) feature object for `ep` and `req`. */
   features(ep: Endpoint, req: PickRequest, b: number, now: number): PredictiveFeatures {
-    const f = this.f;
-    const s = this.own.get(ep.id);
-    const d = s ? decay(now - s.atMs, this.memoryMs) : 0;
-    const ok = s ? s.ok * d : 0;
-    const failed = s ? s.failed * d : 0;
-    const h = ep.hints;
-    const hintAge = h ? now - (h.atMs ?? now) : Infinity;
-    const fresh = h ? decay(hintAge, this.hintTauMs) : 0;
-    f.baselineMs = b;
-    f.payloadKiB = req.payloadBytes / 1024;
-    f.samples = s ? s.ratioN * d : 0;
-    f.latencyRatio = s && s.ratioN > 0 ? this.ownRatio(s, now) : NaN;
-    f.inflight = ep.inflight;
-    f.oldestInflightAgeMs =
-      ep.oldestInflightStartMs === undefined ? 0 : Math.max(0, now - ep.oldestInflightStartMs);
-    f.errorRate = (failed + fresh * (h?.errorRate ?? 0)) / (ok + failed + 1);
-    f.hintLatencyMs = h?.predictedLatencyMs ?? NaN;
-    f.hintAgeMs = hintAge;
-    f.hintFreshness = fresh;
-    f.queueLength = h?.queueLength ?? NaN;
-    const load = ep.load;
-    f.cpu =
-      load?.cpu !== undefined ? load.cpu * decay(now - load.atMs, this.hintTauMs) : (h?.cpu ?? NaN) * fresh;
-    f.memory = load?.memory ?? h?.memory ?? NaN;
-    return f;
-  }
-
-  /**
-   * The endpoint's own latency ratio, faded towards the pool's (1) while it has no new samples:
-   * ratio^exp(−(Δ − forgetMs)/forgetMs) once Δ, the time since its last sample, exceeds forgetMs.
-   * Without this an endpoint that was slow stayed slow in our eyes until enough new samples outweighed
-   * the old: the decayed sums keep their
-   * mean (only the count decays), one 1,000 ms call among 3 ms ones counts as much as 300 of them, and
-   * an avoided endpoint gets new samples only from rare exploration — a backend back to 3 ms after a
-   * spell at 1,000 ms got ~0% of the traffic 20 s later (test/unit/balancer/predictive-recovery).
-   * Fading in log space forgets a 300× outlier as fast as a 2× one. An endpoint still slow is caught
-   * again by its first new call: the stall floor (age of the oldest open call) while it runs, then its
-   * sample. forgetMs (300) is short beside memoryMs, but the grace of one forgetMs leaves an endpoint
-   * we keep sending to (a sample every few tens of ms) with its figures exactly as before; this acts on
-   * endpoints we stopped sending to. A slow one is re-tried about every 2 s + its latency, one call
-   * at a time (the stall floor keeps others off while that call is open).
-   */
-  private ownRatio(s: OwnStats, now: number): number {
-    const r = s.ratioSum / s.ratioN;
-    return r > 0 ? r ** decay(now - s.lastSampleMs - this.forgetMs, this.forgetMs) : r;
-  }
-
-  /** 0 for a server we have recent samples of (or none ever), towards 1 as they age over memoryMs. */
-  private staleness(ep: Endpoint, now: number): number {
-    const s = this.own.get(ep.id);
-    if (!s || s.ratioN === 0) return 0;
-    return 1 - decay(now - s.lastSampleMs, this.memoryMs);
-  }
-
-  /** The expected failure rate e of a call to `ep` (as in `features`), without the rest. */
-  private failureRate(ep: Endpoint, now: number): number {
-    const s = this.own.get(ep.id);
-    const d = s ? decay(now - s.atMs, this.memoryMs) : 0;
-    const h = ep.hints;
-    const fresh = h ? decay(now - (h.atMs ?? now), this.hintTauMs) : 0;
-    return ((s ? s.failed * d : 0) + fresh * (h?.errorRate ?? 0)) / ((s ? (s.ok + s.failed) * d : 0) + 1);
+    return this.signals.features(ep, req, b, now);
   }
 
   private serviceMs(f: PredictiveFeatures): number {
@@ -378,40 +225,23 @@ export class Predictive implements Balancer {
     return (own + this.priorWeight * prior) / (f.samples + this.priorWeight);
   }
 
-  private heuristicMs(f: PredictiveFeatures, service: number): number {
+  private heuristicMs(f: PredictiveFeatures, service: number, now: number): number {
     // the lagged figures describe a queue that turns over in a few service times: trust them that long
     const fl = decay(f.hintAgeMs, this.queueTurnover * service);
     const others = Number.isNaN(f.queueLength)
       ? 0
-      : fl * Math.max(0, f.queueLength - f.inflight) * this.typicalMs(this.deps.clock.now());
+      : fl * Math.max(0, f.queueLength - f.inflight) * this.signals.typicalMs(now);
     const hot = Number.isNaN(f.cpu) ? 0 : (fl * Math.max(0, f.cpu - 0.8)) / 0.2;
     const slowness = service / f.baselineMs;
     return (service + slowness * this.waitWeight * (this.aheadMs + others)) * (1 + this.cpuWeight * hot);
   }
 
-  /** A typical call's latency on a typical endpoint (all methods and payloads), ms. */
-  private typicalMs(now: number): number {
-    return this.all.weight(now) >= 1 ? this.all.mean() : this.defaultLatencyMs;
-  }
-
-  /** What this policy knows of `ep` for `req` now: the inputs a training sample records at dispatch. */
+  /**
+   * What this policy knows of `ep` for `req` now: the inputs a training sample records at dispatch.
+   * Take it before the call is counted against `ep` (as `pick` saw it).
+   */
   dispatchFeatures(ep: Endpoint, req: PickRequest): PredictiveFeatures {
-    const now = this.deps.clock.now();
-    return this.features(ep, req, this.baselineMs(req, now), now);
-  }
-
-  private baselineMs(req: PickRequest, now: number): number {
-    const kib = req.payloadBytes / 1024;
-    const m = this.methods.get(req.method);
-    if (m && m.weight(now) >= 1) return m.predict(kib);
-    return this.all.weight(now) >= 1 ? this.all.predict(kib) : this.defaultLatencyMs;
-  }
-
-  private methodBaseline(method: string): LatencyBaseline | undefined {
-    let m = this.methods.get(method);
-    if (!m && this.methods.size < MAX_METHODS)
-      this.methods.set(method, (m = new LatencyBaseline(this.memoryMs)));
-    return m;
+    return this.signals.dispatchFeatures(ep, req, this.deps.clock.now());
   }
 
   private taken(i: number, k: number): boolean {
@@ -420,17 +250,7 @@ export class Predictive implements Balancer {
   }
 
   private track(ep: Endpoint): Endpoint {
-    if (!this.own.has(ep.id))
-      this.own.set(ep.id, {
-        ratioSum: 0,
-        ratioN: 0,
-        pendingMs: 0,
-        pendingN: 0,
-        ok: 0,
-        failed: 0,
-        atMs: this.deps.clock.now(),
-        lastSampleMs: -Infinity,
-      });
+    this.signals.track(ep, this.deps.clock.now());
     return ep;
   }
 }

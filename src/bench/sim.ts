@@ -4,7 +4,13 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { formatScenario, formatSummary, formatTargets } from '../sim/report.js';
-import { DEFAULT_POLICIES, checkPolicies, runScenario, type ScenarioRuns } from '../sim/runner.js';
+import {
+  DEFAULT_POLICIES,
+  checkPolicies,
+  runScenario,
+  type PolicyVariant,
+  type ScenarioRuns,
+} from '../sim/runner.js';
 import { loadScenario, type Scenario } from '../sim/scenario.js';
 import { evaluateTargets, type TargetReport } from '../sim/targets.js';
 
@@ -22,6 +28,10 @@ through each policy on a virtual clock, and prints a table per scenario with the
   --json               print the results as JSON: one object per scenario, an array with several
   --plot               write SVG plots (and the JSON results) under --out
   --out DIR            where plots go (default bench/results)
+  --model DIR|none     adds the row Predictive+model: Predictive scoring with this latency model, as a
+                       router does with the model the operator pushes (default models/latency; none:
+                       no such row). The row Predictive is its built-in heuristic (no model).
+  --scale S            absolute | relative: how Predictive+model reads the model (src/model/predictor.ts)
   --check              exit 1 when a target is missed`;
 
 function seedsFlag(v: string | undefined): number {
@@ -31,6 +41,25 @@ function seedsFlag(v: string | undefined): number {
     throw new SibylError('ERR_USAGE', `--seeds "${v}" must be an integer from 1 to 1000`);
   }
   return n;
+}
+
+/** The row Predictive+model: Predictive scoring with the latency model in `dir`. */
+export const MODEL_VARIANT = 'Predictive+model';
+
+/**
+ * Predictive with a model, loaded as the router loads the one the operator pushes (the shipped
+ * default, models/latency, unless told otherwise): the simulator then measures what a router with a
+ * model runs.
+ */
+export async function modelVariants(dir: string, scale: string): Promise<Record<string, PolicyVariant>> {
+  if (scale !== 'absolute' && scale !== 'relative') {
+    throw new SibylError('ERR_USAGE', `--scale "${scale}" must be absolute or relative`);
+  }
+  if (dir === 'none') return {};
+  const { loadModel } = await import('../model/artifact.js');
+  const { createPredictor } = await import('../model/predictor.js');
+  const predict = createPredictor(await loadModel(dir), { scale });
+  return { [MODEL_VARIANT]: { policy: 'Predictive', balancerOptions: { predict } } };
 }
 
 export interface SimBenchResult {
@@ -54,6 +83,8 @@ export async function run(argv: string[]): Promise<number> {
         plot: { type: 'boolean', default: false },
         out: { type: 'string', default: 'bench/results' },
         check: { type: 'boolean', default: false },
+        model: { type: 'string', default: 'models/latency' },
+        scale: { type: 'string', default: 'absolute' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -75,20 +106,21 @@ export async function run(argv: string[]): Promise<number> {
     files.push(...names.map((f) => path.join(values.dir, f)));
   }
   if (files.length === 0) throw new SibylError('ERR_USAGE', `give --scenario FILE or --all\n\n${HELP}`);
+  const variants = await modelVariants(values.model, values.scale);
   const policies = values.policies
     ? values.policies
         .split(',')
         .map((p) => p.trim())
         .filter(Boolean)
-    : DEFAULT_POLICIES;
-  checkPolicies(policies);
+    : [...DEFAULT_POLICIES, ...Object.keys(variants)];
+  checkPolicies(policies, variants);
   const seeds = seedsFlag(values.seeds);
   const scenarios = await Promise.all(files.map((f) => loadScenario(f)));
 
   const results: SimBenchResult[] = [];
   for (const scenario of scenarios) {
     const t0 = performance.now();
-    const runs = runScenario(scenario, { policies, seeds });
+    const runs = runScenario(scenario, { policies, seeds, variants });
     const targets = evaluateTargets(runs.report, scenario);
     results.push({ scenario, runs, targets });
     if (!values.json) {

@@ -1,4 +1,4 @@
-import type { Endpoint, PickRequest } from '../balancer/types.js';
+import type { Endpoint } from '../balancer/types.js';
 import type { TrainingSample } from '../model/sample.js';
 import { LATENCY_BOUNDS_MS, bucketOf } from '../telemetry/histogram.js';
 import type { Random } from '../util/clock.js';
@@ -108,34 +108,4 @@ export class LoadCollector {
     this.seen = 0;
     return { endpoints, samples };
   }
-}
-
-/** The router-side observables for a sample, from the endpoint and the pool's latency baselines. */
-export function dispatchFeatures(
-  ep: Endpoint,
-  req: PickRequest,
-  nowMs: number,
-  recentLatencyMs: number,
-  methodCostMs: number,
-): DispatchFeatures {
-  const f: DispatchFeatures = {
-    inflight: Math.max(0, ep.inflight - 1),
-    recentLatencyMs,
-    payloadBytes: req.payloadBytes,
-    methodCostMs,
-    errorRate: ep.hints?.errorRate ?? 0,
-    oldestInflightMs:
-      ep.oldestInflightStartMs === undefined ? 0 : Math.max(0, nowMs - ep.oldestInflightStartMs),
-    telemetryAgeMs: ep.load
-      ? Math.max(0, nowMs - ep.load.atMs)
-      : ep.hints?.atMs !== undefined
-        ? Math.max(0, nowMs - ep.hints.atMs)
-        : 60_000,
-  };
-  const cpu = ep.load?.cpu ?? ep.hints?.cpu;
-  const memory = ep.load?.memory ?? ep.hints?.memory;
-  if (cpu !== undefined) f.cpu = cpu;
-  if (memory !== undefined) f.memory = memory;
-  if (ep.hints?.queueLength !== undefined) f.queueLength = ep.hints.queueLength;
-  return f;
 }

@@ -1,10 +1,8 @@
 import type { Logger } from 'pino';
-import { Predictive } from '../balancer/predictive.js';
-import type { Endpoint, PickRequest } from '../balancer/types.js';
 import { modelFromJson } from '../model/artifact.js';
-import { createPredictor, featureInputFrom } from '../model/predictor.js';
+import { dispatchSample } from '../model/dispatch.js';
+import { createPredictor } from '../model/predictor.js';
 import type { Router } from '../router/router.js';
-import type { PoolState } from '../router/pool-state.js';
 import { systemClock, systemRandom } from '../util/clock.js';
 import { systemTimers } from '../util/timers.js';
 import { ControlClient } from './client.js';
@@ -25,12 +23,6 @@ export interface RouterLinkOptions {
   sampleRate?: number;
 }
 
-/** What a Predictive pool knew of the endpoint at dispatch, as a training sample records it. */
-function dispatchSample(pool: PoolState, ep: Endpoint, req: PickRequest): DispatchFeatures | undefined {
-  if (!(pool.balancer instanceof Predictive)) return undefined;
-  return featureInputFrom(pool.balancer.dispatchFeatures(ep, req), undefined, ep);
-}
-
 /**
  * Connects a Router to the operator: snapshots and deltas become routing tables (applied atomically,
  * nacked when invalid), attempts feed the load collector, and load reports go back every interval.
@@ -40,7 +32,8 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
   const rate = o.sampleRate ?? 0.05;
   let modelVersion: string | undefined;
   router.setObserver({
-    started: (pool, ep, req) => (systemRandom() < rate ? dispatchSample(pool, ep, req) : undefined),
+    // what a Predictive pool knew of the endpoint at dispatch (src/model/dispatch.ts)
+    started: (pool, ep, req) => (systemRandom() < rate ? dispatchSample(pool.balancer, ep, req) : undefined),
     ended: (pool, ep, context, code, latencyMs, ok) =>
       collector.record(
         pool.route.name,

@@ -7,12 +7,13 @@ import {
   FEATURE_COUNT,
   FEATURE_NAMES,
   FEATURES_VERSION,
+  dispatchInput,
   featurizeInto,
   type FeatureInput,
 } from './features.js';
 import { ForwardModel } from './forward.js';
 import { initLayers, type LatencyModel } from './model.js';
-import { createPredictor, featureInputFrom } from './predictor.js';
+import { createPredictor } from './predictor.js';
 
 /**
  * What predicting a whole pool costs (DESIGN.md §4: the Predictive balancer may score every endpoint
@@ -66,6 +67,7 @@ export function randomFeatures(rnd: Random): PredictiveFeatures {
     hintFreshness: known ? rnd() : 0,
     queueLength: known ? rnd() * 20 : NaN,
     cpu: known ? rnd() : NaN,
+    reportedCpu: known ? rnd() : NaN,
     memory: known ? rnd() : NaN,
   };
 }
@@ -96,7 +98,7 @@ export async function runForwardBench(
   const rnd = seededRandom(options.seed ?? 1);
   const fwd = new ForwardModel(model);
   const feats = Array.from({ length: n }, () => randomFeatures(rnd));
-  const inputs = feats.map((f) => featureInputFrom(f));
+  const inputs = feats.map((f) => dispatchInput(f));
   // what one pick's request looks like to the hook: the same method and payload on every endpoint, and
   // a new request each pass (so the relative scale's idle reference is recomputed once per pool)
   const picks = [0, 1].map(() => {

@@ -1,3 +1,4 @@
+import type { PredictiveFeatures } from '../balancer/signals.js';
 import type { TrainingSample } from './sample.js';
 
 /**
@@ -5,7 +6,10 @@ import type { TrainingSample } from './sample.js';
  * become which inputs, in which order, through which transform. The trained weights only make sense
  * against this exact list, so it is versioned: any change to a name, the order, a transform or a cap
  * must raise FEATURES_VERSION, and a model trained against another version is refused on load
- * (artifact.ts) rather than silently fed the wrong inputs.
+ * (artifact.ts) rather than silently fed the wrong inputs. Version 2: the figures come from one
+ * function (dispatchInput) everywhere; methodCostMs is the router's baseline for the method *and
+ * payload* and recentLatencyMs the endpoint's latency over it (version 1's simulator samples used an
+ * idle-endpoint cost per method, which the router does not have).
  *
  * Transforms. Latency-like and count-like signals enter as logarithms: queueing latency grows roughly
  * multiplicatively with load (L ≈ S · (1 + q) for a busy server), so in log space the target is close to
@@ -24,10 +28,58 @@ import type { TrainingSample } from './sample.js';
  * arbitrary output is an absurd latency. A feature that was constant in training (std 0) is ignored
  * (z = 0): the model never learnt what it means to vary it.
  */
-export const FEATURES_VERSION = 1;
+export const FEATURES_VERSION = 2;
 
 /** What the model predicts from: a TrainingSample without its outcome. */
 export type FeatureInput = Omit<TrainingSample, 'latencyMs' | 'failed'>;
+
+/**
+ * The one mapping from what a router knows of an endpoint at dispatch (src/balancer/signals.ts,
+ * RouterSignals.dispatchFeatures) to the model's input. Everything that feeds the model goes through
+ * it: the router's training samples (src/control/router-link.ts), the simulator's (src/sim/samples.ts,
+ * from the default model's training data) and the Predictive policy's predictions
+ * (src/model/predictor.ts); so the model is asked about exactly the figures it was trained on
+ * (test/unit/model/dispatch-features.test.ts). Pure; fills and returns `into` (allocation-free when
+ * given), absent figures left undefined.
+ *
+ *   cpu, memory      ← the endpoint's CPU and memory as last reported (ORCA, else the operator), raw:
+ *                      the model has telemetryAgeMs to weigh their age itself
+ *   inflight         ← this router's calls in flight there, this one not counted
+ *   queueLength      ← the operator's lagged figure
+ *   recentLatencyMs  ← the endpoint's own latency over the router's baseline for the method and
+ *                      payload (1, typical, before any call)
+ *   payloadBytes     ← the request's
+ *   methodCostMs     ← the router's baseline for this method and payload on a typical endpoint
+ *   errorRate        ← own decayed failure rate, shrunk towards the fleet's while fresh
+ *   oldestInflightMs ← age of the oldest call this router has open there (0: none)
+ *   telemetryAgeMs   ← age of the operator's figures (Infinity: none yet)
+ */
+export function dispatchInput(f: PredictiveFeatures, into: FeatureInput = blankInput()): FeatureInput {
+  into.cpu = Number.isNaN(f.reportedCpu) ? undefined : f.reportedCpu;
+  into.memory = Number.isNaN(f.memory) ? undefined : f.memory;
+  into.inflight = f.inflight;
+  into.queueLength = Number.isNaN(f.queueLength) ? undefined : f.queueLength;
+  into.recentLatencyMs = Number.isNaN(f.latencyRatio) ? 1 : f.latencyRatio;
+  into.payloadBytes = f.payloadKiB * 1024;
+  into.methodCostMs = f.baselineMs;
+  into.errorRate = f.errorRate;
+  into.oldestInflightMs = f.oldestInflightAgeMs;
+  into.telemetryAgeMs = f.hintAgeMs;
+  return into;
+}
+
+/** A FeatureInput to fill. */
+export function blankInput(): FeatureInput {
+  return {
+    inflight: 0,
+    recentLatencyMs: NaN,
+    payloadBytes: 0,
+    methodCostMs: NaN,
+    errorRate: 0,
+    oldestInflightMs: 0,
+    telemetryAgeMs: Infinity,
+  };
+}
 
 export interface FeatureSpec {
   readonly name: string;
@@ -53,13 +105,14 @@ export const FEATURES: readonly FeatureSpec[] = [
   {
     name: 'log_recent_latency',
     transform: `ln(max(recentLatencyMs, ${LOG_FLOOR_MS}))`,
-    description: "this router's recent latency there, normalised by method cost (missing when ≤ 0)",
+    description:
+      "this router's recent latency there over its baseline for the method and payload (1: typical)",
   },
   { name: 'log_payload_kib', transform: 'ln(1 + payloadBytes / 1024)', description: 'request payload size' },
   {
     name: 'log_method_cost',
     transform: `ln(max(methodCostMs, ${LOG_FLOOR_MS}))`,
-    description: "the method's base cost on an idle endpoint",
+    description: "this router's baseline latency for the method and payload on a typical endpoint",
   },
   { name: 'error_rate', transform: 'clamp(errorRate, 0, 1)', description: 'recent error rate there' },
   {

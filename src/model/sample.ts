@@ -13,11 +13,11 @@ export interface TrainingSample {
   inflight: number;
   /** Lagged queue length or in-flight count reported by the endpoint (ORCA/telemetry), when known. */
   queueLength?: number;
-  /** This router's recent mean latency to the endpoint, normalised by method cost (ms per base-cost unit). */
+  /** This router's recent latency to the endpoint over methodCostMs (1: typical; see features.ts dispatchInput). */
   recentLatencyMs: number;
   /** Request payload size in bytes. */
   payloadBytes: number;
-  /** The method's base cost: its typical latency on an idle endpoint, ms (learned per method). */
+  /** This router's baseline: the latency of this method and payload on a typical endpoint, ms (learned). */
   methodCostMs: number;
   /** The endpoint's recent error rate, 0..1. */
   errorRate: number;

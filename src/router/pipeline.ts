@@ -444,9 +444,10 @@ class CallPipeline {
     const attempt = new Attempt(ctx, st.ep.address);
     this.attempts.add(attempt);
     if (this.down.isFinished) attempt.cancel(this.down.code ?? Status.CANCELLED, 'call already ended');
+    // the observer samples what the policy saw at the pick: before this call is counted there
+    const seen = this.env.observer?.started(pool, st.ep, req, started);
     st.callStarted(this.id, started);
     pool.balancer.onCallStarted?.(st.ep, req);
-    const seen = this.env.observer?.started(pool, st.ep, req, started);
     const done = attempt.run(st.sessions, headers).then(
       (result) => {
         this.attemptEnded(pool, st, token, req, attempt, started, result.code, seen);

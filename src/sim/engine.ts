@@ -9,7 +9,7 @@ import { EventQueue } from './event-queue.js';
 import { Recorder, type RunResult } from './metrics.js';
 import { Oracle } from './oracle.js';
 import { NOISE_SIGMA, exponential, lognormalNoise, logUniform, stream } from './random.js';
-import { SimRouter, type SimEndpoint } from './router.js';
+import { SimRouter, type PickWatcher, type SimEndpoint } from './router.js';
 import { capacityRps, expandServers, offeredRps, peakRps, type Scenario } from './scenario.js';
 import { EV_COMPLETE, EV_RATE, SimServer } from './server.js';
 import { Telemetry } from './telemetry.js';
@@ -23,7 +23,7 @@ const EV_PUSH = 5;
 export const ORACLE = 'Oracle';
 
 /** Watches a run call by call (the training-sample collector). */
-export interface RunObserver {
+export interface RunObserver extends PickWatcher {
   /** A call was placed on `ep` by `router` (its in-flight count already includes the call). */
   onDispatch(router: SimRouter, ep: SimEndpoint, c: SimCall, now: number): void;
   /** The call's outcome reached its router. */
@@ -140,7 +140,7 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     c.noise = lognormalNoise(calls, NOISE_SIGMA);
     c.failU = calls();
     const router = routers[c.router] as SimRouter;
-    const ep = router.dispatch(c, now);
+    const ep = router.dispatch(c, now, observer);
     if (!ep) {
       c.clientDone = true;
       c.serverDone = true;

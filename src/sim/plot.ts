@@ -24,7 +24,15 @@ async function render(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-const POLICY_ORDER = ['Oracle', 'RoundRobin', 'LeastRequest', 'PeakEwma', 'Prequal', 'Predictive'];
+const POLICY_ORDER = [
+  'Oracle',
+  'RoundRobin',
+  'LeastRequest',
+  'PeakEwma',
+  'Prequal',
+  'Predictive',
+  'Predictive+model',
+];
 const color = (policies: string[]) => ({
   field: 'policy',
   type: 'nominal' as const,

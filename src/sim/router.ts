@@ -18,6 +18,11 @@ export interface TelemetryView {
 
 const isDone = (c: SimCall) => c.clientDone;
 
+/** Sees each call's endpoint as the policy picked it, before the call is counted there. */
+export interface PickWatcher {
+  onPick?(router: SimRouter, ep: SimEndpoint, c: SimCall, now: number): void;
+}
+
 /**
  * One router of the fleet, as the real one keeps a pool (src/router/pool-state.ts): its own endpoints
  * with its own in-flight counts and the start of the oldest open call on each, one balancer instance (the
@@ -54,13 +59,14 @@ export class SimRouter {
    * success the endpoint's in-flight count and oldest-call start are raised, as the router does before
    * forwarding.
    */
-  dispatch(c: SimCall, now: number): SimEndpoint | undefined {
+  dispatch(c: SimCall, now: number, watch?: PickWatcher): SimEndpoint | undefined {
     if (this.limiter) {
       const token = this.limiter.tryAcquire({ deadlineMs: c.deadlineAt });
       if (!token) return undefined;
       c.token = token;
     }
     const ep = this.balancer.pick(this.endpoints, c) as SimEndpoint;
+    watch?.onPick?.(this, ep, c, now);
     c.ep = ep;
     this.open[ep.index]!.push(c);
     ep.inflight++;

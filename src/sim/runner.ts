@@ -50,10 +50,23 @@ export interface RunScenarioOptions {
   /** How many seeds: the scenario's seed, then seed + 1, … */
   seeds?: number;
   onRun?: (policy: string, seed: number, ms: number) => void;
+  /**
+   * Further rows: a name (as listed in `policies`) for a registered policy run with given options, the
+   * same in every scenario — e.g. `Predictive+model`, Predictive scoring with the shipped model.
+   */
+  variants?: Readonly<Record<string, PolicyVariant>>;
 }
 
-export function checkPolicies(policies: readonly string[]): void {
-  const known = [ORACLE, ...balancerNames()];
+export interface PolicyVariant {
+  policy: string;
+  balancerOptions: Record<string, unknown>;
+}
+
+export function checkPolicies(
+  policies: readonly string[],
+  variants: Readonly<Record<string, PolicyVariant>> = {},
+): void {
+  const known = [ORACLE, ...balancerNames(), ...Object.keys(variants)];
   for (const p of policies) {
     if (!known.includes(p)) {
       throw new SibylError('ERR_USAGE', `unknown policy "${p}" (known: ${known.join(', ')})`);
@@ -63,7 +76,7 @@ export function checkPolicies(policies: readonly string[]): void {
 
 export function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): ScenarioRuns {
   const policies = options.policies ?? DEFAULT_POLICIES;
-  checkPolicies(policies);
+  checkPolicies(policies, options.variants);
   const n = Math.max(1, Math.floor(options.seeds ?? 1));
   const seeds = Array.from({ length: n }, (_, i) => scenario.seed + i);
   const runs: Record<string, RunResult[]> = {};
@@ -78,16 +91,19 @@ export function runScenario(scenario: Scenario, options: RunScenarioOptions = {}
       ? { ...scenario, load: { utilization: 0.1 }, concurrency: undefined }
       : undefined;
   for (const policy of policies) {
+    const v = options.variants?.[policy];
+    const run = (sc: Scenario, seed: number) =>
+      simulate(sc, { policy: v?.policy ?? policy, seed, balancerOptions: v?.balancerOptions });
     const rs: RunResult[] = [];
     for (const seed of seeds) {
       const t0 = performance.now();
-      rs.push(simulate(scenario, { policy, seed }));
+      rs.push(run(scenario, seed));
       options.onRun?.(policy, seed, performance.now() - t0);
     }
     runs[policy] = rs;
     const summary = summarise(rs);
     if (unloaded) {
-      const p99 = seeds.map((seed) => simulate(unloaded, { policy, seed }).p99Ms);
+      const p99 = seeds.map((seed) => run(unloaded, seed).p99Ms);
       summary.unloadedP99Ms = meanInterval(p99).mean;
     }
     report.policies[policy] = summary;

@@ -99,7 +99,9 @@ describe('model artifact', () => {
     const good = readFileSync(mf, 'utf8');
     writeFileSync(mf, good.replace(`"featuresVersion": ${FEATURES_VERSION}`, '"featuresVersion": 99'));
     expect(await loadError(dir)).toMatch(
-      /featuresVersion 99 does not match this build's features version 1; retrain/,
+      new RegExp(
+        `featuresVersion 99 does not match this build's features version ${FEATURES_VERSION}; retrain`,
+      ),
     );
     writeFileSync(mf, good);
     const ff = path.join(dir, 'features.json');

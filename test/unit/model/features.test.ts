@@ -28,7 +28,7 @@ const base: FeatureInput = {
 
 describe('features', () => {
   it('has a version and a fixed, named order', () => {
-    expect(FEATURES_VERSION).toBe(1);
+    expect(FEATURES_VERSION).toBe(2);
     expect(FEATURE_COUNT).toBe(14);
     expect(FEATURE_NAMES.slice(0, 4)).toEqual(['cpu', 'memory', 'log_inflight', 'log_queue']);
     expect(featuresFile().features.map((f) => f.name)).toEqual(FEATURE_NAMES);

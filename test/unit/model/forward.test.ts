@@ -4,10 +4,9 @@ import {
   runForwardBench,
   untrainedModel,
 } from '../../../src/model/bench.js';
-import { FEATURE_COUNT, featurizeInto } from '../../../src/model/features.js';
+import { FEATURE_COUNT, dispatchInput, featurizeInto } from '../../../src/model/features.js';
 import { ForwardModel, softplus } from '../../../src/model/forward.js';
 import type { LatencyModel } from '../../../src/model/model.js';
-import { featureInputFrom } from '../../../src/model/predictor.js';
 import { tfPredict, trainModel } from '../../../src/model/train.js';
 import { initTf } from '../../../src/model/tf.js';
 import { seededRandom } from '../../../src/util/clock.js';
@@ -18,7 +17,7 @@ function randomVectors(n: number, seed: number): Float64Array {
   const rnd = seededRandom(seed);
   const out = new Float64Array(n * FEATURE_COUNT);
   for (let i = 0; i < n; i++) {
-    if (i % 2 === 0) featurizeInto(featureInputFrom(randomFeatures(rnd)), out, i * FEATURE_COUNT);
+    if (i % 2 === 0) featurizeInto(dispatchInput(randomFeatures(rnd)), out, i * FEATURE_COUNT);
     else
       for (let j = 0; j < FEATURE_COUNT; j++)
         out[i * FEATURE_COUNT + j] = rnd() < 0.1 ? NaN : (rnd() - 0.5) * 20;
@@ -64,7 +63,7 @@ describe('ForwardModel (typed arrays) against tfjs', () => {
   it('single, batch and sample forms agree; p90 never below the mean', () => {
     const fwd = new ForwardModel(trained);
     const rnd = seededRandom(9);
-    const input = featureInputFrom(randomFeatures(rnd));
+    const input = dispatchInput(randomFeatures(rnd));
     const raw = new Float64Array(FEATURE_COUNT);
     featurizeInto(input, raw);
     const one = fwd.predict(raw);

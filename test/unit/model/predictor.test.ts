@@ -2,7 +2,8 @@ import { Predictive, type PredictiveFeatures } from '../../../src/balancer/predi
 import type { Endpoint, PickRequest } from '../../../src/balancer/types.js';
 import { ForwardModel } from '../../../src/model/forward.js';
 import type { LatencyModel } from '../../../src/model/model.js';
-import { createPredictor, featureInputFrom, latencyEstimateMs } from '../../../src/model/predictor.js';
+import { dispatchInput } from '../../../src/model/features.js';
+import { createPredictor, latencyEstimateMs } from '../../../src/model/predictor.js';
 import { trainModel } from '../../../src/model/train.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 import { syntheticSamples } from './synthetic.js';
@@ -23,6 +24,7 @@ function features(over: Partial<PredictiveFeatures> = {}): PredictiveFeatures {
     hintFreshness: 0.9,
     queueLength: 0,
     cpu: 0.3,
+    reportedCpu: 0.3,
     memory: 0.4,
     ...over,
   };
@@ -42,29 +44,30 @@ describe('createPredictor', () => {
   });
 
   it("maps the balancer's signals onto the sample contract", () => {
-    const f = features({ latencyRatio: NaN, hintAgeMs: Infinity, cpu: NaN });
-    expect(featureInputFrom(f)).toEqual({
+    const f = features({
+      latencyRatio: NaN,
+      hintAgeMs: Infinity,
       cpu: NaN,
+      reportedCpu: NaN,
+      queueLength: NaN,
+    });
+    expect(dispatchInput(f)).toEqual({
+      cpu: undefined,
       memory: 0.4,
       inflight: 0,
-      queueLength: 0,
-      recentLatencyMs: 1, // "typical" before any call, as the simulator records it
+      queueLength: undefined,
+      recentLatencyMs: 1, // "typical" before any call
       payloadBytes: 1024,
       methodCostMs: 2,
       errorRate: 0,
       oldestInflightMs: 0,
       telemetryAgeMs: Infinity,
     });
-    // with the endpoint: its raw load report, else the operator's figures (not the age-faded cpu)
-    const ep: Endpoint = {
-      id: 'a',
-      address: 'a',
-      inflight: 0,
-      load: { cpu: 0.9, atMs: 0 },
-      hints: { memory: 0.7 },
-    };
-    expect(featureInputFrom(features({ cpu: 0.1 }), undefined, ep)).toMatchObject({ cpu: 0.9, memory: 0.7 });
-    expect(featureInputFrom(features(), undefined, { id: 'b', address: 'b', inflight: 0 }).cpu).toBeNaN();
+    // the reported cpu, not the age-faded one the heuristic uses
+    expect(dispatchInput(features({ cpu: 0.1, reportedCpu: 0.9 }))).toMatchObject({
+      cpu: 0.9,
+      queueLength: 0,
+    });
   });
 
   it('predicts ms that follow the learnt function: more in flight, dearer method → slower', () => {
@@ -84,13 +87,20 @@ describe('createPredictor', () => {
     expect(absolute('p90')).toBeGreaterThan(absolute('mean'));
   });
 
-  it("by default scales the model's endpoint factor by the router's own baseline", () => {
+  it("in relative scale, multiplies the model's endpoint factor by the router's own baseline", () => {
     const ep: Endpoint = { id: 'a', address: 'a', inflight: 0 };
-    const idle = features({ cpu: NaN, memory: NaN, queueLength: NaN, hintAgeMs: Infinity, baselineMs: 7 });
+    const idle = features({
+      cpu: NaN,
+      reportedCpu: NaN,
+      memory: NaN,
+      queueLength: NaN,
+      hintAgeMs: Infinity,
+      baselineMs: 7,
+    });
     // the idle reference itself: exactly the baseline
-    expect(createPredictor(model)(ep, req, idle)).toBeCloseTo(7, 9);
+    expect(createPredictor(model, { scale: 'relative' })(ep, req, idle)).toBeCloseTo(7, 9);
     const busy = features({ ...idle, inflight: 6, latencyRatio: 5 });
-    const rel = createPredictor(model)(ep, req, busy)!;
+    const rel = createPredictor(model, { scale: 'relative' })(ep, req, busy)!;
     const abs = createPredictor(model, { scale: 'absolute' });
     expect(rel / 7).toBeCloseTo(abs(ep, req, busy)! / abs(ep, req, idle)!, 9);
   });

@@ -1,0 +1,283 @@
+import { decay } from './common.js';
+import { LatencyBaseline } from './latency-baseline.js';
+import type { CallOutcome, Endpoint, PickRequest } from './types.js';
+
+/**
+ * What one router knows of its endpoints from its own calls (DESIGN.md §5, §6): per endpoint its
+ * latencies normalised by method and payload, its failures, and the work it has in flight there; per
+ * method a latency baseline. This is the one place those figures are computed. The Predictive policy
+ * scores with them (predictive.ts), the router records them as training samples at dispatch
+ * (router-link.ts, through `dispatchInput` in src/model/features.ts), and the simulator's sample
+ * collector keeps a copy fed with the same call starts and ends whichever policy places the calls
+ * (src/sim/samples.ts) — so the model is trained on exactly the inputs it is later asked about
+ * (test/unit/model/dispatch-features.test.ts).
+ *
+ * Pure: time is passed in; nothing here reads a clock or draws a random number.
+ *
+ *   b = this router's latency for this method and payload on a typical endpoint (an online least-squares
+ *       fit of latency on payload KiB per method, exponentially decayed, pooled over endpoints;
+ *       latency-baseline.ts); before a method has a sample, the pooled fit over all methods, else
+ *       `defaultLatencyMs`
+ *   latencyRatio = the endpoint's decayed mean of latency ÷ b over its successful calls, faded towards
+ *       the pool's (1) after `forgetMs` without a new sample (see ownRatio)
+ *   errorRate = (failures + f · hintErrorRate) / (calls + 1): own decayed counts, shrunk towards the
+ *       fleet's error rate while that is fresh (f = exp(−hintAge/hintTauMs))
+ *
+ * Options (with Predictive's names and defaults): memoryMs (5000), hintTauMs (10000), defaultLatencyMs
+ * (10), forgetMs (300).
+ */
+
+/**
+ * One endpoint and one request as this router sees them now. The object `features` fills is reused
+ * between calls; copy what you keep. Absent figures are NaN (ages: Infinity).
+ */
+export interface PredictiveFeatures {
+  /** Expected latency of this request (method, payload) on a typical endpoint of the pool, ms. */
+  baselineMs: number;
+  payloadKiB: number;
+  /** The endpoint's recent latency over baselineMs (own successful calls, decayed); NaN when none. */
+  latencyRatio: number;
+  /** Decayed count of own successful calls behind latencyRatio. */
+  samples: number;
+  /** This router's calls in flight there, and the age of the oldest (0 when none), ms. */
+  inflight: number;
+  oldestInflightAgeMs: number;
+  /** Own decayed failure rate, shrunk towards the fleet-wide rate from the operator. */
+  errorRate: number;
+  /** Operator's figures (hints) and their age; freshness = exp(−age/τh), 0 without hints. */
+  hintLatencyMs: number;
+  hintAgeMs: number;
+  hintFreshness: number;
+  queueLength: number;
+  /** ORCA cpu_utilization, else the operator's cpu figure, times its freshness (stale fades to 0). */
+  cpu: number;
+  /** The endpoint's CPU as last reported (ORCA, else the operator's figure), unfaded; NaN when none. */
+  reportedCpu: number;
+  memory: number;
+}
+
+export interface SignalOptions {
+  memoryMs: number;
+  hintTauMs: number;
+  defaultLatencyMs: number;
+  forgetMs: number;
+}
+
+export const SIGNAL_DEFAULTS: SignalOptions = {
+  memoryMs: 5000,
+  hintTauMs: 10_000,
+  defaultLatencyMs: 10,
+  forgetMs: 300,
+};
+
+/** One endpoint's own figures. */
+export interface OwnStats {
+  ratioSum: number; // Σ latency / baseline over successful calls (decayed)
+  ratioN: number;
+  pendingMs: number; // Σ baseline latency of this router's calls in flight there (work ahead of a new call)
+  pendingN: number; // how many calls pendingMs counts (calls started without onCallStarted are not)
+  ok: number;
+  failed: number;
+  atMs: number;
+  lastSampleMs: number; // when ratioSum last took a sample (-Infinity: never)
+}
+
+const MAX_METHODS = 512;
+
+export function blankFeatures(): PredictiveFeatures {
+  return {
+    baselineMs: 0,
+    payloadKiB: 0,
+    latencyRatio: NaN,
+    samples: 0,
+    inflight: 0,
+    oldestInflightAgeMs: 0,
+    errorRate: 0,
+    hintLatencyMs: NaN,
+    hintAgeMs: Infinity,
+    hintFreshness: 0,
+    queueLength: NaN,
+    cpu: NaN,
+    reportedCpu: NaN,
+    memory: NaN,
+  };
+}
+
+export class RouterSignals {
+  readonly options: SignalOptions;
+  private readonly own = new Map<string, OwnStats>();
+  private readonly methods = new Map<string, LatencyBaseline>();
+  private readonly all: LatencyBaseline;
+  private readonly f = blankFeatures();
+
+  constructor(options: Partial<SignalOptions> = {}) {
+    this.options = { ...SIGNAL_DEFAULTS, ...options };
+    this.all = new LatencyBaseline(this.options.memoryMs);
+  }
+
+  /** This endpoint's figures, or undefined when this router has never used it. */
+  stats(id: string): OwnStats | undefined {
+    return this.own.get(id);
+  }
+
+  /** Starts keeping figures for `ep` (idempotent). */
+  track(ep: Endpoint, now: number): OwnStats {
+    let s = this.own.get(ep.id);
+    if (!s) {
+      s = {
+        ratioSum: 0,
+        ratioN: 0,
+        pendingMs: 0,
+        pendingN: 0,
+        ok: 0,
+        failed: 0,
+        atMs: now,
+        lastSampleMs: -Infinity,
+      };
+      this.own.set(ep.id, s);
+    }
+    return s;
+  }
+
+  /** A call for `req` was sent to `ep`: its baseline joins the work this router has ahead there. */
+  onCallStarted(ep: Endpoint, req: PickRequest, now: number): void {
+    const s = this.track(ep, now);
+    s.pendingMs += this.baselineMs(req, now);
+    s.pendingN++;
+  }
+
+  /** A call to `ep` ended (after ep.inflight was lowered). */
+  onCallEnded(ep: Endpoint, req: PickRequest, outcome: CallOutcome, now: number): void {
+    const s = this.own.get(ep.id);
+    if (!s) return; // never started by us, or removed since
+    if (ep.inflight > 0 && s.pendingN > 0) {
+      s.pendingMs = Math.max(0, s.pendingMs - this.baselineMs(req, now));
+      s.pendingN--;
+    } else {
+      s.pendingMs = 0; // nothing open: start afresh, so rounding never accumulates
+      s.pendingN = 0;
+    }
+    const d = decay(now - s.atMs, this.options.memoryMs);
+    s.ratioSum *= d;
+    s.ratioN *= d;
+    s.ok *= d;
+    s.failed *= d;
+    s.atMs = Math.max(s.atMs, now);
+    if (!outcome.ok) {
+      s.failed += 1; // a failure's latency says nothing about service time: it counts in e only
+      return;
+    }
+    s.ok += 1;
+    const kib = req.payloadBytes / 1024;
+    const m = this.methodBaseline(req.method);
+    // normalise by method and payload, once the baseline has a couple of samples to stand on
+    if (m && m.weight(now) >= 2) {
+      // the faded ratio becomes the remembered one, so a new sample moves it from there (see ownRatio)
+      if (s.ratioN > 0 && now - s.lastSampleMs > this.options.forgetMs) {
+        s.ratioSum = s.ratioN * this.ownRatio(s, now);
+      }
+      s.ratioSum += outcome.latencyMs / m.predict(kib);
+      s.ratioN += 1;
+      s.lastSampleMs = now;
+    }
+    m?.add(kib, outcome.latencyMs, now);
+    this.all.add(kib, outcome.latencyMs, now);
+  }
+
+  onEndpointRemoved(id: string): void {
+    this.own.delete(id);
+  }
+
+  /** Fills and returns the (reused) feature object for `ep` and `req`, with baseline `b`. */
+  features(ep: Endpoint, req: PickRequest, b: number, now: number): PredictiveFeatures {
+    const f = this.f;
+    const { memoryMs, hintTauMs } = this.options;
+    const s = this.own.get(ep.id);
+    const d = s ? decay(now - s.atMs, memoryMs) : 0;
+    const ok = s ? s.ok * d : 0;
+    const failed = s ? s.failed * d : 0;
+    const h = ep.hints;
+    const hintAge = h ? now - (h.atMs ?? now) : Infinity;
+    const fresh = h ? decay(hintAge, hintTauMs) : 0;
+    f.baselineMs = b;
+    f.payloadKiB = req.payloadBytes / 1024;
+    f.samples = s ? s.ratioN * d : 0;
+    f.latencyRatio = s && s.ratioN > 0 ? this.ownRatio(s, now) : NaN;
+    f.inflight = ep.inflight;
+    f.oldestInflightAgeMs =
+      ep.oldestInflightStartMs === undefined ? 0 : Math.max(0, now - ep.oldestInflightStartMs);
+    f.errorRate = (failed + fresh * (h?.errorRate ?? 0)) / (ok + failed + 1);
+    f.hintLatencyMs = h?.predictedLatencyMs ?? NaN;
+    f.hintAgeMs = hintAge;
+    f.hintFreshness = fresh;
+    f.queueLength = h?.queueLength ?? NaN;
+    const load = ep.load;
+    f.cpu = load?.cpu !== undefined ? load.cpu * decay(now - load.atMs, hintTauMs) : (h?.cpu ?? NaN) * fresh;
+    f.reportedCpu = load?.cpu ?? h?.cpu ?? NaN;
+    f.memory = load?.memory ?? h?.memory ?? NaN;
+    return f;
+  }
+
+  /**
+   * What this router knows of `ep` for `req` now, before the call is counted against `ep`: the inputs
+   * a training sample records at dispatch, and what the policy scored the endpoint with.
+   */
+  dispatchFeatures(ep: Endpoint, req: PickRequest, now: number): PredictiveFeatures {
+    return this.features(ep, req, this.baselineMs(req, now), now);
+  }
+
+  /**
+   * The endpoint's own latency ratio, faded towards the pool's (1) while it has no new samples:
+   * ratio^exp(−(Δ − forgetMs)/forgetMs) once Δ, the time since its last sample, exceeds forgetMs.
+   * Without this an endpoint that was slow stayed slow in our eyes until enough new samples outweighed
+   * the old: the decayed sums keep their mean (only the count decays), one 1,000 ms call among 3 ms
+   * ones counts as much as 300 of them, and an avoided endpoint gets new samples only from rare
+   * exploration — a backend back to 3 ms after a spell at 1,000 ms got ~0% of the traffic 20 s later
+   * (test/unit/balancer/predictive-recovery). Fading in log space forgets a 300× outlier as fast as a
+   * 2× one. An endpoint still slow is caught again by its first new call: the stall floor (age of the
+   * oldest open call) while it runs, then its sample. forgetMs (300) is short beside memoryMs, but the
+   * grace of one forgetMs leaves an endpoint we keep sending to (a sample every few tens of ms) with
+   * its figures exactly as before; this acts on endpoints we stopped sending to.
+   */
+  ownRatio(s: OwnStats, now: number): number {
+    const r = s.ratioSum / s.ratioN;
+    const { forgetMs } = this.options;
+    return r > 0 ? r ** decay(now - s.lastSampleMs - forgetMs, forgetMs) : r;
+  }
+
+  /** 0 for a server we have recent samples of (or none ever), towards 1 as they age over memoryMs. */
+  staleness(ep: Endpoint, now: number): number {
+    const s = this.own.get(ep.id);
+    if (!s || s.ratioN === 0) return 0;
+    return 1 - decay(now - s.lastSampleMs, this.options.memoryMs);
+  }
+
+  /** The expected failure rate of a call to `ep` (as in `features`), without the rest. */
+  failureRate(ep: Endpoint, now: number): number {
+    const s = this.own.get(ep.id);
+    const d = s ? decay(now - s.atMs, this.options.memoryMs) : 0;
+    const h = ep.hints;
+    const fresh = h ? decay(now - (h.atMs ?? now), this.options.hintTauMs) : 0;
+    return ((s ? s.failed * d : 0) + fresh * (h?.errorRate ?? 0)) / ((s ? (s.ok + s.failed) * d : 0) + 1);
+  }
+
+  /** A typical call's latency on a typical endpoint (all methods and payloads), ms. */
+  typicalMs(now: number): number {
+    return this.all.weight(now) >= 1 ? this.all.mean() : this.options.defaultLatencyMs;
+  }
+
+  /** b: the latency of `req` on a typical endpoint of the pool, ms. */
+  baselineMs(req: PickRequest, now: number): number {
+    const kib = req.payloadBytes / 1024;
+    const m = this.methods.get(req.method);
+    if (m && m.weight(now) >= 1) return m.predict(kib);
+    return this.all.weight(now) >= 1 ? this.all.predict(kib) : this.options.defaultLatencyMs;
+  }
+
+  private methodBaseline(method: string): LatencyBaseline | undefined {
+    let m = this.methods.get(method);
+    if (!m && this.methods.size < MAX_METHODS)
+      this.methods.set(method, (m = new LatencyBaseline(this.options.memoryMs)));
+    return m;
+  }
+}
