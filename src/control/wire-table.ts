@@ -1,6 +1,8 @@
 import type { EndpointHints } from '../balancer/types.js';
 import { validateRouterConfig, type PoolConfig } from '../router/config.js';
 import { buildTable, poolRoute, type PoolRoute, type RoutingTable } from '../router/table.js';
+import { cacheConfigIssues } from '../cache/config.js';
+import { SibylError, errorMessage } from '../util/errors.js';
 import type { WireEndpoint, WirePool } from './messages.js';
 
 /**
@@ -18,7 +20,7 @@ export function tableFromWire(pools: readonly WirePool[], version: number, nowMs
     };
     // The CacheTier's config arrives beside the spec (cache_json) and is checked below like a routes
     // file's `pools[].cache`, so a config the router cannot run is nacked with the rest.
-    const cache = p.cacheJson ? (JSON.parse(p.cacheJson) as unknown) : undefined;
+    const cache = p.cacheJson ? parseCache(p.name, p.cacheJson, version) : undefined;
     return {
       ...spec,
       ...(cache !== undefined ? { cache } : {}),
@@ -35,6 +37,16 @@ export function tableFromWire(pools: readonly WirePool[], version: number, nowMs
     .filter((c) => c.endpoints.length > 0)
     .map((c) => ({ ...c, name: c.name.replace('/', '.') }));
   validateRouterConfig({ pools: checked }, `routing version ${version}`);
+  // A pool without endpoints skips the check above, but its cache is still built: check that alone.
+  for (const c of configs) {
+    if (c.endpoints.length > 0 || c.cache === undefined) continue;
+    const issues = cacheConfigIssues(c.cache, `${c.name}.cache`);
+    if (issues.length)
+      throw new SibylError(
+        'ERR_CONFIG_INVALID',
+        `routing version ${version}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      );
+  }
   const byName = new Map(pools.map((p) => [p.name, p]));
   const routes: PoolRoute[] = configs.map((c) => {
     const route = poolRoute(c);
@@ -49,6 +61,17 @@ export function tableFromWire(pools: readonly WirePool[], version: number, nowMs
     });
   });
   return buildTable(routes, version);
+}
+
+function parseCache(pool: string, json: string, version: number): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch (e) {
+    throw new SibylError(
+      'ERR_CONFIG_INVALID',
+      `routing version ${version}: pool ${pool}: cache_json is not JSON (${errorMessage(e)})`,
+    );
+  }
 }
 
 function hintsOf(e: WireEndpoint | undefined, nowMs: number): { hints?: EndpointHints; forceOpen?: boolean } {

@@ -38,6 +38,14 @@ describe('cache config on the control stream', () => {
     expect(String(err)).toMatch(/cache\.l2\.redis/);
   });
 
+  it('a pool without endpoints still has its cache checked; cache_json that is no JSON is refused', () => {
+    const bad = { methods: [] };
+    const noEndpoints = pool({ endpoints: [], cacheJson: JSON.stringify(bad) });
+    const other = pool({ name: 'ns/other', specJson: JSON.stringify({ match: { services: ['x.Other'] } }) });
+    expect(() => tableFromWire([other, noEndpoints], 10, 0)).toThrow(/ns\/shop\.cache\.methods/);
+    expect(() => tableFromWire([pool({ cacheJson: '{' })], 11, 0)).toThrow(/cache_json is not JSON/);
+  });
+
   it('a cache or flush token change reaches routers at once', () => {
     expect(isUrgent(pool(), pool({ cacheJson: '{}' }))).toBe(true);
     expect(isUrgent(pool({ cacheFlushToken: 'a' }), pool({ cacheFlushToken: 'b' }))).toBe(true);
