@@ -84,8 +84,13 @@ it('gives the operator its permissions and nothing more (kubectl auth can-i)', a
   expect(await reviewed(who, 'list', 'metrics.k8s.io', 'pods')).toBe(true);
   expect(await reviewed(who, 'delete', 'metrics.k8s.io', 'pods')).toBe(false);
   expect(await can('update', 'leases.coordination.k8s.io')).toBe('yes');
-  expect(await can('get', 'secrets')).toBe('no');
+  // Secrets: get only (a CacheTier's Redis URL, read by name), never list or watch.
+  expect(await can('get', 'secrets')).toBe('yes');
   expect(await can('list', 'secrets', '--all-namespaces')).toBe('no');
+  expect(await can('watch', 'secrets')).toBe('no');
+  // CacheTiers are patched for their cleanup finalizer; BackendPools never are.
+  expect(await can('patch', 'cachetiers.sibyl.dev')).toBe('yes');
+  expect(await can('patch', 'backendpools.sibyl.dev')).toBe('no');
   expect(await can('create', 'pods')).toBe('no');
   expect(await can('delete', 'backendpools.sibyl.dev')).toBe('no');
   expect(await can('update', 'backendpools.sibyl.dev')).toBe('no');
