@@ -32,6 +32,32 @@ it('reconciles, records events and leads with only the RBAC the chart grants', a
   await createService(ns, 'api');
   await putSlices(ns, 'api', [{ port: 50101, pod: 'api-a' }]);
   await createPool(ns, 'api', { service: { name: 'api' }, match: { services: ['x.Api'] } });
+  // A CacheTier whose Redis URL is in a Secret: the operator reads it and sets its finalizer.
+  await kubectlOk(
+    ['apply', '-n', ns, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'redis' },
+          stringData: { url: process.env.SIBYL_TEST_REDIS_URL },
+        },
+        {
+          apiVersion: 'sibyl.dev/v1alpha1',
+          kind: 'CacheTier',
+          metadata: { name: 'api-cache' },
+          spec: {
+            pools: ['api'],
+            methods: [{ method: '/x.Api/Get' }],
+            l2: { redis: { secretRef: { name: 'redis' } } },
+          },
+        },
+      ],
+    }),
+  );
   const op = await startOperator(ns, {
     kc,
     leaderElection: { namespace: ns, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 },
@@ -43,6 +69,21 @@ it('reconciles, records events and leads with only the RBAC the chart grants', a
     await waitFor(async () => (await listEvents(ns, 'api')).some((e) => e.reason === 'EndpointAdded'), {
       what: 'an event',
     });
+    await waitFor(
+      async () => {
+        const t = JSON.parse(await kubectlOk(['get', 'ct', 'api-cache', '-n', ns, '-o', 'json'])) as {
+          metadata: { finalizers?: string[] };
+          status?: { conditions?: Array<{ type: string; status: string }> };
+        };
+        const is = (type: string) => t.status?.conditions?.find((c) => c.type === type)?.status;
+        return (
+          t.metadata.finalizers?.includes('sibyl.dev/cache-cleanup') &&
+          is('Invalid') === 'False' &&
+          is('RedisReachable') === 'True'
+        );
+      },
+      { what: 'the CacheTier reconciled with the SA token (Secret read, finalizer set)' },
+    );
     expect(op.isLeader).toBe(true);
     const lease = JSON.parse(await kubectlOk(['get', 'lease', 'sibyl-operator', '-n', ns, '-o', 'json'])) as {
       spec: { holderIdentity: string };
