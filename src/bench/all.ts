@@ -1,11 +1,19 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runScenario, type PolicySummary } from '../sim/runner.js';
-import { parseScenario } from '../sim/scenario.js';
+import { DEFAULT_POLICIES, type PolicySummary } from '../sim/runner.js';
 import { runControlBench } from './control.js';
+import {
+  formatRouterBench,
+  parseRouterBenchArgs,
+  ratio,
+  runRouterBench,
+  type LoadFigures,
+} from './router.js';
 import { runScale } from './scale.js';
+import { modelVariants, simulateFiles, type SimBenchResult } from './sim.js';
+import { simSection } from './sim-section.js';
 
 /**
  * `make bench` / `sibyl bench all`: runs the benchmarks that need no external load tool and writes
@@ -23,11 +31,7 @@ interface Row {
   how: string;
 }
 
-function scenario(name: string, seeds: number, policies: string[]): Record<string, PolicySummary> {
-  const file = join(ROOT, 'bench/scenarios', `${name}.json`);
-  const s = parseScenario(JSON.parse(readFileSync(file, 'utf8')), file);
-  return runScenario(s, { seeds, policies }).report.policies;
-}
+const RESULTS = join(ROOT, 'bench/results');
 
 const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `${x.toFixed(1)} ms`);
 
@@ -35,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
     options: {
-      seeds: { type: 'string', default: '2' },
+      seeds: { type: 'string', default: '3' },
       quick: { type: 'boolean', default: false },
       out: { type: 'string', default: join(ROOT, 'bench/results/README.md') },
     },
@@ -44,8 +48,23 @@ export async function run(argv: string[]): Promise<number> {
   const rows: Row[] = [];
   const say = (l: string) => console.log(l);
 
-  say('▶ simulator: heterogeneous pool, RoundRobin and PeakEwma against Predictive');
-  const het = scenario('heterogeneous', seeds, ['RoundRobin', 'PeakEwma', 'Predictive']);
+  say('▶ simulator: every scenario (bench/scenarios) through every policy, plots under bench/results');
+  const dir = join(ROOT, 'bench/scenarios');
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => join(dir, f));
+  const variants = await modelVariants(join(ROOT, 'models/latency'), 'absolute');
+  const sim = await simulateFiles(files, {
+    policies: [...DEFAULT_POLICIES, ...Object.keys(variants)],
+    seeds,
+    variants,
+    out: RESULTS,
+    say,
+  });
+  const scenario = (name: string): Record<string, PolicySummary> =>
+    sim.find((r: SimBenchResult) => r.runs.report.scenario === name)?.runs.report.policies ?? {};
+  const het = scenario('heterogeneous');
   rows.push({
     capability: 'predictive balancing',
     measure: 'p99 over all calls, heterogeneous pool (simulator)',
@@ -53,9 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     with: ms(het.Predictive?.p99AllMs),
     how: `sibyl bench sim --scenario bench/scenarios/heterogeneous.json --seeds ${seeds}`,
   });
-
-  say('▶ simulator: a backend that fails fast, with failures priced or not');
-  const sink = scenario('sinkhole', seeds, ['LeastRequest', 'Predictive']);
+  const sink = scenario('sinkhole');
   rows.push({
     capability: 'failure-aware picks (breaker pricing)',
     measure: 'p99 over all calls, sinkhole (simulator)',
@@ -63,10 +80,8 @@ export async function run(argv: string[]): Promise<number> {
     with: `${ms(sink.Predictive?.p99AllMs)} Predictive`,
     how: `sibyl bench sim --scenario bench/scenarios/sinkhole.json --seeds ${seeds}`,
   });
-
-  say('▶ simulator: overload ramp to 2× capacity, limiter off and on');
-  const off = scenario('overload-ramp', seeds, ['Predictive']).Predictive;
-  const on = scenario('overload-ramp-limited', seeds, ['Predictive']).Predictive;
+  const off = scenario('overload-ramp').Predictive;
+  const on = scenario('overload-ramp-limited').Predictive;
   rows.push({
     capability: 'adaptive concurrency',
     measure: 'goodput at 2× capacity (simulator)',
@@ -118,12 +133,30 @@ export async function run(argv: string[]): Promise<number> {
     how: 'sibyl bench scale --pools 50 --endpoints 10 --hot 5 --rate 20 --status-interval 0s (or 5s)',
   });
 
+  say('▶ router: circuit breakers and hedging, each off and on, real routers and faulty backends');
+  const routerArgs = v.quick ? ['--duration', '5s', '--repeat', '1'] : [];
+  const router = await runRouterBench(parseRouterBenchArgs([...routerArgs, '--out', ''])!);
+  writeFileSync(join(RESULTS, 'router.json'), `${JSON.stringify(router, null, 2)}\n`);
+  const cmd = `sibyl bench router ${routerArgs.join(' ')}`.trim();
+  for (const c of router.comparisons) {
+    const f = (x: LoadFigures) =>
+      c.name === 'hedging'
+        ? `p99 ${ms(x.p99Ms)}, p99.9 ${ms(x.p999Ms)}, ${(100 * x.extraLoad).toFixed(1)}% extra calls`
+        : `${(100 * x.errorRate).toFixed(2)}% errors, p99 ${ms(x.p99Ms)} (all calls ${ms(x.p99AllMs)})`;
+    const ratios =
+      c.name === 'hedging'
+        ? `p99 ${ratio(c.on.p99Ms, c.off.p99Ms)}, p99.9 ${ratio(c.on.p999Ms, c.off.p999Ms)}`
+        : `errors ${ratio(c.on.errorRate, c.off.errorRate)}, p99 all calls ${ratio(c.on.p99AllMs, c.off.p99AllMs)}`;
+    rows.push({
+      capability: c.name === 'hedging' ? 'hedging (router)' : 'circuit breakers (router)',
+      measure: c.setup,
+      without: f(c.off),
+      with: `${f(c.on)}; ${ratios}`,
+      how: cmd,
+    });
+  }
+
   for (const [capability, why] of [
-    [
-      'circuit breakers (router)',
-      'measured through the simulator row above; a router-level run is not built yet',
-    ],
-    ['hedging', 'not measured yet'],
     ['cache tiers and warming', 'not measured yet (`sibyl bench cache` is not built)'],
   ] as const) {
     rows.push({ capability, measure: why, without: '-', with: '-', how: '-' });
@@ -140,9 +173,16 @@ export async function run(argv: string[]): Promise<number> {
     '| --- | --- | --- | --- | --- |',
     ...rows.map((r) => `| ${r.capability} | ${r.measure} | ${r.without} | ${r.with} | \`${r.how}\` |`),
     '',
+    ...simSection(sim, seeds),
+    '## Router: circuit breakers and hedging',
+    '',
+    '```',
+    formatRouterBench(router),
+    '```',
+    '',
     '## More',
     '',
-    '- Every policy on every scenario, with 95% intervals and plots: `sibyl bench sim --all --seeds 3 --plot` (`bench/results/*.json`, `*.svg`).',
+    `- Every policy on every scenario, with 95% intervals and plots: \`sibyl bench sim --all --seeds ${seeds} --plot\` (\`bench/results/*.json\`, \`*.svg\`).`,
     '- The router against a direct call and nginx `grpc_pass` under ghz: `hack/k8s-tools.sh load && sibyl bench proxy` ([proxy.md](proxy.md)).',
     '- The operator at 500 pools × 20 endpoints: `sibyl bench scale`.',
     '',

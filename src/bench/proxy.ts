@@ -345,7 +345,7 @@ export function formatMarkdown(r: ProxyBenchResult, command: string): string {
 // ---------------------------------------------------------------------------------------------------
 // Processes.
 
-interface Child {
+export interface Child {
   name: string;
   proc: ChildProcess;
   stderr: string[];
@@ -363,7 +363,7 @@ function track(name: string, proc: ChildProcess): Child {
   return { name, proc, stderr, exited };
 }
 
-async function stop(c: Child): Promise<void> {
+export async function stop(c: Child): Promise<void> {
   if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
   c.proc.kill('SIGTERM');
   const t = setTimeout(() => c.proc.kill('SIGKILL'), 3000);
@@ -372,7 +372,7 @@ async function stop(c: Child): Promise<void> {
 }
 
 /** Runs `sibyl <args>` as a child and waits for its first stdout line ({"listening": ...}). */
-async function startSibyl(name: string, args: string[]): Promise<{ child: Child; listening: string }> {
+export async function startSibyl(name: string, args: string[]): Promise<{ child: Child; listening: string }> {
   const proc = spawn(process.execPath, [...process.execArgv, MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -402,7 +402,7 @@ async function startSibyl(name: string, args: string[]): Promise<{ child: Child;
   return { child, listening };
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

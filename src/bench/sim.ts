@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -62,6 +62,64 @@ export async function modelVariants(dir: string, scale: string): Promise<Record<
   return { [MODEL_VARIANT]: { policy: 'Predictive', balancerOptions: { predict } } };
 }
 
+export interface SimulateFilesOptions {
+  policies: readonly string[];
+  seeds: number;
+  variants?: Readonly<Record<string, PolicyVariant>>;
+  /** Write the plots and each scenario's JSON there. */
+  out?: string;
+  say?: (line: string) => void;
+  /** Print each scenario's table and targets, and the summary, through `say`. */
+  tables?: boolean;
+}
+
+/**
+ * Every scenario file through every policy (`sibyl bench sim`, and `make bench`): the results with
+ * Predictive's targets; with `out`, the plots (sim-p99.svg, <scenario>-cdf.svg, <scenario>-goodput.svg)
+ * and <scenario>.json written there.
+ */
+export async function simulateFiles(
+  files: readonly string[],
+  o: SimulateFilesOptions,
+): Promise<SimBenchResult[]> {
+  const say = o.say ?? (() => undefined);
+  const scenarios = await Promise.all(files.map((f) => loadScenario(f)));
+  const results: SimBenchResult[] = [];
+  for (const scenario of scenarios) {
+    const t0 = performance.now();
+    const runs = runScenario(scenario, { policies: o.policies, seeds: o.seeds, variants: o.variants });
+    const targets = evaluateTargets(runs.report, scenario);
+    results.push({ scenario, runs, targets });
+    if (o.tables) {
+      say(formatScenario(runs.report));
+      say(formatTargets(targets));
+      say(`(${((performance.now() - t0) / 1000).toFixed(1)}s)\n`);
+    }
+  }
+  if (o.tables && results.length > 1) {
+    say(
+      formatSummary(
+        results.map((r) => ({ report: r.runs.report, targets: r.targets })),
+        o.policies,
+      ),
+    );
+  }
+  if (o.out) {
+    const { writePlots } = await import('../sim/plot.js');
+    const written = await writePlots(
+      results.map((r) => r.runs),
+      o.out,
+    );
+    for (const r of results) {
+      const file = path.join(o.out, `${r.runs.report.scenario}.json`);
+      await writeFile(file, `${JSON.stringify({ ...r.runs.report, targets: r.targets }, null, 2)}\n`);
+      written.push(file);
+    }
+    say(`wrote ${written.join(', ')}`);
+  }
+  return results;
+}
+
 export interface SimBenchResult {
   scenario: Scenario;
   runs: ScenarioRuns;
@@ -115,44 +173,16 @@ export async function run(argv: string[]): Promise<number> {
     : [...DEFAULT_POLICIES, ...Object.keys(variants)];
   checkPolicies(policies, variants);
   const seeds = seedsFlag(values.seeds);
-  const scenarios = await Promise.all(files.map((f) => loadScenario(f)));
-
-  const results: SimBenchResult[] = [];
-  for (const scenario of scenarios) {
-    const t0 = performance.now();
-    const runs = runScenario(scenario, { policies, seeds, variants });
-    const targets = evaluateTargets(runs.report, scenario);
-    results.push({ scenario, runs, targets });
-    if (!values.json) {
-      console.log(formatScenario(runs.report));
-      console.log(formatTargets(targets));
-      console.log(`(${((performance.now() - t0) / 1000).toFixed(1)}s)\n`);
-    }
-  }
+  const results = await simulateFiles(files, {
+    policies,
+    seeds,
+    variants,
+    ...(values.plot ? { out: values.out } : {}),
+    say: values.json ? (l) => console.error(l) : (l) => console.log(l),
+    tables: !values.json,
+  });
   const reports = results.map((r) => ({ ...r.runs.report, targets: r.targets }));
   if (values.json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
-  else if (results.length > 1) {
-    console.log(
-      formatSummary(
-        results.map((r) => ({ report: r.runs.report, targets: r.targets })),
-        policies,
-      ),
-    );
-  }
-  if (values.plot) {
-    const { writePlots } = await import('../sim/plot.js');
-    const written = await writePlots(
-      results.map((r) => r.runs),
-      values.out,
-    );
-    const { writeFile } = await import('node:fs/promises');
-    for (const r of reports) {
-      const file = path.join(values.out, `${r.scenario}.json`);
-      await writeFile(file, `${JSON.stringify(r, null, 2)}\n`);
-      written.push(file);
-    }
-    (values.json ? console.error : console.log)(`wrote ${written.join(', ')}`);
-  }
   const missed = results.some((r) => r.targets.checks.some((c) => c.met === false));
   return values.check && missed ? 1 : 0;
 }

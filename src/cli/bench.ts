@@ -14,6 +14,10 @@ export const benches: Record<string, { summary: string; load: () => Promise<Comm
     summary: 'the router against a direct connection and nginx grpc_pass, under ghz',
     load: () => import('../bench/proxy.js'),
   },
+  router: {
+    summary: 'circuit breakers and hedging, each off and on, through real routers and faulty backends',
+    load: () => import('../bench/router.js'),
+  },
   scale: {
     summary: 'the operator on a local control plane with K pools × M endpoints',
     load: () => import('../bench/scale.js'),
