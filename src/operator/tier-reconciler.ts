@@ -147,7 +147,7 @@ export class TierReconciler {
       .filter((t) => t.metadata.namespace === namespace)
       .map((t) => ({
         name: t.metadata.name,
-        ...(t.metadata.creationTimestamp ? { created: String(toIso(t.metadata.creationTimestamp)) } : {}),
+        ...(t.metadata.creationTimestamp ? { created: toIso(t.metadata.creationTimestamp) } : {}),
         ...(t.spec.pools ? { pools: t.spec.pools } : {}),
         ...(t.spec.poolSelector ? { poolSelector: t.spec.poolSelector as LabelSelector } : {}),
         deleting: Boolean(t.metadata.deletionTimestamp),
@@ -257,7 +257,7 @@ export class TierReconciler {
       );
       return done();
     } catch (e) {
-      const since = Date.parse(String(toIso(tier.metadata.deletionTimestamp)));
+      const since = Date.parse(toIso(tier.metadata.deletionTimestamp));
       const elapsed = this.ctx.wallClock().getTime() - (Number.isFinite(since) ? since : 0);
       const limit = this.o.cleanupTimeoutMs ?? 5 * 60_000;
       if (elapsed >= limit) {
