@@ -26,6 +26,8 @@ export interface DemoServiceDeps {
 
 /** The response header and trailer that tell which backend served a call. */
 export const BACKEND_HEADER = 'x-sibyl-backend';
+/** The largest response payload a request may ask for (response_size). */
+export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** What every kind of grpc-js server call has and this service uses. */
 interface AnyCall {
@@ -82,6 +84,9 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
 
   function payloadOf(size: number, echo: Buffer): Buffer {
     if (size <= 0) return echo;
+    // response_size is a uint32: unchecked, one request could make this process fill 4 GiB.
+    if (size > MAX_RESPONSE_BYTES)
+      throw new Error(`response_size ${size} is over the ${MAX_RESPONSE_BYTES} bytes this service makes`);
     const b = Buffer.allocUnsafe(size);
     for (let i = 0; i < size; i++) b[i] = 97 + (i % 26);
     return b;
