@@ -2,6 +2,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { CircuitBreaker, type BreakerConfig } from '../breaker/index.js';
 import { errorMessage } from '../util/errors.js';
+import { unlinkPrefix } from './redis-keys.js';
 import { cacheError, type CacheStore, type StoreStats } from './types.js';
 
 export type RedisMode = 'Standalone' | 'Sentinel' | 'Cluster';
@@ -106,23 +107,7 @@ export class RedisStore implements CacheStore {
    */
   clear(): Promise<void> {
     return this.guard('clear', async () => {
-      const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
-      const match = globEscape(this.opts.keyPrefix) + '*';
-      for (const node of nodes) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', CLEAR_BATCH);
-          cursor = next;
-          if (keys.length === 0) continue;
-          // A Cluster refuses a multi-key command whose keys hash to different slots (CROSSSLOT), even
-          // on the master that holds them all: unlink them one by one, in one pipelined write.
-          if (nodes.length > 1 || this.client instanceof Cluster) {
-            const replies = await node.pipeline(keys.map((k) => ['unlink', k])).exec();
-            const failed = replies?.find(([err]) => err);
-            if (!replies || failed) throw failed?.[0] ?? new Error('pipeline aborted');
-          } else await node.unlink(...keys);
-        } while (cursor !== '0');
-      }
+      await unlinkPrefix(this.client, this.opts.keyPrefix, { batch: CLEAR_BATCH });
     });
   }
 
@@ -200,11 +185,6 @@ export const HOT_SUFFIX = '__hot';
 
 /** Keys SCAN looks at per step of a clear (a hint to Redis; each step's keys are UNLINKed at once). */
 const CLEAR_BATCH = 500;
-
-/** `s` as a literal in a Redis glob pattern. */
-function globEscape(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
 
 /** The ioredis client for a mode; options chosen so nothing ever waits for Redis beyond the timeout. */
 export function redisClient(opts: RedisStoreOptions): Redis | Cluster {

@@ -1,6 +1,7 @@
 import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisClient, type RedisMode } from '../cache/l2-redis.js';
+import { unlinkPrefix } from '../cache/redis-keys.js';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -41,11 +42,6 @@ export function redisName(t: RedisTarget): string {
   } catch {
     return '(unparseable URL)';
   }
-}
-
-/** `s` as a literal in a Redis glob pattern (SCAN MATCH). */
-export function globEscape(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
 /**
@@ -108,33 +104,10 @@ export class RedisAdmin {
   async deletePrefix(t: RedisTarget, prefix: string, batch = 500): Promise<number> {
     const e = this.entry(t);
     await this.ready(e);
-    const nodes: Redis[] = e.client instanceof Cluster ? e.client.nodes('master') : [e.client];
-    const match = globEscape(prefix) + '*';
-    let deleted = 0;
-    for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await withTimeout(
-          node.scan(cursor, 'MATCH', match, 'COUNT', batch),
-          this.timeoutMs,
-          'SCAN',
-        );
-        cursor = next;
-        if (keys.length === 0) continue;
-        if (e.client instanceof Cluster) {
-          const p = node.pipeline();
-          for (const k of keys) p.unlink(k);
-          const res = (await withTimeout(p.exec(), this.timeoutMs, 'UNLINK')) ?? [];
-          for (const [err, n] of res) {
-            if (err) throw err;
-            deleted += Number(n);
-          }
-        } else {
-          deleted += await withTimeout(node.unlink(...keys), this.timeoutMs, 'UNLINK');
-        }
-      } while (cursor !== '0');
-    }
-    return deleted;
+    return unlinkPrefix(e.client, prefix, {
+      batch,
+      step: (p, what) => withTimeout(p, this.timeoutMs, what),
+    });
   }
 
   /** Closes clients nobody asked about in `idleMs` (tiers deleted or moved to another Redis). */
