@@ -77,10 +77,22 @@ export class MemoryStore implements CacheStore {
     return Promise.resolve();
   }
 
+  /**
+   * Whether a set of `key` (about `bytes` long) would be kept now: always without admission; with it,
+   * as set() would decide. The warmer asks before fetching a key only L1 would hold.
+   */
+  wouldAdmit(key: string, bytes: number): boolean {
+    return !this.frequency || this.admitSize(key, bytes);
+  }
+
   /** TinyLFU: may `key` come in? Yes unless it would evict a live entry asked for at least as often. */
   private admit(key: string, value: Buffer): boolean {
+    return this.admitSize(key, value.length);
+  }
+
+  private admitSize(key: string, bytes: number): boolean {
     if (this.lru.has(key)) return true; // an update, not an admission
-    const size = Math.max(1, value.length + key.length);
+    const size = Math.max(1, bytes + key.length);
     const full = this.lru.size >= this.maxEntries || this.lru.calculatedSize + size > this.maxBytes;
     if (!full) return true;
     const victim = this.lru.rkeys().next().value;

@@ -62,8 +62,9 @@ export class PoolCache {
     const now = deps.now ?? (() => performance.now());
     const w = s.warming;
     if (w.enabled) {
-      // Counters enough to tell L1's candidates apart (TinyLFU sizes its sketch to the cache), bounded.
-      const width = Math.min(1 << 18, Math.max(1024, s.l1.maxEntries, 4 * w.topK));
+      // Counters enough to tell L1's candidates apart: several per entry (TinyLFU sizes its sketch to
+      // the cache), at least 2^14 (256 KiB) so a small cache still ranks a large key space, at most 2^18.
+      const width = Math.min(1 << 18, Math.max(1 << 14, 8 * s.l1.maxEntries, 4 * w.topK));
       this.hot = new HotSet({ width, topK: w.topK, halfLifeMs: w.windowMs, now });
     }
     const hot = this.hot;

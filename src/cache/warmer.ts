@@ -79,6 +79,8 @@ const MAX_REQUEST_BYTES = 64 * 1024;
 const MAX_KEPT_BYTES = 8 * 1024 * 1024;
 /** Refreshes and fills at once; a tick's work beyond it waits for the next tick. */
 const MAX_CONCURRENT = 8;
+/** The size assumed for an entry not fetched yet (only the byte bound's admission test reads it). */
+const TYPICAL_ENTRY_BYTES = 1024;
 /** How long a starting warmer waits for Redis before giving up on the published hot set. */
 const START_WAIT_MS = 5000;
 /** A refresh may not start earlier than this fraction of an entry's TTL before it expires. */
@@ -202,28 +204,36 @@ export class Warmer {
     const { settings, hot, l1, wallNow } = this.deps;
     const now = wallNow();
     for (const [k, exp] of this.pending) if (exp <= now) this.pending.delete(k);
-    const work: Array<Promise<void>> = [];
+    // What is due, most popular first: hot keys expiring within their lead time, or not in L1.
+    const due: Array<{ key: string; st: KeyState; lead: number; inL1: boolean }> = [];
     for (const { key, estimate } of hot.hot()) {
-      if (estimate < settings.minFrequency) break; // most popular first: the rest are colder
-      if (this.inflight.size >= MAX_CONCURRENT) break;
+      if (estimate < settings.minFrequency) break; // the rest are colder
       if (this.inflight.has(key)) continue;
       const st = this.state.get(key) ?? { quietUntil: 0 };
       if (st.quietUntil > now) continue;
       const lead = this.leadMs(st.request?.method);
       const buf = l1.peek(key);
       const exp = buf && entryExpiresAt(buf);
-      if (exp !== undefined) {
-        if (exp - now > lead) continue;
-        const job = this.refresh(key, st, lead);
-        if (job) work.push(job);
-      } else {
-        work.push(this.fillOrRefresh(key, st, lead));
-      }
+      if (exp !== undefined && exp - now > lead) continue;
+      due.push({ key, st, lead, inL1: exp !== undefined });
     }
+    const work: Array<Promise<void>> = [];
     if (this.deps.hotList && now >= this.publishAtMs) {
       this.publishAtMs = now + Math.min(60_000, Math.max(1000, settings.windowMs / 2));
       work.push(this.publish());
     }
+    // At most MAX_CONCURRENT calls at once (counting any still running from an earlier tick).
+    let next = 0;
+    const worker = async () => {
+      while (next < due.length && !this.closed) {
+        const d = due[next++] as (typeof due)[number];
+        if (this.inflight.has(d.key)) continue;
+        if (d.inL1) await this.refresh(d.key, d.st, d.lead);
+        else await this.fillOrRefresh(d.key, d.st, d.lead);
+      }
+    };
+    const workers = Math.min(due.length, MAX_CONCURRENT - this.inflight.size);
+    for (let i = 0; i < workers; i++) work.push(worker());
     await Promise.all(work);
   }
 
@@ -246,6 +256,11 @@ export class Warmer {
     if (found && this.deps.l1.peek(key)) {
       this.prefetched(key, found.expiresAtMs);
       if (found.expiresAtMs - now > lead) return;
+    }
+    // With L1 alone, a key L1 would decline now (TinyLFU: its victim is more popular) is not fetched.
+    if (this.deps.tiered.stores.length === 1 && !this.deps.l1.wouldAdmit(key, TYPICAL_ENTRY_BYTES)) {
+      st.quietUntil = now + lead;
+      return;
     }
     const job = this.refresh(key, st, lead);
     if (job) await job;
@@ -275,7 +290,9 @@ export class Warmer {
         await tiered.fill(key, answer.response, ttl, epoch);
         if (tiered.epoch !== epoch) return;
         this.counts.refreshed++;
-        this.prefetched(key, wallNow() + ttl);
+        // Counted as prefetched where a later lookup can find it: L1 (which may have declined it,
+        // TinyLFU) or a shared tier below.
+        if (this.deps.l1.peek(key) || tiered.stores.length > 1) this.prefetched(key, wallNow() + ttl);
       } catch (e) {
         this.counts.refreshFailures++;
         this.deps.log?.debug({ err: errorMessage(e) }, 'cache refresh failed');

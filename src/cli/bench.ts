@@ -18,6 +18,10 @@ export const benches: Record<string, { summary: string; load: () => Promise<Comm
     summary: 'circuit breakers and hedging, each off and on, through real routers and faulty backends',
     load: () => import('../bench/router.js'),
   },
+  cache: {
+    summary: 'cache tiers: hit ratios against LRU and Belady on a trace, latency per tier through the router',
+    load: () => import('../bench/cache.js'),
+  },
   scale: {
     summary: 'the operator on a local control plane with K pools × M endpoints',
     load: () => import('../bench/scale.js'),

@@ -1,0 +1,366 @@
+import * as grpc from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { demoClientConstructor } from '../backend/proto.js';
+import { quantile } from '../sim/metrics.js';
+import { SibylError, errorMessage } from '../util/errors.js';
+
+/**
+ * Latency per cache tier through the real router (`sibyl bench cache`): a `sibyl backend` with a set
+ * service time, `sibyl router` processes with a routes-file cache (L1, L2 on a Redis, L3 in a temp
+ * folder), and a grpc-js client on loopback making one call at a time.
+ *
+ *  - miss: a new request each call (every tier misses; the backend answers, the tiers are filled);
+ *  - L1 hit: the same requests again on that router;
+ *  - L2 hit: a second router of the same pool (the same Redis keys) whose L1 holds one entry and which
+ *    has no L3, calling the requests the first one filled in turn: each misses L1 and hits L2;
+ *  - L3 hit: a third router with the first one's L3 folder (read after the first has stopped), an L1 of
+ *    one entry and no L2: each call misses L1 and hits L3.
+ * Every phase is checked against the router's own counters (sibyl_cache_requests_total): a phase whose
+ * calls were not the hits it claims to measure fails the benchmark instead of printing figures.
+ */
+export interface LatencyOptions {
+  /** Calls measured per phase. */
+  calls: number;
+  /** Calls made before measuring, per router (JIT warm-up); not counted. */
+  warmup: number;
+  /** The backend's service time, ms. */
+  backendLatencyMs: number;
+  responseBytes: number;
+  /** An existing Redis; absent: a redis-server from PATH on a free port. */
+  redisUrl?: string;
+  log?: (line: string) => void;
+}
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+}
+
+export interface TierLatency {
+  l1: Percentiles;
+  l2: Percentiles;
+  l3: Percentiles;
+  miss: Percentiles;
+}
+
+const HERE = fileURLToPath(import.meta.url);
+const MAIN = path.join(path.dirname(HERE), '..', 'cli', `main${path.extname(HERE)}`);
+const ECHO = '/sibyl.demo.v1.Demo/Echo';
+const POOL = 'bench-cache';
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  stderr: string[];
+  exited: Promise<number | null>;
+  /** Why it could not be started (e.g. not on PATH). */
+  spawnError?: string;
+}
+
+export async function measureTierLatency(o: LatencyOptions): Promise<TierLatency> {
+  const say = o.log ?? (() => undefined);
+  const dir = await mkdtemp(path.join(tmpdir(), 'sibyl-bench-cache-'));
+  const children: Child[] = [];
+  const start = async (name: string, args: string[]) => {
+    const s = await startSibyl(name, args);
+    children.push(s.child);
+    return s;
+  };
+  try {
+    let redisUrl = o.redisUrl;
+    if (!redisUrl) {
+      const port = await freePort();
+      const proc = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const child = track('redis-server', proc);
+      children.push(child);
+      await waitForPort(port, child);
+      redisUrl = `redis://127.0.0.1:${port}`;
+    }
+    const backend = await start('backend', [
+      'backend',
+      '--listen',
+      '127.0.0.1:0',
+      '--latency-ms',
+      String(o.backendLatencyMs),
+      '--jitter',
+      '0',
+      '--concurrency',
+      '0',
+      '--no-reflection',
+      '--log-level',
+      'warn',
+    ]);
+    const l3Path = path.join(dir, 'l3');
+    const routerWith = async (name: string, cache: Record<string, unknown>) => {
+      const config = path.join(dir, `${name}.json`);
+      const pool = {
+        name: POOL,
+        match: { services: ['sibyl.demo.v1.Demo'] },
+        endpoints: [{ address: backend.listening }],
+        balancing: { policy: 'RoundRobin' },
+        cache: { methods: [{ method: ECHO, ttl: '1h' }], ...cache },
+      };
+      await writeFile(config, JSON.stringify({ pools: [pool] }));
+      return start(name, [
+        'router',
+        '--config',
+        config,
+        '--listen',
+        '127.0.0.1:0',
+        '--metrics-addr',
+        '127.0.0.1:0',
+        '--log-level',
+        'warn',
+      ]);
+    };
+    const run = randomUUID().slice(0, 8);
+    const request = (i: number) => ({ message: `${run}-${i}`, responseSize: o.responseBytes });
+    const n = o.calls;
+
+    // Router 1: L1 + L2 + L3. Misses fill every tier; then L1 hits.
+    say('  router with L1 + L2 + L3: misses, then L1 hits');
+    const full = await routerWith('full', {
+      l1: { maxEntries: 100_000 },
+      l2: { redis: { url: redisUrl }, timeout: '200ms' },
+      l3: { path: l3Path },
+    });
+    const c1 = new Caller(full.listening);
+    let miss: number[];
+    let l1: number[];
+    try {
+      for (let i = 0; i < o.warmup; i++)
+        await c1.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
+      miss = await checked(full.metrics, 'l1', { hit: 0, miss: n }, 'the miss phase', () =>
+        c1.timed(n, request),
+      );
+      l1 = await checked(full.metrics, 'l1', { hit: n, miss: 0 }, 'the L1 phase', () => c1.timed(n, request));
+    } finally {
+      c1.close();
+    }
+    await stop(full.child);
+
+    // Router 2: an L1 of one entry, L2 only: the requests in turn, each an L1 miss and an L2 hit.
+    say('  router with a one-entry L1 and L2: L2 hits');
+    const viaL2 = await routerWith('l2', {
+      l1: { maxEntries: 1 },
+      l2: { redis: { url: redisUrl }, timeout: '200ms' },
+    });
+    const c2 = new Caller(viaL2.listening);
+    let l2: number[];
+    try {
+      for (let i = 0; i < o.warmup; i++)
+        await c2.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
+      l2 = await checked(viaL2.metrics, 'l2', { hit: n, miss: 0 }, 'the L2 phase', () =>
+        c2.timed(n, request),
+      );
+    } finally {
+      c2.close();
+    }
+    await stop(viaL2.child);
+
+    // Router 3: an L1 of one entry, L3 only (the first router's folder): L3 hits.
+    say('  router with a one-entry L1 and the first router’s L3: L3 hits');
+    const viaL3 = await routerWith('l3', { l1: { maxEntries: 1 }, l3: { path: l3Path } });
+    const c3 = new Caller(viaL3.listening);
+    let l3: number[];
+    try {
+      for (let i = 0; i < o.warmup; i++)
+        await c3.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
+      l3 = await checked(viaL3.metrics, 'l3', { hit: n, miss: 0 }, 'the L3 phase', () =>
+        c3.timed(n, request),
+      );
+    } finally {
+      c3.close();
+    }
+    const dead = children.filter((c) => c.proc.exitCode !== null && c.name !== 'full' && c.name !== 'l2');
+    if (dead.length)
+      throw new Error(
+        `stopped during the runs, so the figures are void: ${dead.map((c) => c.name).join(', ')}`,
+      );
+    return { l1: pct(l1), l2: pct(l2), l3: pct(l3), miss: pct(miss) };
+  } finally {
+    await Promise.all(children.map(stop));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function pct(xs: number[]): Percentiles {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: quantile(s, 0.5), p99: quantile(s, 0.99) };
+}
+
+/** One grpc-js client, one call at a time, each timed from the call to its callback. */
+class Caller {
+  private readonly client: grpc.Client & {
+    echo(req: object, cb: (err: grpc.ServiceError | null) => void): grpc.ClientUnaryCall;
+  };
+
+  constructor(address: string) {
+    const C = demoClientConstructor();
+    this.client = new C(address, grpc.credentials.createInsecure()) as unknown as Caller['client'];
+  }
+
+  echo(req: object): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.client.echo(req, (err) => (err ? reject(new Error(`Echo failed: ${err.message}`)) : resolve())),
+    );
+  }
+
+  async timed(n: number, request: (i: number) => object): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const req = request(i);
+      const t0 = process.hrtime.bigint();
+      await this.echo(req);
+      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** The router's counts of `tier` lookups by result (sibyl_cache_requests_total). */
+async function tierCounts(metricsAddr: string, tier: string): Promise<Record<'hit' | 'miss', number>> {
+  const text = await (await fetch(`http://${metricsAddr}/metrics`)).text();
+  const count = (result: string) => {
+    const re = new RegExp(
+      `^sibyl_cache_requests_total\\{pool="${POOL}",tier="${tier}",result="${result}"\\} (\\S+)$`,
+      'm',
+    );
+    return Number(re.exec(text)?.[1] ?? 0);
+  };
+  return { hit: count('hit'), miss: count('miss') };
+}
+
+/**
+ * Runs `phase` and fails unless the router counted exactly `want` more `tier` lookups of each result
+ * meanwhile: figures that would not measure what they say are refused.
+ */
+async function checked<T>(
+  metricsAddr: string,
+  tier: string,
+  want: Partial<Record<'hit' | 'miss', number>>,
+  what: string,
+  phase: () => Promise<T>,
+): Promise<T> {
+  const before = await tierCounts(metricsAddr, tier);
+  const out = await phase();
+  const after = await tierCounts(metricsAddr, tier);
+  for (const [result, n] of Object.entries(want) as Array<['hit' | 'miss', number]>) {
+    const got = after[result] - before[result];
+    if (got !== n)
+      throw new SibylError(
+        'ERR_CACHE',
+        `${what}: the router counted ${got} ${tier} ${result}s, not ${n}, so its figures would not measure what they say`,
+      );
+  }
+  return out;
+}
+
+function track(name: string, proc: ChildProcess): Child {
+  const stderr: string[] = [];
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (d: string) => {
+    stderr.push(d);
+    if (stderr.length > 50) stderr.shift();
+  });
+  const child: Child = { name, proc, stderr, exited: Promise.resolve(null) };
+  child.exited = new Promise<number | null>((resolve) => {
+    proc.once('exit', (code) => resolve(code));
+    proc.once('error', (e) => {
+      child.spawnError = e.message;
+      resolve(-1);
+    });
+  });
+  return child;
+}
+
+async function stop(c: Child): Promise<void> {
+  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
+  c.proc.kill('SIGTERM');
+  const t = setTimeout(() => c.proc.kill('SIGKILL'), 3000);
+  await c.exited;
+  clearTimeout(t);
+}
+
+/** `sibyl <args>` as a child; resolves with its first stdout line's {"listening", "metrics"}. */
+async function startSibyl(
+  name: string,
+  args: string[],
+): Promise<{ child: Child; listening: string; metrics: string }> {
+  const proc = spawn(process.execPath, [...process.execArgv, MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const child = track(name, proc);
+  proc.stdout?.setEncoding('utf8');
+  const first = await new Promise<{ listening: string; metrics?: string }>((resolve, reject) => {
+    let buf = '';
+    const fail = (why: string) =>
+      reject(new Error(`${name} did not start: ${why}\n${child.stderr.join('').slice(-2000)}`));
+    const timer = setTimeout(() => fail('no address within 20s'), 20_000);
+    proc.stdout?.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as { listening: string; metrics?: string });
+      } catch (e) {
+        fail(`unexpected output ${JSON.stringify(buf.slice(0, nl))}: ${errorMessage(e)}`);
+      }
+    });
+    void child.exited.then((code) => {
+      clearTimeout(timer);
+      fail(`exited with ${code}`);
+    });
+  });
+  return { child, listening: first.listening, metrics: first.metrics ?? '' };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: Child, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (child.spawnError)
+      throw new SibylError(
+        'ERR_USAGE',
+        `cannot start ${child.name}: ${child.spawnError} (install it, see hack/system-deps.sh, or pass --redis-url)`,
+      );
+    if (child.proc.exitCode !== null || child.proc.signalCode !== null)
+      throw new SibylError('ERR_PROCESS', `${child.name} exited: ${child.stderr.join('').slice(-500)}`);
+    if (Date.now() > until) throw new Error(`${child.name} did not listen on ${port} within ${timeoutMs}ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
