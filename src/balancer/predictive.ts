@@ -1,7 +1,7 @@
 import { registerBalancer } from './registry.js';
 import { DEFAULT_FAILURE_PENALTY_MS, decay, numberOption, randomIndex } from './common.js';
 import { SibylError } from '../util/errors.js';
-import { RouterSignals, type PredictiveFeatures } from './signals.js';
+import { RouterSignals, SIGNAL_DEFAULTS, type PredictiveFeatures } from './signals.js';
 import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from './types.js';
 
 export type { PredictiveFeatures } from './signals.js';
@@ -98,10 +98,10 @@ export class Predictive implements Balancer {
     this.predict = predict as PredictFn | undefined;
     this.penaltyMs = numberOption(options, 'failurePenaltyMs', DEFAULT_FAILURE_PENALTY_MS, 0);
     this.signals = new RouterSignals({
-      memoryMs: numberOption(options, 'memoryMs', 5000, 1),
-      hintTauMs: numberOption(options, 'hintTauMs', 10_000, 1),
-      defaultLatencyMs: numberOption(options, 'defaultLatencyMs', 10, 1e-3),
-      forgetMs: numberOption(options, 'forgetMs', 300, 1),
+      memoryMs: numberOption(options, 'memoryMs', SIGNAL_DEFAULTS.memoryMs, 1),
+      hintTauMs: numberOption(options, 'hintTauMs', SIGNAL_DEFAULTS.hintTauMs, 1),
+      defaultLatencyMs: numberOption(options, 'defaultLatencyMs', SIGNAL_DEFAULTS.defaultLatencyMs, 1e-3),
+      forgetMs: numberOption(options, 'forgetMs', SIGNAL_DEFAULTS.forgetMs, 1),
     });
     this.stalenessPenalty = numberOption(options, 'stalenessPenalty', 0.5, 0);
     this.priorWeight = numberOption(options, 'priorWeight', 2, 1e-6);
