@@ -189,7 +189,7 @@ describe('L3 disk', () => {
 });
 
 describe('L1 TinyLFU admission', () => {
-  it('a new key that would evict enters only if asked for more often than the LRU victim; an expired victim always yields', async () => {
+  it('a new key that would evict enters only if asked for more often than the victim: the least frequent of the LRU end, an expired one first', async () => {
     let t = 1000; // not 0: lru-cache reads a start time of 0 as "no TTL"
     const freq = new Map<string, number>();
     const s = new MemoryStore({
@@ -200,23 +200,23 @@ describe('L1 TinyLFU admission', () => {
     });
     freq.set(key(1), 5).set(key(2), 1).set(key(3), 3).set(key(4), 0);
     await s.set(key(1), Buffer.from('1'), 10_000);
-    await s.set(key(2), Buffer.from('2'), 1000); // room: admitted whatever its frequency
-    await s.get(key(2)); // key(1) is now least recently used (frequency 5)
-    await s.set(key(3), Buffer.from('3'), 10_000); // 3 < 5: not admitted
-    expect(await s.get(key(3))).toBeUndefined();
-    expect(s.rejections).toBe(1);
-    await s.get(key(1)); // key(2) (frequency 1) is the victim now
-    await s.set(key(3), Buffer.from('3'), 10_000); // 3 > 1: admitted, key(2) evicted
-    expect(await s.get(key(3))).toBeDefined();
+    await s.set(key(2), Buffer.from('2'), 10_000); // room: admitted whatever its frequency
+    // key(1) is the least recently used, but key(2) the least frequent: key(2) is the victim.
+    await s.set(key(3), Buffer.from('3'), 1000); // 3 > 1: admitted
     expect(await s.get(key(2))).toBeUndefined();
-    await s.set(key(3), Buffer.from('33'), 10_000); // an update is never refused
-    expect((await s.get(key(3)))?.toString()).toBe('33');
-    // key(1) is LRU and live: frequency 0 loses; once key(1) has expired, anything comes in.
-    await s.get(key(3));
-    await s.set(key(4), Buffer.from('4'), 10_000);
+    expect(await s.get(key(1))).toBeDefined();
+    expect(await s.get(key(3))).toBeDefined();
+    expect(s.stats()).toMatchObject({ entries: 2, evictions: 1 });
+    await s.set(key(4), Buffer.from('4'), 10_000); // 0 < 3 (the victim now): declined
     expect(await s.get(key(4))).toBeUndefined();
-    t += 10_001;
+    expect(s.rejections).toBe(1);
+    expect(s.wouldAdmit(key(4), 1)).toBe(false);
+    await s.set(key(3), Buffer.from('33'), 1000); // an update is never refused
+    expect((await s.get(key(3)))?.toString()).toBe('33');
+    t += 1001; // key(3) has expired: it goes first, whatever anyone's frequency
+    expect(s.wouldAdmit(key(4), 1)).toBe(true);
     await s.set(key(4), Buffer.from('4'), 10_000);
     expect(await s.get(key(4))).toBeDefined();
+    expect(await s.get(key(1))).toBeDefined();
   });
 });
