@@ -8,10 +8,11 @@ import { waitFor } from './wait.js';
  * `sibyl` commands as child processes (node dist/cli/main.js, from the build `make test` makes first),
  * for tests where a process must die for real (SIGKILL) or must be seen to stay up. Each keeps its
  * stderr (pino JSON lines) in memory and in LOGDIR/NAME.log, so a test can read what it logged (breaker
- * transitions, "router subscribed") and a person can read why it failed.
+ * transitions, "router subscribed") and a person can read why it failed (SIBYL_KEEP_TEST_STATE=1 keeps them).
  */
 const MAIN = join(process.cwd(), 'dist/cli/main.js');
-export const logDir = mkdtempSync(join(tmpdir(), 'sibyl-procs-'));
+// Inside the run's state folder, which the global teardown removes unless SIBYL_KEEP_TEST_STATE is set.
+export const logDir = mkdtempSync(join(process.env.SIBYL_TEST_WORK ?? tmpdir(), 'procs-'));
 
 export interface LogLine {
   msg?: string;
