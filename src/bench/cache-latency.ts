@@ -63,7 +63,13 @@ interface Child {
   spawnError?: string;
 }
 
-export async function measureTierLatency(o: LatencyOptions): Promise<TierLatency> {
+/** The tiers' figures, and a reference: the same client calling a backend that answers at once, directly. */
+export interface LatencyResult {
+  tiers: TierLatency;
+  direct: Percentiles;
+}
+
+export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResult> {
   const say = o.log ?? (() => undefined);
   const dir = await mkdtemp(path.join(tmpdir(), 'sibyl-bench-cache-'));
   const children: Child[] = [];
@@ -86,6 +92,9 @@ export async function measureTierLatency(o: LatencyOptions): Promise<TierLatency
       await waitForPort(port, child);
       redisUrl = `redis://127.0.0.1:${port}`;
     }
+    const run = randomUUID().slice(0, 8);
+    const request = (i: number) => ({ message: `${run}-${i}`, responseSize: o.responseBytes });
+    const n = o.calls;
     const backend = await start('backend', [
       'backend',
       '--listen',
@@ -100,6 +109,32 @@ export async function measureTierLatency(o: LatencyOptions): Promise<TierLatency
       '--log-level',
       'warn',
     ]);
+    // The floor: this client straight to a backend with no service time (no router).
+    say('  reference: the client straight to a backend that answers at once');
+    const instant = await start('instant backend', [
+      'backend',
+      '--listen',
+      '127.0.0.1:0',
+      '--latency-ms',
+      '0',
+      '--jitter',
+      '0',
+      '--concurrency',
+      '0',
+      '--no-reflection',
+      '--log-level',
+      'warn',
+    ]);
+    const c0 = new Caller(instant.listening);
+    let direct: number[];
+    try {
+      for (let i = 0; i < o.warmup; i++)
+        await c0.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
+      direct = await c0.timed(n, request);
+    } finally {
+      c0.close();
+    }
+    await stop(instant.child);
     const l3Path = path.join(dir, 'l3');
     const routerWith = async (name: string, cache: Record<string, unknown>) => {
       const config = path.join(dir, `${name}.json`);
@@ -123,10 +158,6 @@ export async function measureTierLatency(o: LatencyOptions): Promise<TierLatency
         'warn',
       ]);
     };
-    const run = randomUUID().slice(0, 8);
-    const request = (i: number) => ({ message: `${run}-${i}`, responseSize: o.responseBytes });
-    const n = o.calls;
-
     // Router 1: L1 + L2 + L3. Misses fill every tier; then L1 hits.
     say('  router with L1 + L2 + L3: misses, then L1 hits');
     const full = await routerWith('full', {
@@ -182,12 +213,13 @@ export async function measureTierLatency(o: LatencyOptions): Promise<TierLatency
     } finally {
       c3.close();
     }
-    const dead = children.filter((c) => c.proc.exitCode !== null && c.name !== 'full' && c.name !== 'l2');
+    const stopped = new Set(['full', 'l2', 'instant backend']);
+    const dead = children.filter((c) => c.proc.exitCode !== null && !stopped.has(c.name));
     if (dead.length)
       throw new Error(
         `stopped during the runs, so the figures are void: ${dead.map((c) => c.name).join(', ')}`,
       );
-    return { l1: pct(l1), l2: pct(l2), l3: pct(l3), miss: pct(miss) };
+    return { tiers: { l1: pct(l1), l2: pct(l2), l3: pct(l3), miss: pct(miss) }, direct: pct(direct) };
   } finally {
     await Promise.all(children.map(stop));
     await rm(dir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { beladyHits } from '../cache/belady.js';
 import type { PoolCacheSpec } from '../cache/config.js';
@@ -5,7 +6,7 @@ import { DEFAULT_TRACE, describeTrace, generateTrace, type TraceSpec } from '../
 import { parseDuration } from '../util/duration.js';
 import { SibylError } from '../util/errors.js';
 import { replayTrace, type ReplayResult } from './cache-replay.js';
-import { measureTierLatency, type TierLatency } from './cache-latency.js';
+import { measureTierLatency, type Percentiles, type TierLatency } from './cache-latency.js';
 
 const HELP = `usage: sibyl bench cache [flags]
 
@@ -46,6 +47,9 @@ export interface CacheBenchResult {
 
 interface Details {
   ttlMs: number;
+  /** The client straight to an instant backend (no router): the floor under every tier's figure. */
+  direct?: Percentiles;
+  loadAverage: number;
   lru: ReplayResult;
   sibyl: ReplayResult;
   belady: number;
@@ -114,11 +118,15 @@ export async function runCacheBench(o: {
     capacity: o.capacity,
     hitRatio: { LRU: lru.hits / n, sibyl: sibyl.hits / n, Belady: belady / n },
   };
+  let direct: Percentiles | undefined;
+  const loadAverage = loadavg()[0] ?? 0;
   if (o.latency) {
     o.log('▶ latency per tier through the router');
-    result.latencyMs = await measureTierLatency({ ...o.latency, log: o.log });
+    const l = await measureTierLatency({ ...o.latency, log: o.log });
+    result.latencyMs = l.tiers;
+    direct = l.direct;
   }
-  return { result, details: { ttlMs: o.ttlMs, lru, sibyl, belady, warming } };
+  return { result, details: { ttlMs: o.ttlMs, lru, sibyl, belady, warming, direct, loadAverage } };
 }
 
 export function formatCacheBench(r: CacheBenchResult, d: Details): string {
@@ -140,10 +148,14 @@ export function formatCacheBench(r: CacheBenchResult, d: Details): string {
   ];
   const lat = r.latencyMs;
   if (lat) {
+    const f = (p: Percentiles) => `${p.p50.toFixed(3)} ms | ${p.p99.toFixed(3)} ms`;
     lines.push(
+      '',
+      `Latency: one call at a time from a grpc-js client on loopback, ${cpus().length} CPUs, load average ${d.loadAverage.toFixed(1)} at the start.`,
       '',
       '| through the router | p50 | p99 |',
       '|---|---|---|',
+      ...(d.direct ? [`| (reference: no router, a backend answering at once) | ${f(d.direct)} |`] : []),
       ...(['l1', 'l2', 'l3', 'miss'] as const).map(
         (t) =>
           `| ${t === 'miss' ? 'miss (backend)' : `${t.toUpperCase()} hit`} | ${lat[t].p50.toFixed(3)} ms | ${lat[t].p99.toFixed(3)} ms |`,
