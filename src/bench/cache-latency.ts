@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -63,10 +64,15 @@ interface Child {
   spawnError?: string;
 }
 
-/** The tiers' figures, and a reference: the same client calling a backend that answers at once, directly. */
+/**
+ * The tiers' figures (grpc-js client), and references: each client calling a backend that answers at
+ * once, directly, and the L1 hit measured again with a minimal HTTP/2 gRPC client (node:http2, one
+ * connection, hand-encoded request), which takes most of grpc-js's own cost out of the figure.
+ */
 export interface LatencyResult {
   tiers: TierLatency;
   direct: Percentiles;
+  minimal: { direct: Percentiles; l1: Percentiles };
 }
 
 export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResult> {
@@ -134,6 +140,14 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
     } finally {
       c0.close();
     }
+    const m0 = new H2Caller(instant.listening);
+    let minimalDirect: number[];
+    try {
+      await m0.timed(o.warmup, (i) => ({ message: `${run}-warm-${i}`, responseSize: o.responseBytes }));
+      minimalDirect = await m0.timed(n, request);
+    } finally {
+      m0.close();
+    }
     await stop(instant.child);
     const l3Path = path.join(dir, 'l3');
     const routerWith = async (name: string, cache: Record<string, unknown>) => {
@@ -178,6 +192,20 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
     } finally {
       c1.close();
     }
+    const m1 = new H2Caller(full.listening);
+    let minimalL1: number[];
+    try {
+      await m1.timed(o.warmup, request);
+      minimalL1 = await checked(
+        full.metrics,
+        'l1',
+        { hit: n, miss: 0 },
+        'the L1 phase (minimal client)',
+        () => m1.timed(n, request),
+      );
+    } finally {
+      m1.close();
+    }
     await stop(full.child);
 
     // Router 2: an L1 of one entry, L2 only: the requests in turn, each an L1 miss and an L2 hit.
@@ -219,7 +247,11 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
       throw new Error(
         `stopped during the runs, so the figures are void: ${dead.map((c) => c.name).join(', ')}`,
       );
-    return { tiers: { l1: pct(l1), l2: pct(l2), l3: pct(l3), miss: pct(miss) }, direct: pct(direct) };
+    return {
+      tiers: { l1: pct(l1), l2: pct(l2), l3: pct(l3), miss: pct(miss) },
+      direct: pct(direct),
+      minimal: { direct: pct(minimalDirect), l1: pct(minimalL1) },
+    };
   } finally {
     await Promise.all(children.map(stop));
     await rm(dir, { recursive: true, force: true });
@@ -262,6 +294,77 @@ class Caller {
   close(): void {
     this.client.close();
   }
+}
+
+/**
+ * A minimal gRPC client on node:http2: one connection, a hand-encoded EchoRequest (message = field 6,
+ * response_size = field 2), and the call done when the response stream ends with grpc-status 0.
+ */
+class H2Caller {
+  private readonly session: http2.ClientHttp2Session;
+
+  constructor(address: string) {
+    this.session = http2.connect(`http://${address}`);
+    this.session.on('error', () => undefined); // each call reports its own failure
+  }
+
+  echo(req: { message: string; responseSize: number }): Promise<void> {
+    const msg = Buffer.from(req.message, 'utf8');
+    const body = Buffer.concat([
+      Buffer.from([0x10]),
+      varint(req.responseSize),
+      Buffer.from([0x32]),
+      varint(msg.length),
+      msg,
+    ]);
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    return new Promise((resolve, reject) => {
+      const s = this.session.request({
+        ':method': 'POST',
+        ':path': '/sibyl.demo.v1.Demo/Echo',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      let status: string | undefined;
+      s.on('response', (h) => (status = h['grpc-status'] as string | undefined));
+      s.on('trailers', (h) => (status = h['grpc-status'] as string | undefined));
+      s.on('data', () => undefined);
+      s.on('error', reject);
+      s.on('close', () => (status === '0' ? resolve() : reject(new Error(`Echo: grpc-status ${status}`))));
+      s.end(frame);
+    });
+  }
+
+  async timed(
+    n: number,
+    request: (i: number) => { message: string; responseSize: number },
+  ): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const req = request(i);
+      const t0 = process.hrtime.bigint();
+      await this.echo(req);
+      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.session.close();
+  }
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  let v = n >>> 0;
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  out.push(v);
+  return Buffer.from(out);
 }
 
 /** The router's counts of `tier` lookups by result (sibyl_cache_requests_total). */
