@@ -9,3 +9,6 @@ export * from './config.js';
 export * from './pool-cache.js';
 export * from './metrics.js';
 export * from './capture.js';
+export * from './sketch.js';
+export * from './topk.js';
+export * from './warmer.js';
