@@ -13,9 +13,9 @@ import { freePort, startSibyl, stop, type Child } from './proxy.js';
 /**
  * `sibyl bench router`: two of the router's resilience features measured through the real router —
  * `sibyl backend` processes with injected faults, `sibyl router` processes from routes files, and an
- * open-loop grpc-js client in this process — each with the feature off and on, side by side in one run
- * (the two routers run at once over the same backends; the load goes to one, then the other, for
- * --repeat rounds, so a burst of other work on the machine lands on both alike).
+ * open-loop grpc-js client in this process — each with the feature off and on, side by side in one run:
+ * the two settings (each its own router over its own identical backends) take the same load at the
+ * same time, so a burst of other work on the machine lands on both alike.
  *
  *   breakers: --backends backends of --latency-ms, one failing every call at once (UNAVAILABLE, the
  *     "sinkhole" of FIELD-NOTES); the router without breakers (circuitBreaker.maxEjectionPercent 0:
@@ -36,8 +36,8 @@ Circuit breakers and hedging, each off and on, through real sibyl routers in fro
 backends with injected faults, under an open-loop grpc-js client on 127.0.0.1. Build first.
 
   --duration D     each measured run (default 10s; after a 2s warm-up run)
-  --rps N          the client's fixed rate (default 200)
-  --repeat N       rounds, off and on interleaved; figures pool every round's calls (default 2)
+  --rps N          the client's fixed rate to each setting (default 200)
+  --repeat N       rounds (off and on at once in each); figures pool every round's calls (default 2)
   --backends N     backends in the pool (default 4)
   --latency-ms MS  their service time (default 5; log-normal noise σ 0.3)
   --tail-sigma S   σ of the slow-tailed backend's noise in the hedging run (default 1.5)
@@ -310,24 +310,64 @@ async function load(
   }
 }
 
-/** Runs `off` and `on` routers over the same backends, interleaved, and summarises each. */
+type Setting = 'off' | 'on';
+
+/**
+ * One setting's processes: its own backends (started with `faults(i)` for backend i) and its router
+ * over them with `pool`. Each setting has its own backends so the calls they receive (the extra load
+ * of hedges) are counted per setting while both run at once.
+ */
+async function setting(
+  o: Options,
+  dir: string,
+  children: Child[],
+  name: string,
+  faults: (i: number) => string[],
+  pool: Record<string, unknown>,
+): Promise<{ backends: Backend[]; router: string }> {
+  const backends = await Promise.all(
+    Array.from({ length: o.backends }, (_, i) => startBackend(i, o, faults(i))),
+  );
+  children.push(...backends.map((b) => b.child));
+  const router = await startRouter(dir, name, {
+    match: { services: ['sibyl.demo.v1.Demo'] },
+    endpoints: backends.map((b) => ({ address: b.address })),
+    ...pool,
+  });
+  children.push(router.child);
+  return { backends, router: router.address };
+}
+
+/**
+ * Both settings under the same load at the same time (so whatever else the machine does lands on both
+ * alike), --repeat rounds after a warm-up; each summarised over all its rounds.
+ */
 async function compare(
   o: Options,
-  backends: readonly Backend[],
-  routers: { off: string; on: string },
-): Promise<{ off: LoadFigures; on: LoadFigures }> {
-  const logs = { off: { latencyMs: [], codes: [] } as CallLog, on: { latencyMs: [], codes: [] } as CallLog };
+  s: Record<Setting, { backends: Backend[]; router: string }>,
+): Promise<Record<Setting, LoadFigures>> {
+  const logs: Record<Setting, CallLog> = {
+    off: { latencyMs: [], codes: [] },
+    on: { latencyMs: [], codes: [] },
+  };
   const received = { off: 0, on: 0 };
-  for (const k of ['off', 'on'] as const) await load(routers[k], o.rps, WARMUP_S, o.deadlineMs);
+  const both = (seconds: number, keep: boolean) =>
+    Promise.all(
+      (['off', 'on'] as const).map(async (k) => {
+        const before = keep ? await backendCalls(s[k].backends) : 0;
+        await load(s[k].router, o.rps, seconds, o.deadlineMs, keep ? logs[k] : undefined);
+        // a hedge's loser is cancelled, but its backend counted it on arrival: read once every call ended
+        if (keep) received[k] += (await backendCalls(s[k].backends)) - before;
+      }),
+    );
+  await both(WARMUP_S, false);
   for (let round = 0; round < o.repeat; round++) {
-    for (const k of ['off', 'on'] as const) {
-      if (!o.json)
-        process.stderr.write(`  ${k}: ${o.rps} calls/s for ${o.durationS}s (round ${round + 1})\n`);
-      const before = await backendCalls(backends);
-      await load(routers[k], o.rps, o.durationS, o.deadlineMs, logs[k]);
-      // a hedge's loser is cancelled, but the backend counted it on arrival: read after every call ended
-      received[k] += (await backendCalls(backends)) - before;
+    if (!o.json) {
+      process.stderr.write(
+        `  off and on at once: ${o.rps} calls/s each for ${o.durationS}s (round ${round + 1})\n`,
+      );
     }
+    await both(o.durationS, true);
   }
   return {
     off: summariseCalls(logs.off, o.deadlineMs, received.off),
@@ -353,24 +393,15 @@ async function withProcesses<T>(f: (children: Child[]) => Promise<T>): Promise<T
 
 async function breakers(o: Options, dir: string): Promise<Comparison> {
   return withProcesses(async (children) => {
-    const backends = await Promise.all(
-      Array.from({ length: o.backends }, (_, i) => startBackend(i, o, i === 0 ? ['--error-rate', '1'] : [])),
-    );
-    children.push(...backends.map((b) => b.child));
-    const base = {
-      match: { services: ['sibyl.demo.v1.Demo'] },
-      endpoints: backends.map((b) => ({ address: b.address })),
-      balancing: { policy: 'RoundRobin' },
-      retries: { maxAttempts: 1 },
-    };
-    const off = await startRouter(dir, 'breakers-off', {
-      ...base,
-      circuitBreaker: { maxEjectionPercent: 0 },
+    const faults = (i: number) => (i === 0 ? ['--error-rate', '1'] : []);
+    const base = { balancing: { policy: 'RoundRobin' }, retries: { maxAttempts: 1 } };
+    const r = await compare(o, {
+      off: await setting(o, dir, children, 'breakers-off', faults, {
+        ...base,
+        circuitBreaker: { maxEjectionPercent: 0 },
+      }),
+      on: await setting(o, dir, children, 'breakers-on', faults, base),
     });
-    children.push(off.child);
-    const on = await startRouter(dir, 'breakers-on', base);
-    children.push(on.child);
-    const r = await compare(o, backends, { off: off.address, on: on.address });
     return {
       name: 'circuit breakers',
       setup:
@@ -383,23 +414,12 @@ async function breakers(o: Options, dir: string): Promise<Comparison> {
 
 async function hedging(o: Options, dir: string): Promise<Comparison> {
   return withProcesses(async (children) => {
-    const backends = await Promise.all(
-      Array.from({ length: o.backends }, (_, i) =>
-        startBackend(i, o, ['--jitter', i === 0 ? String(o.tailSigma) : '0.3']),
-      ),
-    );
-    children.push(...backends.map((b) => b.child));
-    const base = {
-      match: { services: ['sibyl.demo.v1.Demo'] },
-      endpoints: backends.map((b) => ({ address: b.address })),
-      balancing: { policy: 'RoundRobin' },
-      idempotentMethods: [METHOD],
-    };
-    const off = await startRouter(dir, 'hedging-off', base);
-    children.push(off.child);
-    const on = await startRouter(dir, 'hedging-on', { ...base, hedging: { enabled: true } });
-    children.push(on.child);
-    const r = await compare(o, backends, { off: off.address, on: on.address });
+    const faults = (i: number) => ['--jitter', i === 0 ? String(o.tailSigma) : '0.3'];
+    const base = { balancing: { policy: 'RoundRobin' }, idempotentMethods: [METHOD] };
+    const r = await compare(o, {
+      off: await setting(o, dir, children, 'hedging-off', faults, base),
+      on: await setting(o, dir, children, 'hedging-on', faults, { ...base, hedging: { enabled: true } }),
+    });
     return {
       name: 'hedging',
       setup:
