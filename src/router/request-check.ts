@@ -71,5 +71,18 @@ export function checkRequest(h: IncomingHttpHeaders, table: RoutingTable): Routa
   if (timeout !== undefined && clientMs === undefined) {
     return refuse(Status.INTERNAL, `malformed grpc-timeout "${timeout}"`, 'timeout');
   }
-  return { route, timeoutMs: Math.min(clientMs ?? Infinity, route.timeoutMs ?? Infinity) };
+  const clientBudget = clientMs === undefined ? Infinity : clientMs - deadlineOffsetMs(clientMs);
+  return { route, timeoutMs: Math.min(clientBudget, route.timeoutMs ?? Infinity) };
+}
+
+/**
+ * How much earlier than the client's grpc-timeout the router ends a call: 10% of it, at most 10 ms.
+ * The client's clock started before the request reached the router, so without an offset the client's
+ * own deadline fires first and the router sees only a cancellation, which says nothing about the
+ * endpoint (breakers ignore it): a black-hole backend behind client deadlines would never be ejected.
+ * Ending the call first, the router answers DEADLINE_EXCEEDED itself and counts it against the
+ * endpoint. Envoy's `grpc_timeout_header_offset` does the same.
+ */
+export function deadlineOffsetMs(clientMs: number): number {
+  return Math.min(10, 0.1 * clientMs);
 }
