@@ -7,7 +7,7 @@ NODE_MODULES := node_modules/.package-lock.json
 
 help:
 	@echo "make demo    the whole system on one machine (control plane, backends, operator, routers, traffic)"
-	@echo "make test    the whole test suite, unit and integration (real kube-apiserver, etcd, Redis)"
+	@echo "make test    the whole test suite: unit, integration and resilience (real kube-apiserver, etcd, Redis)"
 	@echo "make deps | build | lint | crds | clean"
 
 $(NODE_MODULES): package.json package-lock.json
