@@ -24,6 +24,7 @@ then p50/p99 latency of L1, L2 and L3 hits and of misses, measured through real 
   --latency-calls N      calls measured per tier (default 2000)
   --backend-latency-ms N the backend's service time (default 2)
   --no-latency           hit ratios only
+  --sweep N,N,…          other L1 capacities to replay, table only (default 250,1000,2000; "" for none)
 `;
 
 /** The warming settings sibyl's policy runs with in the replay (its CRD fields). */
@@ -49,6 +50,8 @@ interface Details {
   ttlMs: number;
   /** The client straight to an instant backend (no router): the floor under every tier's figure. */
   direct?: Percentiles;
+  /** Hit ratios at other capacities (same trace and TTL). */
+  sweep: Array<{ capacity: number; LRU: number; sibyl: number; Belady: number }>;
   /** The same with a minimal node:http2 gRPC client, and the L1 hit through the router with it. */
   minimal?: { direct: Percentiles; l1: Percentiles };
   loadAverage: number;
@@ -105,6 +108,8 @@ export async function runCacheBench(o: {
   capacity: number;
   ttlMs: number;
   latency?: Parameters<typeof measureTierLatency>[0];
+  /** Other capacities to replay too (table only: how the comparison moves with the cache's size). */
+  sweep?: number[];
   log: (line: string) => void;
 }): Promise<{ result: CacheBenchResult; details: Details }> {
   const trace = generateTrace(o.trace);
@@ -120,6 +125,15 @@ export async function runCacheBench(o: {
     capacity: o.capacity,
     hitRatio: { LRU: lru.hits / n, sibyl: sibyl.hits / n, Belady: belady / n },
   };
+  const sweep: Details['sweep'] = [];
+  for (const capacity of o.sweep ?? []) {
+    o.log(`▶ replaying at L1 capacity ${capacity} entries`);
+    const b = beladyHits(trace.atMs, trace.key, capacity, o.ttlMs).hits / n;
+    const l = (await replayTrace(trace, { capacity, ttlMs: o.ttlMs })).hits / n;
+    const w = benchWarming(capacity, o.ttlMs);
+    const y = (await replayTrace(trace, { capacity, ttlMs: o.ttlMs, warming: w })).hits / n;
+    sweep.push({ capacity, LRU: l, sibyl: y, Belady: b });
+  }
   let direct: Percentiles | undefined;
   let minimal: Details['minimal'];
   const loadAverage = loadavg()[0] ?? 0;
@@ -130,7 +144,10 @@ export async function runCacheBench(o: {
     direct = l.direct;
     minimal = l.minimal;
   }
-  return { result, details: { ttlMs: o.ttlMs, lru, sibyl, belady, warming, direct, minimal, loadAverage } };
+  return {
+    result,
+    details: { ttlMs: o.ttlMs, lru, sibyl, belady, warming, direct, minimal, loadAverage, sweep },
+  };
 }
 
 export function formatCacheBench(r: CacheBenchResult, d: Details): string {
@@ -150,6 +167,19 @@ export function formatCacheBench(r: CacheBenchResult, d: Details): string {
       ` (accuracy ${d.sibyl.prefetched ? pct(d.sibyl.prefetchHits / d.sibyl.prefetched) : '-'}); L1 declined ${d.sibyl.rejections} new keys.`,
     'Belady is the ceiling for demand caching only: a cache that prefetches (the warmer) can exceed it, at the cost of the refresh calls counted above.',
   ];
+  if (d.sweep.length) {
+    lines.push(
+      '',
+      'The same trace at other L1 capacities (the targets are judged at the capacity above):',
+      '',
+      '| capacity | LRU | sibyl | Belady | sibyl − LRU | sibyl ÷ Belady |',
+      '|---|---|---|---|---|---|',
+      ...d.sweep.map(
+        (x) =>
+          `| ${x.capacity} | ${pct(x.LRU)} | ${pct(x.sibyl)} | ${pct(x.Belady)} | ${((x.sibyl - x.LRU) * 100).toFixed(1)} points | ${(x.sibyl / x.Belady).toFixed(3)} |`,
+      ),
+    );
+  }
   const lat = r.latencyMs;
   if (lat) {
     const f = (p: Percentiles) => `${p.p50.toFixed(3)} ms | ${p.p99.toFixed(3)} ms`;
@@ -187,6 +217,11 @@ export function formatCacheBench(r: CacheBenchResult, d: Details): string {
   return lines.join('\n');
 }
 
+function parseSweep(v: string): number[] {
+  if (v.trim() === '') return [];
+  return v.split(',').map((x) => int(x.trim(), 'sweep', 0, 1));
+}
+
 function int(v: string | undefined, flag: string, dflt: number, min: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
@@ -211,6 +246,7 @@ export async function run(argv: string[]): Promise<number> {
       'latency-calls': { type: 'string' },
       'backend-latency-ms': { type: 'string' },
       'no-latency': { type: 'boolean', default: false },
+      sweep: { type: 'string' },
     },
   });
   if (v.help) {
@@ -242,6 +278,8 @@ export async function run(argv: string[]): Promise<number> {
           responseBytes: 512,
           redisUrl: v['redis-url'],
         },
+    // Not in the --json object, so not run for it.
+    sweep: json ? [] : parseSweep(v.sweep ?? '250,1000,2000'),
     log,
   });
   if (json) console.log(JSON.stringify(result));
