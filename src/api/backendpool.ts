@@ -37,7 +37,9 @@ export const StaticEndpoint = Type.Object({
     pattern: ADDRESS_PATTERN,
     description: 'host:port or [ipv6]:port',
     ...rules({
-      rule: "int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535",
+      // Only when there is a numeric port: without one the pattern's message says so, and int() of a
+      // host name would fail the rule with a CEL "type conversion error" instead of a useful message.
+      rule: "!self.matches(':[0-9]{1,5}$') || (int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535)",
       message: 'port must be from 1 to 65535',
     }),
   }),
