@@ -31,10 +31,11 @@ const IS_DURATION_TEXT = `self.matches('${DURATION_PATTERN.replace(/\\/g, '\\\\'
 const EXACT: Record<string, Evaluator> = {
   [IS_DURATION_TEXT]: isDuration,
   [`self == 'Predicted' || ${IS_DURATION_TEXT}`]: (v) => v === 'Predicted' || isDuration(v),
-  "int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535":
+  "!self.matches(':[0-9]{1,5}$') || (int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535)":
     (v) => {
+      if (!/:[0-9]{1,5}$/.test(String(v))) return true; // no numeric port: the pattern reports it
       const port = Number(String(v).slice(String(v).lastIndexOf(':') + 1));
-      return Number.isInteger(port) && port >= 1 && port <= 65535;
+      return port >= 1 && port <= 65535;
     },
   "type(self) == int ? (self >= 1 && self <= 65535) : (size(self) <= 15 && self.matches('^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'))":
     (v) =>
