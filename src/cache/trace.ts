@@ -1,5 +1,6 @@
 import { seededRandom } from '../util/clock.js';
 import { SibylError } from '../util/errors.js';
+import { Zipf } from '../util/zipf.js';
 
 /**
  * A seeded synthetic request trace for the cache benchmark (`sibyl bench cache`): which key each call
@@ -67,7 +68,7 @@ export function generateTrace(spec: TraceSpec): Trace {
   if (!(s.amplitude >= 0 && s.amplitude < 1)) throw bad('amplitude must be in [0, 1)');
   if (!(s.dayS > 0 && s.driftEveryS > 0)) throw bad('dayS and driftEveryS must be > 0');
   const rnd = seededRandom(s.seed);
-  const cdf = zipfCdf(s.keys, s.zipfS);
+  const zipf = new Zipf(s.keys, s.zipfS);
   // rankToKey[r]: the key now at rank r+1. Starts as a random permutation (Fisher–Yates).
   const rankToKey = new Int32Array(s.keys);
   for (let i = 0; i < s.keys; i++) rankToKey[i] = i;
@@ -88,30 +89,9 @@ export function generateTrace(spec: TraceSpec): Trace {
       nextDriftS += s.driftEveryS;
     }
     atMs[i] = t * 1000;
-    key[i] = rankToKey[rankOf(cdf, rnd())] as number;
+    key[i] = rankToKey[zipf.draw(rnd)] as number;
   }
   return { spec: s, atMs, key };
-}
-
-/** The cumulative Zipf(s) distribution over ranks 1..n, normalised to 1. */
-export function zipfCdf(n: number, s: number): Float64Array {
-  const cdf = new Float64Array(n);
-  let acc = 0;
-  for (let r = 1; r <= n; r++) cdf[r - 1] = acc += r ** -s;
-  for (let i = 0; i < n; i++) cdf[i] = (cdf[i] as number) / acc;
-  return cdf;
-}
-
-/** The 0-based rank whose CDF interval holds u (binary search). */
-function rankOf(cdf: Float64Array, u: number): number {
-  let lo = 0;
-  let hi = cdf.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((cdf[mid] as number) < u) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function swap(a: Int32Array, i: number, j: number): void {

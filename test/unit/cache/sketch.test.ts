@@ -1,26 +1,15 @@
 import { DecayedCountMin, HotSet } from '../../../src/cache/sketch.js';
 import { TopK } from '../../../src/cache/topk.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
+import { Zipf } from '../../../src/util/zipf.js';
 
 const DAY = 86_400_000;
 
-/** A seeded Zipf(s) sampler over ranks 1..n (inverse CDF by binary search). */
+/** A seeded Zipf(s) sampler over ranks 1..n. */
 function zipf(n: number, s: number, seed: number): () => number {
-  const cdf = new Float64Array(n);
-  let acc = 0;
-  for (let r = 1; r <= n; r++) cdf[r - 1] = acc += r ** -s;
+  const z = new Zipf(n, s);
   const rnd = seededRandom(seed);
-  return () => {
-    const u = rnd() * acc;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((cdf[mid] as number) < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo + 1;
-  };
+  return () => z.draw(rnd) + 1;
 }
 
 describe('DecayedCountMin', () => {
