@@ -63,7 +63,7 @@ export function poolJson(ns: string, name: string, service: string, policy: stri
   });
 }
 
-/** The demo's CacheTier: Echo answers cached for 30 s, a small L1 per router, L2 in the demo's Redis. */
+/** The demo's CacheTier: Echo answers cached for 10 s (so warming refreshes hot keys within a phase), a small L1 per router, L2 in the demo's Redis. */
 export function cacheTierJson(ns: string, name: string, pool: string, redisUrl: string): string {
   return JSON.stringify({
     apiVersion: 'sibyl.dev/v1alpha1',
@@ -71,7 +71,7 @@ export function cacheTierJson(ns: string, name: string, pool: string, redisUrl: 
     metadata: { name, namespace: ns },
     spec: {
       pools: [pool],
-      methods: [{ method: '/sibyl.demo.v1.Demo/Echo', ttl: '30s' }],
+      methods: [{ method: '/sibyl.demo.v1.Demo/Echo', ttl: '10s' }],
       l1: { maxEntries: 300, maxBytes: '16Mi' },
       l2: { redis: { url: redisUrl }, ttl: '2m', timeout: '50ms' },
       warming: { enabled: true, window: '10s', horizon: '10s', topK: 100, budgetPercent: 10 },

@@ -202,7 +202,9 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       );
     }
     if (o.cache) {
-      o.say('▶ kubectl apply CacheTier shop-cache: Echo cached 30 s, L1 in each router, L2 in a Redis');
+      o.say(
+        '▶ kubectl apply CacheTier shop-cache: Echo cached 10 s, L1 in each router, L2 in a Redis, warming on',
+      );
       redis = await startRedisServer({ detached: true });
       appendFileSync(join(logs, 'pids'), `${redis.pid}\n`);
       cluster.kubectl(['apply', '-f', '-'], cacheTierJson(NS, 'shop-cache', 'shop', redis.url));
