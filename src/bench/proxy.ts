@@ -91,10 +91,12 @@ export interface ProxyBenchResult {
     loadAverage: { before: number; after: number };
   };
   pick: { policy: string; endpoints: number; nsPerPick: number; nsPerCall: number }[];
-  fixedRate: { rps: number; direct?: RunResult; router: RunResult; nginx?: RunResult };
+  fixedRate: { rps: number; direct?: RunResult; router: RunResult; nginx?: RunResult; relay?: RunResult };
   addedLatency: {
     router: { p50Ms: number; p99Ms: number };
     nginx?: { p50Ms: number; p99Ms: number };
+    /** The bare node:http2 relay (relay.ts): what any proxy on node:http2 adds here. */
+    relay?: { p50Ms: number; p99Ms: number };
   };
   /** One call at a time (ghz -c 1, one connection) at a low rate: each hop's own cost, no queueing. */
   oneAtATime: {
@@ -102,11 +104,16 @@ export interface ProxyBenchResult {
     direct?: RunResult;
     router: RunResult;
     nginx?: RunResult;
-    added: { router: { p50Ms: number; p99Ms: number }; nginx?: { p50Ms: number; p99Ms: number } };
+    relay?: RunResult;
+    added: {
+      router: { p50Ms: number; p99Ms: number };
+      nginx?: { p50Ms: number; p99Ms: number };
+      relay?: { p50Ms: number; p99Ms: number };
+    };
   };
   maxRate: {
-    homogeneous: { direct?: RunResult; router: RunResult; nginx?: RunResult };
-    heterogeneous: { router: RunResult; nginx?: RunResult };
+    homogeneous: { direct?: RunResult; router: RunResult; nginx?: RunResult; relay?: RunResult };
+    heterogeneous: { router: RunResult; nginx?: RunResult; relay?: RunResult };
   };
   targets: { name: string; target: string; value: string; met: boolean | undefined }[];
 }
@@ -133,6 +140,7 @@ const HERE = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(HERE), '..', '..');
 const MAIN = path.join(path.dirname(HERE), '..', 'cli', `main${path.extname(HERE)}`);
 const PROTO = path.join(ROOT, 'proto', 'sibyl', 'demo', 'v1', 'demo.proto');
+const RELAY = path.join(path.dirname(HERE), `relay${path.extname(HERE)}`);
 const NGINX_TEMPLATE = path.join(ROOT, 'hack', 'nginx', 'grpc-least-conn.conf.template');
 
 // ---------------------------------------------------------------------------------------------------
@@ -217,6 +225,16 @@ function runRow(label: string[], r: RunResult | undefined): string[] {
   return [...label, f0(r.callsPerSec), f2(r.p50Ms), f2(r.p99Ms), String(r.errors), String(r.cut)];
 }
 
+type Added = { p50Ms: number; p99Ms: number };
+
+/** "Added over direct: router p50 +x ms, p99 +y ms; nginx …; relay …" for the hops measured. */
+function addedLine(a: { router: Added; nginx?: Added; relay?: Added }): string {
+  const part = (name: string, x: Added | undefined) =>
+    x ? `${name} p50 +${f2(x.p50Ms)} ms, p99 +${f2(x.p99Ms)} ms` : undefined;
+  const parts = [part('router', a.router), part('nginx', a.nginx), part('bare node:http2 relay', a.relay)];
+  return `Added over direct: ${parts.filter((x) => x !== undefined).join('; ')}`;
+}
+
 export function formatProxyBench(r: ProxyBenchResult): string {
   const e = r.env;
   const out: string[] = [];
@@ -234,13 +252,11 @@ export function formatProxyBench(r: ProxyBenchResult): string {
         runRow(['direct'], r.fixedRate.direct),
         runRow(['router'], r.fixedRate.router),
         runRow(['nginx'], r.fixedRate.nginx),
+        runRow(['relay'], r.fixedRate.relay),
       ],
     ),
     '',
-    `Added over direct: router p50 +${f2(r.addedLatency.router.p50Ms)} ms, p99 +${f2(r.addedLatency.router.p99Ms)} ms` +
-      (r.addedLatency.nginx
-        ? `; nginx p50 +${f2(r.addedLatency.nginx.p50Ms)} ms, p99 +${f2(r.addedLatency.nginx.p99Ms)} ms`
-        : ''),
+    addedLine(r.addedLatency),
     '',
     `One call at a time (-c 1, one connection) at ${r.oneAtATime.rps} calls/s`,
     table(
@@ -249,12 +265,10 @@ export function formatProxyBench(r: ProxyBenchResult): string {
         runRow(['direct'], r.oneAtATime.direct),
         runRow(['router'], r.oneAtATime.router),
         runRow(['nginx'], r.oneAtATime.nginx),
+        runRow(['relay'], r.oneAtATime.relay),
       ],
     ),
-    `Added over direct: router p50 +${f2(r.oneAtATime.added.router.p50Ms)} ms, p99 +${f2(r.oneAtATime.added.router.p99Ms)} ms` +
-      (r.oneAtATime.added.nginx
-        ? `; nginx p50 +${f2(r.oneAtATime.added.nginx.p50Ms)} ms, p99 +${f2(r.oneAtATime.added.nginx.p99Ms)} ms`
-        : ''),
+    addedLine(r.oneAtATime.added),
     '',
     'Highest sustained rate (no --rps)',
     table(
@@ -263,8 +277,10 @@ export function formatProxyBench(r: ProxyBenchResult): string {
         runRow(['homogeneous', 'direct'], r.maxRate.homogeneous.direct),
         runRow(['homogeneous', 'router'], r.maxRate.homogeneous.router),
         runRow(['homogeneous', 'nginx'], r.maxRate.homogeneous.nginx),
+        runRow(['homogeneous', 'relay'], r.maxRate.homogeneous.relay),
         runRow(['heterogeneous', 'router'], r.maxRate.heterogeneous.router),
         runRow(['heterogeneous', 'nginx'], r.maxRate.heterogeneous.nginx),
+        runRow(['heterogeneous', 'relay'], r.maxRate.heterogeneous.relay),
       ],
     ),
     '',
@@ -337,6 +353,10 @@ export function formatMarkdown(r: ProxyBenchResult, command: string): string {
       'gRPC server and of a client (two HTTP/2 streams in node:http2); nginx does the same in C with ' +
       `${r.env.nginxWorkers} worker.`,
     '- "One call at a time" has no queueing anywhere: what each hop costs by itself.',
+    '- relay is a bare node:http2 relay (src/bench/relay.ts: round robin, no limits, breakers, retries, ' +
+      'deadlines, cache or metrics): the floor for any proxy built on node:http2, measured beside the ' +
+      'router in the same run. The router minus the relay is what its features cost; the relay minus ' +
+      "direct is what Node's HTTP/2 costs per hop here.",
     `- Targets: ${missed.length ? `missed: ${missed.join(', ')}` : 'all met'}.`,
     '',
   ].join('\n');
@@ -372,8 +392,12 @@ export async function stop(c: Child): Promise<void> {
 }
 
 /** Runs `sibyl <args>` as a child and waits for its first stdout line ({"listening": ...}). */
-export async function startSibyl(name: string, args: string[]): Promise<{ child: Child; listening: string }> {
-  const proc = spawn(process.execPath, [...process.execArgv, MAIN, ...args], {
+export async function startSibyl(
+  name: string,
+  args: string[],
+  script = MAIN,
+): Promise<{ child: Child; listening: string }> {
+  const proc = spawn(process.execPath, [...process.execArgv, script, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const child = track(name, proc);
@@ -664,6 +688,7 @@ interface Stage {
   backends: string[];
   router: string;
   nginx: string | undefined;
+  relay: string;
 }
 
 /** Starts a pool of backends with these service times, the router and nginx in front; runs `f`; stops all. */
@@ -717,6 +742,12 @@ async function withPool<T>(
       'warn',
     ]);
     children.push(router.child);
+    const relay = await startSibyl(
+      'relay',
+      addresses.flatMap((a) => ['--upstream', a]),
+      RELAY,
+    );
+    children.push(relay.child);
     let nginx: string | undefined;
     if (o.nginx) {
       const n = await startNginx(o.nginx, dir, addresses, o.nginxWorkers);
@@ -727,10 +758,11 @@ async function withPool<T>(
     for (const [name, address] of [
       ['router', router.listening],
       ['nginx', nginx],
+      ['relay', relay.listening],
     ] as const) {
       if (address) await ghzRun(o, dir, name, address, undefined, POOL_WARMUP_S, 'warm-up');
     }
-    const result = await f({ backends: addresses, router: router.listening, nginx });
+    const result = await f({ backends: addresses, router: router.listening, nginx, relay: relay.listening });
     // Something else on the machine stopping a backend or proxy mid-run would make every figure after it
     // meaningless: refuse the results rather than print them.
     const dead = children.filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
@@ -776,7 +808,7 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
     log(`homogeneous pool: ${o.backends} backends at ${o.latencyMs} ms`);
     const loadBefore = loadavg()[0] as number;
     const homo = await withPool(o, dir, Array<number>(o.backends).fill(o.latencyMs), async (s) => {
-      const targets = { direct: s.backends[0] as string, router: s.router, nginx: s.nginx };
+      const targets = { direct: s.backends[0] as string, router: s.router, nginx: s.nginx, relay: s.relay };
       return {
         fixed: await measure(o, dir, targets, o.rps),
         single: await measure({ ...o, concurrency: 1, connections: 1 }, dir, targets, SINGLE_RPS),
@@ -785,7 +817,7 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
     });
     log(`heterogeneous pool: backends at ${o.hetero.join(', ')} ms`);
     const het = await withPool(o, dir, o.hetero, async (s) =>
-      measure(o, dir, { direct: undefined, router: s.router, nginx: s.nginx }, undefined),
+      measure(o, dir, { direct: undefined, router: s.router, nginx: s.nginx, relay: s.relay }, undefined),
     );
 
     const direct = homo.fixed.direct as RunResult; // always measured in the homogeneous pool
@@ -816,6 +848,7 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
       addedLatency: {
         router: added(homo.fixed.router),
         ...(homo.fixed.nginx ? { nginx: added(homo.fixed.nginx) } : {}),
+        ...(homo.fixed.relay ? { relay: added(homo.fixed.relay) } : {}),
       },
       oneAtATime: {
         rps: SINGLE_RPS,
@@ -823,9 +856,13 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
         added: {
           router: added(homo.single.router, single),
           ...(homo.single.nginx ? { nginx: added(homo.single.nginx, single) } : {}),
+          ...(homo.single.relay ? { relay: added(homo.single.relay, single) } : {}),
         },
       },
-      maxRate: { homogeneous: homo.max, heterogeneous: { router: het.router, nginx: het.nginx } },
+      maxRate: {
+        homogeneous: homo.max,
+        heterogeneous: { router: het.router, nginx: het.nginx, relay: het.relay },
+      },
     };
     return { ...partial, targets: evaluateTargets(partial) };
   } finally {
