@@ -56,7 +56,7 @@ manifests:
 	    '# `helm install`, which generates it.' \
 	    'apiVersion: v1' 'kind: Namespace' 'metadata:' '  name: sibyl-system'; \
 	  helm template sibyl charts/sibyl --namespace sibyl-system --include-crds \
-	    --set controlTLS.existingSecret=sibyl-control-tls; } > $(INSTALL_YAML)
+	    --set controlTLS.existingSecret=sibyl-control-tls; } > $(INSTALL_YAML).tmp && mv $(INSTALL_YAML).tmp $(INSTALL_YAML)
 
 model: build
 	node dist/cli/main.js train --simulate --out models/latency

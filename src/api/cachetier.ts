@@ -97,7 +97,13 @@ export const CacheTierSpec = Type.Object(
     ),
     l3: Type.Optional(
       Type.Object({
-        path: Type.String({ minLength: 2, maxLength: 1024, pattern: '^/' }),
+        path: Type.String({
+          minLength: 2,
+          maxLength: 1024,
+          pattern: '^/',
+          description:
+            'A directory in the router pods, one per tier (the chart mounts a volume at /var/cache/sibyl: router.diskCache); it is kept across router restarts.',
+        }),
         maxBytes: Type.Optional(Bytes({ default: '1Gi' })),
         ttl: Type.Optional(Duration({ min: '1s', max: '720h' })),
       }),

@@ -56,6 +56,11 @@ export class DiskStore implements CacheStore {
     this.ready.catch(() => undefined);
   }
 
+  /** The folder this store keeps its files in. */
+  get dir(): string {
+    return this.opts.path;
+  }
+
   async get(key: string): Promise<Buffer | undefined> {
     await this.ready;
     if (!this.index.has(key)) return undefined;

@@ -6,6 +6,7 @@ import { cacheKey } from './key.js';
 import { MemoryStore } from './l1-memory.js';
 import { RedisStore } from './l2-redis.js';
 import { DiskStore } from './l3-disk.js';
+import { join } from 'node:path';
 import type { CacheMetrics } from './metrics.js';
 import { HotSet } from './sketch.js';
 import { TieredCache, type Begin } from './tiered.js';
@@ -75,7 +76,9 @@ export class PoolCache {
       stores.push(this.l2);
     }
     if (s.l3) {
-      this.l3 = new DiskStore({ ...s.l3, wallNow: deps.wallNow, log });
+      // A folder of its own under the tier's path: one tier may serve several pools, and each store
+      // indexes, bounds and evicts the files of its folder as its own.
+      this.l3 = new DiskStore({ ...s.l3, path: join(s.l3.path, l3Folder(pool)), wallNow: deps.wallNow, log });
       stores.push(this.l3);
     }
     this.tiered = new TieredCache(stores, {
@@ -178,4 +181,9 @@ export class PoolCache {
     this.deps.metrics?.untrack(this);
     await this.tiered.close();
   }
+}
+
+/** A pool's L3 folder name: its name (namespace/name from the operator) made one safe path segment. */
+export function l3Folder(pool: string): string {
+  return encodeURIComponent(pool).replace(/^\.+/, (dots) => '%2E'.repeat(dots.length));
 }

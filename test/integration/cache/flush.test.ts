@@ -82,7 +82,7 @@ describe('PoolCache.flush', () => {
     const l1 = a.tierCounters().find((t) => t.tier === 'l1');
     expect(l1).toMatchObject({ entries: 0, bytes: 0 });
     expect(l3.stats()).toMatchObject({ entries: 0, bytes: 0 });
-    expect(readdirSync((a.settings.l3 as { path: string }).path)).toEqual([]);
+    expect(readdirSync(l3.dir)).toEqual([]);
     expect(await a.tiered.lookup(key(0))).toBeUndefined();
     // The other router's L2 copy is gone too (its own L1 and L3 are its own to flush).
     const bl2 = b.l2 as NonNullable<typeof b.l2>;

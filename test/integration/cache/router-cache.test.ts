@@ -235,12 +235,15 @@ describe('router cache', () => {
     const answers: Array<Awaited<ReturnType<typeof echo>>> = [];
     for (const q of reqs) answers.push(await echo(c1, q));
     await waitFor(() => tier(r1, 'l3')?.fills === 3, { what: 'L3 fills' });
+    const dir = r1.poolCache('demo')?.l3?.dir as string;
+    // The pool's own folder under the tier's path.
+    expect(dir).toBe(join(path, 'demo'));
     await r1.close();
-    expect(readdirSync(path)).toHaveLength(3);
+    expect(readdirSync(dir)).toHaveLength(3);
 
     // Corrupt one file (one byte of its body flipped) before the next router starts.
-    const files = readdirSync(path);
-    const victim = join(path, files[0] as string);
+    const files = readdirSync(dir);
+    const victim = join(dir, files[0] as string);
     const bytes = readFileSync(victim);
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
     writeFileSync(victim, bytes);

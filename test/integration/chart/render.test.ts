@@ -165,6 +165,16 @@ it('runs both Deployments locked down: non-root, read-only root, no capabilities
       '--control-ca=/etc/sibyl/control-ca/ca.crt',
     ]),
   );
+  // CacheTiers' L3 has somewhere to write in the read-only router pod (the sample's l3.path).
+  type Pod = { volumes: { name: string; emptyDir?: { sizeLimit?: string } }[] };
+  const routerPod = (find(objs, 'Deployment', 's-router') as Dep).spec.template.spec as unknown as Pod;
+  expect(routerPod.volumes.find((v) => v.name === 'disk-cache')?.emptyDir?.sizeLimit).toBe('2Gi');
+  expect(
+    (router as unknown as { volumeMounts: { name: string; mountPath: string }[] }).volumeMounts,
+  ).toContainEqual({
+    name: 'disk-cache',
+    mountPath: '/var/cache/sibyl',
+  });
   find(objs, 'PodDisruptionBudget', 's-operator');
   find(objs, 'NetworkPolicy', 's-operator');
   find(objs, 'ConfigMap', 's-dashboard');
