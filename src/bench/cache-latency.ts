@@ -3,13 +3,13 @@ import http2 from 'node:http2';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
 import { SibylError, errorMessage } from '../util/errors.js';
+import { startRedisServer, type RedisServer } from '../util/redis-server.js';
 
 /**
  * Latency per cache tier through the real router (`sibyl bench cache`): a `sibyl backend` with a set
@@ -79,6 +79,7 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
   const say = o.log ?? (() => undefined);
   const dir = await mkdtemp(path.join(tmpdir(), 'sibyl-bench-cache-'));
   const children: Child[] = [];
+  let redis: RedisServer | undefined;
   const start = async (name: string, args: string[]) => {
     const s = await startSibyl(name, args);
     children.push(s.child);
@@ -87,16 +88,8 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
   try {
     let redisUrl = o.redisUrl;
     if (!redisUrl) {
-      const port = await freePort();
-      const proc = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      const child = track('redis-server', proc);
-      children.push(child);
-      await waitForPort(port, child);
-      redisUrl = `redis://127.0.0.1:${port}`;
+      redis = await startRedisServer();
+      redisUrl = redis.url;
     }
     const run = randomUUID().slice(0, 8);
     const request = (i: number) => ({ message: `${run}-${i}`, responseSize: o.responseBytes });
@@ -253,7 +246,7 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
       minimal: { direct: pct(minimalDirect), l1: pct(minimalL1) },
     };
   } finally {
-    await Promise.all(children.map(stop));
+    await Promise.all([...children.map(stop), redis?.stop()]);
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -463,39 +456,4 @@ async function startSibyl(
     });
   });
   return { child, listening: first.listening, metrics: first.metrics ?? '' };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function waitForPort(port: number, child: Child, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (child.spawnError)
-      throw new SibylError(
-        'ERR_USAGE',
-        `cannot start ${child.name}: ${child.spawnError} (install it, see hack/system-deps.sh, or pass --redis-url)`,
-      );
-    if (child.proc.exitCode !== null || child.proc.signalCode !== null)
-      throw new SibylError('ERR_PROCESS', `${child.name} exited: ${child.stderr.join('').slice(-500)}`);
-    if (Date.now() > until) throw new Error(`${child.name} did not listen on ${port} within ${timeoutMs}ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

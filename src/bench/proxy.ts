@@ -1,7 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { cpus, homedir, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { parseDuration } from '../util/duration.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { balancerNames } from '../balancer/index.js';
 import { runPickBench } from './pick.js';
+import { freePort } from '../util/net.js';
 
 /**
  * `sibyl bench proxy` (DESIGN.md §10): the router against a direct connection and against nginx
@@ -424,17 +425,6 @@ export async function startSibyl(
     });
   });
   return { child, listening };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 async function waitForPort(port: number, child: Child, timeoutMs = 10_000): Promise<void> {
@@ -888,3 +878,5 @@ export async function run(argv: string[]): Promise<number> {
   }
   return 0;
 }
+
+export { freePort };

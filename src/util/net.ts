@@ -1,4 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { createServer } from 'node:net';
 
 /**
  * RFC 6761 §6.3: "localhost" and every name under ".localhost" are the loopback address, and name
@@ -37,4 +38,16 @@ export function loopbackAwareLookup(
   }
   if (options.all) callback(null, [{ address: lb, family: 4 }], 4);
   else callback(null, lb, 4);
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it; another process may take it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
 }
