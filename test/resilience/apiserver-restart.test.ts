@@ -9,8 +9,9 @@ import {
   killAll,
   logDir,
   startBackendProcess,
-  startRouterProcess,
+  operatorControlArgs,
   startSibyl,
+  startSubscribedRouter,
   type SibylProcess,
 } from '../support/procs.js';
 import { makeServingCert } from '../support/tls.js';
@@ -93,38 +94,18 @@ it('the kube-apiserver restarted: the operator converges to changes made while i
         '40s',
         '--renew-deadline',
         '30s',
-        '--metrics-addr',
-        '127.0.0.1:0',
-        '--status-interval',
-        '500ms',
-        '--control-addr',
-        '127.0.0.1:0',
-        '--control-cert',
-        join(tls.dir, 'tls.crt'),
-        '--control-key',
-        join(tls.dir, 'tls.key'),
-        '--allowed-routers',
-        `${ns}/router`,
-        '--push-interval',
-        '300ms',
-        '--report-interval',
-        '1s',
+        ...operatorControlArgs(ns, tls.dir),
       ],
       { json: false },
     );
     const started = await op.waitForLog('operator started', 60_000);
-    const router = await startRouterProcess('restart-router', [
-      '--control',
-      `127.0.0.1:${started.controlPort}`,
-      '--control-ca',
-      join(tls.dir, 'ca.crt'),
-      '--token-file',
+    const router = await startSubscribedRouter('restart-router', {
+      control: `127.0.0.1:${started.controlPort}`,
+      tlsDir: tls.dir,
       tokenFile,
-      '--namespace',
       ns,
-      '--router-id',
-      'r1',
-    ]);
+      id: 'r1',
+    });
     await waitFor(
       async () => {
         const p = await getPool(ns, 'shop');

@@ -8,8 +8,9 @@ import {
   killAll,
   logDir,
   startBackendProcess,
-  startRouterProcess,
+  operatorControlArgs,
   startSibyl,
+  startSubscribedRouter,
   type SibylProcess,
 } from '../support/procs.js';
 import { makeServingCert } from '../support/tls.js';
@@ -153,38 +154,18 @@ it('bad resources through kubectl are refused or marked, and the good pool next 
         ns,
         '--leader-elect',
         'false',
-        '--metrics-addr',
-        '127.0.0.1:0',
-        '--status-interval',
-        '500ms',
-        '--control-addr',
-        '127.0.0.1:0',
-        '--control-cert',
-        join(tls.dir, 'tls.crt'),
-        '--control-key',
-        join(tls.dir, 'tls.key'),
-        '--allowed-routers',
-        `${ns}/router`,
-        '--push-interval',
-        '300ms',
-        '--report-interval',
-        '1s',
+        ...operatorControlArgs(ns, tls.dir),
       ],
       { json: false },
     );
     const started = await op.waitForLog('operator started', 60_000);
-    const router = await startRouterProcess('badres-router', [
-      '--control',
-      `127.0.0.1:${started.controlPort}`,
-      '--control-ca',
-      join(tls.dir, 'ca.crt'),
-      '--token-file',
+    const router = await startSubscribedRouter('badres-router', {
+      control: `127.0.0.1:${started.controlPort}`,
+      tlsDir: tls.dir,
       tokenFile,
-      '--namespace',
       ns,
-      '--router-id',
-      'r1',
-    ]);
+      id: 'r1',
+    });
     const before = await waitFor(
       async () => {
         const p = await getPool(ns, 'good');

@@ -8,8 +8,9 @@ import {
   killAll,
   logDir,
   startBackendProcess,
-  startRouterProcess,
+  operatorControlArgs,
   startSibyl,
+  startSubscribedRouter,
   type SibylProcess,
 } from '../support/procs.js';
 import { startServiceProxy, type ServiceProxy } from '../support/service-proxy.js';
@@ -86,22 +87,7 @@ it('the leading operator killed: no call fails, the standby leads within the lea
           '2s',
           '--retry-period',
           '250ms',
-          '--metrics-addr',
-          '127.0.0.1:0',
-          '--status-interval',
-          '500ms',
-          '--control-addr',
-          '127.0.0.1:0',
-          '--control-cert',
-          join(tls.dir, 'tls.crt'),
-          '--control-key',
-          join(tls.dir, 'tls.key'),
-          '--allowed-routers',
-          `${ns}/router`,
-          '--push-interval',
-          '300ms',
-          '--report-interval',
-          '1s',
+          ...operatorControlArgs(ns, tls.dir),
         ],
         { json: false },
       );
@@ -132,18 +118,13 @@ it('the leading operator killed: no call fails, the standby leads within the lea
 
     const routers = await Promise.all(
       ['r1', 'r2'].map((id) =>
-        startRouterProcess(`opkill-${id}`, [
-          '--control',
-          proxy?.address as string,
-          '--control-ca',
-          join(tls.dir, 'ca.crt'),
-          '--token-file',
+        startSubscribedRouter(`opkill-${id}`, {
+          control: proxy?.address as string,
+          tlsDir: tls.dir,
           tokenFile,
-          '--namespace',
           ns,
-          '--router-id',
-          id,
-        ]),
+          id: id,
+        }),
       ),
     );
     await waitFor(

@@ -180,3 +180,47 @@ export function startRouterProcess(name: string, args: string[]): Promise<SibylP
     ...args,
   ]);
 }
+
+/**
+ * The flags every test operator process with a control API shares: metrics and control on free ports,
+ * TLS from `tlsDir` (tls.crt, tls.key), routers of `ns/router` allowed, fast status, pushes and reports.
+ */
+export function operatorControlArgs(ns: string, tlsDir: string): string[] {
+  return [
+    '--metrics-addr',
+    '127.0.0.1:0',
+    '--status-interval',
+    '500ms',
+    '--control-addr',
+    '127.0.0.1:0',
+    '--control-cert',
+    join(tlsDir, 'tls.crt'),
+    '--control-key',
+    join(tlsDir, 'tls.key'),
+    '--allowed-routers',
+    `${ns}/router`,
+    '--push-interval',
+    '300ms',
+    '--report-interval',
+    '1s',
+  ];
+}
+
+/** A router process subscribed to the operator at `control` (host:port), trusting `tlsDir`'s ca.crt. */
+export function startSubscribedRouter(
+  name: string,
+  o: { control: string; tlsDir: string; tokenFile: string; ns: string; id: string },
+): Promise<SibylProcess> {
+  return startRouterProcess(name, [
+    '--control',
+    o.control,
+    '--control-ca',
+    join(o.tlsDir, 'ca.crt'),
+    '--token-file',
+    o.tokenFile,
+    '--namespace',
+    o.ns,
+    '--router-id',
+    o.id,
+  ]);
+}

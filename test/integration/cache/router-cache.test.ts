@@ -1,11 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../../../src/backend/server.js';
 import type { Router } from '../../../src/router/router.js';
+import { killRedis, startRedis } from '../../support/redis.js';
 import {
   demoClient,
   demoPool,
@@ -173,9 +173,8 @@ describe('router cache', () => {
 
   it('Redis killed mid-load: no call fails, and L2 is used again once Redis is back', async () => {
     const port = await freePort();
-    let redis = startRedis(port);
-    cleanup.push(() => void redis.kill('SIGKILL'));
-    await waitRedis(port);
+    let redis = await startRedis(port);
+    cleanup.push(() => killRedis(redis));
     const backends = await setup(2);
     const url = `redis://127.0.0.1:${port}`;
     const cache = {
@@ -199,13 +198,12 @@ describe('router cache', () => {
       }
     })();
     await waitFor(() => (tier(r, 'l2')?.fills ?? 0) > 20, { what: 'L2 in use' });
-    redis.kill('SIGKILL');
+    await killRedis(redis);
     await sleep(1500);
     const errorsWhileDown = tier(r, 'l2')?.errors ?? 0;
     expect(errorsWhileDown).toBeGreaterThan(0);
     expect(r.poolCache('demo')?.l2?.breakerState).not.toBe('Closed');
-    redis = startRedis(port);
-    await waitRedis(port);
+    redis = await startRedis(port);
     const fillsBefore = tier(r, 'l2')?.fills ?? 0;
     await waitFor(() => (tier(r, 'l2')?.fills ?? 0) > fillsBefore + 5, {
       what: 'L2 filled again',
@@ -263,32 +261,3 @@ describe('router cache', () => {
     expect(same).toHaveLength(2);
   });
 });
-
-function startRedis(port: number): ChildProcess {
-  return spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  );
-}
-
-async function waitRedis(port: number): Promise<void> {
-  const net = await import('node:net');
-  await waitFor(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1');
-        s.once('connect', () => {
-          s.write('PING\r\n');
-          s.once('data', (d) => {
-            s.destroy();
-            resolve(d.toString().startsWith('+PONG'));
-          });
-        });
-        s.once('error', () => resolve(false));
-      }),
-    { what: `redis on ${port}` },
-  );
-}
