@@ -1,15 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
-import { SibylError, errorMessage } from '../util/errors.js';
+import { SibylError } from '../util/errors.js';
 import { startRedisServer, type RedisServer } from '../util/redis-server.js';
+import { startSibyl, stop, type Child } from './processes.js';
 
 /**
  * Latency per cache tier through the real router (`sibyl bench cache`): a `sibyl backend` with a set
@@ -50,19 +49,8 @@ export interface TierLatency {
   miss: Percentiles;
 }
 
-const HERE = fileURLToPath(import.meta.url);
-const MAIN = path.join(path.dirname(HERE), '..', 'cli', `main${path.extname(HERE)}`);
 const ECHO = '/sibyl.demo.v1.Demo/Echo';
 const POOL = 'bench-cache';
-
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  stderr: string[];
-  exited: Promise<number | null>;
-  /** Why it could not be started (e.g. not on PATH). */
-  spawnError?: string;
-}
 
 /**
  * The tiers' figures (grpc-js client), and references: each client calling a backend that answers at
@@ -396,64 +384,4 @@ async function checked<T>(
       );
   }
   return out;
-}
-
-function track(name: string, proc: ChildProcess): Child {
-  const stderr: string[] = [];
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (d: string) => {
-    stderr.push(d);
-    if (stderr.length > 50) stderr.shift();
-  });
-  const child: Child = { name, proc, stderr, exited: Promise.resolve(null) };
-  child.exited = new Promise<number | null>((resolve) => {
-    proc.once('exit', (code) => resolve(code));
-    proc.once('error', (e) => {
-      child.spawnError = e.message;
-      resolve(-1);
-    });
-  });
-  return child;
-}
-
-async function stop(c: Child): Promise<void> {
-  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
-  c.proc.kill('SIGTERM');
-  const t = setTimeout(() => c.proc.kill('SIGKILL'), 3000);
-  await c.exited;
-  clearTimeout(t);
-}
-
-/** `sibyl <args>` as a child; resolves with its first stdout line's {"listening", "metrics"}. */
-async function startSibyl(
-  name: string,
-  args: string[],
-): Promise<{ child: Child; listening: string; metrics: string }> {
-  const proc = spawn(process.execPath, [...process.execArgv, MAIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const child = track(name, proc);
-  proc.stdout?.setEncoding('utf8');
-  const first = await new Promise<{ listening: string; metrics?: string }>((resolve, reject) => {
-    let buf = '';
-    const fail = (why: string) =>
-      reject(new Error(`${name} did not start: ${why}\n${child.stderr.join('').slice(-2000)}`));
-    const timer = setTimeout(() => fail('no address within 20s'), 20_000);
-    proc.stdout?.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as { listening: string; metrics?: string });
-      } catch (e) {
-        fail(`unexpected output ${JSON.stringify(buf.slice(0, nl))}: ${errorMessage(e)}`);
-      }
-    });
-    void child.exited.then((code) => {
-      clearTimeout(timer);
-      fail(`exited with ${code}`);
-    });
-  });
-  return { child, listening: first.listening, metrics: first.metrics ?? '' };
 }

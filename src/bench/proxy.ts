@@ -1,4 +1,4 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -10,6 +10,7 @@ import { parseDuration } from '../util/duration.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { balancerNames } from '../balancer/index.js';
 import { runPickBench } from './pick.js';
+import { startSibyl, stop, track, type Child } from './processes.js';
 import { freePort } from '../util/net.js';
 
 /**
@@ -139,7 +140,6 @@ interface Options {
 const HERE = fileURLToPath(import.meta.url);
 /** The repository (or installed package) root: this file is <root>/{src,dist}/bench/proxy.{ts,js}. */
 const ROOT = path.resolve(path.dirname(HERE), '..', '..');
-const MAIN = path.join(path.dirname(HERE), '..', 'cli', `main${path.extname(HERE)}`);
 const PROTO = path.join(ROOT, 'proto', 'sibyl', 'demo', 'v1', 'demo.proto');
 const RELAY = path.join(path.dirname(HERE), `relay${path.extname(HERE)}`);
 const NGINX_TEMPLATE = path.join(ROOT, 'hack', 'nginx', 'grpc-least-conn.conf.template');
@@ -365,67 +365,6 @@ export function formatMarkdown(r: ProxyBenchResult, command: string): string {
 
 // ---------------------------------------------------------------------------------------------------
 // Processes.
-
-export interface Child {
-  name: string;
-  proc: ChildProcess;
-  stderr: string[];
-  exited: Promise<number | null>;
-}
-
-function track(name: string, proc: ChildProcess): Child {
-  const stderr: string[] = [];
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (d: string) => {
-    stderr.push(d);
-    if (stderr.length > 50) stderr.shift();
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { name, proc, stderr, exited };
-}
-
-export async function stop(c: Child): Promise<void> {
-  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
-  c.proc.kill('SIGTERM');
-  const t = setTimeout(() => c.proc.kill('SIGKILL'), 3000);
-  await c.exited;
-  clearTimeout(t);
-}
-
-/** Runs `sibyl <args>` as a child and waits for its first stdout line ({"listening": ...}). */
-export async function startSibyl(
-  name: string,
-  args: string[],
-  script = MAIN,
-): Promise<{ child: Child; listening: string }> {
-  const proc = spawn(process.execPath, [...process.execArgv, script, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const child = track(name, proc);
-  proc.stdout?.setEncoding('utf8');
-  const listening = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    const fail = (why: string) =>
-      reject(new Error(`${name} did not start: ${why}\n${child.stderr.join('').slice(-2000)}`));
-    const timer = setTimeout(() => fail('no address within 20s'), 20_000);
-    proc.stdout?.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try {
-        resolve((JSON.parse(buf.slice(0, nl)) as { listening: string }).listening);
-      } catch (e) {
-        fail(`unexpected output ${JSON.stringify(buf.slice(0, nl))}: ${errorMessage(e)}`);
-      }
-    });
-    void child.exited.then((code) => {
-      clearTimeout(timer);
-      fail(`exited with ${code}`);
-    });
-  });
-  return { child, listening };
-}
 
 async function waitForPort(port: number, child: Child, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -879,4 +818,4 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-export { freePort };
+export { freePort, startSibyl, stop, type Child };

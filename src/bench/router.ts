@@ -8,7 +8,8 @@ import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
 import { parseDuration } from '../util/duration.js';
 import { SibylError, errorMessage } from '../util/errors.js';
-import { freePort, startSibyl, stop, type Child } from './proxy.js';
+import { freePort } from '../util/net.js';
+import { startSibyl, stop, type Child } from './processes.js';
 
 /**
  * `sibyl bench router`: two of the router's resilience features measured through the real router —
