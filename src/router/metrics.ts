@@ -27,6 +27,7 @@ export class RouterMetrics {
   readonly retries: Counter<'pool' | 'reason'>;
   readonly rejected: Counter<'reason'>;
   readonly hedges: Counter<'pool'>;
+  readonly shed: Histogram<'pool'>;
 
   /** The per-call series of `pool`, made on first use and kept (pools are few; codes are 17). */
   forPool(pool: string): PoolSeries {
@@ -80,6 +81,13 @@ export class RouterMetrics {
       name: 'sibyl_router_hedges_total',
       help: 'Second attempts sent because the first had not answered within the hedge delay.',
       labelNames: ['pool'],
+      registers,
+    });
+    this.shed = new Histogram({
+      name: 'sibyl_router_shed_seconds',
+      help: 'How long a call shed by a concurrency limit took to be answered RESOURCE_EXHAUSTED, from its request headers (the limiter waits at most a few ms for a slot).',
+      labelNames: ['pool'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers,
     });
     this.rejected = new Counter({

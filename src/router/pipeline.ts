@@ -193,14 +193,7 @@ class CallPipeline {
 
     const priority = priorityOf(headerValue(this.headers, 'x-sibyl-priority'));
     const admitted = await pool.admission.acquire({ ...req, priority, deadlineMs: this.deadlineAtMs });
-    if ('shed' in admitted) {
-      this.log.debug({ pool: route.name, priority }, admitted.shed);
-      this.down.endWithStatus(
-        Status.RESOURCE_EXHAUSTED,
-        `pool ${route.name} is overloaded: ${admitted.shed}`,
-      );
-      return Status.RESOURCE_EXHAUSTED;
-    }
+    if ('shed' in admitted) return this.shed(route.name, priority, admitted.shed);
     const permit = admitted;
     if (this.down.isFinished) {
       permit.release(this.outcome(this.down.code ?? Status.CANCELLED));
@@ -232,12 +225,7 @@ class CallPipeline {
           if (chosen) {
             // Shed by the endpoints' limits, not by anything the pool's endpoints answered.
             sample = false;
-            this.log.debug({ pool: route.name, priority }, chosen.shed);
-            this.down.endWithStatus(
-              Status.RESOURCE_EXHAUSTED,
-              `pool ${route.name} is overloaded: ${chosen.shed}`,
-            );
-            return Status.RESOURCE_EXHAUSTED;
+            return this.shed(route.name, priority, chosen.shed);
           }
           const message = `no endpoint available in pool ${route.name}: ${pool.unavailableReason()}`;
           this.down.endWithStatus(Status.UNAVAILABLE, message);
@@ -265,6 +253,14 @@ class CallPipeline {
       this.flight?.complete(this.down.captured());
       permit.release(this.outcome(code), sample);
     }
+  }
+
+  /** Answers a call shed by a concurrency limit: RESOURCE_EXHAUSTED, with how long that took recorded. */
+  private shed(pool: string, priority: string, why: string): number {
+    this.log.debug({ pool, priority }, why);
+    this.down.endWithStatus(Status.RESOURCE_EXHAUSTED, `pool ${pool} is overloaded: ${why}`);
+    this.env.metrics.shed.observe({ pool }, (this.env.clock.now() - this.startMs) / 1000);
+    return Status.RESOURCE_EXHAUSTED;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { Load, formatCodes, summarize, type Outcome } from '../support/load.js';
+import { Load, formatCodes, histogramQuantile, scrape, summarize, type Outcome } from '../support/load.js';
 import { demoClient, echo } from '../support/grpc.js';
 import { killAll, startBackendProcess, startRouterProcess, writeRoutes } from '../support/procs.js';
 import { sleep } from '../support/wait.js';
@@ -117,17 +117,21 @@ it('overload at twice the capacity: goodput ≥ 90% of capacity, sheds at once, 
         `${shed.length} of ${shed.length + other.length}${other.length ? ` (${formatCodes(summarize(other).codes)})` : ''}`,
         shed.length > 0 && other.length <= 0.01 * (shed.length + other.length),
       );
-      // Client-side figures on a machine shared with other suites: an event-loop stall of the test
-      // process adds to every call in flight, hence p95 for the bound and p99 as a figure.
+      // "At once" as the router answers it (sibyl_router_shed_seconds: from the request's headers to
+      // RESOURCE_EXHAUSTED; the limiters wait at most 5 ms each for a slot). The client's figures are
+      // shown too, but not checked: on a machine shared with other suites, an event-loop stall of the
+      // test process or a CPU queue adds to every call in flight.
+      const text = await scrape(router.info.metrics as string);
+      const routerP95 = histogramQuantile(text, 'sibyl_router_shed_seconds', 0.95, { pool: 'demo' });
       const shedP95 = quantile(
         shed.map((o) => o.latencyMs).sort((a, b) => a - b),
         0.95,
       );
       r.check(
         'shed at once',
-        'p50 ≤ 10 ms, p95 ≤ 50 ms (as the client sees it)',
-        `p50 ${ms(shedLat.p50Ms)}, p95 ${ms(shedP95)}`,
-        shedLat.p50Ms <= 10 && shedP95 <= 50,
+        'p95 ≤ 10 ms at the router (two 5 ms waits for a slot at most)',
+        `p95 ≤ ${routerP95 === undefined ? '-' : ms(routerP95 * 1000)} at the router (bucket bound); client-side p50 ${ms(shedLat.p50Ms)}, p95 ${ms(shedP95)}`,
+        routerP95 !== undefined && routerP95 <= 0.01,
       );
       r.check(
         'critical shed last',

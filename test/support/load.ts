@@ -155,6 +155,33 @@ export function metricSum(text: string, name: string, labels: Record<string, str
   return sum;
 }
 
+/**
+ * The q-quantile of a Prometheus histogram as the upper bound of the first bucket holding it (so an
+ * upper estimate, as precise as the buckets), over the series whose labels include `labels`;
+ * undefined with no observations.
+ */
+export function histogramQuantile(
+  text: string,
+  name: string,
+  q: number,
+  labels: Record<string, string> = {},
+): number | undefined {
+  const buckets = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}_bucket{`)) continue;
+    const m = /\{(.*)\}\s+(\S+)/.exec(line);
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (!m || le === undefined) continue;
+    if (!Object.entries(labels).every(([k, v]) => (m[1] ?? '').includes(`${k}="${v}"`))) continue;
+    const bound = le === '+Inf' ? Infinity : Number(le);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + Number(m[2]));
+  }
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1] ?? 0;
+  if (total === 0) return undefined;
+  return sorted.find(([, cumulative]) => cumulative >= q * total)?.[0];
+}
+
 export async function scrape(addr: string): Promise<string> {
   const r = await fetch(`http://${addr}/metrics`);
   if (!r.ok) throw new Error(`GET http://${addr}/metrics: ${r.status}`);

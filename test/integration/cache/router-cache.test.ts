@@ -256,8 +256,9 @@ describe('router cache', () => {
     expect(tier(r2, 'l3')?.hits).toBe(2);
     expect(r2.poolCache('demo')?.l3?.corrupted).toBe(1);
     expect(await backendCalls(backends)).toBe(4);
-    // The two good ones are the answers from before the restart, byte for byte.
+    // The two good ones are the answers from before the restart, byte for byte (the refetched third
+    // differs only in the backend's servedMicros, which may by chance be the same figure).
     const same = again.filter((x, i) => JSON.stringify(x.response) === JSON.stringify(answers[i]?.response));
-    expect(same).toHaveLength(2);
+    expect(same.length).toBeGreaterThanOrEqual(2);
   });
 });
