@@ -36,6 +36,8 @@ export class LeaderElector {
   private leading = false;
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
+  /** The acquire/renew round in progress, if any (release waits for it, or the two writes race). */
+  private round?: Promise<void>;
   private stopped = false;
   private readonly leaseMs: number;
   private readonly renewDeadlineMs: number;
@@ -57,7 +59,15 @@ export class LeaderElector {
 
   start(): void {
     this.stopped = false;
-    void this.tick();
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => {
+      this.round = this.tick().catch((e: unknown) =>
+        this.o.log.error({ err: errorMessage(e) }, 'leader election round failed'),
+      );
+    }, ms);
   }
 
   /** Stops campaigning and renewing without touching the Lease, which then expires. */
@@ -71,21 +81,33 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    // A renewal in flight would write the lease after (or instead of) the release below: let it end.
+    await this.round;
     if (!this.leading) return;
     this.setLeading(false);
-    try {
-      const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
-      if (lease.spec?.holderIdentity !== this.o.identity) return;
-      lease.spec = {
-        ...lease.spec,
-        holderIdentity: undefined,
-        leaseDurationSeconds: 1,
-        renewTime: undefined,
-      };
-      await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
-      this.o.log.info({ lease: this.o.name }, 'released leadership');
-    } catch (e) {
-      this.o.log.warn({ err: errorMessage(e) }, 'could not release the lease; it will expire');
+    // Optimistic locking: a 409 means the lease changed since it was read; read it again and retry.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+        if (lease.spec?.holderIdentity !== this.o.identity) return;
+        lease.spec = {
+          ...lease.spec,
+          holderIdentity: undefined,
+          leaseDurationSeconds: 1,
+          renewTime: undefined,
+        };
+        await this.api.replaceNamespacedLease({
+          name: this.o.name,
+          namespace: this.o.namespace,
+          body: lease,
+        });
+        this.o.log.info({ lease: this.o.name }, 'released leadership');
+        return;
+      } catch (e) {
+        if (httpCode(e) === 409 && attempt < 3) continue;
+        this.o.log.warn({ err: errorMessage(e) }, 'could not release the lease; it will expire');
+        return;
+      }
     }
   }
 
@@ -102,7 +124,7 @@ export class LeaderElector {
       this.o.log.error({ lease: this.o.name }, 'could not renew the lease in time; stepping down');
       this.setLeading(false);
     }
-    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.retryMs);
+    if (!this.stopped) this.schedule(this.retryMs);
   }
 
   private setLeading(v: boolean): void {
