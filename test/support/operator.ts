@@ -4,6 +4,23 @@ import { makeLogger } from '../../src/util/log.js';
 import { kubeConfig } from './kube.js';
 
 /** An operator in this process against the test control plane, watching one namespace. */
+/**
+ * Operators this test file started and may not have stopped (a test that fails before its own
+ * `stop()`): stopped after the file, so no informer or lease timer outlives it and keeps jest from
+ * exiting. Stopping an operator twice is harmless.
+ */
+const started = new Set<Operator>();
+afterAll(async () => {
+  for (const op of started) {
+    try {
+      await op.stop();
+    } catch (e) {
+      console.warn(`[test] stopping a leftover operator: ${(e as Error).message}`);
+    }
+  }
+  started.clear();
+});
+
 export async function startOperator(
   ns: string,
   extra: Partial<OperatorOptions> & { kc?: k8s.KubeConfig } = {},
@@ -15,6 +32,7 @@ export async function startOperator(
     statusIntervalMs: 300,
     ...extra,
   });
+  started.add(op);
   await op.start();
   return op;
 }
