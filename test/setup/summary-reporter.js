@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers';
 // Prints the plain closing line CI reads ("tests: N passed, N failed, N skipped") as the very last line,
 // after jest's own summary and the global teardown.
 //
