@@ -1,5 +1,5 @@
 import { registerBalancer } from './registry.js';
-import { DEFAULT_FAILURE_PENALTY_MS, decay, numberOption, randomIndex } from './common.js';
+import { DEFAULT_FAILURE_PENALTY_MS, numberOption, randomIndex } from './common.js';
 import { SibylError } from '../util/errors.js';
 import { RouterSignals, SIGNAL_DEFAULTS, type PredictiveFeatures } from './signals.js';
 import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from './types.js';
@@ -11,8 +11,9 @@ export type { PredictiveFeatures } from './signals.js';
  *
  * score = (1 − e) · max(L, age + S) + e · failurePenaltyMs
  *
- * where L is the predicted latency of this request on the endpoint (from `options.predict`, the learned
- * model, when it answers; else the heuristic below), S the predicted service time, `age` how long the
+ * where L is the predicted latency of this request on the endpoint (the heuristic below; or, from
+ * `options.predict`, the learned model's correction of it when the model answers: src/model/predictor.ts),
+ * S the predicted service time, `age` how long the
  * oldest call this router has open there has been waiting (a stalled server is caught at once, before
  * any telemetry), and e the expected failure rate: a failure costs the deadline, so a server that fails
  * fast is expensive, never cheap.
@@ -56,10 +57,16 @@ export type { PredictiveFeatures } from './signals.js';
  * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (20), waitWeight (0.5),
  * forgetMs (300), tieTolerance (0.05).
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
- * one configuration for all of them.
+ * one configuration for all of them. Its formulas (S, L and the stall floor) are computed by pure
+ * functions in signals.ts (serviceEstimateMs, builtinEstimateMs), because the learned model takes L as
+ * an input: the router's and the simulator's training samples must carry the same figure.
  */
 
-/** A learned model's prediction in ms, or undefined to use the heuristic. */
+/**
+ * A learned model's prediction in ms, or undefined to use the heuristic. `features.estimateMs` is the
+ * heuristic's own figure: the model takes it as an input and predicts a correction to it
+ * (src/model/predictor.ts), and returns undefined when it has no grounds to overrule it.
+ */
 export type PredictFn = (ep: Endpoint, req: PickRequest, features: PredictiveFeatures) => number | undefined;
 
 /** Exploration of a server we have no recent samples of runs at up to this many times the base rate. */
@@ -72,16 +79,9 @@ export class Predictive implements Balancer {
   private readonly exploration: number;
   private readonly predict: PredictFn | undefined;
   private readonly penaltyMs: number;
-  private readonly stalenessPenalty: number;
-  private readonly priorWeight: number;
-  private readonly cpuWeight: number;
   private readonly scoreAllMax: number;
   private readonly sampleSize: number;
-  private readonly queueTurnover: number;
-  private readonly waitWeight: number;
   private readonly tieTolerance: number;
-  /** Work ahead (ms) of a new call on the endpoint being scored; set by `score` for `heuristicMs`. */
-  private aheadMs = 0;
   private readonly picked = new Int32Array(64);
   private scores = new Float64Array(64);
   private scored = new Int32Array(64);
@@ -102,14 +102,14 @@ export class Predictive implements Balancer {
       hintTauMs: numberOption(options, 'hintTauMs', SIGNAL_DEFAULTS.hintTauMs, 1),
       defaultLatencyMs: numberOption(options, 'defaultLatencyMs', SIGNAL_DEFAULTS.defaultLatencyMs, 1e-3),
       forgetMs: numberOption(options, 'forgetMs', SIGNAL_DEFAULTS.forgetMs, 1),
+      stalenessPenalty: numberOption(options, 'stalenessPenalty', SIGNAL_DEFAULTS.stalenessPenalty, 0),
+      priorWeight: numberOption(options, 'priorWeight', SIGNAL_DEFAULTS.priorWeight, 1e-6),
+      cpuWeight: numberOption(options, 'cpuWeight', SIGNAL_DEFAULTS.cpuWeight, 0),
+      queueTurnover: numberOption(options, 'queueTurnover', SIGNAL_DEFAULTS.queueTurnover, 1e-6),
+      waitWeight: numberOption(options, 'waitWeight', SIGNAL_DEFAULTS.waitWeight, 0),
     });
-    this.stalenessPenalty = numberOption(options, 'stalenessPenalty', 0.5, 0);
-    this.priorWeight = numberOption(options, 'priorWeight', 2, 1e-6);
-    this.cpuWeight = numberOption(options, 'cpuWeight', 0.5, 0);
     this.scoreAllMax = numberOption(options, 'scoreAllMax', 16, 1);
     this.sampleSize = Math.round(numberOption(options, 'sampleSize', 4, 2, 64));
-    this.queueTurnover = numberOption(options, 'queueTurnover', 20, 1e-6);
-    this.waitWeight = numberOption(options, 'waitWeight', 0.5, 0);
     this.tieTolerance = numberOption(options, 'tieTolerance', 0.05, 0);
   }
 
@@ -193,15 +193,12 @@ export class Predictive implements Balancer {
     b = this.signals.baselineMs(req, this.deps.clock.now()),
     now = this.deps.clock.now(),
   ): number {
+    // f carries the built-in estimate (signals.ts builtinEstimateMs, stall floor included): what this
+    // policy scores with when no model answers, and what a model starts from when one does
     const f = this.signals.features(ep, req, b, now);
-    const st = this.signals.stats(ep.id);
-    const mean = this.signals.typicalMs(now);
-    // own calls in flight there: their baselines, and a typical call for any not seen starting
-    this.aheadMs = (st?.pendingMs ?? 0) + Math.max(0, f.inflight - (st?.pendingN ?? 0)) * mean;
-    const service = this.serviceMs(f);
     let latency = this.predict?.(ep, req, f);
-    if (latency === undefined || !Number.isFinite(latency)) latency = this.heuristicMs(f, service, now);
-    latency = Math.max(latency, f.oldestInflightAgeMs + service);
+    if (latency === undefined || !Number.isFinite(latency)) latency = f.estimateMs;
+    latency = Math.max(latency, f.oldestInflightAgeMs + f.serviceMs);
     return (1 - f.errorRate) * latency + f.errorRate * this.penaltyMs;
   }
 
@@ -210,30 +207,9 @@ export class Predictive implements Balancer {
     return this.signals.features(ep, req, b, now);
   }
 
-  private serviceMs(f: PredictiveFeatures): number {
-    // The operator's figure is a prior for an endpoint we know too little of ourselves: it lags (it
-    // comes from telemetry), and a stale one kept a recovered endpoint at its old latency (fresh by
-    // its timestamp, 1,000 ms of an old spell against our own 3 ms calls) — so our own recent samples
-    // take its weight away, a few of them all of it. What they take is not staleness: it goes to b.
-    const trust = f.hintFreshness * Math.exp(-4 * f.samples);
-    const prior = Number.isNaN(f.hintLatencyMs)
-      ? f.baselineMs
-      : trust * f.hintLatencyMs +
-        (f.hintFreshness - trust) * f.baselineMs +
-        (1 - f.hintFreshness) * f.baselineMs * (1 + this.stalenessPenalty);
-    const own = Number.isNaN(f.latencyRatio) ? 0 : f.latencyRatio * f.samples * f.baselineMs;
-    return (own + this.priorWeight * prior) / (f.samples + this.priorWeight);
-  }
-
-  private heuristicMs(f: PredictiveFeatures, service: number, now: number): number {
-    // the lagged figures describe a queue that turns over in a few service times: trust them that long
-    const fl = decay(f.hintAgeMs, this.queueTurnover * service);
-    const others = Number.isNaN(f.queueLength)
-      ? 0
-      : fl * Math.max(0, f.queueLength - f.inflight) * this.signals.typicalMs(now);
-    const hot = Number.isNaN(f.cpu) ? 0 : (fl * Math.max(0, f.cpu - 0.8)) / 0.2;
-    const slowness = service / f.baselineMs;
-    return (service + slowness * this.waitWeight * (this.aheadMs + others)) * (1 + this.cpuWeight * hot);
+  /** The built-in scoring's latency estimate of `req` on `ep` now, ms (signals.ts builtinEstimateMs). */
+  builtinEstimateMs(ep: Endpoint, req: PickRequest): number {
+    return this.signals.dispatchFeatures(ep, req, this.deps.clock.now()).estimateMs;
   }
 
   /**

@@ -24,7 +24,15 @@ import type { CallOutcome, Endpoint, PickRequest } from './types.js';
  *       fleet's error rate while that is fresh (f = exp(−hintAge/hintTauMs))
  *
  * Options (with Predictive's names and defaults): memoryMs (5000), hintTauMs (10000), defaultLatencyMs
- * (10), forgetMs (300).
+ * (10), forgetMs (300); and the built-in estimate's (see builtinEstimateMs): stalenessPenalty (0.5),
+ * priorWeight (2), cpuWeight (0.5), queueTurnover (20), waitWeight (0.5).
+ *
+ * The built-in estimate. `features` also fills in the latency Predictive's own (hand-tuned) scoring
+ * expects of the call on the endpoint, `estimateMs`, computed by the pure function builtinEstimateMs
+ * below. It lives here rather than in predictive.ts because it is an input of the learned model too
+ * (features version 3, src/model/features.ts dispatchInput): the model learns a correction to it
+ * (residual learning), so the router's samples, the simulator's samples and the policy's predictions
+ * must all carry the very same figure — and they all take it from here.
  */
 
 /**
@@ -54,9 +62,29 @@ export interface PredictiveFeatures {
   /** The endpoint's CPU as last reported (ORCA, else the operator's figure), unfaded; NaN when none. */
   reportedCpu: number;
   memory: number;
+  /** A typical call's latency on a typical endpoint (all methods and payloads), ms (typicalMs). */
+  typicalMs: number;
+  /**
+   * The work this router has put ahead of a new call there: Σ baseline of its own calls in flight
+   * (counted at onCallStarted), and a typical call for any in flight it did not see start, ms.
+   */
+  aheadMs: number;
+  /** S: the predicted service time of this request there (serviceEstimateMs), ms. */
+  serviceMs: number;
+  /** The built-in scoring's latency estimate of this request there (builtinEstimateMs), ms. */
+  estimateMs: number;
 }
 
-export interface SignalOptions {
+/** The built-in estimate's constants (Predictive's options of the same names; predictive.ts). */
+export interface EstimateOptions {
+  stalenessPenalty: number;
+  priorWeight: number;
+  cpuWeight: number;
+  queueTurnover: number;
+  waitWeight: number;
+}
+
+export interface SignalOptions extends EstimateOptions {
   memoryMs: number;
   hintTauMs: number;
   defaultLatencyMs: number;
@@ -68,6 +96,11 @@ export const SIGNAL_DEFAULTS: SignalOptions = {
   hintTauMs: 10_000,
   defaultLatencyMs: 10,
   forgetMs: 300,
+  stalenessPenalty: 0.5,
+  priorWeight: 2,
+  cpuWeight: 0.5,
+  queueTurnover: 20,
+  waitWeight: 0.5,
 };
 
 /** One endpoint's own figures. */
@@ -100,7 +133,48 @@ export function blankFeatures(): PredictiveFeatures {
     cpu: NaN,
     reportedCpu: NaN,
     memory: NaN,
+    typicalMs: NaN,
+    aheadMs: 0,
+    serviceMs: NaN,
+    estimateMs: NaN,
   };
+}
+
+/**
+ * S, the predicted service time of the request on the endpoint (predictive.ts explains the formula):
+ * the endpoint's own recent latency ratios times b, shrunk towards a prior with weight priorWeight.
+ * The operator's figure is a prior for an endpoint we know too little of ourselves: it lags (it comes
+ * from telemetry), and a stale one kept a recovered endpoint at its old latency (fresh by its
+ * timestamp, 1,000 ms of an old spell against our own 3 ms calls) — so our own recent samples take its
+ * weight away, a few of them all of it. What they take is not staleness: it goes to b. Pure.
+ */
+export function serviceEstimateMs(f: PredictiveFeatures, o: EstimateOptions): number {
+  const trust = f.hintFreshness * Math.exp(-4 * f.samples);
+  const prior = Number.isNaN(f.hintLatencyMs)
+    ? f.baselineMs
+    : trust * f.hintLatencyMs +
+      (f.hintFreshness - trust) * f.baselineMs +
+      (1 - f.hintFreshness) * f.baselineMs * (1 + o.stalenessPenalty);
+  const own = Number.isNaN(f.latencyRatio) ? 0 : f.latencyRatio * f.samples * f.baselineMs;
+  return (own + o.priorWeight * prior) / (f.samples + o.priorWeight);
+}
+
+/**
+ * The built-in scoring's latency estimate L of the request on the endpoint, ms (predictive.ts gives
+ * the formula and its reasons), with the stall floor: max(L, age of the oldest open call + S). It reads
+ * only `f` (serviceMs, aheadMs and typicalMs included) and the constants: pure, so the policy, the
+ * router's training samples and the simulator's compute the same figure. Predictive without a model
+ * scores with it; with a model, the model starts from it (src/model/features.ts).
+ */
+export function builtinEstimateMs(f: PredictiveFeatures, o: EstimateOptions): number {
+  const service = f.serviceMs;
+  // the lagged figures describe a queue that turns over in a few service times: trust them that long
+  const fl = decay(f.hintAgeMs, o.queueTurnover * service);
+  const others = Number.isNaN(f.queueLength) ? 0 : fl * Math.max(0, f.queueLength - f.inflight) * f.typicalMs;
+  const hot = Number.isNaN(f.cpu) ? 0 : (fl * Math.max(0, f.cpu - 0.8)) / 0.2;
+  const slowness = service / f.baselineMs;
+  const latency = (service + slowness * o.waitWeight * (f.aheadMs + others)) * (1 + o.cpuWeight * hot);
+  return Math.max(latency, f.oldestInflightAgeMs + service);
 }
 
 export class RouterSignals {
@@ -215,6 +289,11 @@ export class RouterSignals {
     f.cpu = load?.cpu !== undefined ? load.cpu * decay(now - load.atMs, hintTauMs) : (h?.cpu ?? NaN) * fresh;
     f.reportedCpu = load?.cpu ?? h?.cpu ?? NaN;
     f.memory = load?.memory ?? h?.memory ?? NaN;
+    f.typicalMs = this.typicalMs(now);
+    // own calls in flight there: their baselines, and a typical call for any not seen starting
+    f.aheadMs = (s?.pendingMs ?? 0) + Math.max(0, f.inflight - (s?.pendingN ?? 0)) * f.typicalMs;
+    f.serviceMs = serviceEstimateMs(f, this.options);
+    f.estimateMs = builtinEstimateMs(f, this.options);
     return f;
   }
 

@@ -37,7 +37,11 @@ export interface EndpointLoad {
   concurrencyLimit: number;
 }
 
-/** proto TrainingSample decodes to exactly the model's sample contract. */
+/**
+ * proto TrainingSample decodes to exactly the model's sample contract. builtin_estimate_ms (field 13,
+ * features version 3) is absent from older routers' samples: the operator keeps them but leaves them
+ * out of refits (src/model/evaluate.ts usableSample).
+ */
 export type WireTrainingSample = TrainingSample;
 
 export interface CacheCounters {

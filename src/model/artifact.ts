@@ -5,6 +5,8 @@ import { SibylError, errorMessage } from '../util/errors.js';
 import {
   FEATURE_NAMES,
   FEATURES_VERSION,
+  RESIDUAL_FEATURE,
+  RESIDUAL_INDEX,
   TARGET_TRANSFORM,
   featuresFile,
   type FeaturesFile,
@@ -52,7 +54,16 @@ export interface ModelFile {
   featuresVersion: number;
   features: string[];
   normalisation: { mean: number[]; std: number[]; min: number[]; max: number[] };
-  target: { transform: string; mean: number; std: number; min: number; max: number; quantile: number | null };
+  target: {
+    transform: string;
+    mean: number;
+    std: number;
+    min: number;
+    max: number;
+    quantile: number | null;
+    /** The input the target is relative to (residual model; features.ts RESIDUAL_FEATURE). */
+    residualOf?: string;
+  };
   layers: { inputs: number; outputs: number; activation: Activation }[];
   weights: WeightsRef;
   metrics?: HoldoutMetrics;
@@ -119,6 +130,9 @@ function modelFile(
       min: model.target.min,
       max: model.target.max,
       quantile: model.target.quantile,
+      ...(model.target.residualOf !== undefined
+        ? { residualOf: model.featureNames[model.target.residualOf] ?? String(model.target.residualOf) }
+        : {}),
     },
     layers: model.layers.map((l) => ({ inputs: l.inputs, outputs: l.outputs, activation: l.activation })),
     weights: {
@@ -310,7 +324,14 @@ function fromModelFile(f: unknown, weights: Uint8Array, where: string): LatencyM
     featuresVersion: o.featuresVersion as number,
     featureNames: [...(o.features as string[])],
     normalisation: { mean, std, min, max },
-    target: { mean: t.mean, std: t.std, min: t.min, max: t.max, quantile },
+    target: {
+      mean: t.mean,
+      std: t.std,
+      min: t.min,
+      max: t.max,
+      quantile,
+      ...(t.residualOf !== undefined ? { residualOf: FEATURE_NAMES.indexOf(t.residualOf) } : {}),
+    },
     layers,
   };
   if (o.metrics) model.metrics = o.metrics;
@@ -353,6 +374,10 @@ export function validateModel(model: LatencyModel, where = 'model'): void {
   }
   if (quantile !== null && !(typeof quantile === 'number' && quantile > 0 && quantile < 1)) {
     fail(where, `target.quantile ${String(quantile)} must be null or strictly between 0 and 1`);
+  }
+  // features version 3 defines the target as relative to the built-in estimate: a model must say so
+  if (model.target.residualOf !== RESIDUAL_INDEX) {
+    fail(where, `target.residualOf must be ${RESIDUAL_FEATURE} (the target is ${TARGET_TRANSFORM})`);
   }
   let width = d;
   model.layers.forEach((l, k) => {

@@ -1,12 +1,14 @@
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { PredictiveFeatures } from '../balancer/predictive.js';
+import { SIGNAL_DEFAULTS, builtinEstimateMs, serviceEstimateMs } from '../balancer/signals.js';
 import { seededRandom, type Random } from '../util/clock.js';
 import { loadModel } from './artifact.js';
 import {
   FEATURE_COUNT,
   FEATURE_NAMES,
   FEATURES_VERSION,
+  RESIDUAL_INDEX,
   dispatchInput,
   featurizeInto,
   type FeatureInput,
@@ -54,7 +56,7 @@ function median(xs: number[]): number {
 /** A plausible endpoint as the balancer sees it. */
 export function randomFeatures(rnd: Random): PredictiveFeatures {
   const known = rnd() < 0.8;
-  return {
+  const f: PredictiveFeatures = {
     baselineMs: 1 + rnd() * 30,
     payloadKiB: rnd() * 50,
     latencyRatio: rnd() < 0.9 ? 0.5 + rnd() * 3 : NaN,
@@ -69,7 +71,14 @@ export function randomFeatures(rnd: Random): PredictiveFeatures {
     cpu: known ? rnd() : NaN,
     reportedCpu: known ? rnd() : NaN,
     memory: known ? rnd() : NaN,
+    typicalMs: 1 + rnd() * 10,
+    aheadMs: rnd() * 50,
+    serviceMs: NaN,
+    estimateMs: NaN,
   };
+  f.serviceMs = serviceEstimateMs(f, SIGNAL_DEFAULTS);
+  f.estimateMs = builtinEstimateMs(f, SIGNAL_DEFAULTS);
+  return f;
 }
 
 /** A model with this build's shape and random weights: the cost does not depend on the values. */
@@ -83,7 +92,7 @@ export function untrainedModel(seed = 1): LatencyModel {
       min: new Array<number>(FEATURE_COUNT).fill(-1e6),
       max: new Array<number>(FEATURE_COUNT).fill(1e6),
     },
-    target: { mean: 2, std: 1, min: -7, max: 15, quantile: 0.9 },
+    target: { mean: 0, std: 1, min: -7, max: 7, quantile: 0.9, residualOf: RESIDUAL_INDEX },
     layers: initLayers({ inputs: FEATURE_COUNT, seed }),
   };
 }

@@ -7,10 +7,20 @@ import type { TrainingSample } from './sample.js';
  * Which samples the latency heads learn from and are judged on: a finite, non-negative latency, and a
  * successful call unless `includeFailed`. A failed call's latency is its deadline (sample.ts), and the
  * Predictive balancer already prices failures through the error rate (score = (1 − e) · L + e · penalty),
- * so teaching L the deadline too would count every failure twice.
+ * so teaching L the deadline too would count every failure twice. A sample must also carry the built-in
+ * estimate (builtinEstimateMs, features version 3), which the model's target is relative to: samples
+ * from older routers, without it, are left out (counted as dropped), not guessed at.
  */
 export function usableSample(s: TrainingSample, includeFailed = false): boolean {
-  return Number.isFinite(s.latencyMs) && s.latencyMs >= 0 && (includeFailed || !s.failed);
+  const est = s.builtinEstimateMs;
+  return (
+    Number.isFinite(s.latencyMs) &&
+    s.latencyMs >= 0 &&
+    (includeFailed || !s.failed) &&
+    typeof est === 'number' &&
+    Number.isFinite(est) &&
+    est > 0
+  );
 }
 
 /**
@@ -37,7 +47,10 @@ export function evaluate(
     const e = (out[0] as number) - t;
     abs += Math.abs(e);
     sq += e * e;
-    base += Math.abs(t - m.target.mean);
+    // what the model must beat: its training mean (of the residual: the built-in estimate scaled by
+    // the mean correction, for a residual model)
+    const r = m.target.residualOf;
+    base += Math.abs(t - m.target.mean - (r === undefined ? 0 : (raw[r] as number)));
     if (t <= (out[1] as number)) covered++;
   }
   const n = samples.length;

@@ -9,7 +9,9 @@ import type { TrainingSample } from './sample.js';
  * (artifact.ts) rather than silently fed the wrong inputs. Version 2: the figures come from one
  * function (dispatchInput) everywhere; methodCostMs is the router's baseline for the method *and
  * payload* and recentLatencyMs the endpoint's latency over it (version 1's simulator samples used an
- * idle-endpoint cost per method, which the router does not have).
+ * idle-endpoint cost per method, which the router does not have). Version 3: the built-in scoring's own
+ * latency estimate (builtinEstimateMs, from src/balancer/signals.ts) is an input, and the model learns
+ * ln(latency) relative to it (residual learning; see RESIDUAL_FEATURE).
  *
  * Transforms. Latency-like and count-like signals enter as logarithms: queueing latency grows roughly
  * multiplicatively with load (L ≈ S · (1 + q) for a busy server), so in log space the target is close to
@@ -28,7 +30,7 @@ import type { TrainingSample } from './sample.js';
  * arbitrary output is an absurd latency. A feature that was constant in training (std 0) is ignored
  * (z = 0): the model never learnt what it means to vary it.
  */
-export const FEATURES_VERSION = 2;
+export const FEATURES_VERSION = 3;
 
 /** What the model predicts from: a TrainingSample without its outcome. */
 export type FeatureInput = Omit<TrainingSample, 'latencyMs' | 'failed'>;
@@ -53,6 +55,8 @@ export type FeatureInput = Omit<TrainingSample, 'latencyMs' | 'failed'>;
  *   errorRate        ← own decayed failure rate, shrunk towards the fleet's while fresh
  *   oldestInflightMs ← age of the oldest call this router has open there (0: none)
  *   telemetryAgeMs   ← age of the operator's figures (Infinity: none yet)
+ *   builtinEstimateMs← the latency Predictive's built-in scoring expects there (signals.ts
+ *                      builtinEstimateMs, stall floor included): what the model corrects
  */
 export function dispatchInput(f: PredictiveFeatures, into: FeatureInput = blankInput()): FeatureInput {
   into.cpu = Number.isNaN(f.reportedCpu) ? undefined : f.reportedCpu;
@@ -65,6 +69,7 @@ export function dispatchInput(f: PredictiveFeatures, into: FeatureInput = blankI
   into.errorRate = f.errorRate;
   into.oldestInflightMs = f.oldestInflightAgeMs;
   into.telemetryAgeMs = f.hintAgeMs;
+  into.builtinEstimateMs = f.estimateMs;
   return into;
 }
 
@@ -137,13 +142,36 @@ export const FEATURES: readonly FeatureSpec[] = [
     transform: 'recentLatencyMs > 0 ? 1 : 0',
     description: 'whether the router had a recent latency there',
   },
+  {
+    name: 'log_builtin_estimate',
+    transform: `ln(max(builtinEstimateMs ?? methodCostMs · recentLatencyMs, ${LOG_FLOOR_MS}))`,
+    description:
+      "the Predictive policy's built-in latency estimate there (the model's target is relative to it)",
+  },
 ];
 
 export const FEATURE_NAMES: readonly string[] = FEATURES.map((f) => f.name);
 export const FEATURE_COUNT = FEATURES.length;
 
-/** The model's target: the natural log of the latency in ms. */
-export const TARGET_TRANSFORM = `ln(max(latencyMs, ${LOG_FLOOR_MS}))`;
+/**
+ * Residual learning. The network does not predict ln(latency) outright: it predicts the correction
+ * r = ln(latency) − ln(built-in estimate), the raw value of this feature, which the forward pass adds
+ * back (model.ts). Why:
+ *   - the built-in estimate is a strong, hand-tuned predictor (issue 7: it closes most of the gap to an
+ *     oracle); a model that had to rebuild it from the raw figures did worse than it (features
+ *     version 2: Predictive+model behind Predictive on 7 of 8 scenarios). Given it as a starting point,
+ *     a network with zero output IS the built-in scoring, and training only has to find where it errs
+ *     (He et al. 2016's residual connections; boosting from a base predictor, Friedman 2001);
+ *   - in log space the correction is a factor, so one network serves 1 ms and 1 s calls alike, and the
+ *     range clamp (the residuals seen in training) bounds how far the model may move away from the
+ *     estimate: by at most the largest correction it saw.
+ * It is also an input: how wrong the estimate is may depend on its size.
+ */
+export const RESIDUAL_FEATURE = 'log_builtin_estimate';
+export const RESIDUAL_INDEX = FEATURES.findIndex((f) => f.name === RESIDUAL_FEATURE);
+
+/** The model's target: the natural log of the latency in ms, relative to the residual feature. */
+export const TARGET_TRANSFORM = `ln(max(latencyMs, ${LOG_FLOOR_MS})) − ${RESIDUAL_FEATURE}`;
 
 export function targetOf(latencyMs: number): number {
   return Math.log(Math.max(latencyMs, LOG_FLOOR_MS));
@@ -192,6 +220,23 @@ export function featurizeInto(s: FeatureInput, out: Float64Array | Float32Array,
   out[offset + 11] = memKnown ? 1 : 0;
   out[offset + 12] = queueKnown ? 1 : 0;
   out[offset + 13] = recentKnown ? 1 : 0;
+  out[offset + 14] = logEstimate(s);
+}
+
+/**
+ * ln of the built-in estimate; without one (an input built by hand, such as the operator's fleet-level
+ * figure in src/operator/model-manager.ts), ln(methodCostMs · recentLatencyMs): the estimate of an
+ * endpoint known only by its recent latency ratio, with nothing ahead of the call. NaN when neither is
+ * known. Training never sees the fallback: samples without the estimate are refused (sampleProblem).
+ */
+function logEstimate(s: FeatureInput): number {
+  const est = s.builtinEstimateMs;
+  if (est !== undefined && est !== null && Number.isFinite(est) && est > 0) {
+    return Math.log(Math.max(est, LOG_FLOOR_MS));
+  }
+  const ratio = Number.isFinite(s.recentLatencyMs) && s.recentLatencyMs > 0 ? s.recentLatencyMs : 1;
+  const fallback = s.methodCostMs * ratio;
+  return Number.isFinite(fallback) && fallback > 0 ? Math.log(Math.max(fallback, LOG_FLOOR_MS)) : NaN;
 }
 
 /** The raw feature vector of one sample (allocates; see featurizeInto for the hot path). */
@@ -314,6 +359,13 @@ export function sampleProblem(s: unknown): string | undefined {
   }
   if (typeof o.telemetryAgeMs !== 'number' || Number.isNaN(o.telemetryAgeMs)) {
     return 'telemetryAgeMs must be a number';
+  }
+  const est = o.builtinEstimateMs;
+  if (est === undefined || est === null) {
+    return 'builtinEstimateMs is missing (a sample from before features version 3; not usable)';
+  }
+  if (typeof est !== 'number' || !Number.isFinite(est) || est <= 0) {
+    return 'builtinEstimateMs must be a finite positive number';
   }
   for (const k of ['cpu', 'memory', 'queueLength']) {
     if (o[k] !== undefined && o[k] !== null && (typeof o[k] !== 'number' || !Number.isFinite(o[k]))) {

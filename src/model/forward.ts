@@ -11,7 +11,7 @@ import type { LatencyModel } from './model.js';
  * (predictInto); not re-entrant (scratch buffers are shared), which is fine on Node's one thread.
  */
 export interface Prediction {
-  /** Predicted ln(latency ms) (the conditional mean of the log). */
+  /** Predicted ln(latency ms) (the conditional mean of the log; a residual model's base added back). */
   logLatency: number;
   /** Predicted ln of the latency's p90, when the model has that head. */
   logP90?: number;
@@ -44,6 +44,8 @@ export class ForwardModel {
   private readonly tStd: number;
   private readonly tMin: number;
   private readonly tMax: number;
+  /** The raw input the output is relative to (residual model), or −1. */
+  private readonly residualOf: number;
   private readonly a: Float64Array;
   private readonly b: Float64Array;
   private readonly raw: Float64Array;
@@ -95,6 +97,11 @@ export class ForwardModel {
     this.tStd = model.target.std;
     this.tMin = model.target.min;
     this.tMax = model.target.max;
+    const r = model.target.residualOf;
+    if (r !== undefined && !(Number.isInteger(r) && r >= 0 && r < this.inputs)) {
+      throw new SibylError('ERR_MODEL', `target.residualOf ${r} is not one of the ${this.inputs} inputs`);
+    }
+    this.residualOf = r ?? -1;
   }
 
   /**
@@ -132,13 +139,15 @@ export class ForwardModel {
       x = y;
       y = t;
     }
+    // a residual model's output is a correction to its base input (NaN base: no prediction)
+    const base = this.residualOf < 0 ? 0 : (raw[rawOffset + this.residualOf] as number);
     const mu = this.tMean + this.tStd * (x[0] as number);
     const lo = this.tMin;
     const hi = this.tMax;
-    out[outOffset] = mu < lo ? lo : mu > hi ? hi : mu;
+    out[outOffset] = base + (mu < lo ? lo : mu > hi ? hi : mu);
     if (this.outputs === 2) {
       const p90 = mu + this.tStd * softplus(x[1] as number);
-      out[outOffset + 1] = p90 < lo ? lo : p90 > hi ? hi : p90;
+      out[outOffset + 1] = base + (p90 < lo ? lo : p90 > hi ? hi : p90);
     } else out[outOffset + 1] = NaN;
   }
 

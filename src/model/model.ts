@@ -7,11 +7,15 @@ import type { Normalisation } from './features.js';
  *
  * A multilayer perceptron: dense layers y = act(x · W + b), W row-major `inputs × outputs`
  * (W[i · outputs + j] connects input i to output j). The last layer is linear with one or two outputs,
- * read in the normalised target space (t = (ln latency − target.mean) / target.std):
+ * read in the normalised target space (t = (ln latency − base − target.mean) / target.std):
  *
  *   μ          = target.mean + target.std · y0
- *   logLatency = clamp(μ, target.min, target.max)
- *   logP90     = clamp(μ + target.std · softplus(y1), target.min, target.max)   (two-output models)
+ *   logLatency = base + clamp(μ, target.min, target.max)
+ *   logP90     = base + clamp(μ + target.std · softplus(y1), target.min, target.max)   (two-output models)
+ *
+ * where base is 0, or for a residual model (target.residualOf, features version 3) the raw value of that
+ * input: ln of the built-in scoring's estimate (features.ts RESIDUAL_FEATURE), so the network learns
+ * only a correction to it and target.min/max bound that correction.
  *
  * Writing the p90 as the mean plus a positive gap means the two heads can never cross (the clamp is
  * monotone, so it keeps the order). The clamp to the range of ln latency seen in training keeps a
@@ -36,6 +40,11 @@ export interface TargetScaling {
   max: number;
   /** The quantile of the second head (0.9), or null for a mean-only model. */
   quantile: number | null;
+  /**
+   * Residual model: the index of the raw input whose value the target is relative to (ln latency −
+   * raw[residualOf]), added back by the forward pass; absent: the target is ln latency itself.
+   */
+  residualOf?: number;
 }
 
 /** Holdout figures, in natural-log units of latency (an MAE of 0.2 ≈ a typical error of ×1.22). */
@@ -44,7 +53,10 @@ export interface HoldoutMetrics {
   /** Mean absolute error of ln latency. */
   maeLog: number;
   rmseLog: number;
-  /** The MAE of always predicting the training split's mean ln latency: what the model must beat. */
+  /**
+   * The MAE of always predicting the training split's mean target: ln latency, or for a residual model
+   * the built-in estimate times the mean correction. What the model must beat.
+   */
   baselineMaeLog: number;
   /** Share of holdout latencies at or below the predicted p90 (≈ 0.9 when calibrated). */
   p90Coverage?: number;

@@ -1,5 +1,6 @@
 import type { PredictFn } from '../balancer/predictive.js';
-import { FEATURE_COUNT, blankInput, dispatchInput, featurizeInto } from './features.js';
+import { SibylError } from '../util/errors.js';
+import { FEATURE_COUNT, RESIDUAL_INDEX, blankInput, dispatchInput, featurizeInto } from './features.js';
 import { ForwardModel } from './forward.js';
 import type { LatencyModel } from './model.js';
 
@@ -17,11 +18,36 @@ import type { LatencyModel } from './model.js';
  * errors and no telemetry (computed once per distinct request: every candidate of a pick shares it).
  *
  * Estimate, in ms (the balancer adds its own stall floor and failure penalty):
- *   'mean'   (default) the latency's mean under a log-normal reading of the two heads:
+ *   'mean'   the latency's mean under a log-normal reading of the two heads:
  *            σ = (ln p90 − μ) / z0.9, mean = exp(μ + σ²/2); exp(μ) for a mean-only model
  *   'median' exp(μ)
- *   'p90'    exp(ln p90) (exp(μ) for a mean-only model)
+ *   'p90'    (the hook's default) exp(ln p90) (exp(μ) for a mean-only model)
  * A non-finite result is returned as undefined, so the balancer falls back to its heuristic.
+ *
+ * How the model is used (features version 3: it predicts a correction to the built-in estimate
+ * f.estimateMs, signals.ts builtinEstimateMs). Measured on the simulator's scenarios (`sibyl bench sim
+ * --all --seeds 3`), taking the model's figure as it stands made routing worse than the built-in
+ * estimate alone, on 7 of 8 scenarios, although the model predicts a call's latency far better (holdout
+ * MAE of ln latency 0.31 against 0.70 for the estimate times its mean correction). The reason: the
+ * model learns the latency of the call being placed, and the built-in estimate is deliberately
+ * pessimistic about work queued ahead and about endpoints known only by stale figures (about 2× on
+ * average) — that pessimism prices what a call does to the calls after it and keeps routers that share
+ * the same lagged view from herding, which a model of one call's own latency cannot see; undoing it
+ * piles calls onto the fastest endpoints and lengthens the tail. So the hook keeps the estimate as the
+ * frame and takes only part of the model's view:
+ *   predicted = estimate · (model / estimate)^trust      (trust DEFAULT_TRUST = 0.25)
+ * a geometric blend of the two forecasts (forecast combination, Bates & Granger 1969), and reads the
+ * model's p90 rather than its mean, since the objective is the tail (p99 over all calls): an endpoint
+ * whose latency the model sees as uncertain is charged for it. Both were chosen on the simulator's
+ * scenarios, one setting for all (bench/results/README.md has the figures).
+ *
+ * Safety net. The correction is bounded by those seen in training (model.ts). Beyond that, the hook
+ * returns undefined, so the balancer scores the endpoint with its built-in estimate, when the estimate
+ * lies outside the range the model was trained on (its log_builtin_estimate normalisation range), or
+ * when the model's figure is more than `maxCorrection` times away from it either way (default 32,
+ * about three standard deviations of the shipped model's corrections beyond their mean): inputs unlike
+ * anything in training (another workload, a state the simulator never produced) are where an MLP's
+ * output is least reliable, and the hand-tuned formula degrades gracefully there.
  */
 export type PredictEstimate = 'mean' | 'median' | 'p90';
 
@@ -31,7 +57,24 @@ export interface PredictorOptions {
   scale?: 'relative' | 'absolute';
   /** Upper clamp on a prediction, ms (default 600,000). */
   maxMs?: number;
+  /**
+   * The largest factor by which a prediction may differ from the built-in estimate before it is
+   * ignored (undefined: the balancer's own figure); default DEFAULT_MAX_CORRECTION, Infinity: no limit.
+   */
+  maxCorrection?: number;
+  /**
+   * How much of the model's correction to apply, 0..1: predicted = estimate · (model / estimate)^trust
+   * (default DEFAULT_TRUST; 1: the model's figure, 0: the built-in estimate).
+   */
+  trust?: number;
 }
+
+/** See PredictorOptions.maxCorrection. */
+export const DEFAULT_MAX_CORRECTION = 32;
+/** See PredictorOptions.trust, and createPredictor for why it is not 1. */
+export const DEFAULT_TRUST = 0.25;
+/** The estimate the balancer's hook reads by default (see createPredictor). */
+export const DEFAULT_HOOK_ESTIMATE: PredictEstimate = 'p90';
 
 /** z of the normal distribution at 0.9 (Φ⁻¹(0.9)). */
 const Z90 = 1.2815515655446004;
@@ -64,9 +107,20 @@ export function createPredictor(
   options: PredictorOptions = {},
 ): PredictFn {
   const fwd = model instanceof ForwardModel ? model : new ForwardModel(model);
-  const estimate = options.estimate ?? 'mean';
+  const estimate = options.estimate ?? DEFAULT_HOOK_ESTIMATE;
   const maxMs = options.maxMs ?? 600_000;
   const relative = (options.scale ?? 'absolute') === 'relative';
+  const maxCorrection = options.maxCorrection ?? DEFAULT_MAX_CORRECTION;
+  if (!(maxCorrection >= 1)) {
+    throw new SibylError('ERR_CONFIG_INVALID', `maxCorrection ${maxCorrection} must be at least 1`);
+  }
+  // the estimates the model saw in training, ms (see Safety net)
+  const seenLo = Math.exp(fwd.model.normalisation.min[RESIDUAL_INDEX] ?? -Infinity);
+  const seenHi = Math.exp(fwd.model.normalisation.max[RESIDUAL_INDEX] ?? Infinity);
+  const trust = options.trust ?? DEFAULT_TRUST;
+  if (!(trust >= 0 && trust <= 1)) {
+    throw new SibylError('ERR_CONFIG_INVALID', `trust ${trust} must lie between 0 and 1`);
+  }
   const input = blankInput();
   const idle = blankInput();
   idle.recentLatencyMs = 1;
@@ -76,15 +130,20 @@ export function createPredictor(
   let refKiB = NaN;
   let refMs: number | undefined;
   return (_ep, _req, f) => {
+    const est = f.estimateMs;
+    if (!(est >= seenLo && est <= seenHi)) return undefined; // NaN too
     featurizeInto(dispatchInput(f, input), raw);
     fwd.predictInto(raw, 0, out);
     const ms = latencyEstimateMs(out[0] as number, out[1] as number, estimate, maxMs);
-    if (!relative || ms === undefined) return ms;
+    if (ms === undefined) return undefined;
+    if (!(ms <= est * maxCorrection && ms * maxCorrection >= est)) return undefined; // NaN too
+    if (!relative) return trust === 1 ? ms : est * (ms / est) ** trust;
     if (f.baselineMs !== refBaseline || f.payloadKiB !== refKiB) {
       refBaseline = f.baselineMs;
       refKiB = f.payloadKiB;
       idle.payloadBytes = f.payloadKiB * 1024;
       idle.methodCostMs = f.baselineMs;
+      idle.builtinEstimateMs = f.baselineMs; // a typical endpoint with nothing ahead: b
       featurizeInto(idle, raw);
       fwd.predictInto(raw, 0, out);
       refMs = latencyEstimateMs(out[0] as number, out[1] as number, estimate, maxMs);

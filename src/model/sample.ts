@@ -25,6 +25,14 @@ export interface TrainingSample {
   oldestInflightMs: number;
   /** Age of the telemetry (cpu, memory, queueLength) at dispatch, ms. */
   telemetryAgeMs: number;
+  /**
+   * The latency the Predictive policy's built-in scoring expected of this call there, ms
+   * (src/balancer/signals.ts builtinEstimateMs, stall floor included). The model (features version 3)
+   * learns a correction to it. Optional on the type because routers older than features version 3 do
+   * not send it: such samples are refused for training and evaluation (evaluate.ts usableSample,
+   * features.ts sampleProblem), since their target would be relative to no estimate.
+   */
+  builtinEstimateMs?: number;
   /** What was observed: the call's latency, ms (a failed call counts at its deadline). */
   latencyMs: number;
   /** Whether the call failed. */

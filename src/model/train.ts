@@ -5,6 +5,7 @@ import {
   FEATURE_COUNT,
   FEATURE_NAMES,
   FEATURES_VERSION,
+  RESIDUAL_INDEX,
   featurizeAll,
   fitNormalisation,
   normaliseInto,
@@ -15,13 +16,15 @@ import type { TrainingSample } from './sample.js';
 import { initTf, tf, type BackendChoice } from './tf.js';
 
 /**
- * Training the latency model (DESIGN.md §6) with tfjs: a small MLP (14 → 32 → 16 → 2 by default, ReLU)
- * on normalised features (features.ts), target ln(latency). Two heads, trained together with Adam
+ * Training the latency model (DESIGN.md §6) with tfjs: a small MLP (15 → 32 → 16 → 2 by default, ReLU)
+ * on normalised features (features.ts), target ln(latency) relative to the built-in scoring's estimate
+ * (ln latency − log_builtin_estimate: residual learning, features.ts RESIDUAL_FEATURE; the forward pass
+ * adds the estimate back). Two heads, trained together with Adam
  * (Kingma & Ba 2015):
  *   - the mean of ln latency, squared error;
  *   - the p90, as mean + softplus(gap), with the pinball (quantile) loss
  *     ρτ(u) = max(τ·u, (τ − 1)·u), u = t − q (Koenker & Bassett 1978), whose minimiser is the τ-quantile.
- * Both losses are taken in the normalised target space, t = (ln latency − mean) / std.
+ * Both losses are taken in the normalised target space, t = (ln latency − base − mean) / std.
  *
  * Deterministic for a given seed and backend: initial weights come from a seeded generator (model.ts),
  * each epoch's minibatch order from the same generator, and nothing else is random (no dropout). The
@@ -133,7 +136,14 @@ export async function fitModel(
   const normalisation = fitNormalisation(raw, d);
   const x = new Float32Array(n * d);
   normaliseInto(raw, normalisation, x);
-  const t = Float64Array.from(train, (s) => targetOf(s.latencyMs));
+  // the residual: usable samples all carry the estimate (usableSample), so the base is finite
+  const t = Float64Array.from(
+    train,
+    (s, i) => targetOf(s.latencyMs) - (raw[i * d + RESIDUAL_INDEX] as number),
+  );
+  if (!t.every(Number.isFinite)) {
+    throw new SibylError('ERR_MODEL', 'a training sample has no built-in estimate (builtinEstimateMs)');
+  }
   const tMean = t.reduce((a, b) => a + b, 0) / n;
   const tSd = Math.sqrt(t.reduce((a, b) => a + (b - tMean) * (b - tMean), 0) / Math.max(1, n - 1));
   const tStd = tSd > 1e-6 ? tSd : 1;
@@ -211,7 +221,7 @@ export async function fitModel(
     featuresVersion: FEATURES_VERSION,
     featureNames: [...FEATURE_NAMES],
     normalisation,
-    target: { mean: tMean, std: tStd, min: tMin, max: tMax, quantile },
+    target: { mean: tMean, std: tStd, min: tMin, max: tMax, quantile, residualOf: RESIDUAL_INDEX },
     layers,
     training: {
       seed: o.seed,
@@ -292,13 +302,18 @@ export async function tfPredict(
       h = tf.add(tf.matMul(h, tf.tensor2d(l.weights, [l.inputs, l.outputs])), tf.tensor1d(l.bias));
       if (l.activation === 'relu') h = tf.relu(h);
     });
-    const { mean: m, std: s, min: lo, max: hi } = model.target;
+    const { mean: m, std: s, min: lo, max: hi, residualOf } = model.target;
+    const base: tf.Tensor2D =
+      residualOf === undefined ? tf.zeros([n, 1]) : tf.slice(x, [0, residualOf], [-1, 1]);
     const mu = tf.add(tf.mul(tf.slice(h, [0, 0], [-1, 1]), s), m);
     const p90 =
       h.shape[1] === 2
-        ? tf.clipByValue(tf.add(mu, tf.mul(tf.softplus(tf.slice(h, [0, 1], [-1, 1])), s)), lo, hi)
+        ? tf.add(
+            base,
+            tf.clipByValue(tf.add(mu, tf.mul(tf.softplus(tf.slice(h, [0, 1], [-1, 1])), s)), lo, hi),
+          )
         : tf.fill([n, 1], NaN);
-    return tf.concat([tf.clipByValue(mu, lo, hi), p90], 1);
+    return tf.concat([tf.add(base, tf.clipByValue(mu, lo, hi)), p90], 1);
   });
   try {
     return Float64Array.from(await result.data());

@@ -63,14 +63,14 @@ describe('model artifact', () => {
     expect(paths.map((p) => path.basename(p)).sort()).toEqual(['features.json', 'model.json', 'weights.bin']);
     const bytes = paths.reduce((n, p) => n + statSync(p).size, 0);
     expect(bytes).toBeLessThan(16_000);
-    expect(statSync(path.join(dir, 'weights.bin')).size).toBe((14 * 32 + 32 + 32 * 16 + 16 + 16 * 2 + 2) * 4);
+    expect(statSync(path.join(dir, 'weights.bin')).size).toBe((15 * 32 + 32 + 32 * 16 + 16 + 16 * 2 + 2) * 4);
     const file = JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8'));
     expect(file).toMatchObject({
       format: 'sibyl.latency-mlp',
       featuresVersion: FEATURES_VERSION,
       features: FEATURE_NAMES,
       layers: [
-        { inputs: 14, outputs: 32, activation: 'relu' },
+        { inputs: 15, outputs: 32, activation: 'relu' },
         { inputs: 32, outputs: 16, activation: 'relu' },
         { inputs: 16, outputs: 2, activation: 'linear' },
       ],
@@ -79,7 +79,7 @@ describe('model artifact', () => {
     });
     const back = await loadModel(dir);
     expect(back).toEqual(m);
-    const x = Float64Array.from({ length: 14 }, (_, i) => i / 7);
+    const x = Float64Array.from({ length: 15 }, (_, i) => i / 7);
     expect(new ForwardModel(back).predict(x)).toEqual(new ForwardModel(m).predict(x));
   });
 
@@ -109,7 +109,7 @@ describe('model artifact', () => {
     features.features.reverse();
     writeFileSync(ff, JSON.stringify(features));
     expect(await loadError(dir)).toMatch(
-      /features\.json: features \[recent_latency_known.*differ from this build's/,
+      /features\.json: features \[log_builtin_estimate, recent_latency_known.*differ from this build's/,
     );
   });
 
@@ -120,16 +120,16 @@ describe('model artifact', () => {
     const bad = structuredClone(good);
     bad.layers[1].inputs = 31;
     writeFileSync(mf, JSON.stringify(bad));
-    expect(await loadError(dir)).toMatch(/weights hold 4168 bytes .* the layers need 4104/);
+    expect(await loadError(dir)).toMatch(/weights hold 4296 bytes .* the layers need 4232/);
     writeFileSync(mf, JSON.stringify(good));
     writeFileSync(
       path.join(dir, 'weights.bin'),
       readFileSync(path.join(dir, 'weights.bin')).subarray(0, 100),
     );
-    expect(await loadError(dir)).toMatch(/weights hold 100 bytes \(declared 4168\); the layers need 4168/);
+    expect(await loadError(dir)).toMatch(/weights hold 100 bytes \(declared 4296\); the layers need 4296/);
     const m = model();
     m.normalisation.mean.pop();
-    expect(modelError(() => validateModel(m))).toMatch(/normalisation.mean must be 14 finite numbers/);
+    expect(modelError(() => validateModel(m))).toMatch(/normalisation.mean must be 15 finite numbers/);
     const chain = cloneModel(model());
     chain.layers[1] = { ...chain.layers[1]!, inputs: 8, weights: new Float32Array(8 * 16) };
     expect(modelError(() => validateModel(chain))).toMatch(/layer 1 expects 8 inputs but receives 32/);
@@ -138,6 +138,9 @@ describe('model artifact', () => {
     expect(modelError(() => validateModel(heads))).toMatch(
       /output layer has 2 outputs; a model with quantile null needs 1/,
     );
+    const plain = cloneModel(model());
+    delete plain.target.residualOf; // a target that is not relative to the built-in estimate
+    expect(modelError(() => validateModel(plain))).toMatch(/target.residualOf must be log_builtin_estimate/);
     const nan = cloneModel(model());
     nan.layers[2]!.bias[0] = NaN;
     expect(modelError(() => validateModel(nan))).toMatch(/layer 2 has non-finite weights/);

@@ -1,3 +1,5 @@
+import { DEFAULT_FAILURE_PENALTY_MS } from '../../../src/balancer/common.js';
+import type { Predictive } from '../../../src/balancer/predictive.js';
 import type { FeatureInput } from '../../../src/model/features.js';
 import { dispatchSample } from '../../../src/model/dispatch.js';
 import { simulate, type RunObserver } from '../../../src/sim/engine.js';
@@ -9,7 +11,9 @@ import { scenario } from '../sim/helpers.js';
  * sample with dispatchSample (src/control/router-link.ts) from the Predictive policy it routes with; the
  * simulator's collector (the default model's training data) keeps its own RouterSignals fed with the
  * calls, whatever the policy. Here Predictive places the calls of a run with errors, a slowdown, two
- * methods, payloads and lagged telemetry, and at every pick both must give the same inputs.
+ * methods, payloads and lagged telemetry, and at every pick both must give the same inputs — the
+ * built-in estimate (features version 3) among them, which must also be the very figure the policy
+ * scored the endpoint with.
  */
 describe('dispatch features: router and simulator', () => {
   const s = scenario({
@@ -30,15 +34,19 @@ describe('dispatch features: router and simulator', () => {
     ],
   });
 
-  function run(seed: number): { router: FeatureInput[]; sim: FeatureInput[] } {
+  function run(seed: number): { router: FeatureInput[]; sim: FeatureInput[]; scored: number[][] } {
     const collector = new SampleCollector(s, Number.MAX_SAFE_INTEGER, 0, 1, seed);
     const router: FeatureInput[] = [];
+    const scored: number[][] = []; // [the policy's score, the score rebuilt from the sample's estimate]
     const observer: RunObserver = {
       done: false,
       onPick(r, ep, c, now) {
         const x = dispatchSample(r.balancer, ep, c);
         if (!x) throw new Error('Predictive gives dispatch samples');
         router.push({ ...x });
+        const p = r.balancer as Predictive;
+        const e = x.errorRate;
+        scored.push([p.score(ep, c), (1 - e) * x.builtinEstimateMs! + e * DEFAULT_FAILURE_PENALTY_MS]);
         collector.onPick(r, ep, c, now);
       },
       onDispatch: (r, ep, c, now) => collector.onDispatch(r, ep, c, now),
@@ -46,12 +54,12 @@ describe('dispatch features: router and simulator', () => {
     };
     simulate(s, { policy: 'Predictive', seed, observer });
     const sim = collector.samples.map(({ latencyMs: _l, failed: _f, ...input }) => input);
-    return { router, sim };
+    return { router, sim, scored };
   }
 
   it('are identical at every pick', () => {
     for (const seed of [1, 2]) {
-      const { router, sim } = run(seed);
+      const { router, sim, scored } = run(seed);
       expect(router.length).toBeGreaterThan(1000);
       expect(sim).toEqual(router);
       // and the run exercised every input, so equal is not trivially equal
@@ -60,6 +68,10 @@ describe('dispatch features: router and simulator', () => {
       expect(router.some((x) => x.recentLatencyMs > 2)).toBe(true);
       expect(router.some((x) => x.queueLength !== undefined && x.cpu !== undefined)).toBe(true);
       expect(new Set(router.map((x) => Math.round(x.methodCostMs))).size).toBeGreaterThan(3);
+      // the estimate: what the policy scored with, and it varied beyond the baseline
+      for (const [score, rebuilt] of scored) expect(score).toBeCloseTo(rebuilt!, 9);
+      expect(router.every((x) => x.builtinEstimateMs! > 0)).toBe(true);
+      expect(router.some((x) => x.builtinEstimateMs! > 3 * x.methodCostMs)).toBe(true);
     }
   });
 

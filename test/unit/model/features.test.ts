@@ -10,6 +10,7 @@ import {
   normaliseInto,
   sampleProblem,
   targetOf,
+  RESIDUAL_INDEX,
   type FeatureInput,
 } from '../../../src/model/features.js';
 
@@ -24,12 +25,14 @@ const base: FeatureInput = {
   errorRate: 0.1,
   oldestInflightMs: 99,
   telemetryAgeMs: 1000,
+  builtinEstimateMs: 30,
 };
 
 describe('features', () => {
   it('has a version and a fixed, named order', () => {
-    expect(FEATURES_VERSION).toBe(2);
-    expect(FEATURE_COUNT).toBe(14);
+    expect(FEATURES_VERSION).toBe(3);
+    expect(FEATURE_COUNT).toBe(15);
+    expect(FEATURE_NAMES[RESIDUAL_INDEX]).toBe('log_builtin_estimate');
     expect(FEATURE_NAMES.slice(0, 4)).toEqual(['cpu', 'memory', 'log_inflight', 'log_queue']);
     expect(featuresFile().features.map((f) => f.name)).toEqual(FEATURE_NAMES);
   });
@@ -51,7 +54,20 @@ describe('features', () => {
       1,
       1,
       1,
+      Math.log(30),
     ]);
+  });
+
+  it('takes the built-in estimate, else methodCostMs × recentLatencyMs (an input built by hand)', () => {
+    expect(featurize({ ...base, builtinEstimateMs: undefined })[RESIDUAL_INDEX]).toBeCloseTo(
+      Math.log(20),
+      12,
+    );
+    expect(featurize({ ...base, builtinEstimateMs: NaN, recentLatencyMs: 0 })[RESIDUAL_INDEX]).toBeCloseTo(
+      Math.log(10),
+      12,
+    );
+    expect(featurize({ ...base, builtinEstimateMs: undefined, methodCostMs: NaN })[RESIDUAL_INDEX]).toBeNaN();
   });
 
   it('marks absent figures NaN with a 0 flag, and caps ages (Infinity = never)', () => {
@@ -109,5 +125,8 @@ describe('features', () => {
     expect(sampleProblem({ ...good, cpu: NaN })).toMatch(/cpu/);
     expect(sampleProblem({ ...good, failed: 1 })).toMatch(/failed/);
     expect(sampleProblem([])).toMatch(/object/);
+    // samples from before features version 3 carry no estimate: refused, not guessed at
+    expect(sampleProblem({ ...good, builtinEstimateMs: undefined })).toMatch(/builtinEstimateMs is missing/);
+    expect(sampleProblem({ ...good, builtinEstimateMs: 0 })).toMatch(/builtinEstimateMs must be/);
   });
 });

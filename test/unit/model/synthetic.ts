@@ -13,10 +13,14 @@ export const NOISE_SIGMA = 0.3;
  * Samples from a known latency function, so the model's figures have a floor to be judged against:
  *   latency = (cost + 0.2 ms/KiB of payload for the expensive method) × (1 + inflight)
  *             × (1 + 2 · max(0, cpu − 0.8)) × log-normal noise (σ 0.3, mean 1)
- * A call fails with probability errorRate and then counts at the 1,000 ms deadline.
+ * A call fails with probability errorRate and then counts at the 1,000 ms deadline. The built-in
+ * estimate a router would have had is a rough one: the latency's mean without the CPU term, off by a
+ * log-normal factor (σ 0.3), so a model has something to correct.
  */
 export function syntheticSamples(n: number, seed = 7): TrainingSample[] {
   const rnd = seededRandom(seed);
+  // the estimate's error from a stream of its own, so the other figures are those of before
+  const off = seededRandom(seed ^ 0xe571);
   const out: TrainingSample[] = [];
   for (let i = 0; i < n; i++) {
     const expensive = rnd() < 0.3;
@@ -45,6 +49,7 @@ export function syntheticSamples(n: number, seed = 7): TrainingSample[] {
       errorRate,
       oldestInflightMs: inflight > 0 ? rnd() * service * inflight : 0,
       telemetryAgeMs: hasTelemetry ? rnd() * 2000 : Infinity,
+      builtinEstimateMs: service * (1 + inflight) * Math.exp(0.3 * normal(off)),
       latencyMs: failed ? 1000 : latency,
       failed,
     });

@@ -1,5 +1,6 @@
 import { isSibylError } from '../../../src/util/errors.js';
 import { trainModel, splitHoldout, type TrainResult } from '../../../src/model/train.js';
+import type { TrainingSample } from '../../../src/model/sample.js';
 import { NOISE_SIGMA, syntheticSamples } from './synthetic.js';
 
 describe('trainModel', () => {
@@ -14,10 +15,24 @@ describe('trainModel', () => {
     const floor = NOISE_SIGMA * Math.sqrt(2 / Math.PI); // E|N(0, σ)|: the best any model can do
     expect(m.samples).toBe(trained.holdout.length);
     expect(m.maeLog).toBeLessThan(floor * 1.25);
-    expect(m.maeLog).toBeLessThan(m.baselineMaeLog * 0.4);
+    // the baseline is the built-in estimate (times the mean correction) the model corrects; the
+    // synthetic one is off by a σ 0.3 factor and misses the CPU term, so the model must clearly beat it
+    expect(m.maeLog).toBeLessThan(m.baselineMaeLog * 0.9);
     expect(m.p90Coverage).toBeGreaterThan(0.8);
     expect(m.p90Coverage).toBeLessThan(0.97);
     expect(trained.model.training).toMatchObject({ backend: 'wasm', epochs: 20, seed: 1 });
+  });
+
+  it('leaves out samples without the built-in estimate (from routers before features version 3)', async () => {
+    const all = syntheticSamples(300, 3);
+    const old: TrainingSample[] = all.map(({ builtinEstimateMs: _e, ...s }, i) =>
+      i % 3 === 0 ? s : all[i]!,
+    );
+    const r = await trainModel(old, { backend: 'wasm', epochs: 1 });
+    const failed = all.filter((s) => s.failed).length;
+    const noEstimate = old.filter((s, i) => s.builtinEstimateMs === undefined && !all[i]!.failed).length;
+    expect(noEstimate).toBeGreaterThan(50);
+    expect(r.model.training?.droppedSamples).toBe(failed + noEstimate);
   });
 
   it('leaves failed calls out (the balancer prices them through the error rate)', () => {
