@@ -98,6 +98,36 @@ export function latencyEstimateMs(
   return Number.isFinite(ms) ? Math.min(ms, maxMs) : undefined;
 }
 
+/** The bounds within which a model's figure is used (see createPredictor's Safety net). */
+export interface BlendBounds {
+  /** The built-in estimates the model saw in training, ms. */
+  seenLo: number;
+  seenHi: number;
+  maxCorrection: number;
+  trust: number;
+}
+
+/** The training range of a model's built-in-estimate input, ms. */
+export function seenEstimateRange(fwd: ForwardModel): { seenLo: number; seenHi: number } {
+  return {
+    seenLo: Math.exp(fwd.model.normalisation.min[RESIDUAL_INDEX] ?? -Infinity),
+    seenHi: Math.exp(fwd.model.normalisation.max[RESIDUAL_INDEX] ?? Infinity),
+  };
+}
+
+/**
+ * The prediction from a built-in estimate and the model's figure for it, ms:
+ * estimate · (model / estimate)^trust, or undefined (use the estimate alone) when the estimate lies
+ * outside the training range or the model is more than maxCorrection times away from it. Pure; the
+ * router's hook and the operator's per-endpoint figures both go through it, so status shows what
+ * routers act on.
+ */
+export function blendPrediction(estimateMs: number, modelMs: number, b: BlendBounds): number | undefined {
+  if (!(estimateMs >= b.seenLo && estimateMs <= b.seenHi)) return undefined; // NaN too
+  if (!(modelMs <= estimateMs * b.maxCorrection && modelMs * b.maxCorrection >= estimateMs)) return undefined;
+  return b.trust === 1 ? modelMs : estimateMs * (modelMs / estimateMs) ** b.trust;
+}
+
 /**
  * A `predict` hook for the Predictive balancer from a loaded model:
  *   createBalancer('Predictive', deps, { predict: createPredictor(await loadModel('models/latency')) })
@@ -115,12 +145,12 @@ export function createPredictor(
     throw new SibylError('ERR_CONFIG_INVALID', `maxCorrection ${maxCorrection} must be at least 1`);
   }
   // the estimates the model saw in training, ms (see Safety net)
-  const seenLo = Math.exp(fwd.model.normalisation.min[RESIDUAL_INDEX] ?? -Infinity);
-  const seenHi = Math.exp(fwd.model.normalisation.max[RESIDUAL_INDEX] ?? Infinity);
+  const { seenLo, seenHi } = seenEstimateRange(fwd);
   const trust = options.trust ?? DEFAULT_TRUST;
   if (!(trust >= 0 && trust <= 1)) {
     throw new SibylError('ERR_CONFIG_INVALID', `trust ${trust} must lie between 0 and 1`);
   }
+  const bounds: BlendBounds = { seenLo, seenHi, maxCorrection, trust };
   const input = blankInput();
   const idle = blankInput();
   idle.recentLatencyMs = 1;
@@ -131,13 +161,14 @@ export function createPredictor(
   let refMs: number | undefined;
   return (_ep, _req, f) => {
     const est = f.estimateMs;
-    if (!(est >= seenLo && est <= seenHi)) return undefined; // NaN too
+    if (!(est >= seenLo && est <= seenHi)) return undefined; // NaN too; checked before the forward pass
     featurizeInto(dispatchInput(f, input), raw);
     fwd.predictInto(raw, 0, out);
     const ms = latencyEstimateMs(out[0] as number, out[1] as number, estimate, maxMs);
     if (ms === undefined) return undefined;
-    if (!(ms <= est * maxCorrection && ms * maxCorrection >= est)) return undefined; // NaN too
-    if (!relative) return trust === 1 ? ms : est * (ms / est) ** trust;
+    const blended = blendPrediction(est, ms, bounds);
+    if (blended === undefined) return undefined;
+    if (!relative) return blended;
     if (f.baselineMs !== refBaseline || f.payloadKiB !== refKiB) {
       refBaseline = f.baselineMs;
       refKiB = f.payloadKiB;

@@ -6,7 +6,13 @@ import { loadModel, modelToJson, modelVersion } from '../model/artifact.js';
 import { FEATURE_COUNT, featurizeInto, type FeatureInput } from '../model/features.js';
 import { ForwardModel } from '../model/forward.js';
 import type { LatencyModel } from '../model/model.js';
-import { latencyEstimateMs } from '../model/predictor.js';
+import {
+  DEFAULT_MAX_CORRECTION,
+  DEFAULT_TRUST,
+  blendPrediction,
+  latencyEstimateMs,
+  seenEstimateRange,
+} from '../model/predictor.js';
 import { refit, type RefitResult } from '../model/refit.js';
 import { evaluate, usableSample } from '../model/evaluate.js';
 import type { TrainingSample } from '../model/sample.js';
@@ -104,7 +110,13 @@ export class ModelManager implements Predictor {
     }
   }
 
-  /** A typical call's latency on the endpoint, from the fleet's view of it. */
+  /**
+   * A typical call's latency on the endpoint, from the fleet's view of it. The model (features v3)
+   * corrects a built-in estimate; at the fleet level that estimate is what the fleet observes there
+   * (its p50), and the correction goes through the same blend and safety net as in the routers
+   * (predictor.ts blendPrediction), so status shows what routers act on: outside what the model was
+   * trained on, the observed figure itself.
+   */
   predict(
     _pool: string,
     _address: string,
@@ -114,6 +126,7 @@ export class ModelManager implements Predictor {
     if (!this.fwd || !v) return undefined;
     const routers = Math.max(1, v.routers);
     const base = baselineMs ?? v.p50Ms ?? 1;
+    const estimate = v.p50Ms ?? base;
     const input: FeatureInput = {
       inflight: v.inflight / routers,
       queueLength: v.inflight,
@@ -123,13 +136,21 @@ export class ModelManager implements Predictor {
       errorRate: v.errorRate,
       oldestInflightMs: 0,
       telemetryAgeMs: v.ageMs,
+      builtinEstimateMs: estimate,
       ...(v.cpu !== undefined ? { cpu: v.cpu } : {}),
       ...(v.memory !== undefined ? { memory: v.memory } : {}),
     };
     featurizeInto(input, this.raw);
     this.fwd.predictInto(this.raw, 0, this.out);
-    const mean = latencyEstimateMs(this.out[0] as number, this.out[1] as number, 'mean');
-    const p90 = latencyEstimateMs(this.out[0] as number, this.out[1] as number, 'p90');
+    const bounds = {
+      ...seenEstimateRange(this.fwd),
+      maxCorrection: DEFAULT_MAX_CORRECTION,
+      trust: DEFAULT_TRUST,
+    };
+    const blend = (ms: number | undefined) =>
+      ms === undefined ? undefined : (blendPrediction(estimate, ms, bounds) ?? estimate);
+    const mean = blend(latencyEstimateMs(this.out[0] as number, this.out[1] as number, 'mean'));
+    const p90 = blend(latencyEstimateMs(this.out[0] as number, this.out[1] as number, 'p90'));
     return mean === undefined ? undefined : { latencyMs: mean, ...(p90 !== undefined ? { p90Ms: p90 } : {}) };
   }
 
