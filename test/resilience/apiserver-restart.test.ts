@@ -1,8 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as k8s from '@kubernetes/client-node';
 import { privateCluster } from '../support/cluster.js';
-import { createNamespace, kubeConfig, kubectl, kubectlOk } from '../support/kube.js';
+import { createNamespace, kubectl, kubectlOk } from '../support/kube.js';
 import { Load, formatCodes, metricSum, scrape, summarize } from '../support/load.js';
 import { createPool, createService, getPool, putSlices } from '../support/objects.js';
 import {
@@ -17,6 +16,7 @@ import {
 import { makeServingCert } from '../support/tls.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { ms, runCase } from './report.js';
+import { routerAccountToken } from '../support/token.js';
 
 /**
  * The kube-apiserver is stopped under a running `sibyl operator` process (leader-elected, with a
@@ -48,15 +48,7 @@ afterAll(async () => {
 it('the kube-apiserver restarted: the operator converges to changes made while it was away', async () => {
   await runCase('apiserver-restart', async (r) => {
     const ns = await createNamespace('restart');
-    const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'router' } } });
-    const token = (
-      await core.createNamespacedServiceAccountToken({
-        name: 'router',
-        namespace: ns,
-        body: { spec: { audiences: [], expirationSeconds: 3600 } },
-      })
-    ).status?.token as string;
+    const token = await routerAccountToken(ns);
     const tokenFile = join(logDir, `${ns}.token`);
     writeFileSync(tokenFile, token);
     const tls = makeServingCert();

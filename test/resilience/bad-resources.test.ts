@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as k8s from '@kubernetes/client-node';
-import { createNamespace, kubeConfig, kubectl, kubectlOk } from '../support/kube.js';
+import { createNamespace, kubectl, kubectlOk } from '../support/kube.js';
 import { Load, formatCodes, summarize } from '../support/load.js';
 import { createPool, createService, getPool, putSlices, type PoolView } from '../support/objects.js';
 import {
@@ -16,6 +15,7 @@ import {
 import { makeServingCert } from '../support/tls.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { runCase } from './report.js';
+import { routerAccountToken } from '../support/token.js';
 
 /**
  * A good BackendPool carries traffic (operator and router processes, three backends) while bad
@@ -117,15 +117,7 @@ afterAll(killAll);
 it('bad resources through kubectl are refused or marked, and the good pool next to them is undisturbed', async () => {
   await runCase('bad-resources', async (r) => {
     const ns = await createNamespace('badres');
-    const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'router' } } });
-    const token = (
-      await core.createNamespacedServiceAccountToken({
-        name: 'router',
-        namespace: ns,
-        body: { spec: { audiences: [], expirationSeconds: 3600 } },
-      })
-    ).status?.token as string;
+    const token = await routerAccountToken(ns);
     const tokenFile = join(logDir, `${ns}.token`);
     writeFileSync(tokenFile, token);
     const tls = makeServingCert();

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as k8s from '@kubernetes/client-node';
-import { createNamespace, kubeConfig } from '../support/kube.js';
+import { createNamespace } from '../support/kube.js';
 import { Load, formatCodes, summarize } from '../support/load.js';
 import { createPool, createService, getPool, putSlices } from '../support/objects.js';
 import {
@@ -17,6 +16,7 @@ import { startServiceProxy, type ServiceProxy } from '../support/service-proxy.j
 import { makeServingCert } from '../support/tls.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { ms, runCase } from './report.js';
+import { routerAccountToken } from '../support/token.js';
 
 /**
  * Two `sibyl operator` processes with leader election on a Lease, behind a stand-in for their
@@ -38,15 +38,7 @@ afterAll(async () => {
 it('the leading operator killed: no call fails, the standby leads within the lease, routers resync', async () => {
   await runCase('operator-kill', async (r) => {
     const ns = await createNamespace('opkill');
-    const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'router' } } });
-    const token = (
-      await core.createNamespacedServiceAccountToken({
-        name: 'router',
-        namespace: ns,
-        body: { spec: { audiences: [], expirationSeconds: 3600 } },
-      })
-    ).status?.token as string;
+    const token = await routerAccountToken(ns);
     const tokenFile = join(logDir, `${ns}.token`);
     writeFileSync(tokenFile, token);
     const tls = makeServingCert();

@@ -22,3 +22,20 @@ export async function serviceAccountKubeConfig(ns: string, sa: string): Promise<
   });
   return kc;
 }
+
+/**
+ * A ServiceAccount `name` (default "router") in `ns` and a token for it from the TokenRequest API,
+ * as a router presents to the operator's control API.
+ */
+export async function routerAccountToken(ns: string, name = 'router'): Promise<string> {
+  const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } });
+  const tr = await core.createNamespacedServiceAccountToken({
+    name,
+    namespace: ns,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const token = tr.status?.token;
+  if (!token) throw new Error('TokenRequest returned no token');
+  return token;
+}

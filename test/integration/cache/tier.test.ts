@@ -13,6 +13,7 @@ import { createPool, createService, listEvents, putSlices } from '../../support/
 import { startOperator } from '../../support/operator.js';
 import { makeServingCert } from '../../support/tls.js';
 import { waitFor } from '../../support/wait.js';
+import { routerAccountToken } from '../../support/token.js';
 
 /**
  * CacheTier end to end on a real API server, a real Redis, a real operator and a real router subscribed
@@ -96,15 +97,7 @@ function startOp(): Promise<Operator> {
 beforeAll(async () => {
   ns = await createNamespace('cachetier');
   redis = new Redis(REDIS);
-  const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
-  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'router' } } });
-  const token = (
-    await core.createNamespacedServiceAccountToken({
-      name: 'router',
-      namespace: ns,
-      body: { spec: { audiences: [] } },
-    })
-  ).status?.token as string;
+  const token = await routerAccountToken(ns);
   [backend] = (await startBackends(1)) as [Backend];
   await createService(ns, 'shop');
   await putSlices(ns, 'shop', [{ port: backend.port, pod: backend.name }]);

@@ -1,4 +1,3 @@
-import * as k8s from '@kubernetes/client-node';
 import type { Backend } from '../../../src/backend/server.js';
 import type { ControlClient } from '../../../src/control/client.js';
 import { linkRouter } from '../../../src/control/router-link.js';
@@ -6,11 +5,12 @@ import type { Operator } from '../../../src/operator/operator.js';
 import { Router } from '../../../src/router/router.js';
 import { makeLogger } from '../../../src/util/log.js';
 import { demoClient, echo, quiet, startBackends, type DemoClient } from '../../support/grpc.js';
-import { createNamespace, kubeConfig, kubectlOk } from '../../support/kube.js';
+import { createNamespace, kubectlOk } from '../../support/kube.js';
 import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
 import { startOperator } from '../../support/operator.js';
 import { makeServingCert } from '../../support/tls.js';
 import { sleep, waitFor } from '../../support/wait.js';
+import { routerAccountToken } from '../../support/token.js';
 
 /**
  * The whole loop on a real API server: operator, two routers subscribed over TLS with ServiceAccount
@@ -60,15 +60,7 @@ async function traffic(n: number): Promise<{ share: Record<string, number>; fail
 
 beforeAll(async () => {
   ns = await createNamespace('e2e');
-  const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
-  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'router' } } });
-  token = (
-    await core.createNamespacedServiceAccountToken({
-      name: 'router',
-      namespace: ns,
-      body: { spec: { audiences: [] } },
-    })
-  ).status?.token as string;
+  token = await routerAccountToken(ns);
   backends = await startBackends(4, { settings: { latencyMs: 3, jitter: 0.1 }, orca: true, concurrency: 8 });
   await createService(ns, 'shop');
   await putSlices(
