@@ -113,7 +113,7 @@ export class ModelManager implements Predictor {
   /**
    * A typical call's latency on the endpoint, from the fleet's view of it. The model (features v3)
    * corrects a built-in estimate; at the fleet level that estimate is what the fleet observes there
-   * (its p50), and the correction goes through the same blend and safety net as in the routers
+   * now (the p50 of the routers' latest reports), and the correction goes through the same blend and safety net as in the routers
    * (predictor.ts blendPrediction), so status shows what routers act on: outside what the model was
    * trained on, the observed figure itself.
    */
@@ -126,7 +126,9 @@ export class ModelManager implements Predictor {
     if (!this.fwd || !v) return undefined;
     const routers = Math.max(1, v.routers);
     const base = baselineMs ?? v.p50Ms ?? 1;
-    const estimate = v.p50Ms ?? base;
+    // What the endpoint does now (its latest reports), not the window's memory of it: a recovered
+    // endpoint must not be predicted slow, and so hinted slow to routers, for a whole window.
+    const estimate = v.recentP50Ms ?? v.p50Ms ?? base;
     const input: FeatureInput = {
       inflight: v.inflight / routers,
       queueLength: v.inflight,

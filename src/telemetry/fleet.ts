@@ -23,6 +23,12 @@ export interface EndpointView {
   errorRate: number;
   p50Ms?: number;
   p99Ms?: number;
+  /**
+   * p50 over each router's latest report only (the last interval), when those had calls: what the
+   * endpoint does now, where p50Ms also remembers the rest of the window (a recovered endpoint keeps
+   * a slow p50Ms for up to the window's length).
+   */
+  recentP50Ms?: number;
   meanMs?: number;
   inflight: number;
   cpu?: number;
@@ -98,6 +104,9 @@ export class FleetTelemetry {
     const newest = latest.reduce((a, b) => (b.at > a.at ? b : a));
     const p50 = quantile(counts, 0.5);
     const p99 = quantile(counts, 0.99);
+    const recentCounts = new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
+    for (const s of latest) s.counts.forEach((c, i) => (recentCounts[i] = (recentCounts[i] as number) + c));
+    const recentP50 = quantile(recentCounts, 0.5);
     const limits = latest.map((s) => s.limit).filter((l) => l > 0);
     return {
       calls,
@@ -105,6 +114,7 @@ export class FleetTelemetry {
       errorRate: calls > 0 ? failures / calls : 0,
       ...(p50 !== undefined ? { p50Ms: p50 } : {}),
       ...(p99 !== undefined ? { p99Ms: p99 } : {}),
+      ...(recentP50 !== undefined ? { recentP50Ms: recentP50 } : {}),
       inflight: latest.reduce((a, s) => a + s.inflight, 0),
       ...(newest.cpu !== undefined ? { cpu: newest.cpu } : {}),
       ...(newest.memory !== undefined ? { memory: newest.memory } : {}),

@@ -81,3 +81,21 @@ describe('FleetBreakers', () => {
     expect(b.evaluate('ns/p', 'a:1', cfg)).toBeUndefined(); // old failures forgotten
   });
 });
+
+describe('recent p50', () => {
+  it("follows each router's latest report, where the window's p50 remembers the slow period", () => {
+    const clock = new ManualClock(0);
+    const t = new FleetTelemetry(clock, 30_000);
+    for (let i = 0; i < 10; i++) {
+      clock.advance(1000);
+      t.ingest(report('r1', [load('a', 100, 0, 400)]));
+      t.ingest(report('r2', [load('a', 100, 0, 400)]));
+    }
+    clock.advance(1000);
+    t.ingest(report('r1', [load('a', 5, 0, 4)])); // recovered: a few fast probes
+    t.ingest(report('r2', [load('a', 5, 0, 4)]));
+    const v = t.view('ns/p', 'a');
+    expect(v?.p50Ms).toBeGreaterThan(300);
+    expect(v?.recentP50Ms).toBeLessThan(5);
+  });
+});
