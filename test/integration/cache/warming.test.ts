@@ -100,7 +100,9 @@ describe('cache warming', () => {
     const pool = poolName();
     const r = await router(pool, backends, {
       methods: [{ method: ECHO, ttl: '1s' }],
-      warming: { window: '2s', horizon: '1s', topK: 50, minFrequency: 0.5, budgetPercent: 10 },
+      // 1%: 30 hot keys with a 1 s TTL want far more refreshes than 1% of the calls, however slowly a
+      // busy machine runs this loop, so the budget binds (at 10% a slow loop sometimes never met it).
+      warming: { window: '2s', horizon: '1s', topK: 50, minFrequency: 0.5, budgetPercent: 1 },
     });
     const c = client(r);
     const keys = Array.from({ length: 30 }, () => ({ message: randomUUID(), responseSize: 16 }));
@@ -115,7 +117,7 @@ describe('cache warming', () => {
     const w = pc(r, pool).warmer?.counters();
     const l1 = tier(r, pool, 'l1');
     expect(w?.refreshed).toBeGreaterThan(0);
-    expect(w?.refreshed).toBeLessThanOrEqual(0.1 * calls);
+    expect(w?.refreshed).toBeLessThanOrEqual(0.01 * calls);
     expect(w?.budgetSkips).toBeGreaterThan(0);
     // The backend saw the misses and the warmer's calls, nothing else.
     expect(await backendCalls(backends)).toBe(
