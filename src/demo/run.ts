@@ -249,6 +249,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     traffic.stop();
     if (o.keep) {
       procs.detach();
+      redis?.detach();
       cleaned = true;
       o.say(
         `Left running. Point kubectl at it with:\n${cluster.exports}\nLogs: ${logs}\nStop it with: make demo-down`,

@@ -12,6 +12,8 @@ export interface RedisServer {
   readonly url: string;
   readonly pid: number | undefined;
   stop(): Promise<void>;
+  /** Lets this process exit while the server runs on (started with `detached`, e.g. `make demo KEEP=1`). */
+  detach(): void;
 }
 
 export async function startRedisServer(
@@ -44,7 +46,8 @@ export async function startRedisServer(
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  if (opts.detached) child.unref();
+  // Not unref'd here: until detach(), the child keeps this process alive, so awaiting stop() works
+  // (an unref'd child lets the process exit in the middle of a cleanup that awaits its exit).
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -55,6 +58,7 @@ export async function startRedisServer(
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
+    detach: () => child.unref(),
   };
 }
 

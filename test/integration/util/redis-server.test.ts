@@ -24,6 +24,13 @@ test('starts a private redis-server that answers, and stops it', async () => {
   expect(await connects(r.port)).toBe(false);
 });
 
+test('a detached server is still awaited by stop() (a cleanup must not end half-way)', async () => {
+  const r = await startRedisServer({ detached: true });
+  expect(await connects(r.port)).toBe(true);
+  await r.stop();
+  expect(await connects(r.port)).toBe(false);
+});
+
 test('a missing binary is a clear ERR_PROCESS error', async () => {
   const e = await startRedisServer({ binary: '/nonexistent/redis-server' }).catch((x: unknown) => x);
   expect(isSibylError(e, 'ERR_PROCESS')).toBe(true);
