@@ -261,15 +261,8 @@ class Caller {
     );
   }
 
-  async timed(n: number, request: (i: number) => object): Promise<number[]> {
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const req = request(i);
-      const t0 = process.hrtime.bigint();
-      await this.echo(req);
-      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    return out;
+  timed(n: number, request: (i: number) => object): Promise<number[]> {
+    return timedCalls(n, request, (req) => this.echo(req));
   }
 
   close(): void {
@@ -318,23 +311,29 @@ class H2Caller {
     });
   }
 
-  async timed(
-    n: number,
-    request: (i: number) => { message: string; responseSize: number },
-  ): Promise<number[]> {
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const req = request(i);
-      const t0 = process.hrtime.bigint();
-      await this.echo(req);
-      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    return out;
+  timed(n: number, request: (i: number) => { message: string; responseSize: number }): Promise<number[]> {
+    return timedCalls(n, request, (req) => this.echo(req));
   }
 
   close(): void {
     this.session.close();
   }
+}
+
+/** `n` calls one after another, each request from `request(i)`; the latency of each, ms. */
+async function timedCalls<R>(
+  n: number,
+  request: (i: number) => R,
+  call: (req: R) => Promise<void>,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const req = request(i);
+    const t0 = process.hrtime.bigint();
+    await call(req);
+    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return out;
 }
 
 function varint(n: number): Buffer {

@@ -160,3 +160,12 @@ export function bidi(
     callOptions(o),
   );
 }
+
+/** Echo calls the in-process backends have served, summed from their request counters. */
+export async function echoCalls(backends: readonly Backend[]): Promise<number> {
+  let n = 0;
+  for (const b of backends) {
+    for (const v of (await b.metrics.requests.get()).values) if (v.labels.method === 'Echo') n += v.value;
+  }
+  return n;
+}

@@ -10,6 +10,7 @@ import {
   demoClient,
   demoPool,
   echo,
+  echoCalls,
   startBackends,
   startRouter,
   type DemoClient,
@@ -26,13 +27,7 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-async function backendCalls(backends: Backend[]): Promise<number> {
-  let n = 0;
-  for (const b of backends) {
-    for (const v of (await b.metrics.requests.get()).values) if (v.labels.method === 'Echo') n += v.value;
-  }
-  return n;
-}
+const backendCalls = echoCalls;
 
 async function router(backends: Backend[], cache: Record<string, unknown>): Promise<Router> {
   const r = await startRouter([demoPool(backends, { cache })]);

@@ -6,6 +6,7 @@ import {
   demoClient,
   demoPool,
   echo,
+  echoCalls,
   startBackends,
   startRouter,
   type DemoClient,
@@ -22,13 +23,7 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-async function backendCalls(backends: Backend[]): Promise<number> {
-  let n = 0;
-  for (const b of backends) {
-    for (const v of (await b.metrics.requests.get()).values) if (v.labels.method === 'Echo') n += v.value;
-  }
-  return n;
-}
+const backendCalls = echoCalls;
 
 async function setup(n = 1): Promise<Backend[]> {
   const backends = await startBackends(n, { settings: { latencyMs: 2, jitter: 0 } });
