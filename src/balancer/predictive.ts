@@ -1,7 +1,7 @@
 import { registerBalancer } from './registry.js';
 import { DEFAULT_FAILURE_PENALTY_MS, numberOption, randomIndex } from './common.js';
 import { SibylError } from '../util/errors.js';
-import { RouterSignals, SIGNAL_DEFAULTS, type PredictiveFeatures } from './signals.js';
+import { RouterSignals, SIGNAL_DEFAULTS, stallFloorMs, type PredictiveFeatures } from './signals.js';
 import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from './types.js';
 
 export type { PredictiveFeatures } from './signals.js';
@@ -9,14 +9,14 @@ export type { PredictiveFeatures } from './signals.js';
 /**
  * Predictive (DESIGN.md §5): send each call where its predicted latency is lowest.
  *
- * score = (1 − e) · max(L, age + S) + e · failurePenaltyMs
+ * score = (1 − e) · max(L, age, S) + e · failurePenaltyMs
  *
  * where L is the predicted latency of this request on the endpoint (the heuristic below; or, from
  * `options.predict`, the learned model's correction of it when the model answers: src/model/predictor.ts),
  * S the predicted service time, `age` how long the
- * oldest call this router has open there has been waiting (a stalled server is caught at once, before
- * any telemetry), and e the expected failure rate: a failure costs the deadline, so a server that fails
- * fast is expensive, never cheap.
+ * oldest call this router has open there has been waiting (the stall floor, signals.ts stallFloorMs:
+ * a stalled server is caught at once, before any telemetry), and e the expected failure rate: a
+ * failure costs the deadline, so a server that fails fast is expensive, never cheap.
  *
  * Heuristic, from the signals that proved strong in a prototype:
  *   b = this router's latency for this method and payload on a typical endpoint (an online least-squares
@@ -44,8 +44,9 @@ export type { PredictiveFeatures } from './signals.js';
  * at random (power of d choices, Mitzenmacher). Ties, and near-ties within `tieTolerance` (5%) of the
  * best score, are broken at random, and with probability `exploration` (0.05) a uniformly random
  * candidate is taken, so estimates of avoided servers stay current and routers sharing the same stale
- * view do not herd; but only one where this router has nothing in flight, and a failing one with
- * probability (1 − e)^20 only. A server whose own samples are old is explored up to 4× as often.
+ * view do not herd; but only one where this router has nothing in flight, a failing one with
+ * probability (1 − e)^20 only, and only with a call whose baseline is at most `probeCostLimit` (2) ×
+ * a typical call's. A server whose own samples are old is explored up to 4× as often.
  *
  * Recovery (test/unit/balancer/predictive-recovery.test.ts): a server that was slow and is fast again
  * must win back its share within seconds. Own figures of a server we no longer send to fade towards
@@ -55,7 +56,7 @@ export type { PredictiveFeatures } from './signals.js';
  * Options: exploration, predict, failurePenaltyMs (1000), memoryMs (decay of own figures, 5000),
  * hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight (0.5),
  * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (20), waitWeight (0.5),
- * forgetMs (300), tieTolerance (0.05).
+ * forgetMs (300), tieTolerance (0.05), probeCostLimit (2).
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
  * one configuration for all of them. Its formulas (S, L and the stall floor) are computed by pure
  * functions in signals.ts (serviceEstimateMs, builtinEstimateMs), because the learned model takes L as
@@ -82,6 +83,7 @@ export class Predictive implements Balancer {
   private readonly scoreAllMax: number;
   private readonly sampleSize: number;
   private readonly tieTolerance: number;
+  private readonly probeCostLimit: number;
   private readonly picked = new Int32Array(64);
   private scores = new Float64Array(64);
   private scored = new Int32Array(64);
@@ -111,6 +113,7 @@ export class Predictive implements Balancer {
     this.scoreAllMax = numberOption(options, 'scoreAllMax', 16, 1);
     this.sampleSize = Math.round(numberOption(options, 'sampleSize', 4, 2, 64));
     this.tieTolerance = numberOption(options, 'tieTolerance', 0.05, 0);
+    this.probeCostLimit = numberOption(options, 'probeCostLimit', 2, 0);
   }
 
   pick(candidates: readonly Endpoint[], req: PickRequest): Endpoint {
@@ -119,7 +122,11 @@ export class Predictive implements Balancer {
     if (n === 1) return this.track(candidates[0]!);
     const now = this.deps.clock.now();
     const explore = Math.min(1, STALE_BOOST * this.exploration);
-    if (this.exploration > 0 && rnd() < explore) {
+    const b = this.signals.baselineMs(req, now);
+    // Probe with cheap calls only: a short call tells as much about a server's speed as a long one
+    // (ratios are normalised by method and payload), and a long call sent at random to a slow server
+    // is a tail event: on the mixed pool such probes were a fifth of the calls over the p99.
+    if (this.exploration > 0 && b <= this.probeCostLimit * this.signals.typicalMs(now) && rnd() < explore) {
       // Explore a server only while none of our calls is open there (one probe at a time: a stalled
       // server does not collect them), and hardly ever one we know is failing, where a call costs the
       // client the deadline; its failure rate decays and the plain score tries it again in time.
@@ -136,7 +143,6 @@ export class Predictive implements Balancer {
       )
         return this.track(ep);
     }
-    const b = this.signals.baselineMs(req, now);
     let m = 0;
     let bestScore = Infinity;
     const consider = (i: number): void => {
@@ -198,7 +204,7 @@ export class Predictive implements Balancer {
     const f = this.signals.features(ep, req, b, now);
     let latency = this.predict?.(ep, req, f);
     if (latency === undefined || !Number.isFinite(latency)) latency = f.estimateMs;
-    latency = Math.max(latency, f.oldestInflightAgeMs + f.serviceMs);
+    latency = Math.max(latency, stallFloorMs(f.oldestInflightAgeMs, f.serviceMs));
     return (1 - f.errorRate) * latency + f.errorRate * this.penaltyMs;
   }
 

@@ -161,7 +161,7 @@ export function serviceEstimateMs(f: PredictiveFeatures, o: EstimateOptions): nu
 
 /**
  * The built-in scoring's latency estimate L of the request on the endpoint, ms (predictive.ts gives
- * the formula and its reasons), with the stall floor: max(L, age of the oldest open call + S). It reads
+ * the formula and its reasons), with the stall floor (stallFloorMs). It reads
  * only `f` (serviceMs, aheadMs and typicalMs included) and the constants: pure, so the policy, the
  * router's training samples and the simulator's compute the same figure. Predictive without a model
  * scores with it; with a model, the model starts from it (src/model/features.ts).
@@ -174,7 +174,20 @@ export function builtinEstimateMs(f: PredictiveFeatures, o: EstimateOptions): nu
   const hot = Number.isNaN(f.cpu) ? 0 : (fl * Math.max(0, f.cpu - 0.8)) / 0.2;
   const slowness = service / f.baselineMs;
   const latency = (service + slowness * o.waitWeight * (f.aheadMs + others)) * (1 + o.cpuWeight * hot);
-  return Math.max(latency, f.oldestInflightAgeMs + service);
+  return Math.max(latency, stallFloorMs(f.oldestInflightAgeMs, service));
+}
+
+/**
+ * The stall floor: a call sent where this router's oldest open call is `ageMs` old takes at least
+ * max(0, age − S) + S = max(age, S). What the oldest call has waited beyond a service time is evidence
+ * of a stall (a pause, a black hole) that a new call waits out too, and it grows every millisecond,
+ * so a stalled server is caught before any telemetry. Only the excess counts: charging the whole age
+ * (age + S) made a busy multi-slot server look stalled whenever a long call of ours ran there — on the
+ * mixed pool a fast server running one 25 ms search looked worse than an idle half-speed one, and the
+ * long calls that went there made the tail. Pure.
+ */
+export function stallFloorMs(ageMs: number, serviceMs: number): number {
+  return Math.max(ageMs, serviceMs);
 }
 
 export class RouterSignals {

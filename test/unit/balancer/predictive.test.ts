@@ -65,6 +65,35 @@ describe('Predictive', () => {
     expect(count(b, [paused, hinted('ok', 20)], 50)).toEqual({ ok: 50 });
   });
 
+  it('charges only the age beyond a service time: one long call of ours is not a stall', () => {
+    const { b } = setup();
+    // a 4-slot server running one 25 ms call of ours for 20 ms: a new 10 ms call starts at once
+    const busy = hinted('busy', 10);
+    busy.inflight = 1;
+    busy.oldestInflightStartMs = T0 - 20;
+    const f = { ...b.features(busy, req, 10, T0) };
+    expect(b.score(busy, req)).toBeCloseTo(Math.max(f.estimateMs, 20), 9);
+    expect(b.score(busy, req)).toBeLessThan(20 + f.serviceMs);
+    // the same call open for 300 ms: it waits that out at least
+    busy.oldestInflightStartMs = T0 - 300;
+    expect(b.score(busy, req)).toBeCloseTo(300, 9);
+  });
+
+  it('probes with cheap calls only: a long call is never sent to a random server', () => {
+    const { clock, b } = setup({ exploration: 1 }, 3);
+    const [best, other] = [hinted('best', 1), hinted('other', 30)];
+    const get: PickRequest = { method: '/t.S/Get', payloadBytes: 100 };
+    const search: PickRequest = { method: '/t.S/Search', payloadBytes: 100 };
+    // a typical call takes ~3 ms: nine gets of 1 ms for each search of 20 ms
+    b.pick([best], get);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(1);
+      b.onCallEnded(best, i % 10 ? get : search, ok(i % 10 ? 1 : 20));
+    }
+    expect(count(b, [best, other], 200, search)).toEqual({ best: 200 });
+    expect(count(b, [best, other], 200, get).other).toBeGreaterThan(40);
+  });
+
   it('treats failures as expensive: a server failing fast scores worse than a slow healthy one', () => {
     const { clock, b } = setup();
     const [sink, slow] = [hinted('sink', 5), hinted('slow', 40)];
