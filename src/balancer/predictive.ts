@@ -31,6 +31,9 @@ export type { PredictiveFeatures } from './signals.js';
  *       lagged queue length, trusted only while fresh on the server's own time scale:
  *       fq = exp(−hintAge / (queueTurnover · S)). A queue turns over in a few service times; a
  *       figure older than that says little, and every router acting on the same stale queue herds.
+ *       (At 20 service times, a second-old queue still moved picks near capacity: on the overload
+ *       ramp it left slots idle while other queues grew, and the limiter shed more; 5 is better on
+ *       every scenario.)
  *   L = (S + (S/b) · waitWeight · (A + O)) · (1 + cpuWeight · fq · max(0, cpu − 0.8) / 0.2)
  *       — the call's own service plus a share of the work ahead (several slots share it), both scaled
  *       by how slow the endpoint is; the wait is additive, so a small call behind a large one waits
@@ -55,7 +58,7 @@ export type { PredictiveFeatures } from './signals.js';
  *
  * Options: exploration, predict, failurePenaltyMs (1000), memoryMs (decay of own figures, 5000),
  * hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight (0.5),
- * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (20), waitWeight (0.5),
+ * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (5), waitWeight (0.5),
  * forgetMs (300), tieTolerance (0.05), probeCostLimit (2).
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
  * one configuration for all of them. Its formulas (S, L and the stall floor) are computed by pure

@@ -25,7 +25,7 @@ import type { CallOutcome, Endpoint, PickRequest } from './types.js';
  *
  * Options (with Predictive's names and defaults): memoryMs (5000), hintTauMs (10000), defaultLatencyMs
  * (10), forgetMs (300); and the built-in estimate's (see builtinEstimateMs): stalenessPenalty (0.5),
- * priorWeight (2), cpuWeight (0.5), queueTurnover (20), waitWeight (0.5).
+ * priorWeight (2), cpuWeight (0.5), queueTurnover (5), waitWeight (0.5).
  *
  * The built-in estimate. `features` also fills in the latency Predictive's own (hand-tuned) scoring
  * expects of the call on the endpoint, `estimateMs`, computed by the pure function builtinEstimateMs
@@ -99,7 +99,7 @@ export const SIGNAL_DEFAULTS: SignalOptions = {
   stalenessPenalty: 0.5,
   priorWeight: 2,
   cpuWeight: 0.5,
-  queueTurnover: 20,
+  queueTurnover: 5,
   waitWeight: 0.5,
 };
 
