@@ -10,3 +10,4 @@ export { Gradient2Limit } from './gradient2.js';
 export { AimdLimit } from './aimd.js';
 export { VegasLimit } from './vegas.js';
 export { FixedLimit } from './fixed.js';
+export { WindowedLimit, WINDOW_DEFAULTS, type WindowOptions } from './windowed.js';

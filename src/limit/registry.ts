@@ -2,6 +2,7 @@ import type { BackendPoolSpec } from '../api/backendpool.js';
 import { parseDuration } from '../util/duration.js';
 import { SibylError } from '../util/errors.js';
 import type { Limit, LimitDeps, LimitFactory, LimitOptions } from './types.js';
+import { WindowedLimit } from './windowed.js';
 
 /** Limit algorithms register themselves by name, like the balancers. */
 const factories = new Map<string, LimitFactory>();
@@ -25,7 +26,11 @@ export function limitNames(): string[] {
   return [...factories.keys()].sort();
 }
 
-/** The Limit a BackendPool's spec.concurrency asks for (Gradient2 and the CRD defaults when unset). */
+/**
+ * The Limit a BackendPool's spec.concurrency asks for (Gradient2 and the CRD defaults when unset), as a
+ * router runs it: Gradient2 behind a WindowedLimit, the composition Netflix gives for it (windowed.ts
+ * says why); the others sample by sample. `createLimit` builds an algorithm alone.
+ */
 export function createLimitFromSpec(spec: BackendPoolSpec['concurrency'], deps: LimitDeps): Limit {
   const options: LimitOptions = {
     initialLimit: spec?.initialLimit,
@@ -33,5 +38,7 @@ export function createLimitFromSpec(spec: BackendPoolSpec['concurrency'], deps: 
     maxLimit: spec?.maxLimit,
     targetLatencyMs: spec?.targetLatency ? parseDuration(spec.targetLatency) : undefined,
   };
-  return createLimit(spec?.algorithm ?? 'Gradient2', options, deps);
+  const name = spec?.algorithm ?? 'Gradient2';
+  const limit = createLimit(name, options, deps);
+  return name === 'Gradient2' ? new WindowedLimit(limit) : limit;
 }
