@@ -8,6 +8,7 @@ import { CallPool, CallRing, type SimCall } from './call.js';
 import { EventQueue } from './event-queue.js';
 import { Recorder, type RunResult } from './metrics.js';
 import { Oracle } from './oracle.js';
+import { FLEET_LEAST_REQUEST, FleetLeastRequest } from './fleet-least-request.js';
 import { NOISE_SIGMA, exponential, lognormalNoise, logUniform, stream } from './random.js';
 import { SimRouter, type PickWatcher, type SimEndpoint } from './router.js';
 import { capacityRps, expandServers, offeredRps, peakRps, type Scenario } from './scenario.js';
@@ -82,12 +83,14 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     deadlineMs,
     scenario.load.ramp ? scenario.load.ramp.toS * 1000 : undefined,
   );
-  const routers = Array.from({ length: scenario.routers }, (_, r) => {
+  const routers: SimRouter[] = Array.from({ length: scenario.routers }, (_, r) => {
     const deps = { clock, random: stream(seed, `policy/${r}`) };
     const balancer: Balancer =
       options.policy === ORACLE
         ? new Oracle(deps, servers, deadlineMs)
-        : createBalancer(options.policy, deps, options.balancerOptions);
+        : options.policy === FLEET_LEAST_REQUEST
+          ? new FleetLeastRequest(deps, () => routers)
+          : createBalancer(options.policy, deps, options.balancerOptions);
     const limiter = scenario.concurrency
       ? new Limiter(createLimitFromSpec(scenario.concurrency, { random: stream(seed, `limit/${r}`) }), {
           clock,

@@ -11,6 +11,7 @@ export {
   type ServerGroup,
 } from './scenario.js';
 export { simulate, ORACLE, type RunOptions, type RunObserver } from './engine.js';
+export { FleetLeastRequest, FLEET_LEAST_REQUEST } from './fleet-least-request.js';
 export type { PolicyFigures, RunResult, WindowFigures } from './metrics.js';
 export {
   runScenario,

@@ -26,6 +26,7 @@ async function render(spec: TopLevelSpec): Promise<string> {
 
 const POLICY_ORDER = [
   'Oracle',
+  'FleetLeastRequest',
   'RoundRobin',
   'LeastRequest',
   'PeakEwma',

@@ -1,6 +1,7 @@
 import { balancerNames } from '../balancer/index.js';
 import { SibylError } from '../util/errors.js';
 import { ORACLE, simulate } from './engine.js';
+import { FLEET_LEAST_REQUEST } from './fleet-least-request.js';
 import { CDF_POINTS, type PolicyFigures, type RunResult, type WindowFigures } from './metrics.js';
 import { capacityRps, type Scenario } from './scenario.js';
 import { meanInterval } from './stats.js';
@@ -66,7 +67,7 @@ export function checkPolicies(
   policies: readonly string[],
   variants: Readonly<Record<string, PolicyVariant>> = {},
 ): void {
-  const known = [ORACLE, ...balancerNames(), ...Object.keys(variants)];
+  const known = [ORACLE, FLEET_LEAST_REQUEST, ...balancerNames(), ...Object.keys(variants)];
   for (const p of policies) {
     if (!known.includes(p)) {
       throw new SibylError('ERR_USAGE', `unknown policy "${p}" (known: ${known.join(', ')})`);

@@ -1,6 +1,8 @@
 import type { Endpoint } from '../../../src/balancer/index.js';
 import { simulate, type RunObserver } from '../../../src/sim/engine.js';
 import { collectSamples } from '../../../src/sim/samples.js';
+import { FLEET_LEAST_REQUEST } from '../../../src/sim/fleet-least-request.js';
+import type { SimRouter } from '../../../src/sim/router.js';
 import { scenario } from './helpers.js';
 
 const POLICIES = ['RoundRobin', 'LeastRequest', 'PeakEwma', 'Prequal', 'Predictive'];
@@ -48,6 +50,31 @@ describe('simulate', () => {
     const predictive = simulate(s, { policy: 'Predictive' });
     expect(predictive.p50Ms).toBeLessThan(1.3 * oracle.p50Ms);
     expect(predictive.p99AllMs).toBeLessThan(1.5 * oracle.p99AllMs);
+  });
+
+  it('FleetLeastRequest sends each call where the whole fleet has the fewest calls open', () => {
+    const s = scenario({ routers: 4, load: { utilization: 0.9 } });
+    const routers = new Set<SimRouter>();
+    let checked = 0;
+    let wrong = 0;
+    const observer: RunObserver = {
+      done: false,
+      onPick(router, ep, _c, now) {
+        routers.add(router);
+        if (routers.size < 4 || now < 1000) return;
+        const total = (i: number) => [...routers].reduce((n, r) => n + r.endpoints[i]!.inflight, 0);
+        const least = Math.min(...router.endpoints.map((e) => total(e.index)));
+        checked++;
+        if (total(ep.index) !== least) wrong++;
+      },
+      onDispatch: () => undefined,
+      onEnd: () => undefined,
+    };
+    const fleet = simulate(s, { policy: FLEET_LEAST_REQUEST, observer });
+    expect(checked).toBeGreaterThan(1000);
+    expect(wrong).toBe(0);
+    // knowing the other routers' calls beats knowing only one's own
+    expect(fleet.p99AllMs).toBeLessThan(simulate(s, { policy: 'LeastRequest' }).p99AllMs);
   });
 
   it('counts a fast failure at the deadline in p99AllMs, never as a fast success', () => {
