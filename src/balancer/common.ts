@@ -49,3 +49,23 @@ export function otherIndex(random: Random, n: number, i: number): number {
 export function chargedLatencyMs(ok: boolean, latencyMs: number, failurePenaltyMs: number): number {
   return ok ? latencyMs : Math.max(latencyMs, failurePenaltyMs);
 }
+
+/**
+ * The candidate of least cost, ties broken uniformly at random (reservoir sampling over the tied
+ * ones, so one pass and no allocation). Used by the simulator's references, which rank by a figure no
+ * router has.
+ */
+export function leastCost<T>(candidates: readonly T[], cost: (c: T) => number, random: Random): T {
+  let best = candidates[0] as T;
+  let least = Infinity;
+  let ties = 0;
+  for (const c of candidates) {
+    const x = cost(c);
+    if (x < least) {
+      best = c;
+      least = x;
+      ties = 1;
+    } else if (x === least && random() * ++ties < 1) best = c;
+  }
+  return best;
+}

@@ -1,4 +1,5 @@
 import type { Balancer, BalancerDeps, Endpoint } from '../balancer/index.js';
+import { leastCost } from '../balancer/common.js';
 import type { SimEndpoint, SimRouter } from './router.js';
 
 /**
@@ -18,20 +19,13 @@ export class FleetLeastRequest implements Balancer {
 
   pick(candidates: readonly Endpoint[]): Endpoint {
     const routers = this.routers();
-    let best = candidates[0] as Endpoint;
-    let least = Infinity;
-    let ties = 0;
-    for (const ep of candidates) {
+    const fleetInflight = (ep: Endpoint): number => {
       const i = (ep as SimEndpoint).index;
       let n = 0;
       for (const r of routers) n += (r.endpoints[i] as SimEndpoint).inflight;
-      if (n < least) {
-        best = ep;
-        least = n;
-        ties = 1;
-      } else if (n === least && this.deps.random() * ++ties < 1) best = ep;
-    }
-    return best;
+      return n;
+    };
+    return leastCost(candidates, fleetInflight, this.deps.random);
   }
 
   onCallEnded(): void {}

@@ -1,4 +1,5 @@
 import type { Balancer, BalancerDeps, Endpoint, PickRequest } from '../balancer/index.js';
+import { leastCost } from '../balancer/common.js';
 import type { SimCall } from './call.js';
 import type { SimEndpoint } from './router.js';
 import type { SimServer } from './server.js';
@@ -32,18 +33,11 @@ export class Oracle implements Balancer {
   pick(candidates: readonly Endpoint[], req: PickRequest): Endpoint {
     const c = req as SimCall;
     const now = this.deps.clock.now();
-    let best = candidates[0] as Endpoint;
-    let bestCost = Infinity;
-    let ties = 0;
-    for (const ep of candidates) {
-      const cost = this.expectedCost((ep as SimEndpoint).index, c, now);
-      if (cost < bestCost) {
-        best = ep;
-        bestCost = cost;
-        ties = 1;
-      } else if (cost === bestCost && this.deps.random() * ++ties < 1) best = ep;
-    }
-    return best;
+    return leastCost(
+      candidates,
+      (ep) => this.expectedCost((ep as SimEndpoint).index, c, now),
+      this.deps.random,
+    );
   }
 
   onCallEnded(): void {}
