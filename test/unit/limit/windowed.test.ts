@@ -15,21 +15,23 @@ describe('WindowedLimit', () => {
   it('hands on one sample per window: the mean RTT, the most in flight, any drop', () => {
     const r = new Recorder();
     const w = new WindowedLimit(r);
-    w.onSample(0, 10, 1, false); // closes the empty first window (too thin to count)
-    // the next window ends at 10 + 100 ms (twice 10 ms is under the floor): these all end by then
-    for (let i = 1; i <= 18; i++) w.onSample(i * 5, 10 + (i % 2) * 10, i === 7 ? 9 : 3, i === 13);
-    expect(r.seen).toEqual([]);
+    for (let i = 0; i < 10; i++) w.onSample(i, 10, 1, false); // the first window: its 10th call closes it
+    expect(r.seen).toEqual([{ rtt: 10, inflight: 1, dropped: false }]);
+    // the next ends at 19 + 100 ms (twice 10 ms is under the floor): these all end by then
+    for (let i = 1; i <= 18; i++) w.onSample(10 + i * 5, 10 + (i % 2) * 10, i === 7 ? 9 : 3, i === 13);
+    expect(r.seen).toHaveLength(1);
     w.onSample(120, 10, 2, false); // ends at 130: closes it, itself included
-    expect(r.seen).toEqual([{ rtt: (9 * 20 + 10 * 10) / 19, inflight: 9, dropped: true }]);
+    expect(r.seen[1]).toEqual({ rtt: (9 * 20 + 10 * 10) / 19, inflight: 9, dropped: true });
     expect(w.name).toBe('Recorder');
     expect(w.limit).toBe(20);
   });
 
-  it('drops a window with fewer than windowSize samples', () => {
+  it('keeps a window open until it holds windowSize samples: a quiet endpoint still adapts', () => {
     const r = new Recorder();
     const w = new WindowedLimit(r, { windowSize: 10 });
-    for (let t = 0; t < 2000; t += 150) w.onSample(t, 10, 5, false); // one call per window
-    expect(r.seen).toEqual([]);
+    for (let t = 0; t < 3000; t += 150) w.onSample(t, 10 + t / 150, 5, false); // one call per 150 ms
+    // 20 calls: two windows of 10, each closed by its 10th call, long past its 100 ms
+    expect(r.seen.map((s) => s.rtt)).toEqual([14.5, 24.5]);
   });
 
   it('lasts twice the shortest RTT it saw, within [minWindowMs, maxWindowMs]', () => {
