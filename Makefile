@@ -58,8 +58,11 @@ manifests:
 	  helm template sibyl charts/sibyl --namespace sibyl-system --include-crds \
 	    --set controlTLS.existingSecret=sibyl-control-tls; } > $(INSTALL_YAML).tmp && mv $(INSTALL_YAML).tmp $(INSTALL_YAML)
 
+# Trains the default model, then runs the tests that gate it (routing recovers with it; the operator's
+# predictions use it). A model that fails them must not be shipped: keep the committed one.
 model: build
 	node dist/cli/main.js train --simulate --out models/latency
+	npm test -- test/unit/balancer/predictive-recovery.test.ts test/unit/operator/model-predictions.test.ts test/unit/model --selectProjects unit
 
 DEMO_STATE ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/sibyl-demo
 
