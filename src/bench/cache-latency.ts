@@ -82,45 +82,37 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
     const run = randomUUID().slice(0, 8);
     const request = (i: number) => ({ message: `${run}-${i}`, responseSize: o.responseBytes });
     const n = o.calls;
-    const backend = await start('backend', [
-      'backend',
-      '--listen',
-      '127.0.0.1:0',
-      '--latency-ms',
-      String(o.backendLatencyMs),
-      '--jitter',
-      '0',
-      '--concurrency',
-      '0',
-      '--no-reflection',
-      '--log-level',
-      'warn',
-    ]);
+    const backendWith = (name: string, latencyMs: number) =>
+      start(name, [
+        'backend',
+        '--listen',
+        '127.0.0.1:0',
+        '--latency-ms',
+        String(latencyMs),
+        '--jitter',
+        '0',
+        '--concurrency',
+        '0',
+        '--no-reflection',
+        '--log-level',
+        'warn',
+      ]);
+    /** A grpc-js caller on `address`, warmed up with o.warmup calls, for `body`; closed afterwards. */
+    const warmCaller = async <T>(address: string, body: (c: Caller) => Promise<T>): Promise<T> => {
+      const c = new Caller(address);
+      try {
+        for (let i = 0; i < o.warmup; i++)
+          await c.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
+        return await body(c);
+      } finally {
+        c.close();
+      }
+    };
+    const backend = await backendWith('backend', o.backendLatencyMs);
     // The floor: this client straight to a backend with no service time (no router).
     say('  reference: the client straight to a backend that answers at once');
-    const instant = await start('instant backend', [
-      'backend',
-      '--listen',
-      '127.0.0.1:0',
-      '--latency-ms',
-      '0',
-      '--jitter',
-      '0',
-      '--concurrency',
-      '0',
-      '--no-reflection',
-      '--log-level',
-      'warn',
-    ]);
-    const c0 = new Caller(instant.listening);
-    let direct: number[];
-    try {
-      for (let i = 0; i < o.warmup; i++)
-        await c0.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
-      direct = await c0.timed(n, request);
-    } finally {
-      c0.close();
-    }
+    const instant = await backendWith('instant backend', 0);
+    const direct = await warmCaller(instant.listening, (c) => c.timed(n, request));
     const m0 = new H2Caller(instant.listening);
     let minimalDirect: number[];
     try {
@@ -160,19 +152,10 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
       l2: { redis: { url: redisUrl }, timeout: '200ms' },
       l3: { path: l3Path },
     });
-    const c1 = new Caller(full.listening);
-    let miss: number[];
-    let l1: number[];
-    try {
-      for (let i = 0; i < o.warmup; i++)
-        await c1.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
-      miss = await checked(full.metrics, 'l1', { hit: 0, miss: n }, 'the miss phase', () =>
-        c1.timed(n, request),
-      );
-      l1 = await checked(full.metrics, 'l1', { hit: n, miss: 0 }, 'the L1 phase', () => c1.timed(n, request));
-    } finally {
-      c1.close();
-    }
+    const [miss, l1] = await warmCaller(full.listening, async (c) => [
+      await checked(full.metrics, 'l1', { hit: 0, miss: n }, 'the miss phase', () => c.timed(n, request)),
+      await checked(full.metrics, 'l1', { hit: n, miss: 0 }, 'the L1 phase', () => c.timed(n, request)),
+    ]);
     const m1 = new H2Caller(full.listening);
     let minimalL1: number[];
     try {
@@ -195,33 +178,17 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
       l1: { maxEntries: 1 },
       l2: { redis: { url: redisUrl }, timeout: '200ms' },
     });
-    const c2 = new Caller(viaL2.listening);
-    let l2: number[];
-    try {
-      for (let i = 0; i < o.warmup; i++)
-        await c2.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
-      l2 = await checked(viaL2.metrics, 'l2', { hit: n, miss: 0 }, 'the L2 phase', () =>
-        c2.timed(n, request),
-      );
-    } finally {
-      c2.close();
-    }
+    const l2 = await warmCaller(viaL2.listening, (c) =>
+      checked(viaL2.metrics, 'l2', { hit: n, miss: 0 }, 'the L2 phase', () => c.timed(n, request)),
+    );
     await stop(viaL2.child);
 
     // Router 3: an L1 of one entry, L3 only (the first router's folder): L3 hits.
     say('  router with a one-entry L1 and the first router’s L3: L3 hits');
     const viaL3 = await routerWith('l3', { l1: { maxEntries: 1 }, l3: { path: l3Path } });
-    const c3 = new Caller(viaL3.listening);
-    let l3: number[];
-    try {
-      for (let i = 0; i < o.warmup; i++)
-        await c3.echo({ message: `${run}-warm-${i}`, responseSize: o.responseBytes });
-      l3 = await checked(viaL3.metrics, 'l3', { hit: n, miss: 0 }, 'the L3 phase', () =>
-        c3.timed(n, request),
-      );
-    } finally {
-      c3.close();
-    }
+    const l3 = await warmCaller(viaL3.listening, (c) =>
+      checked(viaL3.metrics, 'l3', { hit: n, miss: 0 }, 'the L3 phase', () => c.timed(n, request)),
+    );
     const stopped = new Set(['full', 'l2', 'instant backend']);
     const dead = children.filter((c) => c.proc.exitCode !== null && !stopped.has(c.name));
     if (dead.length)
