@@ -1,14 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
 import { SibylError } from '../util/errors.js';
 import { startRedisServer, type RedisServer } from '../util/redis-server.js';
-import { startSibyl, stop, type Child } from './processes.js';
+import { startRouterWithPools, startSibyl, stop, type Child } from './processes.js';
 
 /**
  * Latency per cache tier through the real router (`sibyl bench cache`): a `sibyl backend` with a set
@@ -132,18 +132,9 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
         balancing: { policy: 'RoundRobin' },
         cache: { methods: [{ method: ECHO, ttl: '1h' }], ...cache },
       };
-      await writeFile(config, JSON.stringify({ pools: [pool] }));
-      return start(name, [
-        'router',
-        '--config',
-        config,
-        '--listen',
-        '127.0.0.1:0',
-        '--metrics-addr',
-        '127.0.0.1:0',
-        '--log-level',
-        'warn',
-      ]);
+      const s = await startRouterWithPools(name, config, [pool], '127.0.0.1:0');
+      children.push(s.child);
+      return s;
     };
     // Router 1: L1 + L2 + L3. Misses fill every tier; then L1 hits.
     say('  router with L1 + L2 + L3: misses, then L1 hits');

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../util/errors.js';
@@ -82,4 +83,28 @@ export async function startSibyl(
     });
   });
   return { child, listening: first.listening, metrics: first.metrics ?? '' };
+}
+
+/**
+ * Writes a router config holding `pools` to `configPath` and starts `sibyl router` on it: listening on
+ * a free loopback port, logs at warn, metrics on `metricsAddr` ('' for none).
+ */
+export async function startRouterWithPools(
+  name: string,
+  configPath: string,
+  pools: readonly object[],
+  metricsAddr = '',
+): Promise<{ child: Child; listening: string; metrics: string }> {
+  await writeFile(configPath, JSON.stringify({ pools }, null, 2));
+  return startSibyl(name, [
+    'router',
+    '--config',
+    configPath,
+    '--listen',
+    '127.0.0.1:0',
+    '--metrics-addr',
+    metricsAddr,
+    '--log-level',
+    'warn',
+  ]);
 }

@@ -10,7 +10,7 @@ import { parseDuration } from '../util/duration.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { balancerNames } from '../balancer/index.js';
 import { runPickBench } from './pick.js';
-import { startSibyl, stop, track, type Child } from './processes.js';
+import { startRouterWithPools, startSibyl, stop, track, type Child } from './processes.js';
 import { freePort } from '../util/net.js';
 
 /**
@@ -658,18 +658,7 @@ async function withPool<T>(
       endpoints: addresses.map((address) => ({ address })),
       balancing: { policy: o.policy },
     };
-    await writeFile(config, JSON.stringify({ pools: [pool] }, null, 2));
-    const router = await startSibyl('router', [
-      'router',
-      '--config',
-      config,
-      '--listen',
-      '127.0.0.1:0',
-      '--metrics-addr',
-      '',
-      '--log-level',
-      'warn',
-    ]);
+    const router = await startRouterWithPools('router', config, [pool]);
     children.push(router.child);
     const relay = await startSibyl(
       'relay',

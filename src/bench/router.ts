@@ -9,7 +9,7 @@ import { quantile } from '../sim/metrics.js';
 import { parseDuration } from '../util/duration.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { freePort } from '../util/net.js';
-import { startSibyl, stop, type Child } from './processes.js';
+import { startRouterWithPools, startSibyl, stop, type Child } from './processes.js';
 
 /**
  * `sibyl bench router`: two of the router's resilience features measured through the real router —
@@ -244,18 +244,7 @@ async function startRouter(
   pool: Record<string, unknown>,
 ): Promise<{ child: Child; address: string }> {
   const config = path.join(dir, `${name}.yaml`);
-  await writeFile(config, JSON.stringify({ pools: [{ name, ...pool }] }, null, 2));
-  const { child, listening } = await startSibyl(`router ${name}`, [
-    'router',
-    '--config',
-    config,
-    '--listen',
-    '127.0.0.1:0',
-    '--metrics-addr',
-    '',
-    '--log-level',
-    'warn',
-  ]);
+  const { child, listening } = await startRouterWithPools(`router ${name}`, config, [{ name, ...pool }]);
   return { child, address: listening };
 }
 
