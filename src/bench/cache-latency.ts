@@ -8,7 +8,7 @@ import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
 import { SibylError } from '../util/errors.js';
 import { startRedisServer, type RedisServer } from '../util/redis-server.js';
-import { startRouterWithPools, startSibyl, stop, type Child } from './processes.js';
+import { startBenchBackend, startRouterWithPools, stop, type Child } from './processes.js';
 
 /**
  * Latency per cache tier through the real router (`sibyl bench cache`): a `sibyl backend` with a set
@@ -68,8 +68,8 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
   const dir = await mkdtemp(path.join(tmpdir(), 'sibyl-bench-cache-'));
   const children: Child[] = [];
   let redis: RedisServer | undefined;
-  const start = async (name: string, args: string[]) => {
-    const s = await startSibyl(name, args);
+  /** Every process started here is stopped at the end. */
+  const kept = <T extends { child: Child }>(s: T): T => {
     children.push(s.child);
     return s;
   };
@@ -82,21 +82,8 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
     const run = randomUUID().slice(0, 8);
     const request = (i: number) => ({ message: `${run}-${i}`, responseSize: o.responseBytes });
     const n = o.calls;
-    const backendWith = (name: string, latencyMs: number) =>
-      start(name, [
-        'backend',
-        '--listen',
-        '127.0.0.1:0',
-        '--latency-ms',
-        String(latencyMs),
-        '--jitter',
-        '0',
-        '--concurrency',
-        '0',
-        '--no-reflection',
-        '--log-level',
-        'warn',
-      ]);
+    const backendWith = async (name: string, latencyMs: number) =>
+      kept(await startBenchBackend(name, latencyMs));
     /** A grpc-js caller on `address`, warmed up with o.warmup calls, for `body`; closed afterwards. */
     const warmCaller = async <T>(address: string, body: (c: Caller) => Promise<T>): Promise<T> => {
       const c = new Caller(address);
@@ -132,9 +119,7 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
         balancing: { policy: 'RoundRobin' },
         cache: { methods: [{ method: ECHO, ttl: '1h' }], ...cache },
       };
-      const s = await startRouterWithPools(name, config, [pool], '127.0.0.1:0');
-      children.push(s.child);
-      return s;
+      return kept(await startRouterWithPools(name, config, [pool], '127.0.0.1:0'));
     };
     // Router 1: L1 + L2 + L3. Misses fill every tier; then L1 hits.
     say('  router with L1 + L2 + L3: misses, then L1 hits');

@@ -108,3 +108,29 @@ export async function startRouterWithPools(
     'warn',
   ]);
 }
+
+/**
+ * Starts a `sibyl backend` for a benchmark: a fixed service time with no jitter, no slot limit, no
+ * reflection, logs at warn, on a free loopback port; `extra` flags go last.
+ */
+export function startBenchBackend(
+  name: string,
+  latencyMs: number,
+  extra: readonly string[] = [],
+): Promise<{ child: Child; listening: string; metrics: string }> {
+  return startSibyl(name, [
+    'backend',
+    '--listen',
+    '127.0.0.1:0',
+    '--latency-ms',
+    String(latencyMs),
+    '--jitter',
+    '0',
+    '--concurrency',
+    '0',
+    '--no-reflection',
+    '--log-level',
+    'warn',
+    ...extra,
+  ]);
+}

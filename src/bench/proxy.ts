@@ -10,7 +10,7 @@ import { parseDuration } from '../util/duration.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { balancerNames } from '../balancer/index.js';
 import { runPickBench } from './pick.js';
-import { startRouterWithPools, startSibyl, stop, track, type Child } from './processes.js';
+import { startBenchBackend, startRouterWithPools, startSibyl, stop, track, type Child } from './processes.js';
 import { freePort } from '../util/net.js';
 
 /**
@@ -630,24 +630,7 @@ async function withPool<T>(
   const children: Child[] = [];
   try {
     const backends = await Promise.all(
-      latencies.map((ms, i) =>
-        startSibyl(`backend ${i}`, [
-          'backend',
-          '--listen',
-          '127.0.0.1:0',
-          '--name',
-          `b${i}`,
-          '--latency-ms',
-          String(ms),
-          '--jitter',
-          '0',
-          '--concurrency',
-          '0',
-          '--no-reflection',
-          '--log-level',
-          'warn',
-        ]),
-      ),
+      latencies.map((ms, i) => startBenchBackend(`backend ${i}`, ms, ['--name', `b${i}`])),
     );
     children.push(...backends.map((b) => b.child));
     const addresses = backends.map((b) => b.listening);
