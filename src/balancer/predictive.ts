@@ -205,20 +205,18 @@ export class Predictive implements Balancer {
     // f carries the built-in estimate (signals.ts builtinEstimateMs, stall floor included): what this
     // policy scores with when no model answers, and what a model starts from when one does
     const f = this.signals.features(ep, req, b, now);
-    let latency = this.predict?.(ep, req, f);
-    if (latency === undefined || !Number.isFinite(latency)) latency = f.estimateMs;
-    latency = Math.max(latency, stallFloorMs(f.oldestInflightAgeMs, f.serviceMs));
+    const predicted = this.predict?.(ep, req, f);
+    // the model's figure gets the same stall floor the built-in estimate already has
+    const latency =
+      predicted === undefined || !Number.isFinite(predicted)
+        ? f.estimateMs
+        : Math.max(predicted, stallFloorMs(f.oldestInflightAgeMs, f.serviceMs));
     return (1 - f.errorRate) * latency + f.errorRate * this.penaltyMs;
   }
 
   /** Fills and returns the (reused) feature object for `ep` and `req`. */
   features(ep: Endpoint, req: PickRequest, b: number, now: number): PredictiveFeatures {
     return this.signals.features(ep, req, b, now);
-  }
-
-  /** The built-in scoring's latency estimate of `req` on `ep` now, ms (signals.ts builtinEstimateMs). */
-  builtinEstimateMs(ep: Endpoint, req: PickRequest): number {
-    return this.signals.dispatchFeatures(ep, req, this.deps.clock.now()).estimateMs;
   }
 
   /**

@@ -202,11 +202,6 @@ export class RouterSignals {
     this.all = new LatencyBaseline(this.options.memoryMs);
   }
 
-  /** This endpoint's figures, or undefined when this router has never used it. */
-  stats(id: string): OwnStats | undefined {
-    return this.own.get(id);
-  }
-
   /** Starts keeping figures for `ep` (idempotent). */
   track(ep: Endpoint, now: number): OwnStats {
     let s = this.own.get(ep.id);
