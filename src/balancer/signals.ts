@@ -9,7 +9,7 @@ import type { CallOutcome, Endpoint, PickRequest } from './types.js';
  * scores with them (predictive.ts), the router records them as training samples at dispatch
  * (router-link.ts, through `dispatchInput` in src/model/features.ts), and the simulator's sample
  * collector keeps a copy fed with the same call starts and ends whichever policy places the calls
- * (src/sim/samples.ts) — so the model is trained on exactly the inputs it is later asked about
+ * (src/tools/sim/samples.ts) — so the model is trained on exactly the inputs it is later asked about
  * (test/unit/model/dispatch-features.test.ts).
  *
  * Pure: time is passed in; nothing here reads a clock or draws a random number.

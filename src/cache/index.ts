@@ -8,7 +8,6 @@ export * from './tiered.js';
 export * from './config.js';
 export * from './pool-cache.js';
 export * from './metrics.js';
-export * from './capture.js';
 export * from './sketch.js';
 export * from './topk.js';
 export * from './warmer.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { RetryBudget } from '../router/retry-budget.js';
+import { RetryBudget } from '../util/retry-budget.js';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Timers } from '../util/timers.js';

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { numberFlag, parseFlags } from './flags.js';
-import { startBackend } from '../backend/server.js';
+import { startBackend } from '../tools/backend/server.js';
 
 const HELP = `usage: sibyl backend [flags]
 

@@ -2,38 +2,38 @@ import { SibylError } from '../util/errors.js';
 import type { CommandModule } from './commands.js';
 
 /**
- * `sibyl bench <name>` (DESIGN.md §11): each benchmark is a module with `run(argv)` in src/bench,
+ * `sibyl bench <name>` (DESIGN.md §11): each benchmark is a module with `run(argv)` in src/tools/bench,
  * registered here by name and loaded on demand.
  */
 export const benches: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
   sim: {
     summary: 'the simulator: every policy over scenario files (bench/scenarios)',
-    load: () => import('../bench/sim.js'),
+    load: () => import('../tools/bench/sim.js'),
   },
   proxy: {
     summary: 'the router against a direct connection and nginx grpc_pass, under ghz',
-    load: () => import('../bench/proxy.js'),
+    load: () => import('../tools/bench/proxy.js'),
   },
   router: {
     summary: 'circuit breakers and hedging, each off and on, through real routers and faulty backends',
-    load: () => import('../bench/router.js'),
+    load: () => import('../tools/bench/router.js'),
   },
   cache: {
     summary: 'cache tiers: hit ratios against LRU and Belady on a trace, latency per tier through the router',
-    load: () => import('../bench/cache.js'),
+    load: () => import('../tools/bench/cache.js'),
   },
   scale: {
     summary: 'the operator on a local control plane with K pools × M endpoints',
-    load: () => import('../bench/scale.js'),
+    load: () => import('../tools/bench/scale.js'),
   },
   all: {
     summary: 'the benchmarks make bench runs, and bench/results/README.md with the before/after table',
-    load: () => import('../bench/all.js'),
+    load: () => import('../tools/bench/all.js'),
   },
   control: {
     summary:
       'the control stream: urgent-update delay under a flood of routine ones, pushes and bytes per router',
-    load: () => import('../bench/control.js'),
+    load: () => import('../tools/bench/control.js'),
   },
 };
 

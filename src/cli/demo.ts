@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { runDemo } from '../demo/run.js';
+import { runDemo } from '../tools/demo/run.js';
 import { POLICIES } from '../api/backendpool.js';
 import { SibylError } from '../util/errors.js';
 import { numberFlag, parseFlags } from './flags.js';

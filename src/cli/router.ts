@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { linkRouter } from '../control/router-link.js';
+import { linkRouter } from '../router/control-link.js';
 import { tokenFromFile } from '../control/client.js';
 import { SIBYL_VERSION } from '../util/version.js';
 import { pino } from 'pino';

@@ -6,7 +6,7 @@ import type { HoldoutMetrics } from '../model/model.js';
 import type { TrainingSample } from '../model/sample.js';
 import { trainModel, TRAIN_DEFAULTS, type TrainOptions } from '../model/train.js';
 import type { BackendChoice } from '../model/tf.js';
-import type { Scenario } from '../sim/index.js';
+import type { Scenario } from '../tools/sim/index.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { numberFlag, parseFlags } from './flags.js';
 
@@ -36,7 +36,7 @@ function DEFAULT_POLICIES(): string[] {
 export const DEFAULT_SIM_SAMPLES = 60_000;
 
 /**
- * The simulator's sample export (src/sim: collectSamples, loadScenario); an interface so tests can
+ * The simulator's sample export (src/tools/sim: collectSamples, loadScenario); an interface so tests can
  * stand in for it.
  */
 export interface SimulatorApi {
@@ -49,7 +49,7 @@ export interface SimulatorApi {
 
 /** The simulator, loaded only when --simulate asks for it. */
 export async function loadSimulator(): Promise<SimulatorApi> {
-  const { collectSamples, loadScenario } = await import('../sim/index.js');
+  const { collectSamples, loadScenario } = await import('../tools/sim/index.js');
   return { collectSamples, loadScenario };
 }
 

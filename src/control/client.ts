@@ -7,7 +7,7 @@ import { errorMessage } from '../util/errors.js';
 import type { Timers } from '../util/timers.js';
 import type { ControlMessage, LoadReport, OutgoingRouter, WireModel, WirePool } from './messages.js';
 import { controlClientConstructor } from './proto.js';
-import { applyDelta } from './wire-table.js';
+import { applyDelta } from './delta.js';
 
 export interface ControlClientOptions {
   /** host:port of the operator's control API. */

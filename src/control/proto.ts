@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS } from '../backend/proto.js';
+import { LOADER_OPTIONS } from '../grpc/proto.js';
 
 export const CONTROL_PROTO = 'sibyl/v1/control.proto';
 export const CONTROL_SERVICE = 'sibyl.v1.RoutingControl';

@@ -11,3 +11,4 @@ export { AimdLimit } from './aimd.js';
 export { VegasLimit } from './vegas.js';
 export { FixedLimit } from './fixed.js';
 export { WindowedLimit, WINDOW_DEFAULTS, type WindowOptions } from './windowed.js';
+export { releaseOutcome } from './outcome.js';

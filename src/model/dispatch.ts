@@ -7,7 +7,7 @@ import { dispatchInput, type FeatureInput } from './features.js';
  * knows of the endpoint (RouterSignals), through the one mapping to the model's input (dispatchInput).
  * Call it before the call is counted on `ep`, as the policy saw it when it picked. Undefined for other
  * policies, which keep no such figures. The simulator records its samples with the same two functions
- * (src/sim/samples.ts); test/unit/model/dispatch-features.test.ts holds them equal.
+ * (src/tools/sim/samples.ts); test/unit/model/dispatch-features.test.ts holds them equal.
  */
 export function dispatchSample(balancer: Balancer, ep: Endpoint, req: PickRequest): FeatureInput | undefined {
   if (!(balancer instanceof Predictive)) return undefined;

@@ -38,7 +38,7 @@ export type FeatureInput = Omit<TrainingSample, 'latencyMs' | 'failed'>;
 /**
  * The one mapping from what a router knows of an endpoint at dispatch (src/balancer/signals.ts,
  * RouterSignals.dispatchFeatures) to the model's input. Everything that feeds the model goes through
- * it: the router's training samples (src/control/router-link.ts), the simulator's (src/sim/samples.ts,
+ * it: the router's training samples (src/router/control-link.ts), the simulator's (src/tools/sim/samples.ts,
  * from the default model's training data) and the Predictive policy's predictions
  * (src/model/predictor.ts); so the model is asked about exactly the figures it was trained on
  * (test/unit/model/dispatch-features.test.ts). Pure; fills and returns `into` (allocation-free when

@@ -1,12 +1,5 @@
 import type { BackendPoolSpec } from '../api/backendpool.js';
-import { Status } from '../grpc/status.js';
-import {
-  Limiter,
-  createLimitFromSpec,
-  type Limit,
-  type Priority,
-  type ReleaseOutcome,
-} from '../limit/index.js';
+import { Limiter, createLimitFromSpec, type Limit, type Priority, releaseOutcome } from '../limit/index.js';
 import type { Clock, Random } from '../util/clock.js';
 import { errorMessage, isSibylError } from '../util/errors.js';
 import { systemTimers, type Timers } from '../util/timers.js';
@@ -76,20 +69,6 @@ export class ScaledLimit implements Limit {
   onSample(startMs: number, rttMs: number, inflight: number, dropped: boolean): void {
     this.inner.onSample(startMs, rttMs, Math.ceil(inflight / Math.max(1, this.n())), dropped);
   }
-}
-
-/** How a call's status feeds the limit: latency of answered calls, drops for load signals, nothing else. */
-export function releaseOutcome(code: number): ReleaseOutcome {
-  if (code === Status.DEADLINE_EXCEEDED || code === Status.RESOURCE_EXHAUSTED) return 'dropped';
-  if (
-    code === Status.CANCELLED ||
-    code === Status.UNAVAILABLE ||
-    code === Status.INTERNAL ||
-    code === Status.UNKNOWN
-  ) {
-    return 'ignore';
-  }
-  return 'success';
 }
 
 /** The priority a client asks for in the x-sibyl-priority header (default when absent or unknown). */

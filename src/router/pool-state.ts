@@ -9,7 +9,7 @@ import { createAdmission, createEndpointLimiter } from './admission.js';
 import { BreakerGate } from './gate.js';
 import type { PredictFn } from '../balancer/predictive.js';
 import { LatencyTracker } from './latency.js';
-import { RetryBudget } from './retry-budget.js';
+import { RetryBudget } from '../util/retry-budget.js';
 import type { Admission } from './seams.js';
 import { SessionPool, type SessionPoolOptions } from './session-pool.js';
 import type { PoolRoute } from './table.js';

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as k8s from '@kubernetes/client-node';
-import { demoClientConstructor } from '../../src/backend/proto.js';
+import { demoClientConstructor } from '../../src/tools/backend/proto.js';
 import { controlServiceDefinition } from '../../src/control/proto.js';
 import { encodeFrame } from '../../src/grpc/framing.js';
 import { seededRandom } from '../../src/util/clock.js';

@@ -2,7 +2,7 @@ import { Load, formatCodes, histogramQuantile, scrape, summarize, type Outcome }
 import { demoClient, echo } from '../support/grpc.js';
 import { killAll, startBackendProcess, startRouterProcess, writeRoutes } from '../support/procs.js';
 import { sleep } from '../support/wait.js';
-import { quantile } from '../../src/sim/metrics.js';
+import { quantile } from '../../src/tools/sim/metrics.js';
 import { ms, pct, runCase } from './report.js';
 
 /**

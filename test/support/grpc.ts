@@ -1,13 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { startBackend, type Backend, type BackendOptions } from '../../src/backend/server.js';
-import { demoClientConstructor } from '../../src/backend/proto.js';
+import { startBackend, type Backend, type BackendOptions } from '../../src/tools/backend/server.js';
+import { demoClientConstructor } from '../../src/tools/backend/proto.js';
 import type {
   ClientStreamResponse,
   EchoRequest,
   EchoResponse,
   StreamRequest,
-} from '../../src/backend/messages.js';
+} from '../../src/tools/backend/messages.js';
 import { validateRouterConfig } from '../../src/router/config.js';
 import { Router, type RouterOptions } from '../../src/router/router.js';
 import { tableFromConfig } from '../../src/router/table.js';

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import type { EchoRequest } from '../../src/backend/messages.js';
-import { quantile } from '../../src/sim/metrics.js';
+import type { EchoRequest } from '../../src/tools/backend/messages.js';
+import { quantile } from '../../src/tools/sim/metrics.js';
 import { clientStream, demoClient, echo, type DemoClient } from './grpc.js';
 
 /**

@@ -1,4 +1,4 @@
-import { makeServingCert } from '../../src/demo/certs.js';
+import { makeServingCert } from '../../src/tools/demo/certs.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';

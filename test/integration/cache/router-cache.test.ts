@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend } from '../../../src/backend/server.js';
+import type { Backend } from '../../../src/tools/backend/server.js';
 import type { Router } from '../../../src/router/router.js';
 import { killRedis, startRedis } from '../../support/redis.js';
 import {

@@ -1,9 +1,9 @@
 import * as k8s from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Backend } from '../../../src/backend/server.js';
+import type { Backend } from '../../../src/tools/backend/server.js';
 import type { ControlClient } from '../../../src/control/client.js';
-import { linkRouter } from '../../../src/control/router-link.js';
+import { linkRouter } from '../../../src/router/control-link.js';
 import type { Operator } from '../../../src/operator/operator.js';
 import { Router } from '../../../src/router/router.js';
 import { makeLogger } from '../../../src/util/log.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Backend } from '../../../src/backend/server.js';
+import type { Backend } from '../../../src/tools/backend/server.js';
 import type { Router } from '../../../src/router/router.js';
 import {
   demoClient,

@@ -1,6 +1,6 @@
-import type { Backend } from '../../../src/backend/server.js';
+import type { Backend } from '../../../src/tools/backend/server.js';
 import type { ControlClient } from '../../../src/control/client.js';
-import { linkRouter } from '../../../src/control/router-link.js';
+import { linkRouter } from '../../../src/router/control-link.js';
 import type { Operator } from '../../../src/operator/operator.js';
 import { Router } from '../../../src/router/router.js';
 import { makeLogger } from '../../../src/util/log.js';

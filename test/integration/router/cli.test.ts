@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { demoClientConstructor } from '../../../src/backend/proto.js';
+import { demoClientConstructor } from '../../../src/tools/backend/proto.js';
 import { demoClient, echo, type DemoClient } from '../../support/grpc.js';
 import { waitFor } from '../../support/wait.js';
 

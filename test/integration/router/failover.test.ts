@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { Backend } from '../../../src/backend/server.js';
+import type { Backend } from '../../../src/tools/backend/server.js';
 import { demoClient, demoPool, echo, serverStream, startBackends, startRouter } from '../../support/grpc.js';
 import { freePort, waitFor } from '../../support/wait.js';
 

@@ -1,7 +1,7 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import type { Backend } from '../../../src/backend/server.js';
+import type { Backend } from '../../../src/tools/backend/server.js';
 import { encodeFrame } from '../../../src/grpc/framing.js';
 import type { Router } from '../../../src/router/router.js';
 import { seededRandom } from '../../../src/util/clock.js';

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { Backend } from '../../../src/backend/server.js';
+import type { Backend } from '../../../src/tools/backend/server.js';
 import type { Router } from '../../../src/router/router.js';
 import {
   bidi,

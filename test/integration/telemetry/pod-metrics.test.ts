@@ -1,6 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { startBackend, type Backend } from '../../../src/backend/server.js';
+import { startBackend, type Backend } from '../../../src/tools/backend/server.js';
 import { createResourceCollector, type ResourceCollector } from '../../../src/telemetry/collector.js';
 import { PodMetricsSource, kubePodMetricsApi } from '../../../src/telemetry/pod-metrics.js';
 import type { TelemetrySettings } from '../../../src/telemetry/resources.js';

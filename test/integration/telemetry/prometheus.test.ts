@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { startBackend, type Backend } from '../../../src/backend/server.js';
+import { startBackend, type Backend } from '../../../src/tools/backend/server.js';
 import { PrometheusSource } from '../../../src/telemetry/prometheus.js';
 import type { TelemetrySettings } from '../../../src/telemetry/resources.js';
 import { waitFor } from '../../support/wait.js';

@@ -1,4 +1,4 @@
-import { formatRows, runPickBench } from '../../../src/bench/pick.js';
+import { formatRows, runPickBench } from '../../../src/tools/bench/pick.js';
 import { balancerNames } from '../../../src/balancer/index.js';
 
 it('measures every policy and prints a table', () => {

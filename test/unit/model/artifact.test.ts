@@ -10,7 +10,7 @@ import {
   saveModel,
   validateModel,
 } from '../../../src/model/artifact.js';
-import { untrainedModel } from '../../../src/model/bench.js';
+import { untrainedModel } from '../../../src/tools/bench/predict-cost.js';
 import { FEATURE_NAMES, FEATURES_VERSION } from '../../../src/model/features.js';
 import { ForwardModel } from '../../../src/model/forward.js';
 import { cloneModel, type LatencyModel } from '../../../src/model/model.js';

@@ -2,13 +2,13 @@ import { DEFAULT_FAILURE_PENALTY_MS } from '../../../src/balancer/common.js';
 import type { Predictive } from '../../../src/balancer/predictive.js';
 import type { FeatureInput } from '../../../src/model/features.js';
 import { dispatchSample } from '../../../src/model/dispatch.js';
-import { simulate, type RunObserver } from '../../../src/sim/engine.js';
-import { SampleCollector } from '../../../src/sim/samples.js';
-import { scenario } from '../sim/helpers.js';
+import { simulate, type RunObserver } from '../../../src/tools/sim/engine.js';
+import { SampleCollector } from '../../../src/tools/sim/samples.js';
+import { scenario } from '../tools/sim/helpers.js';
 
 /**
  * The model must be asked about exactly what it was trained on (issue 7). The router records a training
- * sample with dispatchSample (src/control/router-link.ts) from the Predictive policy it routes with; the
+ * sample with dispatchSample (src/router/control-link.ts) from the Predictive policy it routes with; the
  * simulator's collector (the default model's training data) keeps its own RouterSignals fed with the
  * calls, whatever the policy. Here Predictive places the calls of a run with errors, a slowdown, two
  * methods, payloads and lagged telemetry, and at every pick both must give the same inputs — the

@@ -3,7 +3,7 @@ import {
   randomFeatures,
   runForwardBench,
   untrainedModel,
-} from '../../../src/model/bench.js';
+} from '../../../src/tools/bench/predict-cost.js';
 import { FEATURE_COUNT, RESIDUAL_INDEX, dispatchInput, featurizeInto } from '../../../src/model/features.js';
 import { ForwardModel, softplus } from '../../../src/model/forward.js';
 import type { LatencyModel } from '../../../src/model/model.js';

@@ -1,4 +1,4 @@
-import { tableFromWire } from '../../../src/control/wire-table.js';
+import { tableFromWire } from '../../../src/router/wire-table.js';
 import type { WirePool } from '../../../src/control/messages.js';
 import { isUrgent } from '../../../src/control/urgency.js';
 import { isSibylError } from '../../../src/util/errors.js';

@@ -1,9 +1,14 @@
 import { seededRandom } from '../../../src/util/clock.js';
-import { DEFAULT_SETTINGS, drawFailure, serviceTimeMs, validatePatch } from '../../../src/backend/model.js';
-import { Slots } from '../../../src/backend/slots.js';
-import { BackendState } from '../../../src/backend/state.js';
+import {
+  DEFAULT_SETTINGS,
+  drawFailure,
+  serviceTimeMs,
+  validatePatch,
+} from '../../../src/tools/backend/model.js';
+import { Slots } from '../../../src/tools/backend/slots.js';
+import { BackendState } from '../../../src/tools/backend/state.js';
 
-// The test backend's behaviour model (src/backend), which the router's integration tests stand on.
+// The test backend's behaviour model (src/tools/backend), which the router's integration tests stand on.
 describe('backend service-time model', () => {
   it('has mean ≈ base + per-KiB cost, stretched by slowdown', () => {
     const random = seededRandom(7);

@@ -10,7 +10,7 @@ import {
   type GhzReport,
   type ProxyBenchResult,
   type RunResult,
-} from '../../../src/bench/proxy.js';
+} from '../../../src/tools/bench/proxy.js';
 import { benches } from '../../../src/cli/bench.js';
 import { commands } from '../../../src/cli/commands.js';
 

@@ -1,6 +1,6 @@
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 import { Backoff } from '../../../src/util/backoff.js';
-import { RetryBudget } from '../../../src/router/retry-budget.js';
+import { RetryBudget } from '../../../src/util/retry-budget.js';
 import { upstreamRequestHeaders } from '../../../src/router/headers.js';
 
 describe('RetryBudget', () => {

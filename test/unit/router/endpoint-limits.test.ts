@@ -1,7 +1,8 @@
 import { pino } from 'pino';
 import type { Endpoint } from '../../../src/balancer/types.js';
 import { FixedLimit, Limiter, type Limit, type Token } from '../../../src/limit/index.js';
-import { ScaledLimit, createAdmission, releaseOutcome } from '../../../src/router/admission.js';
+import { ScaledLimit, createAdmission } from '../../../src/router/admission.js';
+import { releaseOutcome } from '../../../src/limit/index.js';
 import { choose, chooseNow, type Choosable, type ChooseContext } from '../../../src/router/choose.js';
 import { PoolState } from '../../../src/router/pool-state.js';
 import { DEFAULT_SESSION_POOL } from '../../../src/router/session-pool.js';

@@ -1,0 +1,147 @@
+import type { TSchema, Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parseDuration } from '../util/duration.js';
+import {
+  Balancing,
+  CircuitBreaker,
+  Concurrency,
+  Hedging,
+  Retries,
+  Telemetry,
+  type BackendPoolSpec,
+  type PolicyName,
+  type RETRY_ON,
+  type LIMIT_ALGORITHMS,
+} from './backendpool.js';
+
+/**
+ * A BackendPool spec with every default applied, once, from the CRD's own schema (TypeBox
+ * `Value.Default` over each section's `default` annotations), and durations in milliseconds. The
+ * operator, the router and the simulator read this, never the raw spec, so no default is restated as a
+ * literal anywhere else and two specs that differ only by a spelled-out default resolve equal.
+ *
+ * A section whose absence means something stays optional: `concurrency` (no limit), `timeout` (no
+ * deadline beyond the client's), `telemetry.prometheus` (no scrape). Every other section is present.
+ */
+export interface ResolvedPoolSpec {
+  readonly balancing: {
+    readonly policy: PolicyName;
+    readonly fallbackPolicy: Exclude<PolicyName, 'Predictive'>;
+    readonly exploration: number;
+    readonly model: { readonly retrainIntervalMs: number; readonly minSamples: number };
+  };
+  readonly circuitBreaker: BreakerSpec;
+  readonly concurrency?: ConcurrencySpec;
+  readonly retries: {
+    readonly maxAttempts: number;
+    readonly retryOn: readonly (typeof RETRY_ON)[number][];
+    readonly budgetPercent: number;
+  };
+  readonly hedging: {
+    readonly enabled: boolean;
+    /** 'Predicted', or a fixed delay in ms. */
+    readonly delay: 'Predicted' | number;
+    readonly maxPercent: number;
+  };
+  readonly timeoutMs?: number;
+  readonly telemetry: TelemetrySpec;
+  readonly idempotentMethods: readonly string[];
+}
+
+export interface BreakerSpec {
+  readonly failureThreshold: number;
+  readonly recoveryTimeoutMs: number;
+  readonly halfOpenMaxCalls: number;
+  readonly maxEjectionPercent: number;
+}
+
+export interface ConcurrencySpec {
+  readonly algorithm: (typeof LIMIT_ALGORITHMS)[number];
+  readonly initialLimit: number;
+  readonly minLimit: number;
+  readonly maxLimit: number;
+  readonly targetLatencyMs?: number;
+  readonly targetSuccessRate?: number;
+}
+
+export interface TelemetrySpec {
+  readonly intervalMs: number;
+  readonly prometheus?: {
+    readonly port: number | string;
+    readonly path: string;
+    readonly cpuSeries: string;
+    readonly memorySeries: string;
+  };
+  readonly orca: boolean;
+  readonly metricsApi: boolean;
+}
+
+/** `section` with its schema's defaults filled in (a copy: the input is not touched). */
+function withDefaults<T extends TSchema>(schema: T, section: Static<T> | undefined): Required<Static<T>> {
+  return Value.Default(schema, structuredClone(section ?? {})) as Required<Static<T>>;
+}
+
+/** The policy settings a BackendPool spec (or a routes file's pool) asks for, defaults applied. */
+export function resolvePoolSpec(spec: Omit<BackendPoolSpec, 'match'>): ResolvedPoolSpec {
+  const b = withDefaults(Balancing, spec.balancing);
+  const model = withDefaults(Balancing.properties.model, b.model);
+  const cb = withDefaults(CircuitBreaker, spec.circuitBreaker);
+  const r = withDefaults(Retries, spec.retries);
+  const h = withDefaults(Hedging, spec.hedging);
+  const t = withDefaults(Telemetry, spec.telemetry);
+  const prom = t.prometheus && withDefaults(Telemetry.properties.prometheus, t.prometheus);
+  return {
+    balancing: {
+      policy: b.policy,
+      fallbackPolicy: b.fallbackPolicy,
+      exploration: b.exploration,
+      model: {
+        retrainIntervalMs: parseDuration(model.retrainInterval),
+        minSamples: model.minSamples,
+      },
+    },
+    circuitBreaker: {
+      failureThreshold: cb.failureThreshold,
+      recoveryTimeoutMs: parseDuration(cb.recoveryTimeout),
+      halfOpenMaxCalls: cb.halfOpenMaxCalls,
+      maxEjectionPercent: cb.maxEjectionPercent,
+    },
+    ...(spec.concurrency ? { concurrency: resolveConcurrency(spec.concurrency) } : {}),
+    retries: { maxAttempts: r.maxAttempts, retryOn: [...r.retryOn], budgetPercent: r.budgetPercent },
+    hedging: {
+      enabled: h.enabled,
+      delay: h.delay === 'Predicted' ? 'Predicted' : parseDuration(h.delay),
+      maxPercent: h.maxPercent,
+    },
+    ...(spec.timeout ? { timeoutMs: parseDuration(spec.timeout) } : {}),
+    telemetry: {
+      intervalMs: parseDuration(t.interval),
+      ...(prom
+        ? {
+            prometheus: {
+              port: prom.port,
+              path: prom.path,
+              cpuSeries: prom.cpuSeries,
+              memorySeries: prom.memorySeries,
+            },
+          }
+        : {}),
+      orca: t.orca,
+      metricsApi: t.metricsApi,
+    },
+    idempotentMethods: [...(spec.idempotentMethods ?? [])],
+  };
+}
+
+/** spec.concurrency with its defaults (a present section; absent means no limit at all). */
+export function resolveConcurrency(spec: NonNullable<BackendPoolSpec['concurrency']>): ConcurrencySpec {
+  const c = withDefaults(Concurrency, spec);
+  return {
+    algorithm: c.algorithm,
+    initialLimit: c.initialLimit,
+    minLimit: c.minLimit,
+    maxLimit: c.maxLimit,
+    ...(c.targetLatency !== undefined ? { targetLatencyMs: parseDuration(c.targetLatency) } : {}),
+    ...(c.targetSuccessRate !== undefined ? { targetSuccessRate: c.targetSuccessRate } : {}),
+  };
+}

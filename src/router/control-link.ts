@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import { modelFromJson } from '../model/artifact.js';
+import { dispatchSample } from '../model/dispatch.js';
+import { createPredictor } from '../model/predictor.js';
+import type { Router } from './router.js';
+import { systemClock, systemRandom } from '../util/clock.js';
+import { systemTimers } from '../util/timers.js';
+import { ControlClient } from '../control/client.js';
+import { LoadCollector, type DispatchFeatures } from './load-collector.js';
+import type { WireModel, WirePool } from '../control/messages.js';
+import { tableFromWire } from './wire-table.js';
+
+export interface RouterLinkOptions {
+  address: string;
+  ca?: Buffer;
+  serverName?: string;
+  token: () => Promise<string>;
+  routerId: string;
+  namespace: string;
+  version: string;
+  log: Logger;
+  /** Share of attempts kept as training samples (default 0.05). */
+  sampleRate?: number;
+}
+
+/**
+ * Connects a Router to the operator: snapshots and deltas become routing tables (applied atomically,
+ * nacked when invalid), attempts feed the load collector, and load reports go back every interval.
+ */
+export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient {
+  const collector = new LoadCollector(systemRandom);
+  const rate = o.sampleRate ?? 0.05;
+  let modelVersion: string | undefined;
+  router.setObserver({
+    // what a Predictive pool knew of the endpoint at dispatch (src/model/dispatch.ts)
+    started: (pool, ep, req) => (systemRandom() < rate ? dispatchSample(pool.balancer, ep, req) : undefined),
+    ended: (pool, ep, context, code, latencyMs, ok) =>
+      collector.record(
+        pool.route.name,
+        ep.address,
+        code,
+        latencyMs,
+        !ok,
+        context as DispatchFeatures | undefined,
+      ),
+  });
+  const client = new ControlClient({
+    address: o.address,
+    ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.serverName ? { serverName: o.serverName } : {}),
+    token: o.token,
+    routerId: o.routerId,
+    namespace: o.namespace,
+    version: o.version,
+    apply: (pools: readonly WirePool[], version: number, model: WireModel | undefined) => {
+      const table = tableFromWire(pools, version, systemClock.now());
+      if (model && model.version !== modelVersion) {
+        // A model that does not load is refused with the whole update (nack); the old one stays.
+        router.setPredictor(createPredictor(modelFromJson(model.artifactJson, `model ${model.version}`)));
+        modelVersion = model.version;
+        o.log.info({ model: model.version }, 'latency model installed');
+      }
+      router.applyTable(table);
+      return undefined;
+    },
+    report: () => ({ ...collector.drain(router.liveEndpoints()), caches: router.cacheCounters() }),
+    log: o.log,
+    clock: systemClock,
+    timers: systemTimers,
+    random: systemRandom,
+  });
+  client.start();
+  return client;
+}

@@ -1,0 +1,136 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { errorMessage } from '../../util/errors.js';
+
+/**
+ * The benchmarks' child processes (`sibyl backend`, `sibyl router`, nginx, the relay): each keeps its
+ * last stderr lines for the error message when it fails, and is stopped with SIGTERM, then SIGKILL.
+ */
+export interface Child {
+  name: string;
+  proc: ChildProcess;
+  stderr: string[];
+  exited: Promise<number | null>;
+  /** Why it could not be started (e.g. not on PATH). */
+  spawnError?: string;
+}
+
+const HERE = fileURLToPath(import.meta.url);
+/** dist/cli/main.js (or src/cli/main.ts under ts-jest): `sibyl` itself. */
+export const SIBYL_MAIN = path.join(path.dirname(HERE), '..', '..', 'cli', `main${path.extname(HERE)}`);
+
+export function track(name: string, proc: ChildProcess): Child {
+  const stderr: string[] = [];
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (d: string) => {
+    stderr.push(d);
+    if (stderr.length > 50) stderr.shift();
+  });
+  const child: Child = { name, proc, stderr, exited: Promise.resolve(null) };
+  child.exited = new Promise<number | null>((resolve) => {
+    proc.once('exit', (code) => resolve(code));
+    proc.once('error', (e) => {
+      child.spawnError = e.message;
+      resolve(-1);
+    });
+  });
+  return child;
+}
+
+export async function stop(c: Child): Promise<void> {
+  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
+  c.proc.kill('SIGTERM');
+  const t = setTimeout(() => c.proc.kill('SIGKILL'), 3000);
+  await c.exited;
+  clearTimeout(t);
+}
+
+/**
+ * `node SCRIPT ARGS` (by default `sibyl ARGS`) as a child; resolves once its first stdout line gives
+ * {"listening", "metrics"?}.
+ */
+export async function startSibyl(
+  name: string,
+  args: string[],
+  script = SIBYL_MAIN,
+): Promise<{ child: Child; listening: string; metrics: string }> {
+  const proc = spawn(process.execPath, [...process.execArgv, script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const child = track(name, proc);
+  proc.stdout?.setEncoding('utf8');
+  const first = await new Promise<{ listening: string; metrics?: string }>((resolve, reject) => {
+    let buf = '';
+    const fail = (why: string) =>
+      reject(new Error(`${name} did not start: ${why}\n${child.stderr.join('').slice(-2000)}`));
+    const timer = setTimeout(() => fail('no address within 20s'), 20_000);
+    proc.stdout?.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as { listening: string; metrics?: string });
+      } catch (e) {
+        fail(`unexpected output ${JSON.stringify(buf.slice(0, nl))}: ${errorMessage(e)}`);
+      }
+    });
+    void child.exited.then((code) => {
+      clearTimeout(timer);
+      fail(`exited with ${code}`);
+    });
+  });
+  return { child, listening: first.listening, metrics: first.metrics ?? '' };
+}
+
+/**
+ * Writes a router config holding `pools` to `configPath` and starts `sibyl router` on it: listening on
+ * a free loopback port, logs at warn, metrics on `metricsAddr` ('' for none).
+ */
+export async function startRouterWithPools(
+  name: string,
+  configPath: string,
+  pools: readonly object[],
+  metricsAddr = '',
+): Promise<{ child: Child; listening: string; metrics: string }> {
+  await writeFile(configPath, JSON.stringify({ pools }, null, 2));
+  return startSibyl(name, [
+    'router',
+    '--config',
+    configPath,
+    '--listen',
+    '127.0.0.1:0',
+    '--metrics-addr',
+    metricsAddr,
+    '--log-level',
+    'warn',
+  ]);
+}
+
+/**
+ * Starts a `sibyl backend` for a benchmark: a fixed service time with no jitter, no slot limit, no
+ * reflection, logs at warn, on a free loopback port; `extra` flags go last.
+ */
+export function startBenchBackend(
+  name: string,
+  latencyMs: number,
+  extra: readonly string[] = [],
+): Promise<{ child: Child; listening: string; metrics: string }> {
+  return startSibyl(name, [
+    'backend',
+    '--listen',
+    '127.0.0.1:0',
+    '--latency-ms',
+    String(latencyMs),
+    '--jitter',
+    '0',
+    '--concurrency',
+    '0',
+    '--no-reflection',
+    '--log-level',
+    'warn',
+    ...extra,
+  ]);
+}

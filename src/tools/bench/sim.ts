@@ -1,0 +1,200 @@
+import { readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { SibylError, errorMessage } from '../../util/errors.js';
+import { formatScenario, formatSummary, formatTargets } from '../sim/report.js';
+import {
+  DEFAULT_POLICIES,
+  checkPolicies,
+  runScenario,
+  type PolicyVariant,
+  type ScenarioRuns,
+} from '../sim/runner.js';
+import { loadScenario, type Scenario } from '../sim/scenario.js';
+import { evaluateTargets, type TargetReport } from '../sim/targets.js';
+
+const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all) [flags]
+
+Replays scenario files (bench/scenarios/*.json, format in DESIGN.md §10 and bench/scenarios/README.md)
+through each policy on a virtual clock, and prints a table per scenario with the targets, or JSON.
+
+  --scenario FILE      a scenario file (repeatable)
+  --all                every *.json in --dir
+  --dir DIR            where --all looks (default bench/scenarios)
+  --policies A,B,...   policies to compare (default ${DEFAULT_POLICIES.join(',')})
+  --seeds N            seeds per policy: the scenario's seed and the N−1 after it (default 1);
+                       figures are means, with 95% intervals
+  --json               print the results as JSON: one object per scenario, an array with several
+  --plot               write SVG plots (and the JSON results) under --out
+  --out DIR            where plots go (default bench/results)
+  --model DIR|none     adds the row Predictive+model: Predictive scoring with this latency model, as a
+                       router does with the model the operator pushes (default models/latency; none:
+                       no such row). The row Predictive is its built-in heuristic (no model).
+  --scale S            absolute | relative: how Predictive+model reads the model (src/model/predictor.ts)
+  --check              exit 1 when a target is missed`;
+
+function seedsFlag(v: string | undefined): number {
+  if (v === undefined) return 1;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    throw new SibylError('ERR_USAGE', `--seeds "${v}" must be an integer from 1 to 1000`);
+  }
+  return n;
+}
+
+/** The row Predictive+model: Predictive scoring with the latency model in `dir`. */
+export const MODEL_VARIANT = 'Predictive+model';
+
+/**
+ * Predictive with a model, loaded as the router loads the one the operator pushes (the shipped
+ * default, models/latency, unless told otherwise): the simulator then measures what a router with a
+ * model runs.
+ */
+export async function modelVariants(dir: string, scale: string): Promise<Record<string, PolicyVariant>> {
+  if (scale !== 'absolute' && scale !== 'relative') {
+    throw new SibylError('ERR_USAGE', `--scale "${scale}" must be absolute or relative`);
+  }
+  if (dir === 'none') return {};
+  const { loadModel } = await import('../../model/artifact.js');
+  const { createPredictor } = await import('../../model/predictor.js');
+  const predict = createPredictor(await loadModel(dir), { scale });
+  return { [MODEL_VARIANT]: { policy: 'Predictive', balancerOptions: { predict } } };
+}
+
+export interface SimulateFilesOptions {
+  policies: readonly string[];
+  seeds: number;
+  variants?: Readonly<Record<string, PolicyVariant>>;
+  /** Write the plots and each scenario's JSON there. */
+  out?: string;
+  say?: (line: string) => void;
+  /** Print each scenario's table and targets, and the summary, through `say`. */
+  tables?: boolean;
+}
+
+/**
+ * Every scenario file through every policy (`sibyl bench sim`, and `make bench`): the results with
+ * Predictive's targets; with `out`, the plots (sim-p99.svg, <scenario>-cdf.svg, <scenario>-goodput.svg)
+ * and <scenario>.json written there.
+ */
+export async function simulateFiles(
+  files: readonly string[],
+  o: SimulateFilesOptions,
+): Promise<SimBenchResult[]> {
+  const say = o.say ?? (() => undefined);
+  const scenarios = await Promise.all(files.map((f) => loadScenario(f)));
+  const results: SimBenchResult[] = [];
+  for (const scenario of scenarios) {
+    const t0 = performance.now();
+    const runs = runScenario(scenario, { policies: o.policies, seeds: o.seeds, variants: o.variants });
+    const targets = evaluateTargets(runs.report, scenario);
+    results.push({ scenario, runs, targets });
+    if (o.tables) {
+      say(formatScenario(runs.report));
+      say(formatTargets(targets));
+      say(`(${((performance.now() - t0) / 1000).toFixed(1)}s)\n`);
+    }
+  }
+  if (o.tables && results.length > 1) {
+    say(
+      formatSummary(
+        results.map((r) => ({ report: r.runs.report, targets: r.targets })),
+        o.policies,
+      ),
+    );
+  }
+  if (o.out) {
+    const { writePlots } = await import('../sim/plot.js');
+    const written = await writePlots(
+      results.map((r) => r.runs),
+      o.out,
+    );
+    for (const r of results) {
+      const file = path.join(o.out, `${r.runs.report.scenario}.json`);
+      await writeFile(file, `${JSON.stringify({ ...r.runs.report, targets: r.targets }, null, 2)}\n`);
+      written.push(file);
+    }
+    say(`wrote ${written.join(', ')}`);
+  }
+  return results;
+}
+
+export interface SimBenchResult {
+  scenario: Scenario;
+  runs: ScenarioRuns;
+  targets: TargetReport;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        scenario: { type: 'string', multiple: true },
+        all: { type: 'boolean', default: false },
+        dir: { type: 'string', default: 'bench/scenarios' },
+        policies: { type: 'string' },
+        seeds: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        plot: { type: 'boolean', default: false },
+        out: { type: 'string', default: 'bench/results' },
+        check: { type: 'boolean', default: false },
+        model: { type: 'string', default: 'models/latency' },
+        scale: { type: 'string', default: 'absolute' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    throw new SibylError('ERR_USAGE', `${errorMessage(e)}\n\n${HELP}`);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const files = [...(values.scenario ?? [])];
+  if (values.all) {
+    let names: string[];
+    try {
+      names = (await readdir(values.dir)).filter((f) => f.endsWith('.json')).sort();
+    } catch (e) {
+      throw new SibylError('ERR_USAGE', `--dir ${values.dir}: ${errorMessage(e)}`);
+    }
+    files.push(...names.map((f) => path.join(values.dir, f)));
+  }
+  if (files.length === 0) throw new SibylError('ERR_USAGE', `give --scenario FILE or --all\n\n${HELP}`);
+  const variants = await modelVariants(values.model, values.scale);
+  const policies = values.policies
+    ? values.policies
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)
+    : [...DEFAULT_POLICIES, ...Object.keys(variants)];
+  checkPolicies(policies, variants);
+  const seeds = seedsFlag(values.seeds);
+  const results = await simulateFiles(files, {
+    policies,
+    seeds,
+    variants,
+    ...(values.plot ? { out: values.out } : {}),
+    say: values.json ? (l) => console.error(l) : (l) => console.log(l),
+    tables: !values.json,
+  });
+  const reports = results.map((r) => ({ ...r.runs.report, targets: r.targets }));
+  if (values.json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+  const missed = results.some((r) => r.targets.checks.some((c) => c.met === false));
+  return values.check && missed ? 1 : 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      console.error(`sibyl bench sim: ${errorMessage(e)}`);
+      process.exitCode = 2;
+    },
+  );
+}

@@ -1,0 +1,234 @@
+import '../../balancer/index.js';
+import { createBalancer, type Balancer } from '../../balancer/index.js';
+import { Status } from '../../grpc/status.js';
+import { Limiter, createLimitFromSpec } from '../../limit/index.js';
+import type { Clock } from '../../util/clock.js';
+import type { Timers } from '../../util/timers.js';
+import { CallPool, CallRing, type SimCall } from './call.js';
+import { EventQueue } from './event-queue.js';
+import { Recorder, type RunResult } from './metrics.js';
+import { Oracle } from './oracle.js';
+import { FLEET_LEAST_REQUEST, FleetLeastRequest } from './fleet-least-request.js';
+import { NOISE_SIGMA, exponential, lognormalNoise, logUniform, stream } from './random.js';
+import { SimRouter, type PickWatcher, type SimEndpoint } from './router.js';
+import { capacityRps, expandServers, offeredRps, peakRps, type Scenario } from './scenario.js';
+import { EV_COMPLETE, EV_RATE, SimServer } from './server.js';
+import { Telemetry } from './telemetry.js';
+
+const EV_ARRIVAL = 0;
+const EV_FAIL_REPLY = 2;
+const EV_SCRAPE = 4;
+const EV_PUSH = 5;
+
+/** The reference policy, known to the simulator only. */
+export const ORACLE = 'Oracle';
+
+/** Watches a run call by call (the training-sample collector). */
+export interface RunObserver extends PickWatcher {
+  /** A call was placed on `ep` by `router` (its in-flight count already includes the call). */
+  onDispatch(router: SimRouter, ep: SimEndpoint, c: SimCall, now: number): void;
+  /** The call's outcome reached its router. */
+  onEnd(router: SimRouter, c: SimCall, ok: boolean, latencyMs: number, now: number): void;
+  /** True once the observer needs no more calls: the run stops early. */
+  readonly done: boolean;
+}
+
+export interface RunOptions {
+  policy: string;
+  /** Defaults to the scenario's seed. */
+  seed?: number;
+  /** Passed to every router's balancer; none by default, as the router passes none. */
+  balancerOptions?: Record<string, unknown>;
+  observer?: RunObserver;
+}
+
+class SimClock implements Clock {
+  t = 0;
+  now(): number {
+    return this.t;
+  }
+}
+
+/** The limiter never waits in the simulator (tryAcquire only), so it never sets a timer. */
+const NO_TIMERS: Timers = {
+  setTimeout: () => undefined,
+  clearTimeout: () => undefined,
+};
+
+const clientDone = (c: SimCall) => c.clientDone;
+
+/**
+ * Runs one scenario with one policy on a virtual clock and returns what it measured. Open-loop Poisson
+ * arrivals (thinned when the load ramps) reach a router chosen at random; each router places its calls
+ * with its own instance of the real policy (or the Oracle), optionally behind its own limiter; servers
+ * run them as src/tools/sim/server.ts describes; each router learns a call's outcome when the answer arrives
+ * or at the deadline, whichever is first, and the servers' load only from the operator's periodic pushes.
+ * After the last arrival the run goes on until every call has ended.
+ */
+export function simulate(scenario: Scenario, options: RunOptions): RunResult {
+  const seed = options.seed ?? scenario.seed;
+  const clock = new SimClock();
+  const q = new EventQueue<SimCall>(4096);
+  const pool = new CallPool();
+  const durationMs = scenario.durationS * 1000;
+  const warmupMs = scenario.warmupS * 1000;
+  const deadlineMs = scenario.deadlineMs;
+  const specs = expandServers(scenario);
+  const servers = specs.map((s) => new SimServer(s, scenario.events, q, (c) => pool.release(c), warmupMs));
+  const telemetry = new Telemetry(servers);
+  const recorder = new Recorder(
+    servers.length,
+    warmupMs,
+    durationMs,
+    deadlineMs,
+    scenario.load.ramp ? scenario.load.ramp.toS * 1000 : undefined,
+  );
+  const routers: SimRouter[] = Array.from({ length: scenario.routers }, (_, r) => {
+    const deps = { clock, random: stream(seed, `policy/${r}`) };
+    const balancer: Balancer =
+      options.policy === ORACLE
+        ? new Oracle(deps, servers, deadlineMs)
+        : options.policy === FLEET_LEAST_REQUEST
+          ? new FleetLeastRequest(deps, () => routers)
+          : createBalancer(options.policy, deps, options.balancerOptions);
+    const limiter = scenario.concurrency
+      ? new Limiter(createLimitFromSpec(scenario.concurrency, { random: stream(seed, `limit/${r}`) }), {
+          clock,
+          timers: NO_TIMERS,
+        })
+      : undefined;
+    return new SimRouter(r, servers.length, balancer, limiter);
+  });
+  const observer = options.observer;
+
+  // the workload: the same for every policy at a given seed
+  const arrivals = stream(seed, 'arrivals');
+  const calls = stream(seed, 'calls');
+  const capacity = capacityRps(scenario);
+  const peakPerMs = peakRps(scenario, capacity) / 1000;
+  const ramped = scenario.load.ramp !== undefined;
+  const shares = scenario.methods.map((m) => m.share);
+  const shareSum = shares.reduce((a, b) => a + b, 0);
+  const nextArrival = (t: number): number => {
+    for (;;) {
+      t += exponential(arrivals, 1 / peakPerMs);
+      if (t >= durationMs) return Infinity;
+      if (!ramped || arrivals() * peakPerMs < offeredRps(scenario, t, capacity) / 1000) return t;
+    }
+  };
+  const deadlines = new CallRing();
+
+  const endCall = (c: SimCall, ok: boolean, code: number, now: number): void => {
+    const router = routers[c.router] as SimRouter;
+    router.end(c, ok, code, now);
+    telemetry.record(c.server, !ok);
+    const latencyMs = now - c.startMs;
+    recorder.ended(c.startMs, ok, false, latencyMs);
+    observer?.onEnd(router, c, ok, latencyMs, now);
+  };
+
+  const arrive = (now: number): void => {
+    const c = pool.take();
+    c.startMs = now;
+    c.deadlineAt = now + deadlineMs;
+    c.router = Math.min(routers.length - 1, Math.floor(calls() * routers.length));
+    let u = calls() * shareSum;
+    let mi = 0;
+    while (mi < shares.length - 1 && u >= (shares[mi] as number)) u -= shares[mi++] as number;
+    const m = scenario.methods[mi]!;
+    c.methodIndex = mi;
+    c.method = m.name;
+    c.payloadBytes = Math.round(logUniform(calls, m.payloadBytes[0], m.payloadBytes[1]));
+    c.baseWorkMs = m.costMs + (m.costPerKiBMs * c.payloadBytes) / 1024;
+    c.noise = lognormalNoise(calls, NOISE_SIGMA);
+    c.failU = calls();
+    const router = routers[c.router] as SimRouter;
+    const ep = router.dispatch(c, now, observer);
+    if (!ep) {
+      c.clientDone = true;
+      c.serverDone = true;
+      recorder.ended(now, false, true, 0);
+      pool.release(c);
+      return;
+    }
+    c.server = ep.index;
+    recorder.dispatched(ep.index, now);
+    deadlines.push(c);
+    observer?.onDispatch(router, ep, c, now);
+    const failIn = (servers[ep.index] as SimServer).arrive(c, now);
+    if (failIn === 0) endCall(c, false, Status.UNAVAILABLE, now);
+    else if (failIn > 0) q.push(now + failIn, EV_FAIL_REPLY, c, c.serial);
+  };
+
+  // the schedule's first events
+  const first = nextArrival(0);
+  if (first < Infinity) q.push(first, EV_ARRIVAL);
+  const lastChangeMs = durationMs + deadlineMs;
+  for (const s of servers) {
+    const t = s.nextChangeAfter(0);
+    if (t <= lastChangeMs) q.push(t, EV_RATE, undefined, s.index);
+  }
+  const metricsMs = scenario.telemetry.metricsIntervalS * 1000;
+  const reportMs = scenario.telemetry.reportIntervalS * 1000;
+  q.push(metricsMs, EV_SCRAPE);
+  const phases = stream(seed, 'push-phase');
+  for (const r of routers) q.push(phases() * reportMs, EV_PUSH, undefined, r.index);
+
+  for (;;) {
+    const head = deadlines.head(clientDone);
+    const tEvent = q.peekTime();
+    if (head && head.deadlineAt < tEvent) {
+      clock.t = head.deadlineAt;
+      deadlines.shift();
+      endCall(head, false, Status.DEADLINE_EXCEEDED, clock.t);
+      pool.release(head);
+      continue;
+    }
+    if (!q.pop()) break;
+    const now = (clock.t = q.time);
+    switch (q.kind) {
+      case EV_ARRIVAL: {
+        arrive(now);
+        if (observer?.done) return recorder.result(0);
+        const t = nextArrival(now);
+        if (t < Infinity) q.push(t, EV_ARRIVAL);
+        break;
+      }
+      case EV_COMPLETE: {
+        const c = q.obj as SimCall;
+        if (c.gen !== q.arg || c.serverDone) break;
+        (servers[c.server] as SimServer).finish(c, now);
+        if (!c.clientDone) endCall(c, true, Status.OK, now);
+        pool.release(c);
+        break;
+      }
+      case EV_FAIL_REPLY: {
+        const c = q.obj as SimCall;
+        if (c.serial !== q.arg || c.clientDone) break;
+        endCall(c, false, Status.UNAVAILABLE, now);
+        pool.release(c);
+        break;
+      }
+      case EV_RATE: {
+        const s = servers[q.arg] as SimServer;
+        s.updateRate(now);
+        const t = s.nextChangeAfter(now);
+        if (t <= lastChangeMs) q.push(t, EV_RATE, undefined, s.index);
+        break;
+      }
+      case EV_SCRAPE:
+        telemetry.scrape(now);
+        if (now + metricsMs < durationMs) q.push(now + metricsMs, EV_SCRAPE);
+        break;
+      case EV_PUSH: {
+        const r = routers[q.arg] as SimRouter;
+        if (telemetry.ready) r.applyTelemetry(telemetry.view);
+        if (now + reportMs < durationMs) q.push(now + reportMs, EV_PUSH, undefined, r.index);
+        break;
+      }
+    }
+  }
+  let maxHeld = 0;
+  for (const s of servers) maxHeld = Math.max(maxHeld, s.maxHeld);
+  return recorder.result(maxHeld);
+}

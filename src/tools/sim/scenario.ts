@@ -1,0 +1,419 @@
+import { readFile } from 'node:fs/promises';
+import type { BackendPoolSpec } from '../../api/backendpool.js';
+import { limitNames } from '../../limit/index.js';
+import { parseDuration } from '../../util/duration.js';
+import { SibylError, errorMessage } from '../../util/errors.js';
+
+/**
+ * A simulator scenario (DESIGN.md §10, "Simulator scenario files"): the pool's servers, the calls sent
+ * to it, what goes wrong and when, and what the routers get to see. Parsing checks every field and names
+ * the one at fault (`servers[2].speed must be a number > 0, got "fast"`), and refuses unknown fields, so
+ * a typo never silently falls back to a default.
+ *
+ * Extensions to the design's format, all optional (bench/scenarios/README.md):
+ * - `load.ramp {to, fromS, toS}`: the load (in the unit of `utilization` or `rps`) moves linearly from
+ *   its base value at fromS to `to` at toS, and stays there;
+ * - `concurrency`: a BackendPool `spec.concurrency`; each router then admits calls through its own
+ *   adaptive limiter (src/limit) and sheds the rest at once;
+ * - events may carry `latencyMs` as well as `slowdown`: calls served in the window take that long
+ *   (with the usual noise), whatever their method and payload.
+ */
+
+export interface MethodSpec {
+  name: string;
+  share: number;
+  costMs: number;
+  payloadBytes: [number, number];
+  costPerKiBMs: number;
+}
+
+export interface ServerGroup {
+  count: number;
+  speed: number;
+  concurrency: number;
+  antagonistCpu: number;
+}
+
+export interface EventSpec {
+  server: number;
+  fromS: number;
+  toS: number;
+  slowdown?: number;
+  latencyMs?: number;
+  errorRate?: number;
+  errorLatencyMs: number;
+  pauseEveryS?: number;
+  pauseMs?: number;
+}
+
+export interface LoadSpec {
+  utilization?: number;
+  rps?: number;
+  ramp?: { to: number; fromS: number; toS: number };
+}
+
+export interface Scenario {
+  name: string;
+  seed: number;
+  durationS: number;
+  warmupS: number;
+  routers: number;
+  load: LoadSpec;
+  deadlineMs: number;
+  telemetry: { metricsIntervalS: number; reportIntervalS: number };
+  methods: MethodSpec[];
+  servers: ServerGroup[];
+  events: EventSpec[];
+  concurrency?: NonNullable<BackendPoolSpec['concurrency']>;
+}
+
+/** One server after groups are expanded; index = position in the scenario. */
+export interface ServerSpec {
+  index: number;
+  speed: number;
+  concurrency: number;
+  antagonistCpu: number;
+}
+
+type Obj = Record<string, unknown>;
+
+class Checker {
+  constructor(private readonly source: string) {}
+
+  fail(path: string, what: string, got?: unknown): never {
+    const shown = got === undefined ? '' : `, got ${JSON.stringify(got) ?? String(got)}`;
+    throw new SibylError('ERR_CONFIG_INVALID', `${this.source}: ${path} ${what}${shown}`);
+  }
+
+  object(v: unknown, path: string, allowed: readonly string[]): Obj {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(path, 'must be an object', v);
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) {
+        this.fail(path === '' ? k : `${path}.${k}`, `is not a known field (known: ${allowed.join(', ')})`);
+      }
+    }
+    return v as Obj;
+  }
+
+  number(
+    o: Obj,
+    key: string,
+    path: string,
+    opts: { min?: number; max?: number; above?: number; int?: boolean; fallback?: number } = {},
+  ): number {
+    const p = path ? `${path}.${key}` : key;
+    const v = o[key];
+    if (v === undefined) {
+      if (opts.fallback !== undefined) return opts.fallback;
+      this.fail(p, 'is required');
+    }
+    const bounds = [
+      opts.above !== undefined ? `> ${opts.above}` : opts.min !== undefined ? `>= ${opts.min}` : '',
+      opts.max !== undefined ? `<= ${opts.max}` : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    const want = `must be ${opts.int ? 'an integer' : 'a number'}${bounds ? ` ${bounds}` : ''}`;
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(p, want, v);
+    if (opts.int && !Number.isInteger(v)) this.fail(p, want, v);
+    if (opts.min !== undefined && v < opts.min) this.fail(p, want, v);
+    if (opts.above !== undefined && !(v > opts.above)) this.fail(p, want, v);
+    if (opts.max !== undefined && v > opts.max) this.fail(p, want, v);
+    return v;
+  }
+
+  optionalNumber(
+    o: Obj,
+    key: string,
+    path: string,
+    opts: { min?: number; max?: number; above?: number } = {},
+  ) {
+    return o[key] === undefined ? undefined : this.number(o, key, path, opts);
+  }
+
+  array(v: unknown, path: string, nonEmpty: boolean): unknown[] {
+    if (!Array.isArray(v)) this.fail(path, 'must be an array', v);
+    if (nonEmpty && v.length === 0) this.fail(path, 'must not be empty');
+    return v;
+  }
+}
+
+const TOP = [
+  'name',
+  'seed',
+  'durationS',
+  'warmupS',
+  'routers',
+  'load',
+  'deadlineMs',
+  'telemetry',
+  'methods',
+  'servers',
+  'events',
+  'concurrency',
+] as const;
+
+/** Checks a parsed JSON value and returns the scenario with defaults filled in. */
+export function parseScenario(json: unknown, source = 'scenario'): Scenario {
+  const c: Checker = new Checker(source);
+  const o = c.object(json, '', TOP);
+  if (typeof o.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(o.name)) {
+    c.fail('name', 'must be a name of letters, digits, ".", "_" or "-"', o.name);
+  }
+  const durationS = c.number(o, 'durationS', '', { above: 0, max: 86_400 });
+  const warmupS = c.number(o, 'warmupS', '', { min: 0, fallback: 0 });
+  if (warmupS >= durationS) c.fail('warmupS', `must be less than durationS (${durationS})`, warmupS);
+  const deadlineMs = c.number(o, 'deadlineMs', '', { above: 0, fallback: 1000 });
+
+  const lo = c.object(o.load, 'load', ['utilization', 'rps', 'ramp']);
+  const load: LoadSpec = {};
+  if ((lo.utilization === undefined) === (lo.rps === undefined)) {
+    c.fail('load', 'must give exactly one of utilization and rps');
+  }
+  if (lo.utilization !== undefined)
+    load.utilization = c.number(lo, 'utilization', 'load', { above: 0, max: 100 });
+  if (lo.rps !== undefined) load.rps = c.number(lo, 'rps', 'load', { above: 0, max: 1e7 });
+  if (lo.ramp !== undefined) {
+    const r = c.object(lo.ramp, 'load.ramp', ['to', 'fromS', 'toS']);
+    const ramp = {
+      to: c.number(r, 'to', 'load.ramp', { above: 0, max: lo.rps !== undefined ? 1e7 : 100 }),
+      fromS: c.number(r, 'fromS', 'load.ramp', { min: 0, fallback: 0 }),
+      toS: c.number(r, 'toS', 'load.ramp', { min: 0, max: durationS }),
+    };
+    if (ramp.toS <= ramp.fromS) c.fail('load.ramp.toS', `must be after fromS (${ramp.fromS})`, ramp.toS);
+    load.ramp = ramp;
+  }
+
+  const te = c.object(o.telemetry ?? {}, 'telemetry', ['metricsIntervalS', 'reportIntervalS']);
+  const telemetry = {
+    metricsIntervalS: c.number(te, 'metricsIntervalS', 'telemetry', { above: 0, fallback: 1 }),
+    reportIntervalS: c.number(te, 'reportIntervalS', 'telemetry', { above: 0, fallback: 1 }),
+  };
+
+  const methods = c.array(o.methods, 'methods', true).map((m, i): MethodSpec => {
+    const p = `methods[${i}]`;
+    const mo = c.object(m, p, ['name', 'share', 'costMs', 'payloadBytes', 'costPerKiBMs']);
+    if (typeof mo.name !== 'string' || !/^\/[^/\s]+\/[^/\s]+$/.test(mo.name)) {
+      c.fail(`${p}.name`, 'must be a full gRPC method name such as /pkg.Service/Method', mo.name);
+    }
+    let payloadBytes: [number, number] = [0, 0];
+    if (mo.payloadBytes !== undefined) {
+      const pb = c.array(mo.payloadBytes, `${p}.payloadBytes`, true);
+      if (pb.length !== 2) c.fail(`${p}.payloadBytes`, 'must be [lo, hi]', pb);
+      const [a, b] = pb as [unknown, unknown];
+      const pbo = { lo: a, hi: b };
+      const plo = c.number(pbo, 'lo', `${p}.payloadBytes`, { min: 0 });
+      const phi = c.number(pbo, 'hi', `${p}.payloadBytes`, { min: 0 });
+      if (phi < plo) c.fail(`${p}.payloadBytes`, 'must be [lo, hi] with lo <= hi', pb);
+      if (plo === 0 && phi > 0) c.fail(`${p}.payloadBytes`, 'must start above 0 (drawn log-uniformly)', pb);
+      payloadBytes = [plo, phi];
+    }
+    return {
+      name: mo.name,
+      share: c.number(mo, 'share', p, { above: 0, fallback: 1 }),
+      costMs: c.number(mo, 'costMs', p, { above: 0 }),
+      payloadBytes,
+      costPerKiBMs: c.number(mo, 'costPerKiBMs', p, { min: 0, fallback: 0 }),
+    };
+  });
+  const names = new Set<string>();
+  methods.forEach((m, i) => {
+    if (names.has(m.name)) c.fail(`methods[${i}].name`, 'repeats an earlier method', m.name);
+    names.add(m.name);
+  });
+
+  const servers = c.array(o.servers, 'servers', true).map((s, i): ServerGroup => {
+    const p = `servers[${i}]`;
+    const so = c.object(s, p, ['count', 'speed', 'concurrency', 'antagonistCpu']);
+    return {
+      count: c.number(so, 'count', p, { min: 1, max: 10_000, int: true, fallback: 1 }),
+      speed: c.number(so, 'speed', p, { above: 0, fallback: 1 }),
+      concurrency: c.number(so, 'concurrency', p, { min: 1, max: 100_000, int: true }),
+      antagonistCpu: c.number(so, 'antagonistCpu', p, { min: 0, max: 1, fallback: 0 }),
+    };
+  });
+  const serverCount = servers.reduce((n, g) => n + g.count, 0);
+
+  const events = c.array(o.events ?? [], 'events', false).map((e, i): EventSpec => {
+    const p = `events[${i}]`;
+    const eo = c.object(e, p, [
+      'server',
+      'fromS',
+      'toS',
+      'slowdown',
+      'latencyMs',
+      'errorRate',
+      'errorLatencyMs',
+      'pauseEveryS',
+      'pauseMs',
+    ]);
+    const ev: EventSpec = {
+      server: c.number(eo, 'server', p, { min: 0, max: serverCount - 1, int: true }),
+      fromS: c.number(eo, 'fromS', p, { min: 0, fallback: 0 }),
+      toS: c.number(eo, 'toS', p, { min: 0, fallback: durationS }),
+      slowdown: c.optionalNumber(eo, 'slowdown', p, { above: 0 }),
+      latencyMs: c.optionalNumber(eo, 'latencyMs', p, { above: 0 }),
+      errorRate: c.optionalNumber(eo, 'errorRate', p, { min: 0, max: 1 }),
+      errorLatencyMs: c.number(eo, 'errorLatencyMs', p, { min: 0, fallback: 1 }),
+      pauseEveryS: c.optionalNumber(eo, 'pauseEveryS', p, { above: 0 }),
+      pauseMs: c.optionalNumber(eo, 'pauseMs', p, { above: 0 }),
+    };
+    if (ev.toS <= ev.fromS) c.fail(`${p}.toS`, `must be after fromS (${ev.fromS})`, ev.toS);
+    if ((ev.pauseEveryS === undefined) !== (ev.pauseMs === undefined)) {
+      c.fail(p, 'must give pauseEveryS and pauseMs together');
+    }
+    if (eo.errorLatencyMs !== undefined && ev.errorRate === undefined) {
+      c.fail(`${p}.errorLatencyMs`, 'needs errorRate');
+    }
+    if (
+      ev.slowdown === undefined &&
+      ev.latencyMs === undefined &&
+      ev.errorRate === undefined &&
+      ev.pauseEveryS === undefined
+    ) {
+      c.fail(p, 'must have an effect: slowdown, latencyMs, errorRate or pauseEveryS with pauseMs');
+    }
+    return ev;
+  });
+
+  const scenario: Scenario = {
+    name: o.name,
+    seed: c.number(o, 'seed', '', { min: 0, max: 2 ** 32 - 1, int: true, fallback: 1 }),
+    durationS,
+    warmupS,
+    routers: c.number(o, 'routers', '', { min: 1, max: 1000, int: true, fallback: 1 }),
+    load,
+    deadlineMs,
+    telemetry,
+    methods,
+    servers,
+    events,
+  };
+  if (o.concurrency !== undefined) scenario.concurrency = parseConcurrency(c, o.concurrency);
+  return scenario;
+}
+
+function parseConcurrency(c: Checker, v: unknown): NonNullable<BackendPoolSpec['concurrency']> {
+  const p = 'concurrency';
+  const co = c.object(v, p, [
+    'algorithm',
+    'initialLimit',
+    'minLimit',
+    'maxLimit',
+    'targetLatency',
+    'targetSuccessRate',
+  ]);
+  const out: NonNullable<BackendPoolSpec['concurrency']> = {};
+  if (co.algorithm !== undefined) {
+    const known = limitNames();
+    if (typeof co.algorithm !== 'string' || !known.includes(co.algorithm)) {
+      c.fail(`${p}.algorithm`, `must be one of ${known.join(', ')}`, co.algorithm);
+    }
+    out.algorithm = co.algorithm as NonNullable<typeof out.algorithm>;
+  }
+  for (const k of ['initialLimit', 'minLimit', 'maxLimit'] as const) {
+    if (co[k] !== undefined) out[k] = c.number(co, k, p, { min: 1, max: 100_000, int: true });
+  }
+  const min = out.minLimit ?? 1;
+  const init = out.initialLimit ?? 20;
+  const max = out.maxLimit ?? 1000;
+  if (!(min <= init && init <= max)) {
+    c.fail(p, `must satisfy minLimit (${min}) <= initialLimit (${init}) <= maxLimit (${max})`);
+  }
+  if (co.targetLatency !== undefined) {
+    try {
+      parseDuration(String(co.targetLatency));
+    } catch (e) {
+      c.fail(`${p}.targetLatency`, errorMessage(e));
+    }
+    out.targetLatency = String(co.targetLatency);
+  }
+  if (co.targetSuccessRate !== undefined) {
+    out.targetSuccessRate = c.number(co, 'targetSuccessRate', p, { min: 0, max: 1 });
+  }
+  return out;
+}
+
+/** Reads and checks a scenario file; errors name the file and the field. */
+export async function loadScenario(path: string): Promise<Scenario> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new SibylError('ERR_CONFIG_INVALID', `${path}: cannot read scenario: ${errorMessage(e)}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new SibylError('ERR_CONFIG_INVALID', `${path}: not valid JSON: ${errorMessage(e)}`);
+  }
+  return parseScenario(json, path);
+}
+
+/** The servers in order, groups expanded (server numbers in events refer to these). */
+export function expandServers(s: Scenario): ServerSpec[] {
+  const out: ServerSpec[] = [];
+  for (const g of s.servers) {
+    for (let k = 0; k < g.count; k++) {
+      out.push({
+        index: out.length,
+        speed: g.speed,
+        concurrency: g.concurrency,
+        antagonistCpu: g.antagonistCpu,
+      });
+    }
+  }
+  return out;
+}
+
+/** E[X] for X log-uniform on [lo, hi]: (hi − lo) / ln(hi / lo). */
+export function meanLogUniform(lo: number, hi: number): number {
+  return hi > lo && lo > 0 ? (hi - lo) / Math.log(hi / lo) : lo;
+}
+
+/** The mean work of a call at speed 1, ms: Σ share · (costMs + costPerKiBMs · E[KiB]) / Σ share. */
+export function meanCostMs(s: Scenario): number {
+  let total = 0;
+  let shares = 0;
+  for (const m of s.methods) {
+    const kib = meanLogUniform(m.payloadBytes[0], m.payloadBytes[1]) / 1024;
+    total += m.share * (m.costMs + m.costPerKiBMs * kib);
+    shares += m.share;
+  }
+  return total / shares;
+}
+
+/** A server's speed with its neighbour's load: speed · (1 − antagonistCpu / 2). */
+export function effectiveSpeed(s: ServerSpec): number {
+  return s.speed * (1 - s.antagonistCpu / 2);
+}
+
+/**
+ * The pool's capacity in calls per second with no events: Σ concurrency · effective speed over the
+ * mean call cost (DESIGN.md §10). Slowdowns, pauses and failures are not counted against it.
+ */
+export function capacityRps(s: Scenario): number {
+  let slotSpeed = 0;
+  for (const srv of expandServers(s)) slotSpeed += srv.concurrency * effectiveSpeed(srv);
+  return (1000 * slotSpeed) / meanCostMs(s);
+}
+
+/** The offered load at time tMs, in calls per second (utilization is of capacity). */
+export function offeredRps(s: Scenario, tMs: number, capacity = capacityRps(s)): number {
+  const base = s.load.utilization ?? (s.load.rps as number);
+  let level = base;
+  const r = s.load.ramp;
+  if (r) {
+    const t = tMs / 1000;
+    if (t >= r.toS) level = r.to;
+    else if (t > r.fromS) level = base + ((r.to - base) * (t - r.fromS)) / (r.toS - r.fromS);
+  }
+  return s.load.utilization !== undefined ? level * capacity : level;
+}
+
+/** The highest offered load over the run, calls per second (for thinning the arrival stream). */
+export function peakRps(s: Scenario, capacity = capacityRps(s)): number {
+  const base = offeredRps(s, 0, capacity);
+  return s.load.ramp ? Math.max(base, offeredRps(s, s.durationS * 1000, capacity)) : base;
+}
