@@ -1,4 +1,5 @@
 import { Status } from '../grpc/status.js';
+import { systemTimers, type TimerHandle, type Timers } from '../util/timers.js';
 import type { Attempt, AttemptResult } from './attempt.js';
 
 /** An attempt under way. */
@@ -12,18 +13,22 @@ export interface Launched {
  * within `delayMs`, `launchSecond` may start another attempt elsewhere (it returns undefined when it
  * may not: budget spent, no other endpoint, the response already begun). The first result that is
  * final wins and the other attempt is cancelled; a result that could still be retried (UNAVAILABLE
- * before any response) lets the other attempt finish instead.
+ * before any response) lets the other attempt finish instead. The hedge delay runs on `timers`
+ * (injected, so a test drives the race on a controlled clock).
  */
 export async function raceWithHedge(
   first: Launched,
   delayMs: number,
   launchSecond: () => Launched | undefined,
   isFinal: (r: AttemptResult) => boolean,
+  timers: Timers = systemTimers,
 ): Promise<AttemptResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const due = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), delayMs)));
+  let timer: TimerHandle | undefined;
+  const due = new Promise<undefined>(
+    (resolve) => (timer = timers.setTimeout(() => resolve(undefined), delayMs)),
+  );
   const early = await Promise.race([first.done, due]);
-  clearTimeout(timer);
+  timers.clearTimeout(timer);
   if (early) return early;
   const second = launchSecond();
   if (!second) return first.done;

@@ -1,17 +1,28 @@
 import { raceWithHedge, type Launched } from '../../../src/router/hedge.js';
 import type { Attempt, AttemptResult } from '../../../src/router/attempt.js';
+import { ManualTimers } from '../../../src/util/timers.js';
 
 // The hedging race when both attempts answer at nearly the same time: the hedge's response headers
 // claim the client's stream, then the first attempt's arrive, lose the claim, and it ends first
 // (cancelled). Its result must not be taken for the call's, or the hedge that is answering the client
 // would be cancelled and the client left without a status until its deadline (found by the resilience
-// suite's black-hole case).
-function launched(result: Promise<AttemptResult>): Launched & { cancelled: string[] } {
+// suite's black-hole case). The race runs on a controlled clock: the test says when the hedge delay
+// has passed and in which order the attempts end.
+const HEDGE_DELAY_MS = 5;
+
+interface Pending extends Launched {
+  cancelled: string[];
+  end: (r: AttemptResult) => void;
+}
+
+function pending(): Pending {
   const cancelled: string[] = [];
   const attempt = {
     cancel: (_code: number, message: string) => cancelled.push(message),
   } as unknown as Attempt;
-  return { attempt, done: result, cancelled };
+  let end!: (r: AttemptResult) => void;
+  const done = new Promise<AttemptResult>((r) => (end = r));
+  return { attempt, done, cancelled, end };
 }
 
 const result = (r: Partial<AttemptResult>): AttemptResult => ({
@@ -23,30 +34,65 @@ const result = (r: Partial<AttemptResult>): AttemptResult => ({
   ...r,
 });
 
-it('an attempt that lost the stream to its hedge yields to the hedge, which is not cancelled', async () => {
-  let answer!: (r: AttemptResult) => void;
-  const first = launched(Promise.resolve(result({ code: 1, lostRace: true })));
-  const second = launched(new Promise((r) => (answer = r)));
-  const race = raceWithHedge(
-    { attempt: first.attempt, done: new Promise((r) => setTimeout(() => r(first.done), 20)) },
-    5,
-    () => second,
+/** Lets the race's promise continuations run; no time passes (the clock is the test's). */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+/** A race of `first` and, once the hedge delay has passed on `clock`, `second`. */
+function race(first: Pending, second: Pending, clock: ManualTimers) {
+  const hedges: Pending[] = [];
+  const answer = raceWithHedge(
+    first,
+    HEDGE_DELAY_MS,
+    () => (hedges.push(second), second),
     () => true,
+    clock,
   );
-  setTimeout(() => answer(result({ code: 0 })), 40);
-  expect((await race).code).toBe(0);
+  return { answer, hedges };
+}
+
+it('an attempt that lost the stream to its hedge yields to the hedge, which is not cancelled', async () => {
+  const clock = new ManualTimers();
+  const first = pending();
+  const second = pending();
+  const r = race(first, second, clock);
+  clock.advance(HEDGE_DELAY_MS - 1);
+  await settle();
+  expect(r.hedges).toEqual([]); // not before the delay
+  clock.advance(1);
+  await settle();
+  expect(r.hedges).toEqual([second]);
+  // The hedge's headers claimed the stream: the first attempt ends first, having lost the race.
+  first.end(result({ code: 1, lostRace: true }));
+  await settle();
+  second.end(result({ code: 0 }));
+  expect((await r.answer).code).toBe(0);
   expect(second.cancelled).toEqual([]);
 });
 
 it('the first final answer still wins and cancels the other attempt', async () => {
-  const first = launched(new Promise((r) => setTimeout(() => r(result({ code: 0 })), 20)));
-  const second = launched(new Promise(() => undefined));
-  const r = await raceWithHedge(
-    first,
-    5,
-    () => second,
-    () => true,
-  );
-  expect(r.code).toBe(0);
+  const clock = new ManualTimers();
+  const first = pending();
+  const second = pending();
+  const r = race(first, second, clock);
+  clock.advance(HEDGE_DELAY_MS);
+  await settle();
+  expect(r.hedges).toEqual([second]);
+  first.end(result({ code: 0 }));
+  expect((await r.answer).code).toBe(0);
   expect(second.cancelled).toHaveLength(1);
+  expect(first.cancelled).toEqual([]);
+});
+
+it('an answer within the delay launches no hedge and leaves no timer behind', async () => {
+  const clock = new ManualTimers();
+  const first = pending();
+  const second = pending();
+  const r = race(first, second, clock);
+  clock.advance(HEDGE_DELAY_MS - 1);
+  first.end(result({ code: 0 }));
+  expect((await r.answer).code).toBe(0);
+  expect(clock.size).toBe(0);
+  clock.advance(HEDGE_DELAY_MS);
+  await settle();
+  expect(r.hedges).toEqual([]);
 });
