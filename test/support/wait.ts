@@ -28,4 +28,11 @@ export async function waitFor<T>(
   }
 }
 
+/** A promise and its resolve, for a test that decides when something happens (a gate, a signal). */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 export { freePort };

@@ -8,11 +8,11 @@ import { RedisStore } from '../../../src/cache/l2-redis.js';
 import { DiskStore } from '../../../src/cache/l3-disk.js';
 import type { CacheStore } from '../../../src/cache/types.js';
 import { isSibylError } from '../../../src/util/errors.js';
+import { waitFor } from '../../support/wait.js';
 
 // One conformance suite for every store (DESIGN.md §10): L1 in memory, L2 on a real Redis (a
 // redis-server of this suite's own), L3 on a temp folder.
 const key = (n: number) => n.toString(16).padStart(64, '0');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let redis: ChildProcess | undefined;
 let redisUrl = '';
@@ -36,27 +36,51 @@ afterAll(() => {
   redis?.kill('SIGKILL');
 });
 
-const factories: Array<[string, () => Promise<CacheStore>]> = [
-  ['L1 memory', () => Promise.resolve(new MemoryStore({ maxBytes: 1 << 20, maxEntries: 1000 }))],
+/**
+ * A store under test, and how time passes for it: L1 and L3 take a clock, which the test moves; Redis
+ * keeps its own, so for L2 the test waits for what that clock does.
+ */
+interface Subject {
+  store: CacheStore;
+  pass?: (ms: number) => void;
+}
+
+const factories: Array<[string, () => Promise<Subject>]> = [
+  [
+    'L1 memory',
+    () => {
+      let t = 1000; // not 0: lru-cache reads a start time of 0 as "no TTL"
+      const store = new MemoryStore({ maxBytes: 1 << 20, maxEntries: 1000, now: () => t });
+      return Promise.resolve({ store, pass: (ms) => (t += ms) });
+    },
+  ],
   [
     'L2 redis',
     async () => {
       const s = new RedisStore({ url: redisUrl, keyPrefix: `t:${Math.random()}:`, timeoutMs: 500 });
       await s.ready(10_000);
-      return s;
+      return { store: s };
     },
   ],
   [
     'L3 disk',
-    () =>
-      Promise.resolve(new DiskStore({ path: mkdtempSync(join(tmpdir(), 'sibyl-l3u-')), maxBytes: 1 << 20 })),
+    () => {
+      let wall = 1_700_000_000_000;
+      const store = new DiskStore({
+        path: mkdtempSync(join(tmpdir(), 'sibyl-l3u-')),
+        maxBytes: 1 << 20,
+        wallNow: () => wall,
+      });
+      return Promise.resolve({ store, pass: (ms) => (wall += ms) });
+    },
   ],
 ];
 
 describe.each(factories)('CacheStore conformance: %s', (_name, make) => {
   let store: CacheStore;
+  let pass: Subject['pass'];
   beforeEach(async () => {
-    store = await make();
+    ({ store, pass } = await make());
   });
   afterEach(() => store.close());
 
@@ -92,10 +116,22 @@ describe.each(factories)('CacheStore conformance: %s', (_name, make) => {
   });
 
   it('an entry is gone after its TTL', async () => {
-    await store.set(key(5), Buffer.from('x'), 80);
+    const ttlMs = 1000;
+    await store.set(key(5), Buffer.from('x'), ttlMs);
     expect(await store.get(key(5))).toBeDefined();
-    await sleep(150);
-    expect(await store.get(key(5))).toBeUndefined();
+    if (pass) {
+      pass(ttlMs - 1);
+      expect(await store.get(key(5))).toBeDefined();
+      pass(2);
+      expect(await store.get(key(5))).toBeUndefined();
+    } else {
+      // Redis expires the key (SET … PX) on its own clock.
+      await waitFor(async () => (await store.get(key(5))) === undefined, {
+        what: 'the entry to expire',
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
+    }
   });
 });
 

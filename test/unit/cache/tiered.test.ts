@@ -2,6 +2,7 @@ import { MemoryStore } from '../../../src/cache/l1-memory.js';
 import { TieredCache, type Answer } from '../../../src/cache/tiered.js';
 import { decodeEntry, encodeEntry } from '../../../src/cache/codec.js';
 import { cacheError, cacheModeOf, type CacheStore, type CachedResponse } from '../../../src/cache/types.js';
+import { deferred } from '../../support/wait.js';
 
 const key = (n: number) => n.toString(16).padStart(64, '0');
 const resp = (s: string): CachedResponse => ({
@@ -77,17 +78,18 @@ describe('TieredCache', () => {
   it('concurrent misses for one key make one load; all get its answer', async () => {
     const t = new TieredCache([mem()]);
     let loads = 0;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
+    const started = deferred();
+    const gate = deferred();
     const load = async () => {
       loads++;
-      await gate;
+      started.resolve();
+      await gate.promise;
       return ok('once');
     };
     const all = Array.from({ length: 50 }, () => t.getOrLoad(key(1), 1000, load));
-    await new Promise((r) => setTimeout(r, 10));
+    await started.promise; // the leader's load is under way, every other caller joined its flight
     expect(t.inflight).toBe(1);
-    release();
+    gate.resolve();
     const got = await Promise.all(all);
     expect(loads).toBe(1);
     expect(new Set(got.map((g) => g.response.body.toString()))).toEqual(new Set(['once']));
@@ -98,20 +100,27 @@ describe('TieredCache', () => {
   it('errors and non-OK answers are shared with waiters but never stored', async () => {
     const t = new TieredCache([mem()]);
     let loads = 0;
+    // Each load answers only once all five callers have asked (the gate opens after they have).
+    const failGate = deferred();
     const failing = async () => {
       loads++;
-      await new Promise((r) => setTimeout(r, 10));
+      await failGate.promise;
       throw new Error('backend down');
     };
-    const r = await Promise.allSettled(Array.from({ length: 5 }, () => t.getOrLoad(key(1), 1000, failing)));
+    const failed = Promise.allSettled(Array.from({ length: 5 }, () => t.getOrLoad(key(1), 1000, failing)));
+    failGate.resolve();
+    const r = await failed;
     expect(r.every((x) => x.status === 'rejected')).toBe(true);
     expect(loads).toBe(1);
+    const notFoundGate = deferred();
     const notFound = async (): Promise<Answer> => {
       loads++;
-      await new Promise((res) => setTimeout(res, 10));
+      await notFoundGate.promise;
       return { code: 5, response: resp('') };
     };
-    const codes = await Promise.all(Array.from({ length: 5 }, () => t.getOrLoad(key(2), 1000, notFound)));
+    const asked = Promise.all(Array.from({ length: 5 }, () => t.getOrLoad(key(2), 1000, notFound)));
+    notFoundGate.resolve();
+    const codes = await asked;
     expect(codes.map((c) => c.code)).toEqual([5, 5, 5, 5, 5]);
     expect(loads).toBe(2);
     await t.getOrLoad(key(2), 1000, notFound);

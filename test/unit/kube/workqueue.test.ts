@@ -1,38 +1,40 @@
 import { Store } from '../../../src/kube/store.js';
 import { WorkQueue } from '../../../src/kube/workqueue.js';
 import { seededRandom } from '../../../src/util/clock.js';
-
-const tick = () => new Promise((r) => setTimeout(r, 5));
+import { deferred, waitFor } from '../../support/wait.js';
 
 describe('WorkQueue', () => {
   it('coalesces duplicates, never runs a key twice at once, and reruns a key added while running', async () => {
     const runs: string[] = [];
     let running = 0;
     let maxRunning = 0;
-    let release: () => void = () => {};
+    const firstRun = deferred();
+    const release = deferred();
     const q = new WorkQueue(
       async (k) => {
         runs.push(k);
         running++;
         maxRunning = Math.max(maxRunning, running);
-        if (k === 'a' && runs.length === 1) await new Promise<void>((r) => (release = r));
+        if (k === 'a' && runs.length === 1) {
+          firstRun.resolve();
+          await release.promise;
+        }
         running--;
       },
       { concurrency: 1, random: seededRandom(1) },
       () => {},
     );
     q.add('a');
-    await tick();
+    await firstRun.promise;
     q.add('a'); // while running: once more afterwards
     q.add('a');
     q.add('b');
     q.add('b');
-    release();
-    await q.idle();
-    await tick();
+    release.resolve();
     await q.idle();
     expect(runs).toEqual(['a', 'b', 'a']);
     expect(maxRunning).toBe(1);
+    expect(q.depth).toBe(0);
   });
 
   it('retries failures with backoff and honours requeueAfter', async () => {
@@ -48,8 +50,8 @@ describe('WorkQueue', () => {
       (_k, _e, ms) => errors.push(ms),
     );
     q.add('k');
-    const t0 = Date.now();
-    while (n < 4 && Date.now() - t0 < 2000) await tick();
+    // Two backoffs (5 and ~10 ms) and the 20 ms requeue run on the queue's own timers.
+    await waitFor(() => n >= 4, { what: 'the fourth run', intervalMs: 5 });
     expect(n).toBe(4);
     expect(errors).toHaveLength(2);
     expect(errors[1] as number).toBeGreaterThan((errors[0] as number) * 1.2);
