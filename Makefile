@@ -3,11 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: help deps system-deps tools build lint format test test-unit test-integration crds demo demo-down bench model manifests clean
+.PHONY: help deps system-deps tools build lint format test test-unit test-integration reliability crds demo demo-down bench model manifests clean
 
 help:
 	@echo "make demo    the whole system on one machine (control plane, backends, operator, routers, traffic)"
 	@echo "make test    the whole test suite: unit, integration and resilience (real kube-apiserver, etcd, Redis)"
+	@echo "make reliability  the resilience suite alone, then docs/reliability.md rendered from its figures"
 	@echo "make deps | build | lint | crds | clean"
 
 $(NODE_MODULES): package.json package-lock.json
@@ -40,6 +41,15 @@ test-unit: $(NODE_MODULES)
 
 test-integration: deps build
 	npm test -- --selectProjects integration
+
+# docs/reliability.md: every resilience case runs, writing its figures to RELIABILITY_FIGURES (under the
+# ignored .tmp/), and the page is rendered from them, failed checks marked, once every case ran. The
+# target fails when a case failed; `make test` runs the same cases and writes no tracked file.
+RELIABILITY_FIGURES ?= .tmp/resilience.jsonl
+reliability: deps build
+	@mkdir -p $(dir $(RELIABILITY_FIGURES)) && rm -f $(RELIABILITY_FIGURES)
+	@SIBYL_RESILIENCE_FIGURES=$(abspath $(RELIABILITY_FIGURES)) npm test -- --selectProjects resilience; \
+	  status=$$?; node test/resilience/render-reliability.js $(RELIABILITY_FIGURES) docs/reliability.md && exit $$status
 
 crds: build
 	node dist/cli/main.js crds --out crds --docs docs/api.md && rm -f charts/sibyl/crds/*.yaml && cp crds/*.yaml charts/sibyl/crds/

@@ -1,9 +1,11 @@
 import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
- * Each resilience case's figures and checks, appended as one JSON line to SIBYL_TEST_WORK.resilience.jsonl
- * (beside the run's state folder), from which reliability-reporter.js renders docs/reliability.md once
- * every case of cases.json ran.
+ * Each resilience case's figures and checks, appended as one JSON line to SIBYL_RESILIENCE_FIGURES
+ * (`make reliability` sets it, then renders docs/reliability.md from it with render-reliability.js),
+ * or else to resilience.jsonl in the run's state folder, which the global teardown removes: a plain
+ * test run prints the figures and writes no tracked file.
  */
 export interface Check {
   what: string;
@@ -20,9 +22,11 @@ export interface CaseRecord {
 }
 
 export function figuresFile(): string {
+  const chosen = process.env.SIBYL_RESILIENCE_FIGURES;
+  if (chosen) return chosen;
   const work = process.env.SIBYL_TEST_WORK;
   if (!work) throw new Error('SIBYL_TEST_WORK is unset: resilience tests run under their jest project');
-  return `${work}.resilience.jsonl`;
+  return join(work, 'resilience.jsonl');
 }
 
 export const pct = (x: number, digits = 2) => `${(x * 100).toFixed(digits)}%`;
