@@ -39,6 +39,7 @@ export class LeaderElector {
   /** The acquire/renew round in progress, if any (release waits for it, or the two writes race). */
   private round?: Promise<void>;
   private stopped = false;
+  private finished = 0;
   private readonly leaseMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryMs: number;
@@ -55,6 +56,11 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** Acquire-or-renew rounds finished, won or not: a test that reads isLeader waits for one first. */
+  get rounds(): number {
+    return this.finished;
   }
 
   start(): void {
@@ -124,6 +130,7 @@ export class LeaderElector {
       this.o.log.error({ lease: this.o.name }, 'could not renew the lease in time; stepping down');
       this.setLeading(false);
     }
+    this.finished++;
     if (!this.stopped) this.schedule(this.retryMs);
   }
 

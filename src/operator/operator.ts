@@ -147,6 +147,11 @@ export class Operator {
     return this.elector ? this.elector.isLeader : this.poolQueue !== undefined;
   }
 
+  /** Leader-election rounds this replica has finished (0 without election), for tests. */
+  get electionRounds(): number {
+    return this.elector?.rounds ?? 0;
+  }
+
   private informers(): Informer<never>[] {
     const c = this.ctx;
     return [c.pools, c.tiers, c.services, c.slices, c.pods] as unknown as Informer<never>[];

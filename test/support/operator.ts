@@ -36,3 +36,31 @@ export async function startOperator(
   await op.start();
   return op;
 }
+
+/** What prom-client's metrics (Counter, Gauge, Histogram) give on get(). */
+interface Readable {
+  get(): Promise<{
+    values: Array<{ value: number; labels: Partial<Record<string, string | number>>; metricName?: string }>;
+  }>;
+}
+
+/**
+ * The sum of a metric's series whose labels include `labels`; for a histogram, of its `_count` series
+ * (how many observations). A test reads the operator's own counters with this to know that work it
+ * waits for has happened (a reconcile finished, a status write was skipped).
+ */
+export async function metricValue(m: Readable, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await m.get();
+  const histogram = values.some((v) => v.metricName?.endsWith('_bucket'));
+  let sum = 0;
+  for (const v of values) {
+    if (histogram && !v.metricName?.endsWith('_count')) continue;
+    if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) sum += v.value;
+  }
+  return sum;
+}
+
+/** Reconciles of `kind` the operator has finished (its sibyl_reconcile_duration_seconds count). */
+export function reconciles(op: Operator, kind: 'BackendPool' | 'CacheTier'): Promise<number> {
+  return metricValue(op.metrics.reconcileDuration, { kind });
+}

@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createNamespace, kubectl, kubectlOk } from '../../support/kube.js';
 import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
-import { startOperator } from '../../support/operator.js';
-import { sleep, waitFor } from '../../support/wait.js';
+import { metricValue, startOperator } from '../../support/operator.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * The kube-apiserver process is stopped and started under a running operator. This file runs its own
@@ -16,6 +16,8 @@ const cluster = (cmd: string) =>
     env: { ...process.env, SIBYL_CLUSTER_DIR: dir },
   });
 const saved = process.env.KUBECONFIG;
+/** The operator's informers, as its sibyl_informer_restarts_total names them. */
+const INFORMERS = ['backendpools', 'cachetiers', 'services', 'endpointslices', 'pods'];
 
 beforeAll(async () => {
   cluster('up');
@@ -42,8 +44,17 @@ it('resumes its watches after an API server restart and converges to changes mad
     await waitFor(async () => (await getPool(ns, 'p')).status?.endpointsSummary === '1/1', {
       what: 'first status',
     });
+    const failures = () =>
+      Promise.all(
+        INFORMERS.map((informer) => metricValue(op.metrics.informerRestarts, { informer, reason: 'error' })),
+      );
+    const before = await failures();
     cluster('stop-apiserver');
-    await sleep(1500); // the operator's watches fail and back off
+    // The operator's watches fail and back off: each of its informers counts a failure.
+    await waitFor(async () => (await failures()).every((n, i) => n > (before[i] as number)), {
+      timeoutMs: 30_000,
+      what: "every informer's watch to fail",
+    });
     cluster('start-apiserver');
     await putSlices(ns, 'svc', [{ port: 50302 }, { port: 50303, ready: false }]);
     const p = await waitFor(

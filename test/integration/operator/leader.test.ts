@@ -1,7 +1,7 @@
 import { createNamespace } from '../../support/kube.js';
 import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
 import { startOperator } from '../../support/operator.js';
-import { sleep, waitFor } from '../../support/wait.js';
+import { waitFor } from '../../support/wait.js';
 import type { Operator } from '../../../src/operator/operator.js';
 
 const LEASE_MS = 3000;
@@ -26,7 +26,9 @@ it('one operator leads; when it dies the standby leads within the lease duration
   const dead = new Set<Operator>();
   let overlaps = 0;
   let concurrentReconciles = 0;
+  let samples = 0;
   const watch = setInterval(() => {
+    samples++;
     const live = ops.filter((o) => !dead.has(o));
     if (live.filter((o) => o.isLeader).length > 1) overlaps++;
     if (live.filter((o) => o.reconciling > 0).length > 1) concurrentReconciles++;
@@ -37,6 +39,9 @@ it('one operator leads; when it dies the standby leads within the lease duration
       what: 'the leader to reconcile',
     });
     const standby = first === a ? b : a;
+    // A round the standby starts now meets the lease held: wait for one to finish, then look.
+    const rounds = standby.electionRounds;
+    await waitFor(() => standby.electionRounds >= rounds + 2, { what: 'the standby to try for the lease' });
     expect(standby.isLeader).toBe(false);
 
     // Crash the leader: it keeps the lease until it expires.
@@ -57,7 +62,9 @@ it('one operator leads; when it dies the standby leads within the lease duration
     await waitFor(async () => (await getPool(ns, 'p')).status?.endpointsSummary === '2/2', {
       what: 'the new leader to reconcile',
     });
-    await sleep(200);
+    // The watch has looked at both again since.
+    const seen = samples;
+    await waitFor(() => samples >= seen + 10, { what: 'ten more samples of the watch', intervalMs: 20 });
     expect(overlaps).toBe(0);
     expect(concurrentReconciles).toBe(0);
   } finally {
@@ -80,7 +87,8 @@ it('a leader that stops cleanly hands over at once', async () => {
   const a = await startOperator(ns, le('a'));
   await waitFor(() => a.isLeader, { what: 'a to lead' });
   const b = await startOperator(ns, le('b'));
-  await sleep(500);
+  // b campaigns from its start, while a holds the lease: two rounds of it, both lost.
+  await waitFor(() => b.electionRounds >= 2, { what: 'b to try for the lease twice' });
   expect(b.isLeader).toBe(false);
   const t0 = Date.now();
   await a.stop();

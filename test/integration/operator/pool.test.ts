@@ -9,7 +9,7 @@ import {
   putSlices,
   type PoolView,
 } from '../../support/objects.js';
-import { startOperator } from '../../support/operator.js';
+import { metricValue, reconciles, startOperator } from '../../support/operator.js';
 import { waitFor } from '../../support/wait.js';
 import type { Operator } from '../../../src/operator/operator.js';
 
@@ -145,8 +145,19 @@ it('kubectl describe shows the decision, the endpoint table and the events', asy
 it('writes no status when nothing changed', async () => {
   await waitFor(async () => (await getPool(ns, 'checkout')).status?.endpointsSummary === '3/3');
   const rv = (await getPool(ns, 'checkout')).metadata.resourceVersion;
-  op.enqueuePool(`${ns}/checkout`);
-  await new Promise((r) => setTimeout(r, 1000));
+  const skipped = (why: string) => metricValue(op.metrics.statusSkipped, { kind: 'BackendPool', why });
+  const [done0, unchanged0, deferred0] = await Promise.all([
+    reconciles(op, 'BackendPool'),
+    skipped('unchanged'),
+    skipped('deferred'),
+  ]);
+  op.enqueuePool(`${ns}/checkout`); // starts its reconcile at once
+  await waitFor(async () => op.reconciling === 0 && (await reconciles(op, 'BackendPool')) > done0, {
+    what: 'the reconcile of checkout to finish',
+  });
+  // It found the status it computed already written, and left no write for later.
+  expect(await skipped('unchanged')).toBeGreaterThan(unchanged0);
+  expect(await skipped('deferred')).toBe(deferred0);
   expect((await getPool(ns, 'checkout')).metadata.resourceVersion).toBe(rv);
 });
 
