@@ -2,7 +2,13 @@ import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startBackend, type Backend } from '../../../src/tools/backend/server.js';
 import { createResourceCollector, type ResourceCollector } from '../../../src/telemetry/collector.js';
-import { PodMetricsSource, kubePodMetricsApi } from '../../../src/telemetry/pod-metrics.js';
+import {
+  PodMetricsSource,
+  kubePodMetricsApi,
+  type PodMetricsApi,
+  type PodMetricsSourceOptions,
+} from '../../../src/telemetry/pod-metrics.js';
+import { ManualTimers } from '../../../src/util/timers.js';
 import type { TelemetrySettings } from '../../../src/telemetry/resources.js';
 import { createNamespace, kubeConfig, kubectlOk } from '../../support/kube.js';
 import {
@@ -39,17 +45,32 @@ afterAll(async () => {
   await server?.close();
 });
 
-function source(discoveryIntervalMs = 180_000): PodMetricsSource {
-  const src = new PodMetricsSource(kubePodMetricsApi(kubeConfig()), { log, discoveryIntervalMs });
+function source(discoveryIntervalMs = 180_000, extra: PodMetricsSourceOptions = {}): PodMetricsSource {
+  return sourceOn(kubePodMetricsApi(kubeConfig()), { discoveryIntervalMs, ...extra });
+}
+
+function sourceOn(api: PodMetricsApi, opts: PodMetricsSourceOptions): PodMetricsSource {
+  const src = new PodMetricsSource(api, { log, ...opts });
   stops.push(() => src.stop());
   return src;
 }
 
 it('is quietly inactive while the API server does not serve metrics.k8s.io', async () => {
-  const src = source();
+  // The real API through a counter of its calls, on a clock the test moves: ten list intervals pass
+  // at once, and every list the source would start is seen the moment it starts.
+  const real = kubePodMetricsApi(kubeConfig());
+  const calls = { serves: 0, list: 0 };
+  const api: PodMetricsApi = {
+    serves: () => (calls.serves++, real.serves()),
+    list: (namespace) => (calls.list++, real.list(namespace)),
+  };
+  const clock = new ManualTimers();
+  const src = sourceOn(api, { clock, timers: clock });
   src.track(`${ns}/pool`, [{ address: 'p1.localhost:50051', pod: 'p1', namespace: ns }], metricsApiOnly);
+  clock.advance(0); // discovery is due at once
   await waitFor(() => src.apiState === 'missing', { what: 'discovery to find no metrics API' });
-  await new Promise((r) => setTimeout(r, 1200));
+  clock.advance(10 * metricsApiOnly.intervalMs);
+  expect(calls).toEqual({ serves: 1, list: 0 });
   expect(src.stats()).toEqual({ lists: 0, failures: 0, state: 'missing' });
   expect(src.figures(`${ns}/pool`).size).toBe(0);
 });

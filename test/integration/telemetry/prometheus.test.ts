@@ -152,8 +152,10 @@ describe('a server whose CPU counter the test drives', () => {
 
     base = { at: Date.now(), seconds: base.seconds + (cores * (Date.now() - base.at)) / 1000 };
     cores = 2;
-    // Two more scrapes: the newest rate is then between samples both taken after the change.
-    await new Promise((r) => setTimeout(r, 800));
+    // Three more scrapes: one may have been under way at the change (a target has one at a time),
+    // so the newest rate is then between samples both taken after it.
+    const scrapes = s.stats().scrapes;
+    await waitFor(() => s.stats().scrapes >= scrapes + 3, { what: 'three scrapes after the change' });
     const busy = s.figures('telemetry/b2').get(address);
     expect(Math.abs((busy?.cpuCores as number) - 2)).toBeLessThan(0.2);
     expect(requests).toBeGreaterThan(2);
