@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { RedisStore } from '../../../src/cache/l2-redis.js';
 import { freePort } from '../../../src/util/redis-server.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * L2 in the two Redis topologies besides a standalone server, each real: a master watched by a
@@ -24,19 +25,6 @@ function server(args: string[]): ChildProcess {
   return c;
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const cli = (port: number, ...args: string[]) =>
   spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout.trim();
 
@@ -48,8 +36,11 @@ async function exercise(store: RedisStore, other: RedisStore): Promise<void> {
   await store.set('aa01', value, 60_000);
   expect(await store.get('aa01')).toEqual(value);
   await store.set('aa02', Buffer.from('short'), 1);
-  await new Promise((r) => setTimeout(r, 20));
-  expect(await store.get('aa02')).toBeUndefined();
+  // Redis expires it (PX 1) on its own clock.
+  await waitFor(async () => (await store.get('aa02')) === undefined, {
+    what: 'the 1 ms entry to expire',
+    intervalMs: 10,
+  });
   await store.delete('aa01');
   expect(await store.get('aa01')).toBeUndefined();
 
@@ -78,16 +69,16 @@ test('Sentinel mode: the store finds the master through the Sentinel', async () 
   const masterPort = await freePort();
   const sentinelPort = await freePort();
   server(['--port', String(masterPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
-  await until(() => cli(masterPort, 'ping') === 'PONG', 'the master');
+  await waitFor(() => cli(masterPort, 'ping') === 'PONG', { what: 'the master' });
   const conf = join(dir, 'sentinel.conf');
   writeFileSync(
     conf,
     `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor shop 127.0.0.1 ${masterPort} 1\n`,
   );
   server([conf, '--sentinel']);
-  await until(
+  await waitFor(
     () => cli(sentinelPort, 'sentinel', 'get-master-addr-by-name', 'shop').includes(String(masterPort)),
-    'the Sentinel to monitor the master',
+    { what: 'the Sentinel to monitor the master' },
   );
   const url = `redis://127.0.0.1:${sentinelPort}`;
   const store = new RedisStore({
@@ -137,7 +128,7 @@ test('Cluster mode: keys spread over three masters, and a flush reaches all of t
       'no',
     ]);
   }
-  for (const p of ports) await until(() => cli(p, 'ping') === 'PONG', `node ${p}`);
+  for (const p of ports) await waitFor(() => cli(p, 'ping') === 'PONG', { what: `node ${p}` });
   const created = spawnSync(
     'redis-cli',
     [
@@ -151,10 +142,9 @@ test('Cluster mode: keys spread over three masters, and a flush reaches all of t
     { encoding: 'utf8' },
   );
   expect(created.status).toBe(0);
-  await until(
-    () => ports.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok')),
-    'cluster_state:ok',
-  );
+  await waitFor(() => ports.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok')), {
+    what: 'cluster_state:ok',
+  });
   const url = `redis://127.0.0.1:${ports[0]}`;
   const store = new RedisStore({ url, mode: 'Cluster', keyPrefix: 'sibyl:cache:a/s:', timeoutMs: 500 });
   const other = new RedisStore({ url, mode: 'Cluster', keyPrefix: 'sibyl:cache:b/s:', timeoutMs: 500 });

@@ -15,7 +15,7 @@ import {
   startRouter,
   type DemoClient,
 } from '../../support/grpc.js';
-import { freePort, sleep, waitFor } from '../../support/wait.js';
+import { freePort, waitFor } from '../../support/wait.js';
 
 // The router's cache end to end: real backends, real router, the shared test Redis (or one of our own),
 // real disk. A backend's request counter says whether a call reached it.
@@ -114,11 +114,20 @@ describe('router cache', () => {
     const r = await router(backends, { methods: [{ method: ECHO, ttl: '1s' }] });
     const c = client(r);
     const req = fresh();
+    const t0 = performance.now();
     await echo(c, req);
     await echo(c, req);
     expect(await backendCalls(backends)).toBe(1);
-    await sleep(1100);
-    await echo(c, req);
+    // The router's cache runs on its own clock: ask until a call reaches the backend. Every call before
+    // that was a hit.
+    await waitFor(
+      async () => {
+        await echo(c, req);
+        return (await backendCalls(backends)) > 1;
+      },
+      { what: 'the entry to expire', timeoutMs: 10_000, intervalMs: 50 },
+    );
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1000); // not before its TTL
     expect(await backendCalls(backends)).toBe(2);
   });
 
@@ -193,29 +202,39 @@ describe('router cache', () => {
       }
     })();
     await waitFor(() => (tier(r, 'l2')?.fills ?? 0) > 20, { what: 'L2 in use' });
+    const errorsBefore = tier(r, 'l2')?.errors ?? 0;
     await killRedis(redis);
-    await sleep(1500);
-    const errorsWhileDown = tier(r, 'l2')?.errors ?? 0;
-    expect(errorsWhileDown).toBeGreaterThan(0);
-    expect(r.poolCache('demo')?.l2?.breakerState).not.toBe('Closed');
+    // L2 fails under the load, and its breaker opens.
+    await waitFor(
+      () => (tier(r, 'l2')?.errors ?? 0) > errorsBefore && r.poolCache('demo')?.l2?.breakerState !== 'Closed',
+      { what: "L2's errors and its breaker open", intervalMs: 20 },
+    );
     redis = await startRedis(port);
     const fillsBefore = tier(r, 'l2')?.fills ?? 0;
     await waitFor(() => (tier(r, 'l2')?.fills ?? 0) > fillsBefore + 5, {
       what: 'L2 filled again',
       timeoutMs: 15_000,
     });
-    // An entry written after the restart is read back from L2 once L1 lets it go (l1.ttl 1s).
-    const req = fresh();
-    await echo(c, req);
-    await waitFor(() => r.poolCache('demo')?.l2?.client.status === 'ready', { what: 'redis ready' });
-    await sleep(1100);
-    const hitsBefore = tier(r, 'l2')?.hits ?? 0;
-    await echo(c, req);
     stop = true;
     await load;
-    expect(tier(r, 'l2')?.hits).toBeGreaterThan(hitsBefore);
     expect(calls).toBeGreaterThan(100);
     expect(failed).toBe(0);
+    // An entry written after the restart is read back from L2 once L1 lets it go (l1.ttl 1s): ask until
+    // a call is an L2 hit (the load has stopped, so the hit is this call's), and it must answer with the
+    // first answer's very bytes, never a second backend call's.
+    const req = fresh();
+    const fills = tier(r, 'l2')?.fills ?? 0;
+    const first = await echo(c, req);
+    await waitFor(() => (tier(r, 'l2')?.fills ?? 0) > fills, { what: 'the entry written to L2' });
+    const readBack = await waitFor(
+      async () => {
+        const hits = tier(r, 'l2')?.hits ?? 0;
+        const x = await echo(c, req);
+        return (tier(r, 'l2')?.hits ?? 0) > hits && x;
+      },
+      { what: 'an L2 hit for the entry once L1 let it go', timeoutMs: 10_000, intervalMs: 50 },
+    );
+    expect(readBack.response).toEqual(first.response);
   });
 
   it('the disk tier survives a router restart, and a corrupted file is skipped and deleted', async () => {

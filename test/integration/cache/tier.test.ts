@@ -10,7 +10,7 @@ import { makeLogger } from '../../../src/util/log.js';
 import { demoClient, echo, quiet, startBackends, type DemoClient } from '../../support/grpc.js';
 import { createNamespace, kubeConfig, kubectl, kubectlOk } from '../../support/kube.js';
 import { createPool, createService, listEvents, putSlices } from '../../support/objects.js';
-import { startOperator } from '../../support/operator.js';
+import { reconciles, startOperator } from '../../support/operator.js';
 import { makeServingCert } from '../../support/tls.js';
 import { waitFor } from '../../support/wait.js';
 import { routerAccountToken } from '../../support/token.js';
@@ -220,7 +220,12 @@ it('the flush annotation deletes the L2 keys and empties the router; the same va
     'touch=1',
   ]);
   await kubectlOk(['label', 'ct', 'shop-cache', '-n', ns, 'touched=yes']);
-  await new Promise((r) => setTimeout(r, 2000)); // more than one refresh of the tier
+  // More than one refresh of the tier (its only one here) since: a reconcile that began after the edits
+  // has run to its end.
+  const reconciled = await reconciles(op, 'CacheTier');
+  await waitFor(async () => (await reconciles(op, 'CacheTier')) >= reconciled + 2, {
+    what: 'two more reconciles of the tier',
+  });
   expect((await l2Keys('shop')).length).toBeGreaterThan(0);
   await echo(client, req);
   expect(await backendCalls()).toBe(calls + 1);
