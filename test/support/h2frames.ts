@@ -73,3 +73,29 @@ export function frameTypes(
   }
   return out;
 }
+
+/** Splits a byte stream into frames (after skipping `skip` bytes: the client's connection preface). */
+export class FrameReader {
+  private buf = Buffer.alloc(0);
+
+  constructor(
+    private skip: number,
+    private readonly onFrame: (type: number, flags: number, stream: number, payload: Buffer) => void,
+  ) {}
+
+  feed(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    if (this.skip > 0) {
+      const n = Math.min(this.skip, this.buf.length);
+      this.buf = this.buf.subarray(n);
+      this.skip -= n;
+    }
+    while (this.buf.length >= 9) {
+      const length = this.buf.readUIntBE(0, 3);
+      if (this.buf.length < 9 + length) return;
+      const stream = this.buf.readUInt32BE(5) & 0x7fffffff;
+      this.onFrame(this.buf[3] as number, this.buf[4] as number, stream, this.buf.subarray(9, 9 + length));
+      this.buf = this.buf.subarray(9 + length);
+    }
+  }
+}

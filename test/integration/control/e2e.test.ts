@@ -4,12 +4,13 @@ import { linkRouter } from '../../../src/router/control-link.js';
 import type { Operator } from '../../../src/operator/operator.js';
 import { Router } from '../../../src/router/router.js';
 import { makeLogger } from '../../../src/util/log.js';
-import { demoClient, echo, quiet, startBackends, type DemoClient } from '../../support/grpc.js';
+import { quiet, startBackends } from '../../support/grpc.js';
+import { Load } from '../../support/load.js';
 import { createNamespace, kubectlOk } from '../../support/kube.js';
 import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
 import { startOperator } from '../../support/operator.js';
 import { makeServingCert } from '../../support/tls.js';
-import { sleep, waitFor } from '../../support/wait.js';
+import { waitFor } from '../../support/wait.js';
 import { routerAccountToken } from '../../support/token.js';
 
 /**
@@ -23,7 +24,6 @@ let op: Operator;
 let backends: Backend[];
 const routers: Router[] = [];
 const links: ControlClient[] = [];
-let clients: DemoClient[];
 let token: string;
 
 async function startOp(): Promise<Operator> {
@@ -39,19 +39,25 @@ async function startOp(): Promise<Operator> {
   });
 }
 
-/** Sends `n` calls spread over both routers; returns the share each backend served and the failures. */
+/**
+ * `n` calls at 125/s (open loop, alternating between the two routers); the share each backend served
+ * and the failures.
+ */
 async function traffic(n: number): Promise<{ share: Record<string, number>; failed: number }> {
+  const load = new Load({ targets: routers.map((r) => r.address), rps: 125, deadlineMs: 5000 }).start();
+  try {
+    await waitFor(() => load.outcomes.length >= n, { what: `${n} calls answered`, timeoutMs: 60_000 });
+    await load.stop();
+  } finally {
+    load.close();
+  }
   const served: Record<string, number> = {};
   let failed = 0;
-  await Promise.all(
-    Array.from({ length: n }, async (_, i) => {
-      await sleep(i * 8);
-      const r = await echo(clients[i % 2] as DemoClient, {}, { deadlineMs: 5000 });
-      if (r.error) failed++;
-      else if (r.response) served[r.response.server] = (served[r.response.server] ?? 0) + 1;
-    }),
-  );
-  const ok = n - failed;
+  for (const o of load.outcomes) {
+    if (o.code !== 0) failed++;
+    else if (o.server) served[o.server] = (served[o.server] ?? 0) + 1;
+  }
+  const ok = load.outcomes.length - failed;
   return {
     share: Object.fromEntries(Object.entries(served).map(([k, v]) => [k, v / Math.max(1, ok)])),
     failed,
@@ -91,7 +97,6 @@ beforeAll(async () => {
       }),
     );
   }
-  clients = routers.map((r) => demoClient(r.address));
   await waitFor(
     async () => ((await getPool(ns, 'shop')).status as { routers?: number } | undefined)?.routers === 2,
     {
@@ -102,7 +107,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients ?? []) c.close();
   for (const l of links) l.stop();
   for (const r of routers) await r.close();
   await op?.stop();

@@ -121,8 +121,12 @@ it('backend and router run as processes: calls, /control, /metrics, reload, and 
     expect((await echo(client, {})).status.code).toBe(grpc.status.OK);
 
     // SIGTERM: the call in flight finishes, then the process exits 0.
-    const slow = echo(client, { latencyMs: 500 });
-    await new Promise((res) => setTimeout(res, 100));
+    const slow = echo(client, { latencyMs: 1000 });
+    await waitFor(
+      async () =>
+        /^sibyl_backend_inflight 1$/m.test(await (await fetch(`http://${b.metrics}/metrics`)).text()),
+      { what: 'the call to reach the backend', intervalMs: 20 },
+    );
     router.child.kill('SIGTERM');
     expect((await slow).status.code).toBe(grpc.status.OK);
     expect(await router.exit).toBe(0);

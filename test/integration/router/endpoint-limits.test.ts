@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { demoClient, demoPool, echo, startBackends, startRouter } from '../../support/grpc.js';
-import { sleep, waitFor } from '../../support/wait.js';
+import { waitFor } from '../../support/wait.js';
 
 // Per-endpoint adaptive concurrency (DESIGN.md §5) with real calls: an endpoint at its limit is passed
 // over for another; when every endpoint is full, sheddable calls are shed at once and critical ones
@@ -83,7 +83,11 @@ it('a slow pool at its limits sheds sheddable calls quickly and lets critical ca
     return echo(client, {}, { metadata: withPriority(p) }).then((r) => ({ ...r, ms: Date.now() - t0 }));
   };
   const sheddable = Array.from({ length: 12 }, () => timed('sheddable'));
-  await sleep(50);
+  // The sheddable calls hold what they may of b0 and b1 (3 each) before the critical ones come.
+  await waitFor(() => JSON.stringify(router.poolEndpoints('demo')?.map((e) => e.inflight)) === '[3,3,0]', {
+    what: 'the sheddable calls to fill their share of b0 and b1',
+    intervalMs: 5,
+  });
   const critical = [timed('critical'), timed('critical')];
   const s = await Promise.all(sheddable);
   const c = await Promise.all(critical);

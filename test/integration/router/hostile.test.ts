@@ -6,7 +6,8 @@ import { encodeFrame } from '../../../src/grpc/framing.js';
 import type { Router } from '../../../src/router/router.js';
 import { seededRandom } from '../../../src/util/clock.js';
 import { demoClient, demoPool, echo, startBackends, startRouter } from '../../support/grpc.js';
-import { sleep, waitFor } from '../../support/wait.js';
+import { H2Relay } from '../../support/h2relay.js';
+import { waitFor } from '../../support/wait.js';
 
 // At least 1,000 malformed inputs thrown at the router; each is answered (a gRPC status, RST_STREAM or
 // GOAWAY) and the router serves a normal call afterwards. Any uncaught exception fails the run.
@@ -214,33 +215,56 @@ describe('hostile input', () => {
   });
 
   it('a client that never reads holds the router to bounded buffering', async () => {
+    // A router of its own, whose upstream connections go through relays that keep each backend's send
+    // credit: the router holding a backend back shows there as credit spent.
+    const relays = await Promise.all(backends.map((b) => H2Relay.start(b.port)));
+    const slow = await startRouter([
+      { ...demoPool(backends), endpoints: relays.map((r) => ({ address: r.address })) },
+    ]);
     const rss0 = process.memoryUsage().rss;
     const sessions: http2.ClientHttp2Session[] = [];
     // StreamRequest {count: 1000000, response_size: 65536}: 64 GB offered to each reader that never reads.
     const req = Buffer.from([0x08, 0xc0, 0x84, 0x3d, 0x18, 0x80, 0x80, 0x04]);
-    for (let i = 0; i < 10; i++) {
-      inputs++;
-      const s = http2.connect(`http://${router.address}`);
-      s.on('error', () => undefined);
-      const st = s.request({
-        ':method': 'POST',
-        ':path': '/sibyl.demo.v1.Demo/ServerStream',
-        ...grpcHeaders,
-      });
-      st.on('error', () => undefined);
-      st.pause();
-      st.end(encodeFrame(req));
-      sessions.push(s);
+    try {
+      for (let i = 0; i < 10; i++) {
+        inputs++;
+        const s = http2.connect(`http://${slow.address}`);
+        s.on('error', () => undefined);
+        const st = s.request({
+          ':method': 'POST',
+          ':path': '/sibyl.demo.v1.Demo/ServerStream',
+          ...grpcHeaders,
+        });
+        st.on('error', () => undefined);
+        st.pause();
+        st.end(encodeFrame(req));
+        sessions.push(s);
+      }
+      // Every call's response stream upstream has spent its credit, and stays so from one look to the
+      // next: the router has stopped reading from the backends for clients that do not read.
+      let last = '';
+      await waitFor(
+        () => {
+          const streams = relays.flatMap((r) => r.streams());
+          const now = JSON.stringify(streams);
+          const held = streams.length === 10 && streams.every((x) => x.credit <= 0) && now === last;
+          last = now;
+          return held;
+        },
+        { what: 'the router to hold every backend back', timeoutMs: 30_000, intervalMs: 100 },
+      );
+      expect(process.memoryUsage().rss - rss0).toBeLessThan(300 * 1024 * 1024);
+    } finally {
+      for (const s of sessions) s.destroy();
     }
-    await sleep(1500);
-    expect(process.memoryUsage().rss - rss0).toBeLessThan(300 * 1024 * 1024);
-    for (const s of sessions) s.destroy();
-    await waitFor(async () => (await router.metrics.inflight.get()).values.every((v) => v.value === 0), {
+    await waitFor(async () => (await slow.metrics.inflight.get()).values.every((v) => v.value === 0), {
       what: 'the abandoned calls to end at the router',
     });
     await waitFor(() => backends.every((b) => b.state.slots.busy === 0), {
       what: 'the backends to drop them',
     });
+    await slow.close();
+    await Promise.all(relays.map((r) => r.close()));
   });
 
   it('still serves normal calls afterwards', async () => {

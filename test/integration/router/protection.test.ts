@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { demoClient, demoPool, echo, startBackends, startRouter } from '../../support/grpc.js';
-import { sleep, waitFor } from '../../support/wait.js';
+import { waitFor } from '../../support/wait.js';
 
 // The pool's circuit breakers (src/breaker) and concurrency limiter (src/limit), wired into the router.
 const cleanup: Array<() => Promise<unknown> | void> = [];
@@ -40,13 +40,13 @@ it('a failing endpoint is ejected by its breaker, then let back in after recover
   );
 
   b0?.state.update({ errorRate: 0 });
-  await sleep(600);
+  // Once the recovery timeout (500 ms) has passed, a half-open trial call lets it back in.
   await waitFor(
     async () => {
       const r = await echo(client, {});
       return r.response?.server === 'b0';
     },
-    { what: 'b0 to take calls again', timeoutMs: 5000, intervalMs: 10 },
+    { what: 'b0 to take calls again', timeoutMs: 10_000, intervalMs: 10 },
   );
   expect(await metrics()).toMatch(new RegExp(`endpoint="${b0?.address}",state="Closed"\\} 1`));
 });

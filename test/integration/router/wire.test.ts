@@ -5,7 +5,7 @@ import { encodeFrame } from '../../../src/grpc/framing.js';
 import { parseGrpcTimeout } from '../../../src/grpc/timeout.js';
 import type { Router } from '../../../src/router/router.js';
 import { startRouter } from '../../support/grpc.js';
-import { sleep } from '../../support/wait.js';
+import { waitFor } from '../../support/wait.js';
 
 // The router against a hand-written HTTP/2 upstream, to see exactly what goes over the wire.
 type Behaviour = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
@@ -134,9 +134,9 @@ describe('on the wire', () => {
   it('maps an upstream that resets the stream after headers to a status', async () => {
     behaviour = (stream) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
-      stream.write(encodeFrame(Buffer.from('partial')));
-      // destroy() sends RST_STREAM(INTERNAL_ERROR); close(code) after writing would end the stream first.
-      setTimeout(() => stream.destroy(new Error('boom')), 20);
+      // Once the data is written, destroy() sends RST_STREAM(INTERNAL_ERROR); close(code) after writing
+      // would end the stream first.
+      stream.write(encodeFrame(Buffer.from('partial')), () => stream.destroy(new Error('boom')));
     };
     const r = await unary('/raw.Svc/M', Buffer.from('x'));
     expect(r.err?.code).toBe(grpc.status.INTERNAL);
@@ -219,7 +219,10 @@ describe('on the wire', () => {
     call.on('error', () => undefined);
     await new Promise((r) => call.once('data', r));
     call.cancel();
-    for (let i = 0; i < 50 && upstreamClosed === undefined; i++) await sleep(20);
+    await waitFor(() => upstreamClosed !== undefined, {
+      what: 'the upstream stream to close',
+      intervalMs: 10,
+    });
     client.close();
     expect(upstreamClosed).toBe(http2.constants.NGHTTP2_CANCEL);
   });
