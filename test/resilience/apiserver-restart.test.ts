@@ -4,6 +4,7 @@ import { privateCluster } from '../support/cluster.js';
 import { createNamespace, kubectl, kubectlOk } from '../support/kube.js';
 import { Load, formatCodes, metricSum, scrape, summarize } from '../support/load.js';
 import { createPool, createService, getPool, putSlices } from '../support/objects.js';
+import { INFORMERS } from '../support/operator.js';
 import {
   killAll,
   logDir,
@@ -14,7 +15,7 @@ import {
   type SibylProcess,
 } from '../support/procs.js';
 import { makeServingCert } from '../support/tls.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 import { ms, runCase } from './report.js';
 import { routerAccountToken } from '../support/token.js';
 
@@ -112,10 +113,24 @@ it('the kube-apiserver restarted: the operator converges to changes made while i
     const load = new Load({ targets: [router.info.listening as string], rps: RPS, deadlineMs: 2000 });
     try {
       load.start();
-      await sleep(1500);
+      await waitFor(() => load.answered() >= RPS && [b0, b1].every((b) => load.answered(0, b.name) > 0), {
+        timeoutMs: 60_000,
+        what: `${RPS} calls answered, by both backends`,
+      });
+      const failures = async () => {
+        const text = await scrape(`127.0.0.1:${started.metricsPort}`);
+        return INFORMERS.map((informer) =>
+          metricSum(text, 'sibyl_informer_restarts_total', { informer, reason: 'error' }),
+        );
+      };
+      const failed0 = await failures();
       const tStop = Date.now();
       await cluster.run('stop-apiserver');
-      await sleep(2000); // the operator's watches fail and back off
+      // The operator's watches fail and back off: each of its informers counts a failure.
+      await waitFor(async () => (await failures()).every((n, i) => n > (failed0[i] as number)), {
+        timeoutMs: 30_000,
+        what: "every informer's watch to fail",
+      });
       await cluster.run('start-apiserver');
       const downMs = Date.now() - tStop;
       // Changes made the moment the API server is back, before the operator has seen anything.
@@ -170,7 +185,10 @@ it('the kube-apiserver restarted: the operator converges to changes made while i
         'setup',
         `a control plane of its own; 1 operator (leader-elected, renew deadline 30 s), 1 router (TLS, token), 3 backends; ${RPS} calls/s`,
       );
-      r.figure('kube-apiserver away', `${ms(downMs)} (stopped, 2 s, started until /readyz)`);
+      r.figure(
+        'kube-apiserver away',
+        `${ms(downMs)} (stopped until every informer of the operator had failed, then started until /readyz)`,
+      );
       r.figure(
         'changes made once it answered',
         "one backend marked not ready, one added, the pool's policy patched RoundRobin → LeastRequest",

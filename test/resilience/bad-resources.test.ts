@@ -13,7 +13,7 @@ import {
   type SibylProcess,
 } from '../support/procs.js';
 import { makeServingCert } from '../support/tls.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 import { runCase } from './report.js';
 import { routerAccountToken } from '../support/token.js';
 
@@ -177,7 +177,7 @@ it('bad resources through kubectl are refused or marked, and the good pool next 
     const load = new Load({ targets: [router.info.listening as string], rps: RPS, deadlineMs: 2000 });
     try {
       load.start();
-      await sleep(1000);
+      await waitFor(() => load.answered() >= RPS, { timeoutMs: 60_000, what: `${RPS} calls answered` });
       const results: Array<{ what: string; ok: boolean; message: string }> = [];
       for (const [what, args, input, field] of refused()) {
         const res = await kubectl(['-n', ns, ...args], input);
@@ -215,7 +215,16 @@ it('bad resources through kubectl are refused or marked, and the good pool next 
         },
         { timeoutMs: 20_000, what: 'the operator to mark the accepted bad objects' },
       );
-      await sleep(2000);
+      // The operator has been at the good pool since: it wrote its status (fresh figures from the
+      // router's reports) twice more, after the bad objects were marked.
+      let rv = (await getPool(ns, 'good')).metadata.resourceVersion;
+      for (let i = 0; i < 2; i++) {
+        const seen = rv;
+        await waitFor(async () => (rv = (await getPool(ns, 'good')).metadata.resourceVersion) !== seen, {
+          timeoutMs: 30_000,
+          what: "the operator to write the good pool's status again",
+        });
+      }
       await load.stop();
       const after = await getPool(ns, 'good');
       const all = summarize(load.outcomes);

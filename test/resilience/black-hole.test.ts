@@ -7,7 +7,7 @@ import {
   writeRoutes,
   type SibylProcess,
 } from '../support/procs.js';
-import { sleep } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 import { ms, pct, runCase } from './report.js';
 
 /**
@@ -24,6 +24,10 @@ const ECHO_DEADLINE_MS = 1000;
 const STREAM_DEADLINE_MS = 500;
 /** Timer and scheduling slack on a busy two-core machine (other suites run alongside). */
 const SLACK_MS = 250;
+/** Echo calls answered before the black hole appears (two seconds' worth). */
+const WARM_CALLS = 2 * ECHO_RPS;
+/** Attempts the backends receive in the window once it is ejected (about five seconds' worth). */
+const WINDOW_ATTEMPTS = 5 * (ECHO_RPS + STREAM_RPS);
 
 afterAll(killAll);
 
@@ -63,18 +67,34 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
     try {
       echo.start();
       streams.start();
-      await sleep(2000);
+      // Warm: the hedging delay (the predicted p90) rests on calls every backend answered.
+      await waitFor(
+        () =>
+          echo.answered() >= WARM_CALLS &&
+          streams.answered() > 0 &&
+          backends.every((b) => echo.answered(0, b.name) > 0),
+        { timeoutMs: 60_000, what: `${WARM_CALLS} Echo calls answered, by every backend` },
+      );
       const hole = backends[0] as SibylProcess;
       const tHole = Date.now();
       const tHolePerf = performance.now();
       await controlBackend(hole, { pause: true });
-      // Let the router learn (breaker or balancer), then measure a steady window: what share of the
-      // attempts still reach it.
-      await sleep(4000);
+      // The router learns: the black hole's breaker opens (the check below holds it to 4 s).
+      await waitFor(() => holeOpened(router, hole), {
+        timeoutMs: 30_000,
+        what: "the black hole's breaker to open",
+      });
+      // Then a steady window of attempts: what share of them still reach it.
       const before = await received(backends);
       const window0 = performance.now();
-      await sleep(5000);
-      const after = await received(backends);
+      let after = before;
+      await waitFor(
+        async () => {
+          after = await received(backends);
+          return sum(after) - sum(before) >= WINDOW_ATTEMPTS;
+        },
+        { timeoutMs: 60_000, intervalMs: 250, what: `${WINDOW_ATTEMPTS} attempts after the ejection` },
+      );
       const window1 = performance.now();
       await Promise.all([echo.stop(), streams.stop()]);
 
@@ -106,7 +126,7 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
         `${s.calls} calls: ${formatCodes(s.codes)}; p99 ${ms(s.p99Ms)}, max ${ms(s.maxMs)}`,
       );
       r.figure('hedges sent', hedges);
-      const opened = router.logs('breaker Open').find((l) => l.endpoint === hole.info.listening);
+      const opened = holeOpened(router, hole);
       r.figure(
         'its breaker',
         opened
@@ -154,6 +174,10 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
 });
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/** The router's "breaker Open" line for the black hole, once there is one. */
+const holeOpened = (router: SibylProcess, hole: SibylProcess) =>
+  router.logs('breaker Open').find((l) => l.endpoint === hole.info.listening);
 
 /** Calls each backend has taken so far: answered or cancelled, plus those it holds. */
 async function received(backends: SibylProcess[]): Promise<number[]> {

@@ -14,7 +14,7 @@ import {
 } from '../support/procs.js';
 import { startServiceProxy, type ServiceProxy } from '../support/service-proxy.js';
 import { makeServingCert } from '../support/tls.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 import { ms, runCase } from './report.js';
 import { routerAccountToken } from '../support/token.js';
 
@@ -143,7 +143,10 @@ it('the leading operator killed: no call fails, the standby leads within the lea
     });
     try {
       load.start();
-      await sleep(2000);
+      await waitFor(() => load.answered() >= 2 * RPS && backends.every((b) => load.answered(0, b.name) > 0), {
+        timeoutMs: 60_000,
+        what: `${2 * RPS} calls answered, by every backend`,
+      });
       const tKill = Date.now();
       await leader.kill();
       await waitFor(() => isReady(standbyIndex), {
@@ -167,27 +170,27 @@ it('the leading operator killed: no call fails, the standby leads within the lea
       // The new leader's tables reach the routers: a backend marked not ready stops getting calls.
       const gone = backends[0] as SibylProcess;
       const tChange = performance.now();
+      const tChangeEpoch = Date.now();
       await putSlices(ns, 'shop', [{ port: port(gone), pod: gone.name, ready: false }]);
-      const appliedMs = await waitFor(
+      // Both routers apply a table without it (their "routing table applied" line: shop with 3
+      // endpoints); no call that starts after that may go to it.
+      const appliedEpoch = await waitFor(
         () => {
-          const last = Math.max(...load.outcomes.filter((o) => o.server === gone.name).map((o) => o.atMs));
-          const now = performance.now();
-          // Quiet for a second: the last call it served started before the change took effect.
-          return now - last > 1000 && now - tChange > 1000 ? last - tChange : undefined;
+          const at = routers.map(
+            (x) =>
+              x
+                .logs('routing table applied')
+                .find(
+                  (l) =>
+                    (l.time ?? 0) >= tChangeEpoch &&
+                    (l.pools as string[] | undefined)?.some((p) => /\/shop\(3\)$/.test(p)),
+                )?.time,
+          );
+          return at.every((t) => t !== undefined) ? Math.max(...(at as number[])) : undefined;
         },
-        {
-          timeoutMs: 20_000,
-          intervalMs: 100,
-          what: 'the routers to stop sending to the backend marked not ready',
-        },
+        { timeoutMs: 20_000, intervalMs: 50, what: 'both routers to apply a table without it' },
       );
-      const goneBefore = load.outcomes.filter(
-        (o) => o.server === gone.name && o.atMs >= tChange - 1000 && o.atMs < tChange,
-      ).length;
-      const applied =
-        appliedMs > 0
-          ? `its last call started ${ms(appliedMs)} after the change`
-          : 'no call went to it after the change';
+      const appliedAt = appliedEpoch - (Date.now() - performance.now()); // on performance.now()'s clock
       const status = await waitFor(
         async () => {
           const p = await getPool(ns, 'shop');
@@ -195,9 +198,22 @@ it('the leading operator killed: no call fails, the standby leads within the lea
         },
         { timeoutMs: 15_000, what: 'the new leader to write status' },
       );
-      await sleep(1000);
+      const tStatus = performance.now();
+      await waitFor(() => load.answered(tStatus) >= RPS, {
+        timeoutMs: 30_000,
+        what: `${RPS} more calls answered`,
+      });
       await load.stop();
       const all = summarize(load.outcomes);
+      // Every call has ended: those to the backend marked not ready, by when they started.
+      const toGone = load.outcomes.filter((o) => o.server === gone.name);
+      const late = toGone.filter((o) => o.atMs > appliedAt).length;
+      const appliedMs = Math.max(...toGone.map((o) => o.atMs)) - tChange;
+      const goneBefore = toGone.filter((o) => o.atMs >= tChange - 1000 && o.atMs < tChange).length;
+      const applied =
+        appliedMs > 0
+          ? `its last call started ${ms(appliedMs)} after the change; both routers applied it ${ms(appliedAt - tChange)} after`
+          : 'no call went to it after the change';
 
       r.figure(
         'setup',
@@ -223,9 +239,9 @@ it('the leading operator killed: no call fails, the standby leads within the lea
       );
       r.check(
         'routers resync: reconnect to the new leader and apply its tables',
-        'both subscribed; a change made afterwards reaches both',
-        `subscribed after ${ms(subscribed)}; ${applied} (it had ${goneBefore} in the second before)`,
-        goneBefore > 0,
+        'both subscribed; a change made afterwards reaches both: no call to the backend once both applied it',
+        `subscribed after ${ms(subscribed)}; ${applied}; ${late} calls to it after (it had ${goneBefore} in the second before)`,
+        goneBefore > 0 && late === 0,
       );
       expect(routers.every((x) => x.alive)).toBe(true);
     } finally {

@@ -89,6 +89,18 @@ export class Load {
     void p.finally(() => this.inflight.delete(p));
   }
 
+  /**
+   * Calls answered (any status) that started at or after `sinceMs` (performance.now()), optionally only
+   * those a given backend served: a phase of a case lasts until enough calls have passed through it,
+   * not for a fixed time.
+   */
+  answered(sinceMs = 0, server?: string): number {
+    let n = 0;
+    for (const o of this.outcomes)
+      if (o.atMs >= sinceMs && (server === undefined || o.server === server)) n++;
+    return n;
+  }
+
   /** Stops sending and waits for every call in flight to end. */
   async stop(): Promise<this> {
     clearInterval(this.timer);

@@ -37,6 +37,9 @@ export async function startOperator(
   return op;
 }
 
+/** The operator's informers, as its sibyl_informer_restarts_total{informer} names them. */
+export const INFORMERS = ['backendpools', 'cachetiers', 'services', 'endpointslices', 'pods'] as const;
+
 /** What prom-client's metrics (Counter, Gauge, Histogram) give on get(). */
 interface Readable {
   get(): Promise<{

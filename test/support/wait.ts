@@ -28,6 +28,23 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * As waitFor, but resolves false when the time is up instead of throwing: for a resilience case, which
+ * records a target it missed as a failed check (with what it measured) and goes on to its figures.
+ */
+export async function eventually(
+  check: () => Promise<unknown> | unknown,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<boolean> {
+  try {
+    await waitFor(async () => Boolean(await check()), opts);
+    return true;
+  } catch (e) {
+    console.log(`[wait] ${(e as Error).message}`);
+    return false;
+  }
+}
+
 /** A promise and its resolve, for a test that decides when something happens (a gate, a signal). */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;

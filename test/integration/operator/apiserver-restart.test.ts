@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createNamespace, kubectl, kubectlOk } from '../../support/kube.js';
 import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
-import { metricValue, startOperator } from '../../support/operator.js';
+import { INFORMERS, metricValue, startOperator } from '../../support/operator.js';
 import { waitFor } from '../../support/wait.js';
 
 /**
@@ -16,8 +16,6 @@ const cluster = (cmd: string) =>
     env: { ...process.env, SIBYL_CLUSTER_DIR: dir },
   });
 const saved = process.env.KUBECONFIG;
-/** The operator's informers, as its sibyl_informer_restarts_total names them. */
-const INFORMERS = ['backendpools', 'cachetiers', 'services', 'endpointslices', 'pods'];
 
 beforeAll(async () => {
   cluster('up');
