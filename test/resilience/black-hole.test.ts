@@ -80,11 +80,18 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
       const tHolePerf = performance.now();
       await controlBackend(hole, { pause: true });
       // The router learns: the black hole's breaker opens (the check below holds it to 4 s).
-      await waitFor(() => holeOpened(router, hole), {
+      await waitFor(() => holeOpened(router, hole, tHole), {
         timeoutMs: 30_000,
         what: "the black hole's breaker to open",
       });
-      // Then a steady window of attempts: what share of them still reach it.
+      // Attempts the router sent it before the ejection may still be on their way: let a second's worth
+      // of calls that started after the ejection be answered first. Then a steady window of attempts:
+      // what share of them still reach it.
+      const tOpened = performance.now();
+      await waitFor(() => echo.answered(tOpened) >= ECHO_RPS, {
+        timeoutMs: 30_000,
+        what: `${ECHO_RPS} Echo calls answered after the ejection`,
+      });
       const before = await received(backends);
       const window0 = performance.now();
       let after = before;
@@ -126,7 +133,7 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
         `${s.calls} calls: ${formatCodes(s.codes)}; p99 ${ms(s.p99Ms)}, max ${ms(s.maxMs)}`,
       );
       r.figure('hedges sent', hedges);
-      const opened = holeOpened(router, hole);
+      const opened = holeOpened(router, hole, tHole);
       r.figure(
         'its breaker',
         opened
@@ -175,9 +182,9 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
-/** The router's "breaker Open" line for the black hole, once there is one. */
-const holeOpened = (router: SibylProcess, hole: SibylProcess) =>
-  router.logs('breaker Open').find((l) => l.endpoint === hole.info.listening);
+/** The router's first "breaker Open" line for the black hole since `since` (epoch ms), once there is one. */
+const holeOpened = (router: SibylProcess, hole: SibylProcess, since: number) =>
+  router.logs('breaker Open').find((l) => l.endpoint === hole.info.listening && (l.time ?? 0) >= since);
 
 /** Calls each backend has taken so far: answered or cancelled, plus those it holds. */
 async function received(backends: SibylProcess[]): Promise<number[]> {
