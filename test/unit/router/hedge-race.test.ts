@@ -37,8 +37,11 @@ const result = (r: Partial<AttemptResult>): AttemptResult => ({
 /** Lets the race's promise continuations run; no time passes (the clock is the test's). */
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
-/** A race of `first` and, once the hedge delay has passed on `clock`, `second`. */
-function race(first: Pending, second: Pending, clock: ManualTimers) {
+/** A race of a first attempt and, once the hedge delay has passed on the test's clock, a second. */
+function race() {
+  const clock = new ManualTimers();
+  const first = pending();
+  const second = pending();
   const hedges: Pending[] = [];
   const answer = raceWithHedge(
     first,
@@ -47,14 +50,12 @@ function race(first: Pending, second: Pending, clock: ManualTimers) {
     () => true,
     clock,
   );
-  return { answer, hedges };
+  return { clock, first, second, answer, hedges };
 }
 
 it('an attempt that lost the stream to its hedge yields to the hedge, which is not cancelled', async () => {
-  const clock = new ManualTimers();
-  const first = pending();
-  const second = pending();
-  const r = race(first, second, clock);
+  const r = race();
+  const { clock, first, second } = r;
   clock.advance(HEDGE_DELAY_MS - 1);
   await settle();
   expect(r.hedges).toEqual([]); // not before the delay
@@ -70,10 +71,8 @@ it('an attempt that lost the stream to its hedge yields to the hedge, which is n
 });
 
 it('the first final answer still wins and cancels the other attempt', async () => {
-  const clock = new ManualTimers();
-  const first = pending();
-  const second = pending();
-  const r = race(first, second, clock);
+  const r = race();
+  const { clock, first, second } = r;
   clock.advance(HEDGE_DELAY_MS);
   await settle();
   expect(r.hedges).toEqual([second]);
@@ -84,10 +83,8 @@ it('the first final answer still wins and cancels the other attempt', async () =
 });
 
 it('an answer within the delay launches no hedge and leaves no timer behind', async () => {
-  const clock = new ManualTimers();
-  const first = pending();
-  const second = pending();
-  const r = race(first, second, clock);
+  const r = race();
+  const { clock, first } = r;
   clock.advance(HEDGE_DELAY_MS - 1);
   first.end(result({ code: 0 }));
   expect((await r.answer).code).toBe(0);
