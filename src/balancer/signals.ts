@@ -1,6 +1,8 @@
 import { decay } from './common.js';
 import { LatencyBaseline } from './latency-baseline.js';
-import type { CallOutcome, Endpoint, PickRequest } from './types.js';
+import type { CallOutcome, Endpoint, PickRequest, PredictiveFeatures } from './types.js';
+
+export type { PredictiveFeatures } from './types.js';
 
 /**
  * What one router knows of its endpoints from its own calls (DESIGN.md §5, §6): per endpoint its
@@ -34,46 +36,6 @@ import type { CallOutcome, Endpoint, PickRequest } from './types.js';
  * (residual learning), so the router's samples, the simulator's samples and the policy's predictions
  * must all carry the very same figure — and they all take it from here.
  */
-
-/**
- * One endpoint and one request as this router sees them now. The object `features` fills is reused
- * between calls; copy what you keep. Absent figures are NaN (ages: Infinity).
- */
-export interface PredictiveFeatures {
-  /** Expected latency of this request (method, payload) on a typical endpoint of the pool, ms. */
-  baselineMs: number;
-  payloadKiB: number;
-  /** The endpoint's recent latency over baselineMs (own successful calls, decayed); NaN when none. */
-  latencyRatio: number;
-  /** Decayed count of own successful calls behind latencyRatio. */
-  samples: number;
-  /** This router's calls in flight there, and the age of the oldest (0 when none), ms. */
-  inflight: number;
-  oldestInflightAgeMs: number;
-  /** Own decayed failure rate, shrunk towards the fleet-wide rate from the operator. */
-  errorRate: number;
-  /** Operator's figures (hints) and their age; freshness = exp(−age/τh), 0 without hints. */
-  hintLatencyMs: number;
-  hintAgeMs: number;
-  hintFreshness: number;
-  queueLength: number;
-  /** ORCA cpu_utilization, else the operator's cpu figure, times its freshness (stale fades to 0). */
-  cpu: number;
-  /** The endpoint's CPU as last reported (ORCA, else the operator's figure), unfaded; NaN when none. */
-  reportedCpu: number;
-  memory: number;
-  /** A typical call's latency on a typical endpoint (all methods and payloads), ms (typicalMs). */
-  typicalMs: number;
-  /**
-   * The work this router has put ahead of a new call there: Σ baseline of its own calls in flight
-   * (counted at onCallStarted), and a typical call for any in flight it did not see start, ms.
-   */
-  aheadMs: number;
-  /** S: the predicted service time of this request there (serviceEstimateMs), ms. */
-  serviceMs: number;
-  /** The built-in scoring's latency estimate of this request there (builtinEstimateMs), ms. */
-  estimateMs: number;
-}
 
 /** The built-in estimate's constants (Predictive's options of the same names; predictive.ts). */
 export interface EstimateOptions {

@@ -219,11 +219,14 @@ export class PoolState {
    * naming a policy the router lacks still routes (static stability), and says so in the log.
    */
   private makeBalancer(route: PoolRoute): Balancer {
-    const deps: BalancerDeps = { clock: this.deps.clock, random: this.deps.random };
+    const deps: BalancerDeps = {
+      clock: this.deps.clock,
+      random: this.deps.random,
+      ...(this.deps.predict ? { predict: this.deps.predict } : {}),
+    };
     const options: Record<string, unknown> = {};
     if (route.spec.balancing?.exploration !== undefined)
       options.exploration = route.spec.balancing.exploration;
-    if (this.deps.predict) options.predict = this.deps.predict;
     const tried: string[] = [];
     for (const name of [route.policy, route.fallbackPolicy, 'RoundRobin']) {
       try {

@@ -59,7 +59,7 @@ export async function modelVariants(dir: string, scale: string): Promise<Record<
   const { loadModel } = await import('../../model/artifact.js');
   const { createPredictor } = await import('../../model/predictor.js');
   const predict = createPredictor(await loadModel(dir), { scale });
-  return { [MODEL_VARIANT]: { policy: 'Predictive', balancerOptions: { predict } } };
+  return { [MODEL_VARIANT]: { policy: 'Predictive', predict } };
 }
 
 export interface SimulateFilesOptions {

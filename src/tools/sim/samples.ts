@@ -27,8 +27,8 @@ export interface CollectOptions {
   seed: number;
   policy: string;
   maxSamples: number;
-  /** Passed to the policy, as in `simulate`. */
-  balancerOptions?: Record<string, unknown>;
+  /** The policy's config, as in `simulate`. */
+  balancerConfig?: Record<string, unknown>;
 }
 
 /** Records training samples of a run (a RunObserver); `rate` is the share of calls sampled. */
@@ -95,7 +95,7 @@ export function collectSamples(scenario: Scenario, options: CollectOptions): Tra
   simulate(scenario, {
     policy: options.policy,
     seed: options.seed,
-    balancerOptions: options.balancerOptions,
+    balancerConfig: options.balancerConfig,
     observer: collector,
   });
   return collector.samples.filter((s) => s.latencyMs > 0 || s.failed);

@@ -1,4 +1,5 @@
-import { Predictive, type PredictiveFeatures } from '../../../src/balancer/predictive.js';
+import type { PredictiveFeatures } from '../../../src/balancer/predictive.js';
+import { createBalancer } from '../../../src/balancer/index.js';
 import { SIGNAL_DEFAULTS, builtinEstimateMs, serviceEstimateMs } from '../../../src/balancer/signals.js';
 import type { Endpoint, PickRequest } from '../../../src/balancer/types.js';
 import { ForwardModel } from '../../../src/model/forward.js';
@@ -157,19 +158,21 @@ describe('createPredictor', () => {
     expect(latencyEstimateMs(50, 51, 'median', 1000)).toBe(1000);
   });
 
-  it('drives the Predictive balancer through options.predict', () => {
+  it('drives the Predictive balancer through its predict dependency', () => {
     const predict = createPredictor(model);
     const calls: number[] = [];
-    const b = new Predictive(
-      { clock: new ManualClock(1000), random: seededRandom(1) },
+    const b = createBalancer(
+      'Predictive',
       {
-        exploration: 0,
+        clock: new ManualClock(1000),
+        random: seededRandom(1),
         predict: (ep: Endpoint, r: PickRequest, f: PredictiveFeatures) => {
           const ms = predict(ep, r, f);
           calls.push(ms!);
           return ms;
         },
       },
+      { exploration: 0 },
     );
     const busy: Endpoint = { id: 'busy', address: 'busy', inflight: 5 };
     const idle: Endpoint = { id: 'idle', address: 'idle', inflight: 0 };
