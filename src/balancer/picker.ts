@@ -3,7 +3,7 @@ import { releaseOutcome, type Limiter, type Priority, type Token } from '../limi
 import type { Clock } from '../util/clock.js';
 import { isSibylError } from '../util/errors.js';
 import type { OpenCall, TrackedEndpoint } from './endpoint.js';
-import type { Balancer, CallOutcome, Endpoint, PickRequest } from './types.js';
+import type { Balancer, CallOutcome, Endpoint, LoadReport, PickRequest } from './types.js';
 
 /**
  * Picking an endpoint for one call, and the call's lifecycle there, in one place for every data path:
@@ -171,11 +171,15 @@ export class CallHandle<C extends Choosable> implements OpenCall {
     this.balancer.onCallStarted?.(this.target.ep, this.req);
   }
 
-  /** The call ended with gRPC status `code` (only the first end counts); returns its outcome. */
-  end(code: number): CallOutcome | undefined {
+  /**
+   * The call ended with gRPC status `code` (only the first end counts); returns its outcome. `load` is
+   * the load report its response carried (ORCA): the endpoint's figure before anyone is told.
+   */
+  end(code: number, load?: LoadReport): CallOutcome | undefined {
     if (this.ended) return undefined;
     this.ended = true;
     const ep = this.target.ep;
+    if (load) ep.load = load;
     const now = this.deps.clock.now();
     if (!this.started) {
       // Never sent: the limiter's slot and the breaker's trial go back; no call to speak of.

@@ -38,10 +38,8 @@ export type { PredictFn, PredictiveFeatures } from './types.js';
  *   O = fq · max(0, queueLength − inflight) · typical   — other routers' calls there, from the operator's
  *       lagged queue length, trusted only while fresh on the server's own time scale:
  *       fq = exp(−hintAge / (queueTurnover · S)). A queue turns over in a few service times; a
- *       figure older than that says little, and every router acting on the same stale queue herds.
- *       (At 20 service times, a second-old queue still moved picks near capacity: on the overload
- *       ramp it left slots idle while other queues grew, and the limiter shed more; 5 is better on
- *       every scenario.)
+ *       figure older than that says little, and every router acting on the same stale queue herds
+ *       (bench/results/model.md has why 5 service times).
  *   L = (S + (S/b) · waitWeight · (A + O)) · (1 + cpuWeight · fq · max(0, cpu − 0.8) / 0.2)
  *       — the call's own service plus a share of the work ahead (several slots share it), both scaled
  *       by how slow the endpoint is; the wait is additive, so a small call behind a large one waits

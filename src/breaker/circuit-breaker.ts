@@ -1,4 +1,5 @@
 import type { BreakerStateName } from '../api/backendpool.js';
+import { resolveBreaker } from '../api/resolve.js';
 
 /**
  * One endpoint's circuit breaker (DESIGN.md §5), the classic three-state machine (Nygard, "Release It!";
@@ -23,13 +24,8 @@ export interface BreakerConfig {
   maxEjectionPercent: number;
 }
 
-/** The CRD's defaults (src/api/backendpool.ts CircuitBreaker). */
-export const DEFAULT_BREAKER_CONFIG: Readonly<BreakerConfig> = {
-  failureThreshold: 5,
-  recoveryTimeoutMs: 30_000,
-  halfOpenMaxCalls: 3,
-  maxEjectionPercent: 50,
-};
+/** The CRD's defaults (src/api/backendpool.ts CircuitBreaker, resolved by src/api/resolve.ts). */
+export const DEFAULT_BREAKER_CONFIG: Readonly<BreakerConfig> = Object.freeze(resolveBreaker(undefined));
 
 export type TransitionReason =
   | 'failures' // Closed → Open

@@ -72,7 +72,7 @@ export function checkRequest(h: IncomingHttpHeaders, table: RoutingTable): Routa
     return refuse(Status.INTERNAL, `malformed grpc-timeout "${timeout}"`, 'timeout');
   }
   const clientBudget = clientMs === undefined ? Infinity : clientMs - deadlineOffsetMs(clientMs);
-  return { route, timeoutMs: Math.min(clientBudget, route.timeoutMs ?? Infinity) };
+  return { route, timeoutMs: Math.min(clientBudget, route.settings.timeoutMs ?? Infinity) };
 }
 
 /**

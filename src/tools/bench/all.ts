@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => join(dir, f));
-  const variants = await modelVariants(join(ROOT, 'models/latency'), 'absolute');
+  const variants = await modelVariants(join(ROOT, 'models/latency'));
   const sim = await simulateFiles(files, {
     policies: [...DEFAULT_POLICIES, ...Object.keys(variants)],
     seeds,
@@ -214,6 +214,7 @@ export async function run(argv: string[]): Promise<number> {
     `- Every policy on every scenario, with 95% intervals and plots: \`sibyl bench sim --all --seeds ${seeds} --plot\` (\`bench/results/*.json\`, \`*.svg\`).`,
     '- The router against a direct call and nginx `grpc_pass` under ghz: `hack/k8s-tools.sh load && sibyl bench proxy` ([proxy.md](proxy.md)).',
     '- The operator at 500 pools × 20 endpoints: `sibyl bench scale`.',
+    "- The measurements behind the model's and the Predictive policy's settings: [model.md](model.md).",
     '',
   ].join('\n');
   writeFileSync(v.out as string, md);

@@ -1,6 +1,7 @@
 import '../../balancer/index.js';
 import { createBalancer, type Balancer, type PredictFn } from '../../balancer/index.js';
 import { Status } from '../../grpc/status.js';
+import { resolveConcurrency } from '../../api/resolve.js';
 import { Limiter, createLimitFromSpec } from '../../limit/index.js';
 import type { Clock } from '../../util/clock.js';
 import type { Timers } from '../../util/timers.js';
@@ -98,10 +99,15 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
           ? new FleetLeastRequest(deps, () => routers)
           : createBalancer(options.policy, deps, options.balancerConfig);
     const limiter = scenario.concurrency
-      ? new Limiter(createLimitFromSpec(scenario.concurrency, { random: stream(seed, `limit/${r}`) }), {
-          clock,
-          timers: NO_TIMERS,
-        })
+      ? new Limiter(
+          createLimitFromSpec(resolveConcurrency(scenario.concurrency), {
+            random: stream(seed, `limit/${r}`),
+          }),
+          {
+            clock,
+            timers: NO_TIMERS,
+          },
+        )
       : undefined;
     return new SimRouter(r, servers.length, balancer, limiter, clock, options.observer);
   });

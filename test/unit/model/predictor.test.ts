@@ -94,31 +94,9 @@ describe('createPredictor', () => {
     expect(busy / idle).toBeGreaterThan(4);
     expect(dear / idle).toBeGreaterThan(5);
     const absolute = (estimate: 'mean' | 'median' | 'p90') =>
-      createPredictor(new ForwardModel(model), { estimate, scale: 'absolute', maxCorrection: Infinity })(
-        ep,
-        req,
-        features(),
-      )!;
+      createPredictor(new ForwardModel(model), { estimate, maxCorrection: Infinity })(ep, req, features())!;
     expect(absolute('median')).toBeLessThan(absolute('mean'));
     expect(absolute('p90')).toBeGreaterThan(absolute('mean'));
-  });
-
-  it("in relative scale, multiplies the model's endpoint factor by the router's own baseline", () => {
-    const ep: Endpoint = { id: 'a', address: 'a', inflight: 0 };
-    const idle = features({
-      cpu: NaN,
-      reportedCpu: NaN,
-      memory: NaN,
-      queueLength: NaN,
-      hintAgeMs: Infinity,
-      baselineMs: 7,
-    });
-    // the idle reference itself: exactly the baseline
-    expect(createPredictor(model, { scale: 'relative' })(ep, req, idle)).toBeCloseTo(7, 9);
-    const busy = features({ ...idle, inflight: 6, latencyRatio: 5 });
-    const rel = createPredictor(model, { scale: 'relative' })(ep, req, busy)!;
-    const abs = createPredictor(model, { scale: 'absolute', trust: 1 });
-    expect(rel / 7).toBeCloseTo(abs(ep, req, busy)! / abs(ep, req, idle)!, 9);
   });
 
   it('corrects the built-in estimate, and falls back to it when the correction is too large', () => {
