@@ -238,9 +238,11 @@ export class TierReconciler {
     };
     if (!tier.spec.l2) return done();
     let target: RedisTarget | undefined;
+    let why = 'its Secret is gone';
     try {
       const r = await this.target(tier);
       target = r && 'target' in r ? r.target : this.lastTarget.get(uid);
+      if (r && 'invalid' in r) why = r.invalid.message;
     } catch (e) {
       target = this.lastTarget.get(uid);
       if (!target) throw e;
@@ -250,7 +252,7 @@ export class TierReconciler {
         tier,
         'Warning',
         'CleanupSkipped',
-        "the tier's Redis URL is unknown (its Secret is gone): L2 keys left to expire",
+        `the tier's Redis URL is unknown (${why}): L2 keys left to expire`,
       );
       return done();
     }

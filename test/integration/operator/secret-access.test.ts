@@ -81,6 +81,7 @@ it('reads Secrets only where operator.secretAccess grants them; elsewhere the ti
   await tierWithSecret(granted, 'cache', 'api', 'redis');
   await tierWithSecret(granted, 'cache-other', 'api2', 'other'); // a Secret the names leave out
   await tierWithSecret(denied, 'cache', 'api', 'redis'); // a namespace the grant leaves out
+  await tierWithSecret(denied, 'doomed', 'api2', 'redis'); // deleted while refused
   const kc = await serviceAccountKubeConfig(home, 'sibyl-operator');
   const ops = [await startOperator(granted, { kc }), await startOperator(denied, { kc })];
   try {
@@ -121,6 +122,17 @@ it('reads Secrets only where operator.secretAccess grants them; elsewhere the ti
       { what: 'SecretForbidden for a Secret operator.secretAccess.names leaves out' },
     );
     expect(other.message).toContain(`if operator.secretAccess.names is set, add other`);
+
+    // A refused tier never pins its deletion: the cleanup says why it cannot reach Redis and lets go.
+    await waitFor(async () => (await conditions(denied, 'doomed')).Ready?.reason === 'SecretForbidden', {
+      what: 'the second refused tier reconciled (finalizer set)',
+    });
+    await kubectlOk(['delete', 'ct', 'doomed', '-n', denied, '--wait=false']);
+    await waitFor(async () => (await kubectl(['get', 'ct', 'doomed', '-n', denied])).code !== 0, {
+      what: 'the refused tier deleted',
+    });
+    const skipped = (await listEvents(denied, 'doomed')).find((e) => e.reason === 'CleanupSkipped');
+    expect(skipped?.message).toContain('the operator may not read Secret redis');
 
     // A refusal is a condition, not a failed reconcile: no errors, no crash.
     for (const op of ops) {
