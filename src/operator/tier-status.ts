@@ -3,7 +3,7 @@ import type { Conflict } from './cache-assign.js';
 import type { Reachability } from './cache-redis.js';
 import type { TierFigures } from './cache-view.js';
 import { conditionWarnings, removeCondition, setCondition, type Condition } from './conditions.js';
-import type { PendingEvent } from './pool-status.js';
+import type { PendingEvent } from './context.js';
 
 export interface TierWorld {
   tier: CacheTier;

@@ -3,7 +3,14 @@ import type { BackendPool } from '../../../src/api/backendpool.js';
 import { setCondition } from '../../../src/operator/conditions.js';
 import { decisionSentence } from '../../../src/operator/decision.js';
 import { resolveService } from '../../../src/operator/endpoints.js';
-import { buildPoolStatus } from '../../../src/operator/pool-status.js';
+import { resolvePoolSpec } from '../../../src/api/resolve.js';
+import { buildPoolStatus, type PoolWorld } from '../../../src/operator/pool-status.js';
+
+/** Status for a world with the pool's spec resolved and its own policy in force (no control plane). */
+const statusOf = (w: Omit<PoolWorld, 'spec' | 'policy'>) => {
+  const spec = resolvePoolSpec(w.pool.spec);
+  return buildPoolStatus({ ...w, spec, policy: spec.balancing.policy });
+};
 
 const svc: V1Service = {
   metadata: { name: 'co' },
@@ -137,8 +144,8 @@ describe('buildPoolStatus', () => {
       resolution: { ok: true as const, endpoints: [{ address: 'a:1', ready: true }] },
       now,
     };
-    const first = buildPoolStatus(world);
-    const again = buildPoolStatus({
+    const first = statusOf(world);
+    const again = statusOf({
       ...world,
       pool: pool(first.status),
       now: new Date('2026-01-01T01:00:00Z'),
@@ -148,12 +155,12 @@ describe('buildPoolStatus', () => {
     expect(first.events.map((e) => e.reason)).toEqual(['EndpointAdded']);
   });
   it('emits EndpointRemoved and a warning when no endpoint is ready', () => {
-    const before = buildPoolStatus({
+    const before = statusOf({
       pool: pool(),
       resolution: { ok: true, endpoints: [{ address: 'a:1', ready: true }] },
       now,
     }).status;
-    const r = buildPoolStatus({ pool: pool(before), resolution: { ok: true, endpoints: [] }, now });
+    const r = statusOf({ pool: pool(before), resolution: { ok: true, endpoints: [] }, now });
     expect(r.events.map((e) => [e.type, e.reason])).toEqual([
       ['Normal', 'EndpointRemoved'],
       ['Warning', 'NoReadyEndpoints'],
@@ -165,7 +172,7 @@ describe('buildPoolStatus', () => {
       ['a:1', { latencyP99Ms: 12, predictedLatencyMs: 3, breaker: 'Closed' as const }],
       ['b:1', { latencyP99Ms: 80, predictedLatencyMs: 30, breaker: 'Open' as const }],
     ]);
-    const r = buildPoolStatus({
+    const r = statusOf({
       pool: pool(),
       resolution: {
         ok: true,
@@ -199,19 +206,19 @@ describe('Degraded', () => {
         points: 3,
       },
     ];
-    const bad = buildPoolStatus({ pool, resolution, anomalies: active, now }).status;
+    const bad = statusOf({ pool, resolution, anomalies: active, now }).status;
     expect(bad.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
       status: 'True',
       reason: 'LatencyAnomaly',
       message: 'p99 80ms vs usual 10ms',
     });
-    const good = buildPoolStatus({ pool, resolution, anomalies: [], now }).status;
+    const good = statusOf({ pool, resolution, anomalies: [], now }).status;
     expect(good.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
       status: 'False',
       reason: 'NoAnomaly',
     });
     expect(
-      buildPoolStatus({ pool, resolution, now }).status.conditions?.find((c) => c.type === 'Degraded'),
+      statusOf({ pool, resolution, now }).status.conditions?.find((c) => c.type === 'Degraded'),
     ).toBeUndefined();
   });
 });
