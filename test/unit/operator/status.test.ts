@@ -222,3 +222,72 @@ describe('Degraded', () => {
     ).toBeUndefined();
   });
 });
+
+describe('ModelReady', () => {
+  const pool = (balancing?: object): BackendPool => ({
+    apiVersion: 'sibyl.dev/v1alpha1',
+    kind: 'BackendPool',
+    metadata: { name: 'co', namespace: 'ns', generation: 1 },
+    spec: {
+      endpoints: [{ address: 'a:1' }],
+      match: { services: ['a.B'] },
+      ...(balancing ? { balancing } : {}),
+    },
+  });
+  const resolution = { ok: true as const, endpoints: [{ address: 'a:1', ready: true }] };
+  const now = new Date('2026-01-01T00:00:00Z');
+  const world = (p: BackendPool, policy: PoolWorld['policy'], model?: PoolWorld['model']): PoolWorld => ({
+    pool: p,
+    spec: resolvePoolSpec(p.spec),
+    resolution,
+    policy,
+    now,
+    ...(model ? { model } : {}),
+  });
+  const cond = (r: ReturnType<typeof buildPoolStatus>) =>
+    r.status.conditions?.find((c) => c.type === 'ModelReady');
+
+  it('says a Predictive pool without a model routes with its fallback, and warns once', () => {
+    const w = world(pool(), 'PeakEwma', { samples: 12, ready: false, reason: 'no default model' });
+    const r = buildPoolStatus(w);
+    expect(r.status.policy).toBe('PeakEwma');
+    expect(cond(r)).toMatchObject({
+      status: 'False',
+      reason: 'PolicyFallback',
+      message: 'no default model; routing with PeakEwma until a model is ready',
+    });
+    expect(r.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'PolicyFallback' }));
+    expect(buildPoolStatus({ ...w, pool: { ...w.pool, status: r.status } }).events).toEqual([]);
+    const named = buildPoolStatus(
+      world(pool({ policy: 'Predictive', fallbackPolicy: 'RoundRobin' }), 'RoundRobin', {
+        samples: 0,
+        ready: false,
+        reason: 'no default model',
+      }),
+    );
+    expect(cond(named)?.message).toBe('no default model; routing with RoundRobin until a model is ready');
+  });
+
+  it('is True with the model in force, which status.model names', () => {
+    const r = buildPoolStatus(
+      world(pool(), 'Predictive', {
+        version: 'v1',
+        samples: 40,
+        holdoutError: 0.31,
+        ready: true,
+        reason: 'loaded',
+      }),
+    );
+    expect(r.status.policy).toBe('Predictive');
+    expect(cond(r)).toMatchObject({ status: 'True', reason: 'ModelLoaded', message: 'model v1: loaded' });
+    expect(r.status.model).toEqual({ version: 'v1', samples: 40, holdoutError: 0.31 });
+  });
+
+  it('is absent for another policy, and without a control plane', () => {
+    const model = { version: 'v1', samples: 0, ready: true, reason: 'loaded' };
+    expect(
+      cond(buildPoolStatus(world(pool({ policy: 'LeastRequest' }), 'LeastRequest', model))),
+    ).toBeUndefined();
+    expect(cond(buildPoolStatus(world(pool(), 'Predictive')))).toBeUndefined();
+  });
+});
