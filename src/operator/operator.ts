@@ -100,7 +100,7 @@ export class Operator {
     const tierKeys = new KeyChannel();
     // Each pool's cache config from its CacheTier, as routers receive it.
     const cacheConfigs = new PoolCacheConfigs();
-    const control = o.control
+    this.control = o.control
       ? new ControlPlane({
           kc: o.kc,
           options: o.control,
@@ -112,7 +112,7 @@ export class Operator {
           registry: this.metrics.registry,
         })
       : undefined;
-    if (control) this.control = control;
+    const control = this.control;
     this.redis = new RedisAdmin({
       clock: systemClock,
       log: o.log,
