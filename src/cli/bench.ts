@@ -1,5 +1,5 @@
 import { SibylError } from '../util/errors.js';
-import type { CommandModule } from './commands.js';
+import type { CommandModule } from './command.js';
 
 /**
  * `sibyl bench <name>` (DESIGN.md §11): each benchmark is a module with `run(argv)` in src/tools/bench,

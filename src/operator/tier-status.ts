@@ -4,7 +4,7 @@ import type { Reachability } from './cache-redis.js';
 import { SECRET_FORBIDDEN } from './cache-secret.js';
 import type { TierFigures } from './cache-view.js';
 import { conditionWarnings, removeCondition, setCondition, type Condition } from './conditions.js';
-import type { PendingEvent } from './pool-status.js';
+import type { PendingEvent } from './context.js';
 
 export interface TierWorld {
   tier: CacheTier;
