@@ -2,7 +2,7 @@ import type { BreakerStateName } from '../api/backendpool.js';
 import { RobustDetector, type DetectorOptions, type Verdict } from './detector.js';
 
 /**
- * Per-pool anomaly monitoring (DESIGN.md §8): one RobustDetector per metric per pool, and a message for
+ * Per-pool anomaly monitoring (docs/architecture.md, "Observability"): one RobustDetector per metric per pool, and a message for
  * each transition that gives the figures and a recommendation built from what the pool's endpoints look
  * like at that moment. Pure: the caller turns transitions into events, conditions and metrics.
  */

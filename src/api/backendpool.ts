@@ -13,7 +13,7 @@ import {
   IS_DURATION,
 } from './schema.js';
 
-/** BackendPool (sibyl.dev/v1alpha1): a pool of gRPC backends and how routers balance over it. DESIGN.md §2. */
+/** BackendPool (sibyl.dev/v1alpha1): a pool of gRPC backends and how routers balance over it. docs/architecture.md, "API". */
 
 export const POLICIES = ['Predictive', 'PeakEwma', 'LeastRequest', 'RoundRobin', 'Prequal'] as const;
 export type PolicyName = (typeof POLICIES)[number];

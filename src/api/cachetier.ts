@@ -13,7 +13,7 @@ import {
 } from './schema.js';
 import type { ObjectMeta } from './backendpool.js';
 
-/** CacheTier (sibyl.dev/v1alpha1): a response cache in front of pools, L1/L2/L3 with warming. DESIGN.md §2, §7. */
+/** CacheTier (sibyl.dev/v1alpha1): a response cache in front of pools, L1/L2/L3 with warming. docs/architecture.md, "API"; docs/architecture.md, "Cache tiers". */
 
 export const REDIS_MODES = ['Standalone', 'Sentinel', 'Cluster'] as const;
 

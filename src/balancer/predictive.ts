@@ -15,7 +15,7 @@ import type {
 export type { PredictFn, PredictiveFeatures } from './types.js';
 
 /**
- * Predictive (DESIGN.md §5): send each call where its predicted latency is lowest.
+ * Predictive (docs/architecture.md, "Balancing, breakers and limits"): send each call where its predicted latency is lowest.
  *
  * score = (1 − e) · max(L, age, S) + e · failurePenaltyMs
  *

@@ -5,7 +5,7 @@ import type { CallOutcome, Endpoint, PickRequest, PredictiveFeatures } from './t
 export type { PredictiveFeatures } from './types.js';
 
 /**
- * What one router knows of its endpoints from its own calls (DESIGN.md §5, §6): per endpoint its
+ * What one router knows of its endpoints from its own calls (docs/architecture.md, "Balancing, breakers and limits"; docs/architecture.md, "Model"): per endpoint its
  * latencies normalised by method and payload, its failures, and the work it has in flight there; per
  * method a latency baseline. This is the one place those figures are computed. The Predictive policy
  * scores with them (predictive.ts), the router records them as training samples at dispatch

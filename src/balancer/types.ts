@@ -2,7 +2,7 @@ import type { Clock, Random } from '../util/clock.js';
 import type { PolicyName } from '../api/backendpool.js';
 
 /**
- * The balancing contract (DESIGN.md §5), after grpc-js's load-balancer.ts: one small interface, a
+ * The balancing contract (docs/architecture.md, "Balancing, breakers and limits"), after grpc-js's load-balancer.ts: one small interface, a
  * registry by name, one implementation per file. The same code runs in the router and in the simulator.
  *
  * A policy sees candidates (endpoints whose breaker admits a call), the request's features, and the

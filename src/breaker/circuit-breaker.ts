@@ -2,7 +2,7 @@ import type { BreakerStateName } from '../api/backendpool.js';
 import { resolveBreaker } from '../api/resolve.js';
 
 /**
- * One endpoint's circuit breaker (DESIGN.md §5), the classic three-state machine (Nygard, "Release It!";
+ * One endpoint's circuit breaker (docs/architecture.md, "Balancing, breakers and limits"), the classic three-state machine (Nygard, "Release It!";
  * resilience4j and Envoy's outlier detection for the details):
  *
  *   Closed   → Open      after `failureThreshold` failures, counted up by a failure and down by one per

@@ -10,7 +10,7 @@ export interface CountedCache {
 }
 
 /**
- * The cache's Prometheus series in the router's registry (DESIGN.md §8, "cache hits by tier"):
+ * The cache's Prometheus series in the router's registry (docs/architecture.md, "Observability", "cache hits by tier"):
  *  - sibyl_cache_requests_total{pool, tier, result}: each tier's lookups, result hit, miss or error;
  *  - sibyl_cache_fills_total{pool, tier}, sibyl_cache_evictions{pool, tier}, sibyl_cache_entries and
  *    sibyl_cache_bytes: read from each pool cache's counters at scrape time;

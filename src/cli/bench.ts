@@ -2,7 +2,7 @@ import { SibylError } from '../util/errors.js';
 import type { CommandModule } from './command.js';
 
 /**
- * `sibyl bench <name>` (DESIGN.md §11): each benchmark is a module with `run(argv)` in src/tools/bench,
+ * `sibyl bench <name>` (docs/architecture.md, "Command line"): each benchmark is a module with `run(argv)` in src/tools/bench,
  * registered here by name and loaded on demand.
  */
 export const benches: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {

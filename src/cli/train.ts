@@ -12,7 +12,7 @@ import { numberFlag, parseFlags } from './flags.js';
 
 const HELP = `usage: sibyl train (--simulate [--scenarios PATH] [--samples N] | --samples FILE) [flags]
 
-Trains the latency model (DESIGN.md §6) and writes model.json, weights.bin and features.json.
+Trains the latency model (docs/architecture.md, "Model") and writes model.json, weights.bin and features.json.
 
   --simulate             train on simulator data: every scenario under --scenarios, routed by each of
                          --policies in turn (the shipped default model: \`make model\`)

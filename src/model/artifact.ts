@@ -14,7 +14,7 @@ import {
 import type { Activation, DenseLayer, HoldoutMetrics, LatencyModel, TrainingInfo } from './model.js';
 
 /**
- * The model on disk and on the wire (DESIGN.md §6). A directory holds three files:
+ * The model on disk and on the wire (docs/architecture.md, "Model"). A directory holds three files:
  *
  *   model.json     our own small, topology-free description: layer shapes and activations, feature
  *                  version and names, normalisation, target scaling, holdout metrics, training info,

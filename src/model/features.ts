@@ -2,7 +2,7 @@ import type { PredictiveFeatures } from '../balancer/signals.js';
 import type { TrainingSample } from './sample.js';
 
 /**
- * The latency model's feature definition (DESIGN.md §6): which raw observables of a TrainingSample
+ * The latency model's feature definition (docs/architecture.md, "Model"): which raw observables of a TrainingSample
  * become which inputs, in which order, through which transform. The trained weights only make sense
  * against this exact list, so it is versioned: any change to a name, the order, a transform or a cap
  * must raise FEATURES_VERSION, and a model trained against another version is refused on load

@@ -6,7 +6,7 @@ import { systemTimers, type Timers } from '../util/timers.js';
 import { admitAll, type Admission, type AdmissionRequest, type Permit } from './seams.js';
 
 /**
- * Adaptive concurrency (DESIGN.md §5) in the router, per pool and per endpoint, both from the pool's
+ * Adaptive concurrency (docs/architecture.md, "Balancing, breakers and limits") in the router, per pool and per endpoint, both from the pool's
  * spec.concurrency (absent: no limit at all; a limit the user did not ask for would shed calls they did
  * not expect). spec.concurrency describes what one endpoint can take:
  *

@@ -11,7 +11,7 @@ import { collectionsCounter, type CollectionsCounter } from './counters.js';
 import type { ResourceEndpoint, ResourceFigures, ResourceSource, TelemetrySettings } from './resources.js';
 
 /**
- * CPU and memory from each backend's own Prometheus endpoint (DESIGN.md §2, spec.telemetry.prometheus).
+ * CPU and memory from each backend's own Prometheus endpoint (docs/architecture.md, "API", spec.telemetry.prometheus).
  *
  * Every endpoint of a tracked pool is scraped at http://HOST:PORT/PATH, HOST being the endpoint
  * address's host (*.localhost goes to 127.0.0.1, RFC 6761) and PORT the pool's prometheus.port, every

@@ -14,7 +14,7 @@ import { startBenchBackend, startRouterWithPools, startSibyl, stop, track, type 
 import { freePort } from '../../util/net.js';
 
 /**
- * `sibyl bench proxy` (DESIGN.md §10): the router against a direct connection and against nginx
+ * `sibyl bench proxy` (bench/scenarios/README.md): the router against a direct connection and against nginx
  * `grpc_pass`, under ghz, all on 127.0.0.1. Backends (`sibyl backend`), the router (`sibyl router
  * --config`) and nginx each run as a child process, so the router shares its process with nothing.
  *

@@ -16,7 +16,7 @@ import { evaluateTargets, type TargetReport } from '../sim/targets.js';
 
 const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all) [flags]
 
-Replays scenario files (bench/scenarios/*.json, format in DESIGN.md §10 and bench/scenarios/README.md)
+Replays scenario files (bench/scenarios/*.json, format in bench/scenarios/README.md and bench/scenarios/README.md)
 through each policy on a virtual clock, and prints a table per scenario with the targets, or JSON.
 
   --scenario FILE      a scenario file (repeatable)

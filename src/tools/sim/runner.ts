@@ -32,7 +32,7 @@ export interface PolicySummary extends PolicyFigures {
   unloadedP99Ms?: number;
 }
 
-/** `sibyl bench sim --json`: DESIGN.md §10's object, plus seeds, capacity and intervals. */
+/** `sibyl bench sim --json`: bench/scenarios/README.md's object, plus seeds, capacity and intervals. */
 export interface ScenarioReport {
   scenario: string;
   policies: Record<string, PolicySummary>;

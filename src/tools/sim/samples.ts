@@ -9,7 +9,7 @@ import type { SimEndpoint, SimRouter } from './router.js';
 import { offeredRps, type Scenario } from './scenario.js';
 
 /**
- * Training samples from the simulator (DESIGN.md §6: the default model is trained on simulator data).
+ * Training samples from the simulator (docs/architecture.md, "Model": the default model is trained on simulator data).
  * Each sample is what one router knew about the endpoint it chose when it dispatched a call, from its
  * own observations and the operator's lagged telemetry only, and the latency it then saw (a failure at
  * the deadline).

@@ -9,7 +9,7 @@ import { DiskStore } from '../../../src/cache/l3-disk.js';
 import type { CacheStore } from '../../../src/cache/types.js';
 import { isSibylError } from '../../../src/util/errors.js';
 
-// One conformance suite for every store (DESIGN.md §10): L1 in memory, L2 on a real Redis (a
+// One conformance suite for every store (bench/scenarios/README.md): L1 in memory, L2 on a real Redis (a
 // redis-server of this suite's own), L3 on a temp folder.
 const key = (n: number) => n.toString(16).padStart(64, '0');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
