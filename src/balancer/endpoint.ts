@@ -1,3 +1,4 @@
+import type { OrcaReport } from '../grpc/orca.js';
 import { Fifo } from '../util/fifo.js';
 import type { Endpoint, EndpointHints, LoadReport } from './types.js';
 
@@ -45,4 +46,9 @@ export class TrackedEndpoint implements Endpoint {
     }
     this.oldestInflightStartMs = head?.startedAtMs;
   }
+}
+
+/** An ORCA load report (a response's trailers) as the endpoint's load figures, received at `atMs`. */
+export function orcaLoad(r: OrcaReport, atMs: number): LoadReport {
+  return { cpu: r.cpuUtilization, memory: r.memUtilization, utilization: r.applicationUtilization, atMs };
 }

@@ -251,7 +251,9 @@ export class RouterSignals {
     f.oldestInflightAgeMs =
       ep.oldestInflightStartMs === undefined ? 0 : Math.max(0, now - ep.oldestInflightStartMs);
     f.errorRate = (failed + fresh * (h?.errorRate ?? 0)) / (ok + failed + 1);
-    f.hintLatencyMs = h?.predictedLatencyMs ?? NaN;
+    f.typicalMs = this.typicalMs(now);
+    f.hintLatencyMs =
+      h?.predictedLatencyMs ?? (h?.relativeCost !== undefined ? h.relativeCost * f.typicalMs : NaN);
     f.hintAgeMs = hintAge;
     f.hintFreshness = fresh;
     f.queueLength = h?.queueLength ?? NaN;
@@ -259,7 +261,6 @@ export class RouterSignals {
     f.cpu = load?.cpu !== undefined ? load.cpu * decay(now - load.atMs, hintTauMs) : (h?.cpu ?? NaN) * fresh;
     f.reportedCpu = load?.cpu ?? h?.cpu ?? NaN;
     f.memory = load?.memory ?? h?.memory ?? NaN;
-    f.typicalMs = this.typicalMs(now);
     // own calls in flight there: their baselines, and a typical call for any not seen starting
     f.aheadMs = (s?.pendingMs ?? 0) + Math.max(0, f.inflight - (s?.pendingN ?? 0)) * f.typicalMs;
     f.serviceMs = serviceEstimateMs(f, this.options);

@@ -23,6 +23,12 @@ export interface EndpointHints {
   weight?: number; // relative share, default 1
   predictedLatencyMs?: number; // operator's prediction for a typical call
   predictedP90Ms?: number;
+  /**
+   * The operator's capacity weight as a cost relative to the pool's mean endpoint (mean(w) / w: 2 is
+   * half the pool's mean capacity). A prior where no predicted latency is given (xDS endpoint weights
+   * reach in-process clients, src/client); scaled by the router's own typical latency.
+   */
+  relativeCost?: number;
   errorRate?: number; // fleet-wide recent error rate, 0..1
   queueLength?: number; // lagged, from telemetry
   cpu?: number;

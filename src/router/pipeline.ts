@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import { orcaLoad } from '../balancer/endpoint.js';
 import type { CallHandle } from '../balancer/picker.js';
 import type { CallOutcome, PickRequest } from '../balancer/types.js';
 import { MAX_ENTRY_BODY_BYTES, type PoolCache } from '../cache/pool-cache.js';
@@ -389,16 +390,7 @@ class CallPipeline {
     const done = attempt.run(call.target.sessions, headers).then(
       (result) => {
         this.attempts.delete(attempt);
-        const r = result.load;
-        call.end(
-          result.code,
-          r && {
-            cpu: r.cpuUtilization,
-            memory: r.memUtilization,
-            utilization: r.applicationUtilization,
-            atMs: clock.now(),
-          },
-        );
+        call.end(result.code, result.load && orcaLoad(result.load, clock.now()));
         return result;
       },
       (e: unknown) => {
