@@ -79,7 +79,7 @@ export interface OwnStats {
 
 const MAX_METHODS = 512;
 
-export function blankFeatures(): PredictiveFeatures {
+function blankFeatures(): PredictiveFeatures {
   return {
     baselineMs: 0,
     payloadKiB: 0,

@@ -46,6 +46,8 @@ const usage = () =>
     'Run `sibyl bench <benchmark> --help` for its flags.',
   ].join('\n');
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h') {

@@ -33,7 +33,7 @@ function DEFAULT_POLICIES(): string[] {
   return ['RoundRobin', 'LeastRequest', 'PeakEwma', 'Predictive'];
 }
 
-export const DEFAULT_SIM_SAMPLES = 60_000;
+const DEFAULT_SIM_SAMPLES = 60_000;
 
 /**
  * The simulator's sample export (src/tools/sim: collectSamples, loadScenario); an interface so tests can
@@ -48,7 +48,7 @@ export interface SimulatorApi {
 }
 
 /** The simulator, loaded only when --simulate asks for it. */
-export async function loadSimulator(): Promise<SimulatorApi> {
+async function loadSimulator(): Promise<SimulatorApi> {
   const { collectSamples, loadScenario } = await import('../tools/sim/index.js');
   return { collectSamples, loadScenario };
 }

@@ -14,6 +14,8 @@ import { METHOD_KEY } from './picker.js';
  * Without xDS, name it in a service config:
  *   { loadBalancingConfig: [{ 'sibyl.PredictiveLb': { policy: 'Predictive' } }] }
  */
+// The package's API (package.json exports).
+// ts-unused-exports:disable-next-line
 export { PREDICTIVE_LB, PredictiveLbConfig, PredictiveLoadBalancer };
 
 /** Registers `sibyl.PredictiveLb` with grpc-js (idempotent). */

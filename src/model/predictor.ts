@@ -63,7 +63,7 @@ export const DEFAULT_MAX_CORRECTION = 32;
 /** See PredictorOptions.trust, and createPredictor for why it is not 1. */
 export const DEFAULT_TRUST = 0.25;
 /** The estimate the balancer's hook reads by default (see createPredictor). */
-export const DEFAULT_HOOK_ESTIMATE: PredictEstimate = 'p90';
+const DEFAULT_HOOK_ESTIMATE: PredictEstimate = 'p90';
 
 /** z of the normal distribution at 0.9 (Φ⁻¹(0.9)). */
 const Z90 = 1.2815515655446004;

@@ -17,7 +17,7 @@ export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 let current: { choice: BackendChoice; ready: Promise<string> } | undefined;
 
 /** The directory holding tfjs-backend-wasm's .wasm files, with the trailing separator tfjs expects. */
-export function wasmDir(): string {
+function wasmDir(): string {
   const require = createRequire(import.meta.url);
   return (
     path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep

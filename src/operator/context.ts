@@ -45,7 +45,7 @@ export function involved(obj: BackendPool | CacheTier): InvolvedObject {
   };
 }
 
-export async function recordAll(
+async function recordAll(
   ctx: OperatorContext,
   obj: BackendPool | CacheTier,
   events: PendingEvent[],

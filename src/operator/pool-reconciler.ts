@@ -68,7 +68,7 @@ export class PoolReconciler {
 }
 
 /** What status is built from: the view, whether the CacheTier it names exists, and the time. */
-export function poolWorld(view: PoolView, ctx: Pick<OperatorContext, 'tiers' | 'wallClock'>): PoolWorld {
+function poolWorld(view: PoolView, ctx: Pick<OperatorContext, 'tiers' | 'wallClock'>): PoolWorld {
   const { pool, fleet } = view;
   const tierRef = pool.spec.cacheTierRef?.name;
   return {
@@ -87,7 +87,7 @@ export function poolWorld(view: PoolView, ctx: Pick<OperatorContext, 'tiers' | '
 }
 
 /** Resolves the pool's endpoints from the informers' caches (no API calls). */
-export function resolvePool(ctx: OperatorContext, pool: PoolObject): Resolution {
+function resolvePool(ctx: OperatorContext, pool: PoolObject): Resolution {
   const ns = pool.metadata.namespace ?? '';
   if (!pool.spec.service) return resolveStatic(pool.spec);
   const svc = ctx.services.store.get(`${ns}/${pool.spec.service.name}`);

@@ -22,7 +22,7 @@ import type { LabelSelector } from './labels.js';
 import { buildTierStatus } from './tier-status.js';
 
 /** Set on every CacheTier: its deletion waits until the L2 keys of its pools are deleted. */
-export const CLEANUP_FINALIZER = 'sibyl.dev/cache-cleanup';
+const CLEANUP_FINALIZER = 'sibyl.dev/cache-cleanup';
 /** `kubectl annotate ct NAME sibyl.dev/flush=<anything new>` flushes the tier once per new value. */
 export const FLUSH_ANNOTATION = 'sibyl.dev/flush';
 

@@ -56,7 +56,7 @@ export interface AttemptContext {
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants;
 
-export function grpcStatusOf(h: IncomingHttpHeaders): number | undefined {
+function grpcStatusOf(h: IncomingHttpHeaders): number | undefined {
   const v = headerValue(h, 'grpc-status');
   if (v === undefined) return undefined;
   const n = Number(v);

@@ -83,6 +83,6 @@ export function checkRequest(h: IncomingHttpHeaders, table: RoutingTable): Routa
  * Ending the call first, the router answers DEADLINE_EXCEEDED itself and counts it against the
  * endpoint. Envoy's `grpc_timeout_header_offset` does the same.
  */
-export function deadlineOffsetMs(clientMs: number): number {
+function deadlineOffsetMs(clientMs: number): number {
   return Math.min(10, 0.1 * clientMs);
 }

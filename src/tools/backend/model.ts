@@ -32,7 +32,7 @@ export const DEFAULT_SETTINGS: ServiceSettings = {
 };
 
 /** A standard normal draw (Box–Muller) from a uniform source. */
-export function normal(random: Random): number {
+function normal(random: Random): number {
   const u = Math.max(random(), Number.MIN_VALUE);
   const v = random();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);

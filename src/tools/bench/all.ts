@@ -37,6 +37,8 @@ const RESULTS = join(ROOT, 'bench/results');
 
 const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `${x.toFixed(1)} ms`);
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
