@@ -82,7 +82,7 @@ export interface Verdict {
 /** Iglewicz & Hoaglin's constant: Φ⁻¹(0.75), so that MAD/0.6745 estimates σ for normal data. */
 export const MAD_CONSISTENCY = 0.6745;
 
-export function resolveDetectorOptions(o: DetectorOptions): ResolvedDetectorOptions {
+function resolveDetectorOptions(o: DetectorOptions): ResolvedDetectorOptions {
   const r: ResolvedDetectorOptions = {
     direction: o.direction,
     window: o.window ?? 120,

@@ -2,7 +2,7 @@ import type { BreakerStateName } from '../api/backendpool.js';
 import { RobustDetector, type DetectorOptions, type Verdict } from './detector.js';
 
 /**
- * Per-pool anomaly monitoring (DESIGN.md §8): one RobustDetector per metric per pool, and a message for
+ * Per-pool anomaly monitoring (docs/architecture.md, "Observability"): one RobustDetector per metric per pool, and a message for
  * each transition that gives the figures and a recommendation built from what the pool's endpoints look
  * like at that moment. Pure: the caller turns transitions into events, conditions and metrics.
  */
@@ -10,9 +10,9 @@ import { RobustDetector, type DetectorOptions, type Verdict } from './detector.j
 export type AnomalyMetric = 'p99Ms' | 'errorRate' | 'modelError' | 'hitRatio';
 export type AnomalyReason = 'LatencyAnomaly' | 'ErrorRateAnomaly' | 'ModelDrift' | 'CacheHitDrop';
 
-export const ANOMALY_METRICS: readonly AnomalyMetric[] = ['p99Ms', 'errorRate', 'modelError', 'hitRatio'];
+const ANOMALY_METRICS: readonly AnomalyMetric[] = ['p99Ms', 'errorRate', 'modelError', 'hitRatio'];
 
-export const REASON_OF: Readonly<Record<AnomalyMetric, AnomalyReason>> = {
+const REASON_OF: Readonly<Record<AnomalyMetric, AnomalyReason>> = {
   p99Ms: 'LatencyAnomaly',
   errorRate: 'ErrorRateAnomaly',
   modelError: 'ModelDrift',
@@ -79,7 +79,7 @@ export interface MonitorOptions {
  * in ln from quantisation alone, and the model is flagged only when it is off by ~30% more than usual;
  * hit ratio 2% of its median (≥ 0.01).
  */
-export const METRIC_DEFAULTS: Readonly<Record<AnomalyMetric, DetectorOptions>> = {
+const METRIC_DEFAULTS: Readonly<Record<AnomalyMetric, DetectorOptions>> = {
   p99Ms: { direction: 'up', relativeMadFloor: 0.05, absoluteMadFloor: 1 },
   errorRate: { direction: 'up', relativeMadFloor: 0.1, absoluteMadFloor: 0.0025 },
   modelError: { direction: 'up', relativeMadFloor: 0.05, absoluteMadFloor: 0.05 },

@@ -13,7 +13,7 @@ import {
   IS_DURATION,
 } from './schema.js';
 
-/** BackendPool (sibyl.dev/v1alpha1): a pool of gRPC backends and how routers balance over it. DESIGN.md §2. */
+/** BackendPool (sibyl.dev/v1alpha1): a pool of gRPC backends and how routers balance over it. docs/architecture.md, "API". */
 
 export const POLICIES = ['Predictive', 'PeakEwma', 'LeastRequest', 'RoundRobin', 'Prequal'] as const;
 export type PolicyName = (typeof POLICIES)[number];
@@ -31,7 +31,7 @@ export type BreakerStateName = (typeof BREAKER_STATES)[number];
 
 const ADDRESS_PATTERN = '^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$';
 
-export const StaticEndpoint = Type.Object({
+const StaticEndpoint = Type.Object({
   address: Type.String({
     maxLength: 300,
     pattern: ADDRESS_PATTERN,
@@ -48,7 +48,7 @@ export const StaticEndpoint = Type.Object({
   ),
 });
 
-export const ServiceRef = Type.Object({
+const ServiceRef = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z]([-a-z0-9]*[a-z0-9])?$' }),
   port: Type.Optional(
     Port({
@@ -57,7 +57,7 @@ export const ServiceRef = Type.Object({
   ),
 });
 
-export const Match = Type.Object(
+const Match = Type.Object(
   {
     services: Type.Optional(
       SetOf(GrpcService(), 64, { description: 'gRPC services (package.Service) routed to this pool.' }),

@@ -13,9 +13,9 @@ import {
 } from './schema.js';
 import type { ObjectMeta } from './backendpool.js';
 
-/** CacheTier (sibyl.dev/v1alpha1): a response cache in front of pools, L1/L2/L3 with warming. DESIGN.md §2, §7. */
+/** CacheTier (sibyl.dev/v1alpha1): a response cache in front of pools, L1/L2/L3 with warming. docs/architecture.md, "API"; docs/architecture.md, "Cache tiers". */
 
-export const REDIS_MODES = ['Standalone', 'Sentinel', 'Cluster'] as const;
+const REDIS_MODES = ['Standalone', 'Sentinel', 'Cluster'] as const;
 
 const LabelSelectorRequirement = Type.Object({
   key: Type.String({ minLength: 1, maxLength: 317 }),
@@ -23,12 +23,12 @@ const LabelSelectorRequirement = Type.Object({
   values: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 64 })),
 });
 
-export const LabelSelector = Type.Object({
+const LabelSelector = Type.Object({
   matchLabels: Type.Optional(StringMap({ maxProperties: 64 })),
   matchExpressions: Type.Optional(Type.Array(LabelSelectorRequirement, { maxItems: 32 })),
 });
 
-export const CachedMethod = Type.Object({
+const CachedMethod = Type.Object({
   method: GrpcMethod(),
   ttl: Type.Optional(Duration({ default: '60s', min: '1s', max: '168h' })),
 });

@@ -8,7 +8,6 @@ import { CacheTierSpec, CacheTierStatus } from './cachetier.js';
  */
 export const GROUP = 'sibyl.dev';
 export const VERSION = 'v1alpha1';
-export const API_VERSION = `${GROUP}/${VERSION}`;
 
 export interface CrdNames {
   kind: string;
@@ -17,13 +16,13 @@ export interface CrdNames {
   shortNames: string[];
 }
 
-export const BACKENDPOOL: CrdNames = {
+const BACKENDPOOL: CrdNames = {
   kind: 'BackendPool',
   plural: 'backendpools',
   singular: 'backendpool',
   shortNames: ['bp'],
 };
-export const CACHETIER: CrdNames = {
+const CACHETIER: CrdNames = {
   kind: 'CacheTier',
   plural: 'cachetiers',
   singular: 'cachetier',
@@ -86,7 +85,7 @@ const ready = {
 } as const;
 const age = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' } as const;
 
-export const backendPoolCrd = crd(
+const backendPoolCrd = crd(
   BACKENDPOOL,
   BackendPoolSpec,
   BackendPoolStatus,
@@ -118,7 +117,7 @@ export const backendPoolCrd = crd(
   'A pool of gRPC backends (a Service or static addresses) and how sibyl routers balance calls over it.',
 );
 
-export const cacheTierCrd = crd(
+const cacheTierCrd = crd(
   CACHETIER,
   CacheTierSpec,
   CacheTierStatus,

@@ -85,7 +85,6 @@ function withDefaults<T extends TSchema>(schema: T, section: Static<T> | undefin
 export function resolvePoolSpec(spec: Omit<BackendPoolSpec, 'match'>): ResolvedPoolSpec {
   const b = withDefaults(Balancing, spec.balancing);
   const model = withDefaults(Balancing.properties.model, b.model);
-  const cb = withDefaults(CircuitBreaker, spec.circuitBreaker);
   const r = withDefaults(Retries, spec.retries);
   const h = withDefaults(Hedging, spec.hedging);
   const t = withDefaults(Telemetry, spec.telemetry);
@@ -100,12 +99,7 @@ export function resolvePoolSpec(spec: Omit<BackendPoolSpec, 'match'>): ResolvedP
         minSamples: model.minSamples,
       },
     },
-    circuitBreaker: {
-      failureThreshold: cb.failureThreshold,
-      recoveryTimeoutMs: parseDuration(cb.recoveryTimeout),
-      halfOpenMaxCalls: cb.halfOpenMaxCalls,
-      maxEjectionPercent: cb.maxEjectionPercent,
-    },
+    circuitBreaker: resolveBreaker(spec.circuitBreaker),
     ...(spec.concurrency ? { concurrency: resolveConcurrency(spec.concurrency) } : {}),
     retries: { maxAttempts: r.maxAttempts, retryOn: [...r.retryOn], budgetPercent: r.budgetPercent },
     hedging: {
@@ -130,6 +124,17 @@ export function resolvePoolSpec(spec: Omit<BackendPoolSpec, 'match'>): ResolvedP
       metricsApi: t.metricsApi,
     },
     idempotentMethods: [...(spec.idempotentMethods ?? [])],
+  };
+}
+
+/** spec.circuitBreaker with its defaults (absent: every default). */
+export function resolveBreaker(spec: BackendPoolSpec['circuitBreaker']): BreakerSpec {
+  const cb = withDefaults(CircuitBreaker, spec);
+  return {
+    failureThreshold: cb.failureThreshold,
+    recoveryTimeoutMs: parseDuration(cb.recoveryTimeout),
+    halfOpenMaxCalls: cb.halfOpenMaxCalls,
+    maxEjectionPercent: cb.maxEjectionPercent,
   };
 }
 

@@ -1,5 +1,4 @@
 import type { Random } from '../util/clock.js';
-import { SibylError } from '../util/errors.js';
 
 /**
  * Small helpers shared by the policies. Nothing here holds state.
@@ -12,22 +11,6 @@ import { SibylError } from '../util/errors.js';
  * `failurePenaltyMs` to the pool's timeout so a failure costs what the client would have waited.
  */
 export const DEFAULT_FAILURE_PENALTY_MS = 1000;
-
-/** Reads a finite number option in [min, max], or the fallback when it is absent. */
-export function numberOption(
-  options: Readonly<Record<string, unknown>> | undefined,
-  key: string,
-  fallback: number,
-  min = 0,
-  max = Number.POSITIVE_INFINITY,
-): number {
-  const v = options?.[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw new SibylError('ERR_CONFIG_INVALID', `balancer option ${key} must be a number in [${min}, ${max}]`);
-  }
-  return v;
-}
 
 /** exp(−Δt/τ): the weight an exponentially decaying memory keeps after Δt (never negative Δt). */
 export function decay(dtMs: number, tauMs: number): number {

@@ -1,13 +1,21 @@
+import { Type, type Static } from '@sinclair/typebox';
 import { registerBalancer } from './registry.js';
-import { DEFAULT_FAILURE_PENALTY_MS, numberOption, randomIndex } from './common.js';
-import { SibylError } from '../util/errors.js';
-import { RouterSignals, SIGNAL_DEFAULTS, stallFloorMs, type PredictiveFeatures } from './signals.js';
-import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from './types.js';
+import { DEFAULT_FAILURE_PENALTY_MS, randomIndex } from './common.js';
+import { RouterSignals, SIGNAL_DEFAULTS, stallFloorMs } from './signals.js';
+import type {
+  Balancer,
+  BalancerDeps,
+  CallOutcome,
+  Endpoint,
+  PickRequest,
+  PredictFn,
+  PredictiveFeatures,
+} from './types.js';
 
-export type { PredictiveFeatures } from './signals.js';
+export type { PredictFn, PredictiveFeatures } from './types.js';
 
 /**
- * Predictive (DESIGN.md §5): send each call where its predicted latency is lowest.
+ * Predictive (docs/architecture.md, "Balancing, breakers and limits"): send each call where its predicted latency is lowest.
  *
  * score = (1 − e) · max(L, age, S) + e · failurePenaltyMs
  *
@@ -30,10 +38,8 @@ export type { PredictiveFeatures } from './signals.js';
  *   O = fq · max(0, queueLength − inflight) · typical   — other routers' calls there, from the operator's
  *       lagged queue length, trusted only while fresh on the server's own time scale:
  *       fq = exp(−hintAge / (queueTurnover · S)). A queue turns over in a few service times; a
- *       figure older than that says little, and every router acting on the same stale queue herds.
- *       (At 20 service times, a second-old queue still moved picks near capacity: on the overload
- *       ramp it left slots idle while other queues grew, and the limiter shed more; 5 is better on
- *       every scenario.)
+ *       figure older than that says little, and every router acting on the same stale queue herds
+ *       (bench/results/model.md has why 5 service times).
  *   L = (S + (S/b) · waitWeight · (A + O)) · (1 + cpuWeight · fq · max(0, cpu − 0.8) / 0.2)
  *       — the call's own service plus a share of the work ahead (several slots share it), both scaled
  *       by how slow the endpoint is; the wait is additive, so a small call behind a large one waits
@@ -56,22 +62,41 @@ export type { PredictiveFeatures } from './signals.js';
  * the pool's (ratio 1) after `forgetMs` without a sample; the operator's latency figure, which lags,
  * gives way to a few own samples; the pooled baseline down-weights outliers (latency-baseline.ts).
  *
- * Options: exploration, predict, failurePenaltyMs (1000), memoryMs (decay of own figures, 5000),
- * hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight (0.5),
- * defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (5), waitWeight (0.5),
- * forgetMs (300), tieTolerance (0.05), probeCostLimit (2).
+ * Config (PredictiveConfig): exploration, failurePenaltyMs (1000), memoryMs (decay of own figures,
+ * 5000), hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight
+ * (0.5), defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (5), waitWeight (0.5),
+ * forgetMs (300), tieTolerance (0.05), probeCostLimit (2). The model's predict function is a
+ * dependency (BalancerDeps.predict), not an option.
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
  * one configuration for all of them. Its formulas (S, L and the stall floor) are computed by pure
  * functions in signals.ts (serviceEstimateMs, builtinEstimateMs), because the learned model takes L as
  * an input: the router's and the simulator's training samples must carry the same figure.
  */
 
-/**
- * A learned model's prediction in ms, or undefined to use the heuristic. `features.estimateMs` is the
- * heuristic's own figure: the model takes it as an input and predicts a correction to it
- * (src/model/predictor.ts), and returns undefined when it has no grounds to overrule it.
- */
-export type PredictFn = (ep: Endpoint, req: PickRequest, features: PredictiveFeatures) => number | undefined;
+const D = SIGNAL_DEFAULTS;
+
+/** Predictive's config (the options above), each with its bounds and default. */
+export const PredictiveConfig = Type.Object(
+  {
+    exploration: Type.Number({ minimum: 0, maximum: 1, default: 0.05 }),
+    failurePenaltyMs: Type.Number({ minimum: 0, default: DEFAULT_FAILURE_PENALTY_MS }),
+    memoryMs: Type.Number({ minimum: 1, default: D.memoryMs }),
+    hintTauMs: Type.Number({ minimum: 1, default: D.hintTauMs }),
+    defaultLatencyMs: Type.Number({ minimum: 1e-3, default: D.defaultLatencyMs }),
+    forgetMs: Type.Number({ minimum: 1, default: D.forgetMs }),
+    stalenessPenalty: Type.Number({ minimum: 0, default: D.stalenessPenalty }),
+    priorWeight: Type.Number({ minimum: 1e-6, default: D.priorWeight }),
+    cpuWeight: Type.Number({ minimum: 0, default: D.cpuWeight }),
+    queueTurnover: Type.Number({ minimum: 1e-6, default: D.queueTurnover }),
+    waitWeight: Type.Number({ minimum: 0, default: D.waitWeight }),
+    scoreAllMax: Type.Number({ minimum: 1, default: 16 }),
+    sampleSize: Type.Integer({ minimum: 2, maximum: 64, default: 4 }),
+    tieTolerance: Type.Number({ minimum: 0, default: 0.05 }),
+    probeCostLimit: Type.Number({ minimum: 0, default: 2 }),
+  },
+  { additionalProperties: false },
+);
+export type PredictiveConfig = Static<typeof PredictiveConfig>;
 
 /** Exploration of a server we have no recent samples of runs at up to this many times the base rate. */
 const STALE_BOOST = 4;
@@ -92,31 +117,17 @@ export class Predictive implements Balancer {
   private scored = new Int32Array(64);
 
   constructor(
+    config: PredictiveConfig,
     private readonly deps: BalancerDeps,
-    options?: Record<string, unknown>,
   ) {
-    this.exploration = numberOption(options, 'exploration', 0.05, 0, 1);
-    const predict = options?.predict;
-    if (predict !== undefined && typeof predict !== 'function') {
-      throw new SibylError('ERR_CONFIG_INVALID', 'balancer option predict must be a function');
-    }
-    this.predict = predict as PredictFn | undefined;
-    this.penaltyMs = numberOption(options, 'failurePenaltyMs', DEFAULT_FAILURE_PENALTY_MS, 0);
-    this.signals = new RouterSignals({
-      memoryMs: numberOption(options, 'memoryMs', SIGNAL_DEFAULTS.memoryMs, 1),
-      hintTauMs: numberOption(options, 'hintTauMs', SIGNAL_DEFAULTS.hintTauMs, 1),
-      defaultLatencyMs: numberOption(options, 'defaultLatencyMs', SIGNAL_DEFAULTS.defaultLatencyMs, 1e-3),
-      forgetMs: numberOption(options, 'forgetMs', SIGNAL_DEFAULTS.forgetMs, 1),
-      stalenessPenalty: numberOption(options, 'stalenessPenalty', SIGNAL_DEFAULTS.stalenessPenalty, 0),
-      priorWeight: numberOption(options, 'priorWeight', SIGNAL_DEFAULTS.priorWeight, 1e-6),
-      cpuWeight: numberOption(options, 'cpuWeight', SIGNAL_DEFAULTS.cpuWeight, 0),
-      queueTurnover: numberOption(options, 'queueTurnover', SIGNAL_DEFAULTS.queueTurnover, 1e-6),
-      waitWeight: numberOption(options, 'waitWeight', SIGNAL_DEFAULTS.waitWeight, 0),
-    });
-    this.scoreAllMax = numberOption(options, 'scoreAllMax', 16, 1);
-    this.sampleSize = Math.round(numberOption(options, 'sampleSize', 4, 2, 64));
-    this.tieTolerance = numberOption(options, 'tieTolerance', 0.05, 0);
-    this.probeCostLimit = numberOption(options, 'probeCostLimit', 2, 0);
+    this.exploration = config.exploration;
+    this.predict = deps.predict;
+    this.penaltyMs = config.failurePenaltyMs;
+    this.signals = new RouterSignals(config);
+    this.scoreAllMax = config.scoreAllMax;
+    this.sampleSize = config.sampleSize;
+    this.tieTolerance = config.tieTolerance;
+    this.probeCostLimit = config.probeCostLimit;
   }
 
   pick(candidates: readonly Endpoint[], req: PickRequest): Endpoint {
@@ -238,4 +249,4 @@ export class Predictive implements Balancer {
   }
 }
 
-registerBalancer('Predictive', (deps, options) => new Predictive(deps, options));
+registerBalancer('Predictive', PredictiveConfig, (config, deps) => new Predictive(config, deps));

@@ -1,5 +1,6 @@
 import { registerBalancer } from './registry.js';
-import { DEFAULT_FAILURE_PENALTY_MS, chargedLatencyMs, numberOption, randomIndex } from './common.js';
+import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_FAILURE_PENALTY_MS, chargedLatencyMs, randomIndex } from './common.js';
 import type { Random } from '../util/clock.js';
 import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from './types.js';
 
@@ -24,9 +25,21 @@ import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from 
  * Probes therefore cost nothing, but the pool keeps Prequal's sampling: which servers are compared, and
  * for how long a reading is trusted.
  *
- * Options: `maxProbes` (16), `probesPerCall` (3), `probeTtlMs` (1000), `hotQuantile` (0.84),
- * `latencyWindowMs` (5000), `defaultLatencyMs` (10), `failurePenaltyMs` (1000).
+ * Config (PrequalConfig): the paper's figures by default.
  */
+export const PrequalConfig = Type.Object(
+  {
+    maxProbes: Type.Integer({ minimum: 1, maximum: 64, default: 16 }),
+    probesPerCall: Type.Integer({ minimum: 1, maximum: 64, default: 3 }),
+    probeTtlMs: Type.Number({ minimum: 0, default: 1000 }),
+    hotQuantile: Type.Number({ minimum: 0, maximum: 1, default: 0.84 }),
+    latencyWindowMs: Type.Number({ minimum: 1, default: 5000 }),
+    defaultLatencyMs: Type.Number({ minimum: 0, default: 10 }),
+    failurePenaltyMs: Type.Number({ minimum: 0, default: DEFAULT_FAILURE_PENALTY_MS }),
+  },
+  { additionalProperties: false },
+);
+export type PrequalConfig = Static<typeof PrequalConfig>;
 
 interface Probe {
   id: string;
@@ -115,17 +128,16 @@ export class Prequal implements Balancer {
   private readonly lats: Float64Array;
 
   constructor(
+    config: PrequalConfig,
     private readonly deps: BalancerDeps,
-    options?: Record<string, unknown>,
   ) {
-    this.maxProbes = numberOption(options, 'maxProbes', 16, 1, 64);
-    this.probesPerCall = numberOption(options, 'probesPerCall', 3, 1, 64);
-    this.ttlMs = numberOption(options, 'probeTtlMs', 1000, 0);
-    this.hotQuantile = numberOption(options, 'hotQuantile', 0.84, 0, 1);
-    this.windowMs = numberOption(options, 'latencyWindowMs', 5000, 1);
-    this.penaltyMs = numberOption(options, 'failurePenaltyMs', DEFAULT_FAILURE_PENALTY_MS, 0);
-    const defaultLatencyMs = numberOption(options, 'defaultLatencyMs', 10, 0);
-    this.typical = { latencyMs: defaultLatencyMs, rif: 0, atMs: -Infinity };
+    this.maxProbes = config.maxProbes;
+    this.probesPerCall = config.probesPerCall;
+    this.ttlMs = config.probeTtlMs;
+    this.hotQuantile = config.hotQuantile;
+    this.windowMs = config.latencyWindowMs;
+    this.penaltyMs = config.failurePenaltyMs;
+    this.typical = { latencyMs: config.defaultLatencyMs, rif: 0, atMs: -Infinity };
     this.rifs = new Float64Array(this.maxProbes);
     this.lats = new Float64Array(this.maxProbes);
   }
@@ -229,4 +241,4 @@ export class Prequal implements Balancer {
   }
 }
 
-registerBalancer('Prequal', (deps, options) => new Prequal(deps, options));
+registerBalancer('Prequal', PrequalConfig, (config, deps) => new Prequal(config, deps));

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { registerBalancer } from './registry.js';
 import type { Balancer, BalancerDeps, Endpoint } from './types.js';
 
@@ -16,4 +17,8 @@ export class RoundRobin implements Balancer {
   onCallEnded(): void {}
 }
 
-registerBalancer('RoundRobin', (deps) => new RoundRobin(deps));
+registerBalancer(
+  'RoundRobin',
+  Type.Object({}, { additionalProperties: false }),
+  (_config, deps) => new RoundRobin(deps),
+);

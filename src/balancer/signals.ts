@@ -1,9 +1,11 @@
 import { decay } from './common.js';
 import { LatencyBaseline } from './latency-baseline.js';
-import type { CallOutcome, Endpoint, PickRequest } from './types.js';
+import type { CallOutcome, Endpoint, PickRequest, PredictiveFeatures } from './types.js';
+
+export type { PredictiveFeatures } from './types.js';
 
 /**
- * What one router knows of its endpoints from its own calls (DESIGN.md §5, §6): per endpoint its
+ * What one router knows of its endpoints from its own calls (docs/architecture.md, "Balancing, breakers and limits"; docs/architecture.md, "Model"): per endpoint its
  * latencies normalised by method and payload, its failures, and the work it has in flight there; per
  * method a latency baseline. This is the one place those figures are computed. The Predictive policy
  * scores with them (predictive.ts), the router records them as training samples at dispatch
@@ -34,46 +36,6 @@ import type { CallOutcome, Endpoint, PickRequest } from './types.js';
  * (residual learning), so the router's samples, the simulator's samples and the policy's predictions
  * must all carry the very same figure — and they all take it from here.
  */
-
-/**
- * One endpoint and one request as this router sees them now. The object `features` fills is reused
- * between calls; copy what you keep. Absent figures are NaN (ages: Infinity).
- */
-export interface PredictiveFeatures {
-  /** Expected latency of this request (method, payload) on a typical endpoint of the pool, ms. */
-  baselineMs: number;
-  payloadKiB: number;
-  /** The endpoint's recent latency over baselineMs (own successful calls, decayed); NaN when none. */
-  latencyRatio: number;
-  /** Decayed count of own successful calls behind latencyRatio. */
-  samples: number;
-  /** This router's calls in flight there, and the age of the oldest (0 when none), ms. */
-  inflight: number;
-  oldestInflightAgeMs: number;
-  /** Own decayed failure rate, shrunk towards the fleet-wide rate from the operator. */
-  errorRate: number;
-  /** Operator's figures (hints) and their age; freshness = exp(−age/τh), 0 without hints. */
-  hintLatencyMs: number;
-  hintAgeMs: number;
-  hintFreshness: number;
-  queueLength: number;
-  /** ORCA cpu_utilization, else the operator's cpu figure, times its freshness (stale fades to 0). */
-  cpu: number;
-  /** The endpoint's CPU as last reported (ORCA, else the operator's figure), unfaded; NaN when none. */
-  reportedCpu: number;
-  memory: number;
-  /** A typical call's latency on a typical endpoint (all methods and payloads), ms (typicalMs). */
-  typicalMs: number;
-  /**
-   * The work this router has put ahead of a new call there: Σ baseline of its own calls in flight
-   * (counted at onCallStarted), and a typical call for any in flight it did not see start, ms.
-   */
-  aheadMs: number;
-  /** S: the predicted service time of this request there (serviceEstimateMs), ms. */
-  serviceMs: number;
-  /** The built-in scoring's latency estimate of this request there (builtinEstimateMs), ms. */
-  estimateMs: number;
-}
 
 /** The built-in estimate's constants (Predictive's options of the same names; predictive.ts). */
 export interface EstimateOptions {
@@ -117,7 +79,7 @@ export interface OwnStats {
 
 const MAX_METHODS = 512;
 
-export function blankFeatures(): PredictiveFeatures {
+function blankFeatures(): PredictiveFeatures {
   return {
     baselineMs: 0,
     payloadKiB: 0,
@@ -289,7 +251,9 @@ export class RouterSignals {
     f.oldestInflightAgeMs =
       ep.oldestInflightStartMs === undefined ? 0 : Math.max(0, now - ep.oldestInflightStartMs);
     f.errorRate = (failed + fresh * (h?.errorRate ?? 0)) / (ok + failed + 1);
-    f.hintLatencyMs = h?.predictedLatencyMs ?? NaN;
+    f.typicalMs = this.typicalMs(now);
+    f.hintLatencyMs =
+      h?.predictedLatencyMs ?? (h?.relativeCost !== undefined ? h.relativeCost * f.typicalMs : NaN);
     f.hintAgeMs = hintAge;
     f.hintFreshness = fresh;
     f.queueLength = h?.queueLength ?? NaN;
@@ -297,7 +261,6 @@ export class RouterSignals {
     f.cpu = load?.cpu !== undefined ? load.cpu * decay(now - load.atMs, hintTauMs) : (h?.cpu ?? NaN) * fresh;
     f.reportedCpu = load?.cpu ?? h?.cpu ?? NaN;
     f.memory = load?.memory ?? h?.memory ?? NaN;
-    f.typicalMs = this.typicalMs(now);
     // own calls in flight there: their baselines, and a typical call for any not seen starting
     f.aheadMs = (s?.pendingMs ?? 0) + Math.max(0, f.inflight - (s?.pendingN ?? 0)) * f.typicalMs;
     f.serviceMs = serviceEstimateMs(f, this.options);

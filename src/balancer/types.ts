@@ -2,7 +2,7 @@ import type { Clock, Random } from '../util/clock.js';
 import type { PolicyName } from '../api/backendpool.js';
 
 /**
- * The balancing contract (DESIGN.md §5), after grpc-js's load-balancer.ts: one small interface, a
+ * The balancing contract (docs/architecture.md, "Balancing, breakers and limits"), after grpc-js's load-balancer.ts: one small interface, a
  * registry by name, one implementation per file. The same code runs in the router and in the simulator.
  *
  * A policy sees candidates (endpoints whose breaker admits a call), the request's features, and the
@@ -23,6 +23,12 @@ export interface EndpointHints {
   weight?: number; // relative share, default 1
   predictedLatencyMs?: number; // operator's prediction for a typical call
   predictedP90Ms?: number;
+  /**
+   * The operator's capacity weight as a cost relative to the pool's mean endpoint (mean(w) / w: 2 is
+   * half the pool's mean capacity). A prior where no predicted latency is given (xDS endpoint weights
+   * reach in-process clients, src/client); scaled by the router's own typical latency.
+   */
+  relativeCost?: number;
   errorRate?: number; // fleet-wide recent error rate, 0..1
   queueLength?: number; // lagged, from telemetry
   cpu?: number;
@@ -53,9 +59,59 @@ export interface CallOutcome {
   startedAtMs: number;
 }
 
+/**
+ * One endpoint and one request as this router sees them now. The object `features` fills is reused
+ * between calls; copy what you keep. Absent figures are NaN (ages: Infinity).
+ */
+export interface PredictiveFeatures {
+  /** Expected latency of this request (method, payload) on a typical endpoint of the pool, ms. */
+  baselineMs: number;
+  payloadKiB: number;
+  /** The endpoint's recent latency over baselineMs (own successful calls, decayed); NaN when none. */
+  latencyRatio: number;
+  /** Decayed count of own successful calls behind latencyRatio. */
+  samples: number;
+  /** This router's calls in flight there, and the age of the oldest (0 when none), ms. */
+  inflight: number;
+  oldestInflightAgeMs: number;
+  /** Own decayed failure rate, shrunk towards the fleet-wide rate from the operator. */
+  errorRate: number;
+  /** Operator's figures (hints) and their age; freshness = exp(−age/τh), 0 without hints. */
+  hintLatencyMs: number;
+  hintAgeMs: number;
+  hintFreshness: number;
+  queueLength: number;
+  /** ORCA cpu_utilization, else the operator's cpu figure, times its freshness (stale fades to 0). */
+  cpu: number;
+  /** The endpoint's CPU as last reported (ORCA, else the operator's figure), unfaded; NaN when none. */
+  reportedCpu: number;
+  memory: number;
+  /** A typical call's latency on a typical endpoint (all methods and payloads), ms (typicalMs). */
+  typicalMs: number;
+  /**
+   * The work this router has put ahead of a new call there: Σ baseline of its own calls in flight
+   * (counted at onCallStarted), and a typical call for any in flight it did not see start, ms.
+   */
+  aheadMs: number;
+  /** S: the predicted service time of this request there (serviceEstimateMs), ms. */
+  serviceMs: number;
+  /** The built-in scoring's latency estimate of this request there (builtinEstimateMs), ms. */
+  estimateMs: number;
+}
+
+/**
+ * A learned model's prediction in ms, or undefined to use the heuristic. `features.estimateMs` is the
+ * heuristic's own figure: the model takes it as an input and predicts a correction to it
+ * (src/model/predictor.ts), and returns undefined when it has no grounds to overrule it.
+ */
+export type PredictFn = (ep: Endpoint, req: PickRequest, features: PredictiveFeatures) => number | undefined;
+
+/** What a policy is given besides its config: time, randomness and, for Predictive, the model. */
 export interface BalancerDeps {
   clock: Clock;
   random: Random;
+  /** The latency model's prediction (absent, or answering undefined: the built-in estimate). */
+  predict?: PredictFn;
 }
 
 export interface Balancer {
@@ -68,6 +124,9 @@ export interface Balancer {
   onCallEnded(ep: Endpoint, req: PickRequest, outcome: CallOutcome): void;
   /** The endpoint left the pool: drop its state. */
   onEndpointRemoved?(id: string): void;
+  /**
+   * What the policy knows of `ep` for `req` now, for a training sample taken at dispatch (before the
+   * call is counted there). Only policies that keep per-endpoint figures (Predictive) have it.
+   */
+  dispatchFeatures?(ep: Endpoint, req: PickRequest): PredictiveFeatures;
 }
-
-export type BalancerFactory = (deps: BalancerDeps, options?: Record<string, unknown>) => Balancer;

@@ -1,6 +1,6 @@
 import type { BreakerStateName, BackendPoolSpec } from '../api/backendpool.js';
+import { resolveBreaker } from '../api/resolve.js';
 import type { Clock } from '../util/clock.js';
-import { parseDuration } from '../util/duration.js';
 import {
   CircuitBreaker,
   DEFAULT_BREAKER_CONFIG,
@@ -42,15 +42,8 @@ export interface BreakerSnapshot {
 }
 
 /** BreakerConfig from a BackendPool's spec.circuitBreaker, CRD defaults for what is left out. */
-export function breakerConfig(spec?: BackendPoolSpec['circuitBreaker']): BreakerConfig {
-  const d = DEFAULT_BREAKER_CONFIG;
-  return {
-    failureThreshold: spec?.failureThreshold ?? d.failureThreshold,
-    recoveryTimeoutMs: spec?.recoveryTimeout ? parseDuration(spec.recoveryTimeout) : d.recoveryTimeoutMs,
-    halfOpenMaxCalls: spec?.halfOpenMaxCalls ?? d.halfOpenMaxCalls,
-    maxEjectionPercent: spec?.maxEjectionPercent ?? d.maxEjectionPercent,
-  };
-}
+export const breakerConfig = (spec?: BackendPoolSpec['circuitBreaker']): BreakerConfig =>
+  resolveBreaker(spec);
 
 /**
  * The breakers of one pool. Adds to the per-endpoint state machine:

@@ -1,7 +1,8 @@
 import type { BreakerStateName } from '../api/backendpool.js';
+import { resolveBreaker } from '../api/resolve.js';
 
 /**
- * One endpoint's circuit breaker (DESIGN.md §5), the classic three-state machine (Nygard, "Release It!";
+ * One endpoint's circuit breaker (docs/architecture.md, "Balancing, breakers and limits"), the classic three-state machine (Nygard, "Release It!";
  * resilience4j and Envoy's outlier detection for the details):
  *
  *   Closed   → Open      after `failureThreshold` failures, counted up by a failure and down by one per
@@ -23,13 +24,8 @@ export interface BreakerConfig {
   maxEjectionPercent: number;
 }
 
-/** The CRD's defaults (src/api/backendpool.ts CircuitBreaker). */
-export const DEFAULT_BREAKER_CONFIG: Readonly<BreakerConfig> = {
-  failureThreshold: 5,
-  recoveryTimeoutMs: 30_000,
-  halfOpenMaxCalls: 3,
-  maxEjectionPercent: 50,
-};
+/** The CRD's defaults (src/api/backendpool.ts CircuitBreaker, resolved by src/api/resolve.ts). */
+export const DEFAULT_BREAKER_CONFIG: Readonly<BreakerConfig> = Object.freeze(resolveBreaker(undefined));
 
 export type TransitionReason =
   | 'failures' // Closed → Open

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http2';
 
 /**
- * The cache key of a call (DESIGN.md §7): sha256 over the method, the request's grpc-encoding
+ * The cache key of a call (docs/architecture.md, "Cache tiers"): sha256 over the method, the request's grpc-encoding
  * (compressed bytes differ from plain ones, and a response may be compressed to match), the values of
  * the listed key headers in a fixed order, and the request body exactly as received (length-prefixed
  * messages). Each part is length-delimited so no two different calls hash the same input. Lower-case hex.

@@ -1,10 +1,16 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { TierName } from './types.js';
-import type { PoolCache } from './pool-cache.js';
+import type { TierCounters, TierName } from './types.js';
 import type { WarmerCounters } from './warmer.js';
 
+/** What a scrape reads of one pool's cache (PoolCache is one): its tiers' counters and its warmer's. */
+export interface CountedCache {
+  readonly pool: string;
+  tierCounters(): Array<TierCounters & { tier: TierName }>;
+  readonly warmer: { counters(): WarmerCounters } | undefined;
+}
+
 /**
- * The cache's Prometheus series in the router's registry (DESIGN.md §8, "cache hits by tier"):
+ * The cache's Prometheus series in the router's registry (docs/architecture.md, "Observability", "cache hits by tier"):
  *  - sibyl_cache_requests_total{pool, tier, result}: each tier's lookups, result hit, miss or error;
  *  - sibyl_cache_fills_total{pool, tier}, sibyl_cache_evictions{pool, tier}, sibyl_cache_entries and
  *    sibyl_cache_bytes: read from each pool cache's counters at scrape time;
@@ -14,7 +20,7 @@ import type { WarmerCounters } from './warmer.js';
  */
 export class CacheMetrics {
   readonly requests: Counter<'pool' | 'tier' | 'result'>;
-  private readonly caches = new Set<PoolCache>();
+  private readonly caches = new Set<CountedCache>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -28,7 +34,7 @@ export class CacheMetrics {
     const gauge = (
       name: string,
       help: string,
-      pick: (c: ReturnType<PoolCache['tierCounters']>[number]) => number,
+      pick: (c: ReturnType<CountedCache['tierCounters']>[number]) => number,
     ) =>
       new Gauge({
         name,
@@ -101,11 +107,11 @@ export class CacheMetrics {
     };
   }
 
-  track(cache: PoolCache): void {
+  track(cache: CountedCache): void {
     this.caches.add(cache);
   }
 
-  untrack(cache: PoolCache): void {
+  untrack(cache: CountedCache): void {
     this.caches.delete(cache);
   }
 }

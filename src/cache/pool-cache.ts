@@ -9,7 +9,7 @@ import { DiskStore } from './l3-disk.js';
 import { join } from 'node:path';
 import type { CacheMetrics } from './metrics.js';
 import { HotSet } from './sketch.js';
-import { TieredCache, type Begin } from './tiered.js';
+import { TieredCache, type Answer, type Loaded } from './tiered.js';
 import type { CacheMode, CacheStore, HeaderFields, TierCounters, TierName } from './types.js';
 import { Warmer, type WarmFetch, type WarmRequest } from './warmer.js';
 import { systemTimers, type Timers } from '../util/timers.js';
@@ -106,21 +106,24 @@ export class PoolCache {
   }
 
   /**
-   * A call's cache step (pipeline.ts): its key, counted by the warmer when read normally, then the
-   * tiered cache's begin. A hit tells the warmer (prefetch accuracy).
+   * A call's cache step (the router's pipeline): its key, counted by the warmer when read normally,
+   * then the tiered cache's getOrLoad around `load` (the call to a backend). A hit tells the warmer
+   * (prefetch accuracy).
    */
-  async begin(
+  async getOrLoad(
     method: string,
     body: Buffer,
     headers: IncomingHttpHeaders,
     mode: CacheMode,
     ttlMs: number,
-  ): Promise<Begin> {
+    load: () => Promise<Answer | undefined>,
+    gone?: Promise<unknown>,
+  ): Promise<Loaded> {
     const key = this.key(method, body, headers);
     if (mode === 'normal') this.warmer?.observe(key, () => this.warmRequest(method, body, headers));
-    const step = await this.tiered.begin(key, mode, ttlMs);
-    if (step.kind === 'hit') this.warmer?.served(key);
-    return step;
+    const r = await this.tiered.getOrLoad(key, ttlMs, load, mode, gone);
+    if (r.from === 'hit') this.warmer?.served(key);
+    return r;
   }
 
   /** What the warmer keeps to make this call again. */

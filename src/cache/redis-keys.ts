@@ -1,7 +1,7 @@
 import { Cluster, type Redis } from 'ioredis';
 
 /** `s` as a literal in a Redis glob pattern (SCAN MATCH). */
-export function globEscape(s: string): string {
+function globEscape(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 

@@ -12,6 +12,16 @@ export interface Answer {
 /** What the leader of a key's flight hands its followers: its answer, the error it threw, or nothing. */
 type Outcome = { answer: Answer } | { error: unknown } | undefined;
 
+/** Where a call's answer came from (TieredCache.getOrLoad); `gone`: the caller left while waiting. */
+export type Loaded =
+  | { from: 'hit'; tier: TierName; answer: Answer }
+  | { from: 'shared'; answer: Answer }
+  /** `filled`: settles once an OK answer this caller loaded is in every tier. */
+  | { from: 'load'; answer: Answer | undefined; filled?: Promise<void> }
+  | { from: 'gone' };
+
+const GONE = Symbol('gone');
+
 /**
  * What a caller does next (TieredCache.begin):
  *  - hit: serve `response` (found in `tier`);
@@ -90,32 +100,38 @@ export class TieredCache {
   }
 
   /**
-   * The whole protocol for callers whose backend call is a function: a hit, or the shared outcome of
-   * one `load` per key at a time. Thrown errors reach every waiting caller and are not stored.
+   * A call's whole cache step (Go's singleflight.Do, groupcache's getter): a hit; or the answer of the
+   * call already loading this key; or this caller's own `load`, whose answer every caller that joined
+   * meanwhile gets and which is filled when OK. `load` resolves with the answer to share, or undefined
+   * when it has none (its response was not kept): a follower then loads for itself. A thrown error
+   * reaches every follower and is never stored. `gone` settles when the caller goes away: a follower
+   * stops waiting then.
    */
   async getOrLoad(
     key: string,
     ttlMs: number,
-    load: () => Promise<Answer>,
+    load: () => Promise<Answer | undefined>,
     mode: CacheMode = 'normal',
-  ): Promise<Answer & { tier?: TierName; shared?: boolean }> {
+    gone?: Promise<unknown>,
+  ): Promise<Loaded> {
     const b = await this.begin(key, mode, ttlMs);
     switch (b.kind) {
       case 'hit':
-        return { code: 0, response: b.response, tier: b.tier };
+        return { from: 'hit', tier: b.tier, answer: { code: 0, response: b.response } };
       case 'bypass':
-        return load();
+        return { from: 'load', answer: await load() };
       case 'wait': {
-        const o = await b.outcome;
-        if (o === undefined) return load();
+        const o = await (gone ? Promise.race([b.outcome, gone.then(() => GONE)]) : b.outcome);
+        if (typeof o === 'symbol') return { from: 'gone' };
+        if (o === undefined) return { from: 'load', answer: await load() };
         if ('error' in o) throw o.error;
-        return { ...o.answer, shared: true };
+        return { from: 'shared', answer: o.answer };
       }
       case 'lead':
         try {
           const answer = await load();
           b.flight.complete(answer);
-          return answer;
+          return { from: 'load', answer, filled: b.flight.filled };
         } catch (e) {
           b.flight.settle({ error: e }, false);
           throw e;

@@ -1,7 +1,7 @@
 import { SibylError, type ErrorCode } from '../util/errors.js';
 
 /**
- * The cache's contracts (DESIGN.md §2 CacheTier, §7): a `CacheStore` per tier (L1 memory, L2 Redis, L3
+ * The cache's contracts (docs/architecture.md, "API" and "Cache tiers"): a `CacheStore` per tier (L1 memory, L2 Redis, L3
  * disk; one implementation per file), the response shape they hold, and the counters each tier keeps.
  * Stores deal in opaque bytes under hex keys; codec.ts turns a `CachedResponse` into those bytes and
  * back, tiered.ts puts the tiers in order and coalesces misses.

@@ -87,7 +87,7 @@ const START_WAIT_MS = 5000;
 const MAX_LEAD_FRACTION = 0.25;
 
 /**
- * Predictive warming (DESIGN.md §7), one per PoolCache with warming enabled.
+ * Predictive warming (docs/architecture.md, "Cache tiers"), one per PoolCache with warming enabled.
  *
  * Observe: every cacheable lookup (mode normal) is counted in the HotSet (sketch.ts: a decayed
  * count-min sketch whose top-K is the predicted hot set for the next window). For keys in the top-K

@@ -20,6 +20,8 @@ Prints {"listening":"HOST:PORT"} on stdout once it serves; logs go to stderr.
   --no-reflection        do not serve gRPC server reflection
   --log-level LEVEL      pino level (default info)`;
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const values = parseFlags(
     argv,

@@ -1,8 +1,8 @@
 import { SibylError } from '../util/errors.js';
-import type { CommandModule } from './commands.js';
+import type { CommandModule } from './command.js';
 
 /**
- * `sibyl bench <name>` (DESIGN.md §11): each benchmark is a module with `run(argv)` in src/tools/bench,
+ * `sibyl bench <name>` (docs/architecture.md, "Command line"): each benchmark is a module with `run(argv)` in src/tools/bench,
  * registered here by name and loaded on demand.
  */
 export const benches: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
@@ -46,6 +46,8 @@ const usage = () =>
     'Run `sibyl bench <benchmark> --help` for its flags.',
   ].join('\n');
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h') {

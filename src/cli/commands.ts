@@ -1,7 +1,4 @@
-/** A subcommand: `run` returns the process exit status. */
-export interface CommandModule {
-  run(argv: string[]): Promise<number>;
-}
+import type { CommandModule } from './command.js';
 
 export interface Command {
   summary: string;

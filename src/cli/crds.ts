@@ -10,6 +10,8 @@ Writes the CustomResourceDefinitions generated from the API's schemas (src/api).
   --out DIR      where the CRD YAML files go (default crds)
   --docs FILE    also write the API reference (markdown) there`;
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const values = parseFlags(
     argv,

@@ -18,6 +18,8 @@ Build first (npm run build) and have the tools (hack/k8s-tools.sh); \`make demo\
   --policies LIST       policies to compare, in order (default RoundRobin,PeakEwma,Predictive)
   --no-cache            skip the CacheTier phase`;
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const v = parseFlags(
     argv,

@@ -2,7 +2,7 @@
 import { errorMessage, isSibylError } from '../util/errors.js';
 import { commands } from './commands.js';
 
-/** The `sibyl` command (DESIGN.md §11). Each subcommand lives in its own module and is loaded on demand. */
+/** The `sibyl` command (docs/architecture.md, "Command line"). Each subcommand lives in its own module and is loaded on demand. */
 const usage = () =>
   [
     'usage: sibyl <command> [flags]',

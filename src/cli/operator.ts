@@ -24,6 +24,8 @@ const HELP = `usage: sibyl operator [flags]
   --push-interval DUR      routine routing pushes at most once per interval per router (default 1s)
   --report-interval DUR    how often routers report load (default 5s)`;
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const v = parseFlags(
     argv,

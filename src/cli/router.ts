@@ -32,6 +32,8 @@ Prints {"listening":"HOST:PORT","metrics":"HOST:PORT"} on stdout once it serves;
   --drain-grace DURATION    on SIGTERM, time for calls in flight to finish (default 30s)
   --log-level LEVEL         pino level (default info)`;
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const values = parseFlags(
     argv,

@@ -12,7 +12,7 @@ import { numberFlag, parseFlags } from './flags.js';
 
 const HELP = `usage: sibyl train (--simulate [--scenarios PATH] [--samples N] | --samples FILE) [flags]
 
-Trains the latency model (DESIGN.md §6) and writes model.json, weights.bin and features.json.
+Trains the latency model (docs/architecture.md, "Model") and writes model.json, weights.bin and features.json.
 
   --simulate             train on simulator data: every scenario under --scenarios, routed by each of
                          --policies in turn (the shipped default model: \`make model\`)
@@ -33,7 +33,7 @@ function DEFAULT_POLICIES(): string[] {
   return ['RoundRobin', 'LeastRequest', 'PeakEwma', 'Predictive'];
 }
 
-export const DEFAULT_SIM_SAMPLES = 60_000;
+const DEFAULT_SIM_SAMPLES = 60_000;
 
 /**
  * The simulator's sample export (src/tools/sim: collectSamples, loadScenario); an interface so tests can
@@ -48,7 +48,7 @@ export interface SimulatorApi {
 }
 
 /** The simulator, loaded only when --simulate asks for it. */
-export async function loadSimulator(): Promise<SimulatorApi> {
+async function loadSimulator(): Promise<SimulatorApi> {
   const { collectSamples, loadScenario } = await import('../tools/sim/index.js');
   return { collectSamples, loadScenario };
 }

@@ -2,13 +2,13 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { LOADER_OPTIONS } from '../grpc/proto.js';
 
-export const CONTROL_PROTO = 'sibyl/v1/control.proto';
-export const CONTROL_SERVICE = 'sibyl.v1.RoutingControl';
+const CONTROL_PROTO = 'sibyl/v1/control.proto';
+const CONTROL_SERVICE = 'sibyl.v1.RoutingControl';
 
 let cached: protoLoader.PackageDefinition | undefined;
 
 /** The control protocol, loaded with the same options as every sibyl proto (camelCase, longs as numbers). */
-export function controlPackageDefinition(): protoLoader.PackageDefinition {
+function controlPackageDefinition(): protoLoader.PackageDefinition {
   cached ??= protoLoader.loadSync(CONTROL_PROTO, LOADER_OPTIONS);
   return cached;
 }

@@ -3,7 +3,7 @@ import type { Timers } from '../util/timers.js';
 
 /**
  * When to push to one router: an urgent change goes at once; routine ones are coalesced so a router
- * gets at most one routine push per interval, however often figures refresh (DESIGN.md §3). A push
+ * gets at most one routine push per interval, however often figures refresh (docs/architecture.md, "Control stream"). A push
  * carries everything pending, so an urgent push also delivers the routine changes queued before it.
  */
 export class PushScheduler {

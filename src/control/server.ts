@@ -22,7 +22,6 @@ export interface ControlServerOptions {
   /** Only the leader serves; a standby answers UNAVAILABLE so routers go elsewhere. */
   serving: () => boolean;
   onLoad: (report: LoadReport) => void;
-  onAck?: (routerId: string, version: number, latencyMs: number | undefined) => void;
   onNack?: (routerId: string, version: number, error: string) => void;
   onRoutersChanged?: (routers: RouterSessionInfo[]) => void;
 }
@@ -46,7 +45,6 @@ class Session {
   ackedVersion = 0;
   modelSent: string | undefined;
   full = true; // the next push is a full snapshot
-  readonly sentAt = new Map<number, number>(); // version → when sent
   pushes = 0;
   bytes = 0;
   readonly scheduler: PushScheduler;
@@ -75,8 +73,6 @@ class Session {
     const model = 'snapshot' in msg ? msg.snapshot.model : msg.delta.model;
     if (model) this.modelSent = model.version;
     this.sentVersion = state.version;
-    this.sentAt.set(this.sentVersion, this.o.clock.now());
-    if (this.sentAt.size > 64) this.sentAt.delete(this.sentAt.keys().next().value as number);
     this.pushes++;
     this.bytes += this.o.serialize(msg);
     this.call.write(msg);
@@ -181,12 +177,6 @@ export class ControlServer {
       if (!session) return this.fail(call, grpc.status.FAILED_PRECONDITION, 'send Hello first');
       if (m.msg === 'ack') {
         session.ackedVersion = Math.max(session.ackedVersion, m.ack.routingVersion);
-        const sent = session.sentAt.get(m.ack.routingVersion);
-        this.o.onAck?.(
-          session.info.routerId,
-          m.ack.routingVersion,
-          sent === undefined ? undefined : this.o.clock.now() - sent,
-        );
       } else if (m.msg === 'nack') {
         this.o.log.warn(
           { router: session.info.routerId, version: m.nack.routingVersion, error: m.nack.error },

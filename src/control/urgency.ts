@@ -1,7 +1,7 @@
 import type { WirePool } from './messages.js';
 
 /**
- * Whether a pool's change must reach routers at once (DESIGN.md §3): a removed or no-longer-ready
+ * Whether a pool's change must reach routers at once (docs/architecture.md, "Control stream"): a removed or no-longer-ready
  * endpoint, a breaker the fleet opened, a policy, settings or cache change (a flush too), a pool
  * added or removed. Only refreshed figures (weights, predictions, error rates, load) may wait for the
  * next push interval.

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type * as protoLoader from '@grpc/proto-loader';
 
 /** proto/ at the package root; the same relative path from src/grpc and dist/grpc. */
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
+const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
 
 /**
  * Loader options for every sibyl proto: camelCase fields (keepCase false), 64-bit integers as JS

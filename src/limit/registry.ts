@@ -1,5 +1,4 @@
-import type { BackendPoolSpec } from '../api/backendpool.js';
-import { parseDuration } from '../util/duration.js';
+import type { ConcurrencySpec } from '../api/resolve.js';
 import { SibylError } from '../util/errors.js';
 import type { Limit, LimitDeps, LimitFactory, LimitOptions } from './types.js';
 import { WindowedLimit } from './windowed.js';
@@ -27,18 +26,17 @@ export function limitNames(): string[] {
 }
 
 /**
- * The Limit a BackendPool's spec.concurrency asks for (Gradient2 and the CRD defaults when unset), as a
- * router runs it: Gradient2 behind a WindowedLimit, the composition Netflix gives for it (windowed.ts
- * says why); the others sample by sample. `createLimit` builds an algorithm alone.
+ * The Limit a BackendPool's spec.concurrency asks for (resolved: src/api/resolve.ts applies the CRD's
+ * defaults), as a router runs it: Gradient2 behind a WindowedLimit, the composition Netflix gives for it
+ * (windowed.ts says why); the others sample by sample. `createLimit` builds an algorithm alone.
  */
-export function createLimitFromSpec(spec: BackendPoolSpec['concurrency'], deps: LimitDeps): Limit {
+export function createLimitFromSpec(spec: ConcurrencySpec, deps: LimitDeps): Limit {
   const options: LimitOptions = {
-    initialLimit: spec?.initialLimit,
-    minLimit: spec?.minLimit,
-    maxLimit: spec?.maxLimit,
-    targetLatencyMs: spec?.targetLatency ? parseDuration(spec.targetLatency) : undefined,
+    initialLimit: spec.initialLimit,
+    minLimit: spec.minLimit,
+    maxLimit: spec.maxLimit,
+    targetLatencyMs: spec.targetLatencyMs,
   };
-  const name = spec?.algorithm ?? 'Gradient2';
-  const limit = createLimit(name, options, deps);
-  return name === 'Gradient2' ? new WindowedLimit(limit) : limit;
+  const limit = createLimit(spec.algorithm, options, deps);
+  return spec.algorithm === 'Gradient2' ? new WindowedLimit(limit) : limit;
 }

@@ -14,7 +14,7 @@ import {
 import type { Activation, DenseLayer, HoldoutMetrics, LatencyModel, TrainingInfo } from './model.js';
 
 /**
- * The model on disk and on the wire (DESIGN.md §6). A directory holds three files:
+ * The model on disk and on the wire (docs/architecture.md, "Model"). A directory holds three files:
  *
  *   model.json     our own small, topology-free description: layer shapes and activations, feature
  *                  version and names, normalisation, target scaling, holdout metrics, training info,
@@ -30,11 +30,11 @@ import type { Activation, DenseLayer, HoldoutMetrics, LatencyModel, TrainingInfo
  * the file and the mismatch: another feature version or list, shapes that do not chain, a weights file
  * of the wrong size or checksum, non-finite numbers.
  */
-export const MODEL_FORMAT = 'sibyl.latency-mlp';
-export const MODEL_FORMAT_VERSION = 1;
-export const MODEL_FILE = 'model.json';
-export const WEIGHTS_FILE = 'weights.bin';
-export const FEATURES_FILE = 'features.json';
+const MODEL_FORMAT = 'sibyl.latency-mlp';
+const MODEL_FORMAT_VERSION = 1;
+const MODEL_FILE = 'model.json';
+const WEIGHTS_FILE = 'weights.bin';
+const FEATURES_FILE = 'features.json';
 
 interface WeightsRef {
   dtype: 'float32';

@@ -2,7 +2,7 @@ import type { PredictiveFeatures } from '../balancer/signals.js';
 import type { TrainingSample } from './sample.js';
 
 /**
- * The latency model's feature definition (DESIGN.md §6): which raw observables of a TrainingSample
+ * The latency model's feature definition (docs/architecture.md, "Model"): which raw observables of a TrainingSample
  * become which inputs, in which order, through which transform. The trained weights only make sense
  * against this exact list, so it is versioned: any change to a name, the order, a transform or a cap
  * must raise FEATURES_VERSION, and a model trained against another version is refused on load
@@ -96,9 +96,9 @@ export interface FeatureSpec {
 /** Ages and waits are capped before the log: beyond an hour, older says nothing more. */
 export const AGE_CAP_MS = 3_600_000;
 /** Floor under latencies and costs before a log, ms (a microsecond). */
-export const LOG_FLOOR_MS = 1e-3;
+const LOG_FLOOR_MS = 1e-3;
 
-export const FEATURES: readonly FeatureSpec[] = [
+const FEATURES: readonly FeatureSpec[] = [
   { name: 'cpu', transform: 'clamp(cpu, 0, 4)', description: 'endpoint CPU utilisation (ORCA or metrics)' },
   { name: 'memory', transform: 'clamp(memory, 0, 4)', description: 'endpoint memory utilisation' },
   { name: 'log_inflight', transform: 'ln(1 + inflight)', description: "this router's calls in flight there" },

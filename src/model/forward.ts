@@ -3,7 +3,7 @@ import { FEATURE_COUNT, featurizeInto, type FeatureInput } from './features.js';
 import type { LatencyModel } from './model.js';
 
 /**
- * The model's forward pass on plain typed arrays (DESIGN.md §4: a pick costs microseconds, so routers
+ * The model's forward pass on plain typed arrays (docs/architecture.md, "Router": a pick costs microseconds, so routers
  * never call tfjs per request). Same formula as model.ts states and train.ts's tfjs graph computes:
  * normalise, then dense layers y = act(x · W + b), then the heads. Weights are held as Float64 copies of
  * the Float32 values (so the only difference from tfjs is its float32 rounding along the way, ~1e-6),

@@ -139,7 +139,3 @@ export function cloneModel(m: LatencyModel): LatencyModel {
     training: m.training && { ...m.training },
   };
 }
-
-export function parameterCount(m: LatencyModel): number {
-  return m.layers.reduce((n, l) => n + l.weights.length + l.bias.length, 0);
-}

@@ -5,17 +5,11 @@ import { ForwardModel } from './forward.js';
 import type { LatencyModel } from './model.js';
 
 /**
- * The bridge from a loaded model to the Predictive balancer's `predict` option (src/balancer/
+ * The bridge from a loaded model to the Predictive balancer's `predict` dependency (src/balancer/
  * predictive.ts): the router-side signals of one endpoint and one request (RouterSignals, src/balancer/
  * signals.ts) become the model's input through the one shared mapping (features.ts dispatchInput, the
  * same the router's and the simulator's training samples go through), then a feature vector, then a
  * typed-array forward pass. Allocation-free per call (one scratch input, one vector, one output pair).
- *
- * Scale. 'absolute' (the default) returns the model's estimate itself. 'relative' lets the model
- * supply only the endpoint's factor and the router its own scale:
- *   predicted = baselineMs · est(x) / est(x_idle)
- * where x_idle is the same request on an endpoint with nothing in flight, typical recent latency, no
- * errors and no telemetry (computed once per distinct request: every candidate of a pick shares it).
  *
  * Estimate, in ms (the balancer adds its own stall floor and failure penalty):
  *   'mean'   the latency's mean under a log-normal reading of the two heads:
@@ -25,21 +19,18 @@ import type { LatencyModel } from './model.js';
  * A non-finite result is returned as undefined, so the balancer falls back to its heuristic.
  *
  * How the model is used (features version 3: it predicts a correction to the built-in estimate
- * f.estimateMs, signals.ts builtinEstimateMs). Measured on the simulator's scenarios (`sibyl bench sim
- * --all --seeds 3`), taking the model's figure as it stands made routing worse than the built-in
- * estimate alone, on 7 of 8 scenarios, although the model predicts a call's latency far better (holdout
- * MAE of ln latency 0.31 against 0.70 for the estimate times its mean correction). The reason: the
- * model learns the latency of the call being placed, and the built-in estimate is deliberately
- * pessimistic about work queued ahead and about endpoints known only by stale figures (about 2× on
- * average) — that pessimism prices what a call does to the calls after it and keeps routers that share
- * the same lagged view from herding, which a model of one call's own latency cannot see; undoing it
- * piles calls onto the fastest endpoints and lengthens the tail. So the hook keeps the estimate as the
- * frame and takes only part of the model's view:
+ * f.estimateMs, signals.ts builtinEstimateMs). The model learns the latency of the call being placed;
+ * the built-in estimate is deliberately pessimistic about work queued ahead and about endpoints known
+ * only by stale figures — that pessimism prices what a call does to the calls after it and keeps
+ * routers that share the same lagged view from herding, which a model of one call's own latency cannot
+ * see, and undoing it piles calls onto the fastest endpoints (bench/results/README.md, "The model", has
+ * the measurements). So the hook keeps the estimate as the frame and takes only part of the model's
+ * view:
  *   predicted = estimate · (model / estimate)^trust      (trust DEFAULT_TRUST = 0.25)
  * a geometric blend of the two forecasts (forecast combination, Bates & Granger 1969), and reads the
  * model's p90 rather than its mean, since the objective is the tail (p99 over all calls): an endpoint
  * whose latency the model sees as uncertain is charged for it. Both were chosen on the simulator's
- * scenarios, one setting for all (bench/results/README.md has the figures).
+ * scenarios, one setting for all (bench/results/model.md has the figures).
  *
  * Safety net. The correction is bounded by those seen in training (model.ts). Beyond that, the hook
  * returns undefined, so the balancer scores the endpoint with its built-in estimate, when the estimate
@@ -53,8 +44,6 @@ export type PredictEstimate = 'mean' | 'median' | 'p90';
 
 export interface PredictorOptions {
   estimate?: PredictEstimate;
-  /** 'absolute' (default): the model's figure; 'relative': the router's baseline × the model's endpoint factor. */
-  scale?: 'relative' | 'absolute';
   /** Upper clamp on a prediction, ms (default 600,000). */
   maxMs?: number;
   /**
@@ -74,7 +63,7 @@ export const DEFAULT_MAX_CORRECTION = 32;
 /** See PredictorOptions.trust, and createPredictor for why it is not 1. */
 export const DEFAULT_TRUST = 0.25;
 /** The estimate the balancer's hook reads by default (see createPredictor). */
-export const DEFAULT_HOOK_ESTIMATE: PredictEstimate = 'p90';
+const DEFAULT_HOOK_ESTIMATE: PredictEstimate = 'p90';
 
 /** z of the normal distribution at 0.9 (Φ⁻¹(0.9)). */
 const Z90 = 1.2815515655446004;
@@ -129,8 +118,8 @@ export function blendPrediction(estimateMs: number, modelMs: number, b: BlendBou
 }
 
 /**
- * A `predict` hook for the Predictive balancer from a loaded model:
- *   createBalancer('Predictive', deps, { predict: createPredictor(await loadModel('models/latency')) })
+ * A `predict` dependency for the Predictive balancer from a loaded model:
+ *   createBalancer('Predictive', { ...deps, predict: createPredictor(await loadModel('models/latency')) })
  */
 export function createPredictor(
   model: LatencyModel | ForwardModel,
@@ -139,7 +128,6 @@ export function createPredictor(
   const fwd = model instanceof ForwardModel ? model : new ForwardModel(model);
   const estimate = options.estimate ?? DEFAULT_HOOK_ESTIMATE;
   const maxMs = options.maxMs ?? 600_000;
-  const relative = (options.scale ?? 'absolute') === 'relative';
   const maxCorrection = options.maxCorrection ?? DEFAULT_MAX_CORRECTION;
   if (!(maxCorrection >= 1)) {
     throw new SibylError('ERR_CONFIG_INVALID', `maxCorrection ${maxCorrection} must be at least 1`);
@@ -152,13 +140,8 @@ export function createPredictor(
   }
   const bounds: BlendBounds = { seenLo, seenHi, maxCorrection, trust };
   const input = blankInput();
-  const idle = blankInput();
-  idle.recentLatencyMs = 1;
   const raw = new Float64Array(FEATURE_COUNT);
   const out = new Float64Array(2);
-  let refBaseline = NaN;
-  let refKiB = NaN;
-  let refMs: number | undefined;
   return (_ep, _req, f) => {
     const est = f.estimateMs;
     if (!(est >= seenLo && est <= seenHi)) return undefined; // NaN too; checked before the forward pass
@@ -166,21 +149,6 @@ export function createPredictor(
     fwd.predictInto(raw, 0, out);
     const ms = latencyEstimateMs(out[0] as number, out[1] as number, estimate, maxMs);
     if (ms === undefined) return undefined;
-    const blended = blendPrediction(est, ms, bounds);
-    if (blended === undefined) return undefined;
-    if (!relative) return blended;
-    if (f.baselineMs !== refBaseline || f.payloadKiB !== refKiB) {
-      refBaseline = f.baselineMs;
-      refKiB = f.payloadKiB;
-      idle.payloadBytes = f.payloadKiB * 1024;
-      idle.methodCostMs = f.baselineMs;
-      idle.builtinEstimateMs = f.baselineMs; // a typical endpoint with nothing ahead: b
-      featurizeInto(idle, raw);
-      fwd.predictInto(raw, 0, out);
-      refMs = latencyEstimateMs(out[0] as number, out[1] as number, estimate, maxMs);
-    }
-    if (refMs === undefined || !(refMs > 0)) return undefined;
-    const rel = (f.baselineMs * ms) / refMs;
-    return Number.isFinite(rel) ? Math.min(rel, maxMs) : undefined;
+    return blendPrediction(est, ms, bounds);
   };
 }

@@ -6,7 +6,7 @@ import type { TrainingSample } from './sample.js';
 import { TRAIN_DEFAULTS, fitModel, splitHoldout, usableSamples, type TrainOptions } from './train.js';
 
 /**
- * The operator's refit step (DESIGN.md §6): every retrainInterval, train a candidate on the routers'
+ * The operator's refit step (docs/architecture.md, "Model"): every retrainInterval, train a candidate on the routers'
  * samples and promote it only if it predicts better than the model in force. Both are judged on the
  * same holdout (never seen by the candidate's training) with the typed-array forward pass routers run;
  * the figure is the MAE of ln latency. Pure apart from training itself: no clock, no I/O, no global

@@ -5,7 +5,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { SibylError, errorMessage } from '../util/errors.js';
 
 /**
- * tfjs, with the fastest backend this machine has (DESIGN.md §6): the native TensorFlow binding
+ * tfjs, with the fastest backend this machine has (docs/architecture.md, "Model"): the native TensorFlow binding
  * (`@tensorflow/tfjs-node`, an optional dependency) when it imports, else WebAssembly, else plain JS
  * (CPU). The WASM binaries ship inside @tensorflow/tfjs-backend-wasm and are loaded from its dist
  * directory on disk: no network. Only training imports this module; routers run forward.ts.
@@ -17,7 +17,7 @@ export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 let current: { choice: BackendChoice; ready: Promise<string> } | undefined;
 
 /** The directory holding tfjs-backend-wasm's .wasm files, with the trailing separator tfjs expects. */
-export function wasmDir(): string {
+function wasmDir(): string {
   const require = createRequire(import.meta.url);
   return (
     path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep

@@ -16,7 +16,7 @@ import type { TrainingSample } from './sample.js';
 import { initTf, tf, type BackendChoice } from './tf.js';
 
 /**
- * Training the latency model (DESIGN.md §6) with tfjs: a small MLP (15 → 32 → 16 → 2 by default, ReLU)
+ * Training the latency model (docs/architecture.md, "Model") with tfjs: a small MLP (15 → 32 → 16 → 2 by default, ReLU)
  * on normalised features (features.ts), target ln(latency) relative to the built-in scoring's estimate
  * (ln latency − log_builtin_estimate: residual learning, features.ts RESIDUAL_FEATURE; the forward pass
  * adds the estimate back). Two heads, trained together with Adam

@@ -35,7 +35,7 @@ interface Entry {
 }
 
 /** How the Redis is named in messages: host and port, never the credentials in the URL. */
-export function redisName(t: RedisTarget): string {
+function redisName(t: RedisTarget): string {
   try {
     const u = new URL(t.url);
     return `${u.protocol}//${u.host}${t.mode === 'Standalone' ? '' : ` (${t.mode})`}`;

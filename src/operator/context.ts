@@ -7,11 +7,17 @@ import type { Informer } from '../kube/informer.js';
 import type { Clock } from '../util/clock.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import type { OperatorMetrics } from './metrics.js';
-import type { PendingEvent } from './pool-status.js';
 import type { StatusWriter } from './status-writer.js';
 
 export type PoolObject = BackendPool & KubernetesObject;
 export type TierObject = CacheTier & KubernetesObject;
+
+/** An event a reconcile records once its status is written (the change it reports is then real). */
+export interface PendingEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
 
 /** What the reconcilers share: the informers' caches, writers and the clock. */
 export interface OperatorContext {
@@ -39,7 +45,7 @@ export function involved(obj: BackendPool | CacheTier): InvolvedObject {
   };
 }
 
-export async function recordAll(
+async function recordAll(
   ctx: OperatorContext,
   obj: BackendPool | CacheTier,
   events: PendingEvent[],

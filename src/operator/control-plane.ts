@@ -1,23 +1,28 @@
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { AnomalyMonitor, type AnomalyTransition } from '../anomaly/monitor.js';
 import { RouterAuthenticator, kubeTokenReviewer, type TokenReviewer } from '../control/auth.js';
 import type { LoadReport } from '../control/messages.js';
 import { RoutingState } from '../control/routing-state.js';
 import { ControlServer } from '../control/server.js';
-import { systemClock, type Clock } from '../util/clock.js';
-import { parseDuration } from '../util/duration.js';
-import { errorMessage } from '../util/errors.js';
-import { Counter, type Registry } from 'prom-client';
+import { createResourceCollector, type ResourceCollector } from '../telemetry/collector.js';
+import { FleetBreakers, FleetTelemetry, type FleetBreakerTransition } from '../telemetry/fleet.js';
+import { systemTimers } from '../util/timers.js';
+import { AnomalyObserver } from './anomaly-observer.js';
+import { CacheView } from './cache-view.js';
+import { involved, type OperatorContext, type PoolObject } from './context.js';
+import type { KeyChannel } from './controller.js';
+import { FleetView } from './fleet-view.js';
 import { ModelManager } from './model-manager.js';
-import { createResourceCollector } from '../telemetry/collector.js';
-import { fileURLToPath } from 'node:url';
+import { PoolBreakers } from './pool-breakers.js';
+import { RefitSchedule } from './refit-schedule.js';
+import { RouterPublisher } from './router-publisher.js';
+import type { PoolCacheEntry } from './wire-pool.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/latency', import.meta.url));
-import { systemTimers } from '../util/timers.js';
-import { involved, type OperatorContext, type PoolObject } from './context.js';
-import { FleetView } from './fleet-view.js';
-import { CacheView } from './cache-view.js';
 
 export interface ControlOptions {
   /** host:port for the control API (port 0 picks one). */
@@ -34,148 +39,132 @@ export interface ControlOptions {
   modelDir?: string;
 }
 
+export interface ControlPlaneDeps {
+  kc: KubeConfig;
+  options: ControlOptions;
+  ctx: OperatorContext;
+  /** Only the leader serves routers, once its caches are synced. */
+  serving: () => boolean;
+  /** Pools to reconcile again: their figures changed (a report, the routers, a refit). */
+  poolKeys: KeyChannel;
+  /** The cache config of the CacheTier serving a pool, for its routing entry. */
+  cacheFor: (pool: string) => PoolCacheEntry | undefined;
+  log: Logger;
+  registry: Registry;
+}
+
 /**
- * The operator's data-plane side: the routing world (RoutingState), the fleet's telemetry and
- * breakers (FleetView, which also feeds status), and the control API routers subscribe to.
+ * The operator's data-plane side, made here with every part's dependencies: the routing world
+ * (RoutingState) and its publisher, the control API routers subscribe to, the fleet's telemetry and
+ * what is made of it (FleetView), the latency model and its refits, and the routers' cache counters.
  */
 export class ControlPlane {
   readonly routing = new RoutingState();
-  readonly fleet: FleetView;
-  readonly server: ControlServer;
-  readonly ackDelays: number[] = [];
   readonly model: ModelManager;
   /** The routers' cache counters, for CacheTier status. */
   readonly caches = new CacheView();
-  private readonly clock: Clock = systemClock;
-  private refitTimer?: NodeJS.Timeout;
-  private readonly anomalyCount: Counter;
-  private lastRefit = 0;
+  readonly server: ControlServer;
+  readonly fleet: FleetView;
+  /** Turns each pool's view into its entry in `routing`. */
+  readonly publisher: RouterPublisher;
+  private readonly resources: ResourceCollector;
+  private readonly refits: RefitSchedule;
 
-  constructor(
-    private readonly kc: KubeConfig,
-    private readonly o: ControlOptions,
-    private readonly ctx: OperatorContext,
-    serving: () => boolean,
-    private readonly enqueue: (key: string) => void,
-    private readonly log: Logger,
-    private readonly registry: Registry,
-  ) {
+  constructor(private readonly d: ControlPlaneDeps) {
+    const { ctx, options: o, log, registry, poolKeys } = d;
+    const clock = ctx.clock;
     this.model = new ModelManager(this.routing, log, registry);
-    this.fleet = new FleetView(
-      this.routing,
-      this.clock,
-      (pool) => this.server.routersFor(pool),
-      (pool, t) => {
-        const reason = t.to === 'Open' ? 'BreakerOpened' : 'BreakerClosed';
-        void ctx.events.record(involved(pool), t.to === 'Open' ? 'Warning' : 'Normal', reason, t.message);
-      },
-    );
-    this.anomalyCount = new Counter({
-      name: 'sibyl_anomalies_total',
-      help: 'Anomalies raised, by pool and reason.',
-      labelNames: ['pool', 'reason'],
-      registers: [registry],
-    });
-    this.fleet.hitRatio = (pool) => this.caches.figures([pool], this.clock.now())?.hitRatio?.overall;
-    this.fleet.onAnomaly = (pool, t) => {
-      const key = `${pool.metadata.namespace}/${pool.metadata.name}`;
-      if (t.state === 'raised') this.anomalyCount.inc({ pool: key, reason: t.reason });
-      const message = t.state === 'raised' ? t.message : `cleared: ${t.message}`;
-      void ctx.events.record(involved(pool), t.state === 'raised' ? 'Warning' : 'Normal', t.reason, message);
-    };
+    const telemetry = new FleetTelemetry(clock);
     this.server = new ControlServer({
       state: this.routing,
-      auth: new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(kc), o.allowedRouters, this.clock),
-      clock: this.clock,
+      auth: new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(d.kc), o.allowedRouters, clock),
+      clock,
       timers: systemTimers,
       log,
-      pushIntervalMs: o.pushIntervalMs ?? 1000,
-      reportIntervalMs: o.reportIntervalMs ?? 5000,
-      serving,
+      ...(o.pushIntervalMs !== undefined ? { pushIntervalMs: o.pushIntervalMs } : {}),
+      ...(o.reportIntervalMs !== undefined ? { reportIntervalMs: o.reportIntervalMs } : {}),
+      serving: d.serving,
       onLoad: (r: LoadReport) => {
-        this.fleet.telemetry.ingest(r);
-        this.caches.ingest(r.routerId, r.caches, this.clock.now());
+        telemetry.ingest(r);
+        this.caches.ingest(r.routerId, r.caches, clock.now());
         this.model.addSamples(r.samples);
-        for (const pool of new Set(r.endpoints.map((e) => e.pool))) this.enqueue(pool);
-      },
-      onAck: (_router, _version, ms) => {
-        if (ms === undefined) return;
-        this.ackDelays.push(ms);
-        if (this.ackDelays.length > 10_000) this.ackDelays.splice(0, 5_000);
+        for (const pool of new Set(r.endpoints.map((e) => e.pool))) poolKeys.send(pool);
       },
       onRoutersChanged: () => {
-        for (const k of this.ctx.pools.store.keys()) this.enqueue(k);
+        for (const k of ctx.pools.store.keys()) poolKeys.send(k);
       },
+    });
+    this.resources = createResourceCollector({ kubeConfig: d.kc, log, registry });
+    this.fleet = new FleetView({
+      telemetry,
+      breakers: new PoolBreakers(new FleetBreakers(telemetry, clock), telemetry, breakerEvents(ctx)),
+      predictor: this.model,
+      resources: this.resources,
+      anomalies: new AnomalyObserver({
+        monitor: new AnomalyMonitor(),
+        clock,
+        hitRatio: (pool) => this.caches.figures([pool], clock.now())?.hitRatio?.overall,
+        onTransition: anomalyEvents(ctx, registry),
+      }),
+      routers: (pool) => this.server.routersFor(pool),
+    });
+    this.publisher = new RouterPublisher(this.routing, d.cacheFor);
+    this.refits = new RefitSchedule({
+      model: this.model,
+      pools: ctx.pools.store,
+      events: ctx.events,
+      enqueuePool: (k) => poolKeys.send(k),
+      clock,
+      log,
     });
   }
 
   async start(): Promise<number> {
-    await this.model.loadDefault(this.o.modelDir ?? DEFAULT_MODEL_DIR);
-    this.fleet.predictor = this.model;
-    this.fleet.resources = createResourceCollector({
-      kubeConfig: this.kc,
-      log: this.log,
-      registry: this.registry,
-    });
-    this.refitTimer = setInterval(() => void this.maybeRefit(), 5_000);
-    const creds = this.o.tls
-      ? grpc.ServerCredentials.createSsl(
-          null,
-          [{ cert_chain: this.o.tls.cert, private_key: this.o.tls.key }],
-          false,
-        )
-      : this.o.insecure
+    const o = this.d.options;
+    await this.model.loadDefault(o.modelDir ?? DEFAULT_MODEL_DIR);
+    this.refits.start();
+    const creds = o.tls
+      ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: o.tls.cert, private_key: o.tls.key }], false)
+      : o.insecure
         ? grpc.ServerCredentials.createInsecure()
         : undefined;
     if (!creds)
       throw new Error(
         'the control API needs TLS (--control-cert/--control-key) or an explicit --control-insecure',
       );
-    return this.server.listen(this.o.addr, creds);
+    return this.server.listen(o.addr, creds);
   }
 
   stop(): Promise<void> {
-    clearInterval(this.refitTimer);
-    this.fleet.resources?.stop();
+    this.refits.stop();
+    this.resources.stop();
     return this.server.close();
   }
+}
 
-  /**
-   * Refits when the shortest retrain interval among Predictive pools has passed and the routers sent
-   * enough samples; says what happened on every Predictive pool (ModelPromoted or ModelRejected).
-   */
-  private async maybeRefit(): Promise<void> {
-    const pools = this.ctx.pools.store
-      .list()
-      .filter((p) => (p.spec.balancing?.policy ?? 'Predictive') === 'Predictive');
-    if (pools.length === 0) return;
-    const interval = Math.min(
-      ...pools.map((p) => parseDuration(p.spec.balancing?.model?.retrainInterval ?? '5m')),
-    );
-    const minSamples = Math.min(...pools.map((p) => p.spec.balancing?.model?.minSamples ?? 1000));
-    if (this.clock.now() - this.lastRefit < interval) return;
-    let r;
-    try {
-      r = await this.model.refit(minSamples);
-    } catch (e) {
-      this.log.error({ err: errorMessage(e) }, 'model refit failed');
-      return;
-    }
-    if (!r) return;
-    this.lastRefit = this.clock.now();
-    for (const p of pools) {
-      void this.ctx.events.record(
-        involved(p),
-        r.promoted ? 'Normal' : 'Warning',
-        r.promoted ? 'ModelPromoted' : 'ModelRejected',
-        r.reason,
-      );
-      this.enqueue(`${p.metadata.namespace}/${p.metadata.name}`);
-    }
-  }
+/** A fleet breaker opening is a Warning on the pool, its closing a Normal event. */
+function breakerEvents(ctx: OperatorContext): (pool: PoolObject, t: FleetBreakerTransition) => void {
+  return (pool, t) => {
+    const reason = t.to === 'Open' ? 'BreakerOpened' : 'BreakerClosed';
+    void ctx.events.record(involved(pool), t.to === 'Open' ? 'Warning' : 'Normal', reason, t.message);
+  };
+}
 
-  /** Figures refresh at the pool's telemetry interval while routers report. */
-  refreshMs(pool: PoolObject): number {
-    return parseDuration(pool.spec.telemetry?.interval ?? '10s');
-  }
+/** An anomaly raised is a Warning (and counted in sibyl_anomalies_total); cleared, a Normal event. */
+function anomalyEvents(
+  ctx: OperatorContext,
+  registry: Registry,
+): (pool: PoolObject, t: AnomalyTransition) => void {
+  const raised = new Counter({
+    name: 'sibyl_anomalies_total',
+    help: 'Anomalies raised, by pool and reason.',
+    labelNames: ['pool', 'reason'],
+    registers: [registry],
+  });
+  return (pool, t) => {
+    const key = `${pool.metadata.namespace}/${pool.metadata.name}`;
+    if (t.state === 'raised') raised.inc({ pool: key, reason: t.reason });
+    const message = t.state === 'raised' ? t.message : `cleared: ${t.message}`;
+    void ctx.events.record(involved(pool), t.state === 'raised' ? 'Warning' : 'Normal', t.reason, message);
+  };
 }

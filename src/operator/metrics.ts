@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** The operator's metrics (DESIGN.md §8), on a registry of its own so several operators can share a process in tests. */
+/** The operator's metrics (docs/architecture.md, "Observability"), on a registry of its own so several operators can share a process in tests. */
 export class OperatorMetrics {
   readonly registry = new Registry();
   readonly reconcileDuration = new Histogram({

@@ -18,18 +18,11 @@ import { evaluate, usableSample } from '../model/evaluate.js';
 import type { TrainingSample } from '../model/sample.js';
 import type { EndpointView } from '../telemetry/fleet.js';
 import { errorMessage } from '../util/errors.js';
-import type { Predictor } from './fleet-view.js';
-
-export interface ModelStatus {
-  version?: string;
-  samples: number;
-  holdoutError?: number;
-  ready: boolean;
-  reason: string;
-}
+import { roundTo } from '../util/round.js';
+import type { ModelStatus, Prediction, Predictor } from './fleet-predictor.js';
 
 /**
- * The operator's latency model (DESIGN.md §6): the shipped default at start, refitted on the routers'
+ * The operator's latency model (docs/architecture.md): the shipped default at start, refitted on the routers'
  * samples every retrain interval and promoted only when its holdout error is lower. It predicts each
  * endpoint's latency for status and weights, and is sent to routers, which evaluate it per pick.
  */
@@ -70,7 +63,7 @@ export class ModelManager implements Predictor {
     return {
       ...(this.version ? { version: this.version } : {}),
       samples: this.samples.length,
-      ...(this.model?.metrics ? { holdoutError: round(this.model.metrics.maeLog) } : {}),
+      ...(this.model?.metrics ? { holdoutError: roundTo(this.model.metrics.maeLog, 4) } : {}),
       ready: this.fwd !== undefined,
       reason: this.reason,
     };
@@ -122,7 +115,7 @@ export class ModelManager implements Predictor {
     _address: string,
     v: EndpointView | undefined,
     baselineMs?: number,
-  ): { latencyMs: number; p90Ms?: number } | undefined {
+  ): Prediction | undefined {
     if (!this.fwd || !v) return undefined;
     const routers = Math.max(1, v.routers);
     const base = baselineMs ?? v.p50Ms ?? 1;
@@ -166,5 +159,3 @@ export class ModelManager implements Predictor {
     this.log.info({ version: this.version, why }, 'latency model in force');
   }
 }
-
-const round = (x: number) => Math.round(x * 1e4) / 1e4;

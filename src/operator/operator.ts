@@ -12,19 +12,20 @@ import {
   sliceInformer,
   tierInformer,
 } from '../kube/resources.js';
-import { objectKey } from '../kube/store.js';
-import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import { systemClock, systemRandom } from '../util/clock.js';
-import { errorMessage } from '../util/errors.js';
-import type { OperatorContext } from './context.js';
-import { startHttp } from './http.js';
-import { OperatorMetrics } from './metrics.js';
-import { reconcilePool, type PoolFiguresSource } from './pool-reconciler.js';
-import { StatusWriter } from './status-writer.js';
-import { ControlPlane, type ControlOptions } from './control-plane.js';
-import { TierReconciler } from './tier-reconciler.js';
+import { systemTimers } from '../util/timers.js';
 import { PoolCacheConfigs } from './cache-config.js';
 import { RedisAdmin } from './cache-redis.js';
+import type { OperatorContext } from './context.js';
+import { ControlPlane, type ControlOptions } from './control-plane.js';
+import { Controller, KeyChannel } from './controller.js';
+import { startHttp } from './http.js';
+import { OperatorMetrics } from './metrics.js';
+import { PoolReconciler } from './pool-reconciler.js';
+import { StatusWriter } from './status-writer.js';
+import { TierGate } from './tier-gate.js';
+import { TierReconciler } from './tier-reconciler.js';
+import { poolWatches, tierWatches } from './watches.js';
 
 export interface OperatorOptions {
   kc: KubeConfig;
@@ -43,7 +44,6 @@ export interface OperatorOptions {
     retryPeriodMs?: number;
   };
   metricsAddr?: string;
-  figures?: PoolFiguresSource;
   /** Serve the control API to routers (absent: status only). */
   control?: ControlOptions;
   /** CacheTier housekeeping (defaults: probe Redis every 10 s, 2 s timeout, give up cleanup after 5 min). */
@@ -51,26 +51,25 @@ export interface OperatorOptions {
 }
 
 /**
- * `sibyl operator`: informers on BackendPool, CacheTier, Service, EndpointSlice and Pod feed two work
- * queues; only the leader reconciles. Informers run on standbys too, so a takeover starts warm.
+ * `sibyl operator`. The constructor is the composition root: it makes every part with its
+ * dependencies and states each controller's watches (watches.ts). Informers on BackendPool, CacheTier,
+ * Service, EndpointSlice and Pod feed two controllers; only the leader reconciles. Informers run on
+ * standbys too, so a takeover starts warm.
  */
 export class Operator {
   readonly metrics = new OperatorMetrics();
-  readonly ctx: OperatorContext;
-  private poolQueue?: WorkQueue;
-  private tierQueue?: WorkQueue;
+  metricsPort?: number;
+  /** The data-plane side (absent: status only). */
+  readonly control?: ControlPlane;
+  controlPort?: number;
+  private readonly ctx: OperatorContext;
+  private readonly redis: RedisAdmin;
+  private readonly pools: Controller;
+  private readonly tiers: Controller;
+  private readonly gate = new TierGate(systemTimers);
   private elector?: LeaderElector;
   private http?: Server;
   private resyncTimer?: NodeJS.Timeout;
-  metricsPort?: number;
-  readonly control?: ControlPlane;
-  controlPort?: number;
-  /** Reconciles in flight, for tests that check nothing runs twice at once across replicas. */
-  reconciling = 0;
-  /** Each pool's cache config from its CacheTier, as routers receive it. */
-  readonly cacheConfigs = new PoolCacheConfigs();
-  readonly redis: RedisAdmin;
-  private readonly tierReconciler: TierReconciler;
 
   constructor(private readonly o: OperatorOptions) {
     const settings = {
@@ -81,7 +80,7 @@ export class Operator {
         this.metrics.informerRestarts.inc({ informer, reason }),
     };
     const interval = o.statusIntervalMs ?? 5000;
-    this.ctx = {
+    const ctx: OperatorContext = {
       pools: poolInformer(o.kc, settings),
       tiers: tierInformer(o.kc, settings),
       services: serviceInformer(o.kc, settings),
@@ -95,56 +94,82 @@ export class Operator {
       wallClock: () => new Date(),
       log: o.log,
     };
-    if (o.control) {
-      this.control = new ControlPlane(
-        o.kc,
-        o.control,
-        this.ctx,
-        () => this.isLeader && this.synced,
-        (k) => this.enqueuePool(k),
-        o.log,
-        this.metrics.registry,
-      );
-    }
+    this.ctx = ctx;
+    // Keys from outside the informers: routers' reports, refits and cache configs (pools); Redis (tiers).
+    const poolKeys = new KeyChannel();
+    const tierKeys = new KeyChannel();
+    // Each pool's cache config from its CacheTier, as routers receive it.
+    const cacheConfigs = new PoolCacheConfigs();
+    this.control = o.control
+      ? new ControlPlane({
+          kc: o.kc,
+          options: o.control,
+          ctx,
+          serving: () => this.isLeader && this.synced,
+          poolKeys,
+          cacheFor: (pool) => cacheConfigs.get(pool),
+          log: o.log,
+          registry: this.metrics.registry,
+        })
+      : undefined;
+    const control = this.control;
     this.redis = new RedisAdmin({
       clock: systemClock,
       log: o.log,
       ...(o.cache?.probeEveryMs ? { probeEveryMs: o.cache.probeEveryMs } : {}),
       ...(o.cache?.redisTimeoutMs ? { timeoutMs: o.cache.redisTimeoutMs } : {}),
       onChange: () => {
-        for (const k of this.ctx.tiers.store.keys()) this.tierQueue?.add(k);
+        for (const k of ctx.tiers.store.keys()) tierKeys.send(k);
       },
     });
-    const control = this.control;
-    if (control) control.fleet.cacheFor = (pool) => this.cacheConfigs.get(pool);
-    this.tierReconciler = new TierReconciler(this.ctx, {
+    const tierReconciler = new TierReconciler(ctx, {
       kc: o.kc,
       redis: this.redis,
-      configs: this.cacheConfigs,
-      enqueuePool: (k) => this.enqueuePool(k),
-      ...(control ? { figures: (pools) => control.caches.figures(pools, systemClock.now()) } : {}),
+      configs: cacheConfigs,
+      enqueuePool: (k) => poolKeys.send(k),
+      ...(control ? { figures: (pools) => control.caches.figures(pools, ctx.clock.now()) } : {}),
       refreshMs: Math.max(1000, interval),
       ...(o.cache?.cleanupTimeoutMs ? { cleanupTimeoutMs: o.cache.cleanupTimeoutMs } : {}),
     });
-    this.wire();
-  }
-
-  private figures(): PoolFiguresSource | undefined {
-    const c = this.control;
-    if (!c) return this.o.figures;
-    return {
-      figures: (ns, n) => c.fleet.figures(ns, n),
-      routers: (ns, n) => c.fleet.routers(ns, n),
-      policyInForce: (ns, n) => c.fleet.policyInForce(ns, n),
-      publish: (k, p, r) => c.fleet.publish(k, p, r),
-      refreshMs: (p) => c.refreshMs(p),
-      model: () => c.model.status,
-      anomalies: (k) => c.fleet.anomalyMonitor.activeAnomalies(k),
+    const poolReconciler = new PoolReconciler({
+      ctx,
+      ...(control ? { fleet: control.fleet } : {}),
+      publishers: control ? [control.publisher] : [],
+    });
+    const common = {
+      concurrency: o.concurrency ?? 4,
+      random: systemRandom,
+      metrics: this.metrics,
+      log: o.log,
     };
+    const gate = this.gate;
+    this.tiers = new Controller(
+      {
+        reconcile: async (k) => {
+          try {
+            return await tierReconciler.reconcile(k);
+          } finally {
+            gate.reconciled(k);
+          }
+        },
+      },
+      tierWatches(ctx, tierKeys),
+      { kind: 'CacheTier', ...common },
+    );
+    this.pools = new Controller(
+      {
+        reconcile: async (k) => {
+          await gate.wait();
+          return poolReconciler.reconcile(k);
+        },
+      },
+      poolWatches(ctx, poolKeys),
+      { kind: 'BackendPool', ...common },
+    );
   }
 
   get isLeader(): boolean {
-    return this.elector ? this.elector.isLeader : this.poolQueue !== undefined;
+    return this.elector ? this.elector.isLeader : this.pools.running;
   }
 
   /** Leader-election rounds this replica has finished (0 without election), for tests. */
@@ -152,13 +177,13 @@ export class Operator {
     return this.elector?.rounds ?? 0;
   }
 
-  private informers(): Informer<never>[] {
-    const c = this.ctx;
-    return [c.pools, c.tiers, c.services, c.slices, c.pods] as unknown as Informer<never>[];
-  }
-
   get synced(): boolean {
     return this.informers().every((i) => i.hasSynced);
+  }
+
+  /** Reconciles in flight, for tests that check nothing runs twice at once across replicas. */
+  get reconciling(): number {
+    return this.pools.reconciling + this.tiers.reconciling;
   }
 
   async start(): Promise<void> {
@@ -199,62 +224,21 @@ export class Operator {
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
   }
 
-  private queue(kind: string, fn: (key: string) => Promise<ReconcileResult>): WorkQueue {
-    return new WorkQueue(
-      async (key) => {
-        const end = this.metrics.reconcileDuration.startTimer({ kind });
-        this.reconciling++;
-        try {
-          return await fn(key);
-        } finally {
-          this.reconciling--;
-          end();
-        }
-      },
-      {
-        concurrency: this.o.concurrency ?? 4,
-        random: systemRandom,
-        onDepth: (d) => this.metrics.queueDepth.set({ kind }, d),
-      },
-      (key, e, retryInMs) => {
-        this.metrics.reconcileErrors.inc({ kind });
-        this.o.log.warn(
-          { kind, object: key, err: errorMessage(e), retryInMs: Math.round(retryInMs) },
-          'reconcile failed',
-        );
-      },
-    );
+  /** Enqueue a pool by key (tests; the control stream and telemetry go through their KeyChannel). */
+  enqueuePool(key: string): void {
+    this.pools.enqueue(key);
+  }
+
+  private informers(): Informer<never>[] {
+    const c = this.ctx;
+    return [c.pools, c.tiers, c.services, c.slices, c.pods] as unknown as Informer<never>[];
   }
 
   private startLeading(): void {
     this.metrics.leader.set(1);
-    const figures = this.figures();
-    // Pools wait (10 s at most) for each CacheTier's first reconcile, so a pool's first routing entry
-    // already carries its cache: an entry without one would make routers drop their L1 on failover.
-    const pending = new Set(this.ctx.tiers.store.keys());
-    let release = () => {};
-    const tiersPrimed = new Promise<void>((r) => (release = r));
-    const timer = setTimeout(() => release(), 10_000);
-    timer.unref();
-    const primed = () => {
-      clearTimeout(timer);
-      release();
-    };
-    const tierDone = (k: string) => {
-      if (pending.delete(k) && pending.size === 0) primed();
-    };
-    if (pending.size === 0) primed();
-    this.poolQueue = this.queue('BackendPool', async (k) => {
-      await tiersPrimed;
-      return reconcilePool(this.ctx, k, figures);
-    });
-    this.tierQueue = this.queue('CacheTier', async (k) => {
-      try {
-        return await this.tierReconciler.reconcile(k);
-      } finally {
-        tierDone(k);
-      }
-    });
+    this.gate.close(this.ctx.tiers.store.keys());
+    this.pools.start();
+    this.tiers.start();
     this.resyncAll();
     this.resyncTimer = setInterval(() => this.resyncAll(), this.o.resyncMs ?? 5 * 60_000);
   }
@@ -262,73 +246,14 @@ export class Operator {
   private stopLeading(): void {
     this.metrics.leader.set(0);
     clearInterval(this.resyncTimer);
-    this.poolQueue?.stop();
-    this.tierQueue?.stop();
-    this.poolQueue = this.tierQueue = undefined;
-  }
-
-  /** Enqueue a pool by key (the control stream and telemetry call this when figures change). */
-  enqueuePool(key: string): void {
-    this.poolQueue?.add(key);
+    this.pools.stop();
+    this.tiers.stop();
+    this.gate.open();
   }
 
   private resyncAll(): void {
-    for (const k of this.ctx.pools.store.keys()) this.poolQueue?.add(k);
-    for (const k of this.ctx.tiers.store.keys()) this.tierQueue?.add(k);
+    for (const k of this.ctx.pools.store.keys()) this.pools.enqueue(k);
+    for (const k of this.ctx.tiers.store.keys()) this.tiers.enqueue(k);
     this.redis.closeIdle();
-  }
-
-  /** Event handlers map every change to the objects whose status depends on it. */
-  private wire(): void {
-    const c = this.ctx;
-    const pools = (index: string, value: string) => {
-      for (const p of c.pools.store.byIndex(index, value)) this.poolQueue?.add(objectKey(p));
-    };
-    const tiersIn = (ns: string | undefined) => {
-      for (const t of c.tiers.store.list())
-        if (t.metadata.namespace === ns) this.tierQueue?.add(objectKey(t));
-    };
-    c.pools.on({
-      add: (p) => (this.poolQueue?.add(objectKey(p)), tiersIn(p.metadata.namespace)),
-      update: (p, old) => {
-        const meta = (x: typeof p) =>
-          JSON.stringify([x.metadata.generation, x.metadata.labels, x.metadata.deletionTimestamp]);
-        if (meta(p) !== meta(old)) this.poolQueue?.add(objectKey(p));
-        // Labels (poolSelector) and cacheTierRef (a spec change) decide which tier serves the pool.
-        if (meta(p) !== meta(old)) tiersIn(p.metadata.namespace);
-      },
-      delete: (p) => (this.poolQueue?.add(objectKey(p)), tiersIn(p.metadata.namespace)),
-    });
-    const tierChanged = (t: { metadata: { namespace?: string; name: string } }) => {
-      this.tierQueue?.add(objectKey(t as never));
-      pools('tier', `${t.metadata.namespace}/${t.metadata.name}`);
-    };
-    c.tiers.on({
-      add: (t) => (tierChanged(t), tiersIn(t.metadata.namespace)),
-      update: (t, old) => {
-        // Spec, the flush annotation, deletion and finalizers (cleanup) all need a reconcile.
-        const meta = (x: typeof t) =>
-          JSON.stringify([
-            x.metadata.generation,
-            x.metadata.annotations?.['sibyl.dev/flush'],
-            x.metadata.deletionTimestamp,
-            x.metadata.finalizers,
-          ]);
-        if (meta(t) !== meta(old)) tierChanged(t);
-        // A tier's rival for a pool may be waiting on this one (creation order decides conflicts).
-        if (t.metadata.generation !== old.metadata.generation) tiersIn(t.metadata.namespace);
-      },
-      delete: (t) => (tierChanged(t), tiersIn(t.metadata.namespace)),
-    });
-    const bySvc = (ns: string | undefined, svc: string | undefined) =>
-      svc && pools('service', `${ns}/${svc}`);
-    c.services.on({
-      add: (s) => bySvc(s.metadata?.namespace, s.metadata?.name),
-      update: (s) => bySvc(s.metadata?.namespace, s.metadata?.name),
-      delete: (s) => bySvc(s.metadata?.namespace, s.metadata?.name),
-    });
-    const slice = (es: { metadata?: { namespace?: string; labels?: Record<string, string> } }) =>
-      bySvc(es.metadata?.namespace, es.metadata?.labels?.['kubernetes.io/service-name']);
-    c.slices.on({ add: slice, update: slice, delete: slice });
   }
 }

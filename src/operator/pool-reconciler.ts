@@ -1,29 +1,93 @@
-import type { ReconcileResult } from '../kube/workqueue.js';
+import { resolvePoolSpec } from '../api/resolve.js';
 import { splitKey } from '../kube/store.js';
-import type { OperatorContext, PoolObject } from './context.js';
-import { commitStatus } from './context.js';
+import type { ReconcileResult } from '../kube/workqueue.js';
+import { commitStatus, type OperatorContext, type PoolObject } from './context.js';
 import { resolveService, resolveStatic, type Resolution } from './endpoints.js';
-import { buildPoolStatus, type EndpointFigures } from './pool-status.js';
-import type { ModelStatus } from './model-manager.js';
-import type { ActiveAnomaly } from '../anomaly/monitor.js';
+import { buildPoolStatus, type PoolWorld } from './pool-status.js';
+import { policyInForce, type FleetObserver, type PoolView, type RoutingPublisher } from './pool-view.js';
 
-/** Per-endpoint figures and routing facts that later stages (telemetry, model, control stream) supply. */
-export interface PoolFiguresSource {
-  figures(namespace: string, name: string): ReadonlyMap<string, EndpointFigures> | undefined;
-  policyInForce?(namespace: string, name: string): string | undefined;
-  routers?(namespace: string, name: string): number | undefined;
-  /** Recompute figures and the routing entry for the pool (undefined: it is gone). */
-  publish?(key: string, pool: PoolObject | undefined, resolution: Resolution | undefined): void;
-  /** Anomalies active on the pool, for the Degraded condition. */
-  anomalies?(key: string): ActiveAnomaly[];
-  /** The latency model in force, for status.model and the ModelReady condition. */
-  model?(): ModelStatus;
-  /** How soon figures should be refreshed even if nothing else happens (ms). */
-  refreshMs?(pool: PoolObject): number | undefined;
+export interface PoolReconcilerDeps {
+  ctx: OperatorContext;
+  /** The fleet's side of each pool (absent: no control plane, status only). */
+  fleet?: FleetObserver;
+  /** Where each pool's routing goes (none without a control plane). */
+  publishers: readonly RoutingPublisher[];
+}
+
+/**
+ * BackendPool reconcile, level-based and idempotent, in three steps: resolve the pool's view from the
+ * informers' caches (its spec's defaults, its endpoints, the fleet's facts), publish routing from the
+ * view, then build status from the same view and let the StatusWriter decide whether to write it; the
+ * events the change calls for are recorded once it is written. With a control plane the pool comes
+ * back every telemetry interval, since its figures move without any object changing.
+ */
+export class PoolReconciler {
+  constructor(private readonly d: PoolReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { ctx, fleet } = this.d;
+    const pool = ctx.pools.store.get(key);
+    if (!pool || pool.metadata.deletionTimestamp) {
+      const { namespace, name } = splitKey(key);
+      ctx.poolStatus.forget(namespace, name);
+      fleet?.forget(key);
+      this.publish(key, undefined);
+      return; // NotFound is done.
+    }
+    const view = this.view(key, pool);
+    this.publish(key, view);
+    const r = await this.commitStatus(view);
+    if (!fleet) return r;
+    return { requeueAfterMs: Math.min(view.spec.telemetry.intervalMs, r?.requeueAfterMs ?? Infinity) };
+  }
+
+  /** The pool as this reconcile sees it. */
+  view(key: string, pool: PoolObject): PoolView {
+    const spec = resolvePoolSpec(pool.spec);
+    const resolution = resolvePool(this.d.ctx, pool);
+    const fleet = this.d.fleet?.observe(key, pool, spec, resolution);
+    return {
+      key,
+      pool,
+      spec,
+      resolution,
+      policy: fleet ? policyInForce(spec, fleet.model.ready) : spec.balancing.policy,
+      ...(fleet ? { fleet } : {}),
+    };
+  }
+
+  private publish(key: string, view: PoolView | undefined): void {
+    for (const p of this.d.publishers) p.publish(key, view);
+  }
+
+  private commitStatus(view: PoolView): Promise<ReconcileResult> {
+    const { ctx } = this.d;
+    const { status, events } = buildPoolStatus(poolWorld(view, ctx));
+    return commitStatus(ctx, ctx.poolStatus, ctx.pools, view.pool, status, events);
+  }
+}
+
+/** What status is built from: the view, whether the CacheTier it names exists, and the time. */
+function poolWorld(view: PoolView, ctx: Pick<OperatorContext, 'tiers' | 'wallClock'>): PoolWorld {
+  const { pool, fleet } = view;
+  const tierRef = pool.spec.cacheTierRef?.name;
+  return {
+    pool,
+    spec: view.spec,
+    resolution: view.resolution,
+    policy: view.policy,
+    now: ctx.wallClock(),
+    ...(tierRef
+      ? { cacheTierFound: ctx.tiers.store.get(`${pool.metadata.namespace}/${tierRef}`) !== undefined }
+      : {}),
+    ...(fleet
+      ? { figures: fleet.figures, routers: fleet.routers, model: fleet.model, anomalies: fleet.anomalies }
+      : {}),
+  };
 }
 
 /** Resolves the pool's endpoints from the informers' caches (no API calls). */
-export function resolvePool(ctx: OperatorContext, pool: PoolObject): Resolution {
+function resolvePool(ctx: OperatorContext, pool: PoolObject): Resolution {
   const ns = pool.metadata.namespace ?? '';
   if (!pool.spec.service) return resolveStatic(pool.spec);
   const svc = ctx.services.store.get(`${ns}/${pool.spec.service.name}`);
@@ -35,45 +99,4 @@ export function resolvePool(ctx: OperatorContext, pool: PoolObject): Resolution 
     if (e.pod && ctx.pods.store.get(`${ns}/${e.pod}`)?.metadata?.deletionTimestamp) e.ready = false;
   }
   return r;
-}
-
-/**
- * Level-based and idempotent: read the pool and the world from caches, rebuild status, let the
- * StatusWriter decide whether to write, and record the events the change calls for once it is written.
- */
-export async function reconcilePool(
-  ctx: OperatorContext,
-  key: string,
-  source?: PoolFiguresSource,
-): Promise<ReconcileResult> {
-  const pool = ctx.pools.store.get(key);
-  const { namespace, name } = splitKey(key);
-  if (!pool || pool.metadata.deletionTimestamp) {
-    ctx.poolStatus.forget(namespace, name);
-    source?.publish?.(key, undefined, undefined);
-    return; // NotFound is done.
-  }
-  const tierRef = pool.spec.cacheTierRef?.name;
-  const resolution = resolvePool(ctx, pool);
-  source?.publish?.(key, pool, resolution);
-  const world = {
-    pool,
-    resolution,
-    now: ctx.wallClock(),
-    ...(tierRef ? { cacheTierFound: ctx.tiers.store.get(`${namespace}/${tierRef}`) !== undefined } : {}),
-    ...optional('figures', source?.figures(namespace, name)),
-    ...optional('policyInForce', source?.policyInForce?.(namespace, name)),
-    ...optional('routers', source?.routers?.(namespace, name)),
-    ...optional('model', source?.model?.()),
-    ...optional('anomalies', source?.anomalies?.(key)),
-  };
-  const { status, events } = buildPoolStatus(world);
-  const r = await commitStatus(ctx, ctx.poolStatus, ctx.pools, pool, status, events);
-  const refresh = source?.refreshMs?.(pool);
-  if (refresh === undefined) return r;
-  return { requeueAfterMs: Math.min(refresh, r?.requeueAfterMs ?? Infinity) };
-}
-
-function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
-  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
 }

@@ -1,31 +1,28 @@
-import type { BackendPool, BackendPoolStatus, EndpointStatus } from '../api/backendpool.js';
+import type { BackendPool, BackendPoolStatus, EndpointStatus, PolicyName } from '../api/backendpool.js';
+import type { ResolvedPoolSpec } from '../api/resolve.js';
+import type { ActiveAnomaly } from '../anomaly/monitor.js';
 import { formatMs } from '../util/duration.js';
 import { conditionWarnings, setCondition, type Condition } from './conditions.js';
+import type { PendingEvent } from './context.js';
 import { decisionSentence } from './decision.js';
-import type { ModelStatus } from './model-manager.js';
-import type { ActiveAnomaly } from '../anomaly/monitor.js';
 import type { Resolution } from './endpoints.js';
-
-export interface PendingEvent {
-  type: 'Normal' | 'Warning';
-  reason: string;
-  message: string;
-}
-
-/** Live figures for one endpoint, merged into status when known (telemetry and model fill these). */
-export type EndpointFigures = Omit<EndpointStatus, 'address' | 'pod' | 'ready'>;
+import type { ModelStatus } from './fleet-predictor.js';
+import type { EndpointFigures } from './pool-view.js';
 
 export interface PoolWorld {
   pool: BackendPool;
+  /** The pool's spec with its defaults applied (api/resolve.ts). */
+  spec: ResolvedPoolSpec;
   resolution: Resolution;
+  /** The policy routers run (pool-view.ts policyInForce); the spec's own without a control plane. */
+  policy: PolicyName;
   /** Set when spec.cacheTierRef is given: whether that CacheTier exists. */
   cacheTierFound?: boolean;
   figures?: ReadonlyMap<string, EndpointFigures>;
-  policyInForce?: string;
   routers?: number;
   routingVersion?: number;
   /** Anomalies active now (absent: no control plane, so no telemetry to judge). */
-  anomalies?: ActiveAnomaly[];
+  anomalies?: readonly ActiveAnomaly[];
   /** The latency model in force (absent: no control plane, so no model either). */
   model?: ModelStatus;
   now: Date;
@@ -48,7 +45,7 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
   const gen = pool.metadata.generation ?? 0;
   const prev = pool.status ?? {};
   const events: PendingEvent[] = [];
-  const policy = w.policyInForce ?? pool.spec.balancing?.policy ?? 'Predictive';
+  const policy = w.policy;
 
   const endpoints: EndpointStatus[] = resolution.ok
     ? resolution.endpoints.map((e) => ({
@@ -133,10 +130,9 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
         message: `${label(e)} left the pool; ${ready.length} of ${endpoints.length} ready`,
       });
   }
-  const wanted = pool.spec.balancing?.policy ?? 'Predictive';
-  if (wanted === 'Predictive' && w.model) {
+  if (w.spec.balancing.policy === 'Predictive' && w.model) {
     const m = w.model;
-    const fallback = pool.spec.balancing?.fallbackPolicy ?? 'PeakEwma';
+    const fallback = w.spec.balancing.fallbackPolicy;
     conditions = m.ready
       ? setCondition(
           conditions,

@@ -15,14 +15,14 @@ import { assignTiers, poolsOf } from './cache-assign.js';
 import { effectiveCacheSpec, type PoolCacheConfigs } from './cache-config.js';
 import { l2KeyPrefix as l2Prefix } from '../cache/pool-cache.js';
 import type { RedisAdmin, RedisTarget } from './cache-redis.js';
-import { readRedisUrl } from './cache-secret.js';
+import { DeniedSecrets, readRedisUrl } from './cache-secret.js';
 import type { TierFigures } from './cache-view.js';
 import { commitStatus, involved, type OperatorContext, type TierObject } from './context.js';
 import type { LabelSelector } from './labels.js';
 import { buildTierStatus } from './tier-status.js';
 
 /** Set on every CacheTier: its deletion waits until the L2 keys of its pools are deleted. */
-export const CLEANUP_FINALIZER = 'sibyl.dev/cache-cleanup';
+const CLEANUP_FINALIZER = 'sibyl.dev/cache-cleanup';
 /** `kubectl annotate ct NAME sibyl.dev/flush=<anything new>` flushes the tier once per new value. */
 export const FLUSH_ANNOTATION = 'sibyl.dev/flush';
 
@@ -57,6 +57,8 @@ export class TierReconciler {
   /** The last Redis each tier used, by uid: a deleted tier whose Secret is gone first can still clean. */
   private readonly lastTarget = new Map<string, RedisTarget>();
   private readonly cleanupAttempts = new Map<string, number>();
+  /** Secrets RBAC refused: re-read after a doubling delay (refresh interval → 1 min), not every reconcile. */
+  private readonly denied: DeniedSecrets;
 
   constructor(
     private readonly ctx: OperatorContext,
@@ -64,6 +66,7 @@ export class TierReconciler {
   ) {
     this.core = o.kc.makeApiClient(CoreV1Api);
     this.custom = o.kc.makeApiClient(CustomObjectsApi);
+    this.denied = new DeniedSecrets({ initialMs: o.refreshMs ?? 5000, maxMs: 60_000 });
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -155,7 +158,7 @@ export class TierReconciler {
     return assignTiers(pools, tiers);
   }
 
-  /** The tier's Redis: undefined without L2; `invalid` when the Secret or its key is missing. */
+  /** The tier's Redis: undefined without L2; `invalid` when the Secret or its key is missing or unreadable. */
   private async target(
     tier: CacheTier,
   ): Promise<{ target: RedisTarget } | { invalid: { reason: string; message: string } } | undefined> {
@@ -168,7 +171,12 @@ export class TierReconciler {
     if (l2.redis.url) return { target: { url: l2.redis.url, ...base } };
     if (!l2.redis.secretRef)
       return { invalid: { reason: 'NoRedisUrl', message: 'l2.redis needs url or secretRef' } };
-    const r = await readRedisUrl(this.core, tier.metadata.namespace ?? '', l2.redis.secretRef);
+    const ns = tier.metadata.namespace ?? '';
+    const key = `${ns}/${l2.redis.secretRef.name}`;
+    const now = this.ctx.wallClock().getTime();
+    const r =
+      this.denied.pending(key, now) ??
+      this.denied.record(key, await readRedisUrl(this.core, ns, l2.redis.secretRef), now);
     return r.ok ? { target: { url: r.url, ...base } } : { invalid: { reason: r.reason, message: r.message } };
   }
 
@@ -230,9 +238,11 @@ export class TierReconciler {
     };
     if (!tier.spec.l2) return done();
     let target: RedisTarget | undefined;
+    let why = 'its Secret is gone';
     try {
       const r = await this.target(tier);
       target = r && 'target' in r ? r.target : this.lastTarget.get(uid);
+      if (r && 'invalid' in r) why = r.invalid.message;
     } catch (e) {
       target = this.lastTarget.get(uid);
       if (!target) throw e;
@@ -242,7 +252,7 @@ export class TierReconciler {
         tier,
         'Warning',
         'CleanupSkipped',
-        "the tier's Redis URL is unknown (its Secret is gone): L2 keys left to expire",
+        `the tier's Redis URL is unknown (${why}): L2 keys left to expire`,
       );
       return done();
     }

@@ -1,9 +1,10 @@
 import type { CacheTier, CacheTierStatus } from '../api/cachetier.js';
 import type { Conflict } from './cache-assign.js';
 import type { Reachability } from './cache-redis.js';
+import { SECRET_FORBIDDEN } from './cache-secret.js';
 import type { TierFigures } from './cache-view.js';
 import { conditionWarnings, removeCondition, setCondition, type Condition } from './conditions.js';
-import type { PendingEvent } from './pool-status.js';
+import type { PendingEvent } from './context.js';
 
 export interface TierWorld {
   tier: CacheTier;
@@ -28,9 +29,11 @@ const plural = (n: number, one: string, many = `${one}s`) => (n === 1 ? one : ma
 
 /**
  * A CacheTier's status rebuilt from the observed world, and the Warning events its changes call for.
- * Pure. Conditions: Invalid (a config problem: a missing pool, Secret or key), Ready (caching for at
- * least one pool with a usable config), RedisReachable (Unknown without L2) and PoolConflict (present
- * only while another tier serves a pool this one selects).
+ * Pure. Conditions: Invalid (a config problem: a missing pool, Secret or key; Unknown while RBAC
+ * keeps the operator from reading the Secret), Ready (caching for at least one pool with a usable
+ * config; False with SecretForbidden naming the permission and the Helm value that grants it),
+ * RedisReachable (Unknown without L2) and PoolConflict (present only while another tier serves a
+ * pool this one selects).
  */
 export function buildTierStatus(w: TierWorld): { status: CacheTierStatus; events: PendingEvent[] } {
   const { tier, now } = w;
@@ -43,7 +46,15 @@ export function buildTierStatus(w: TierWorld): { status: CacheTierStatus; events
   const set = (type: string, status: Condition['status'], reason: string, message: string) =>
     (conditions = setCondition(conditions, { type, status, reason, message }, gen, now));
 
-  if (w.invalid) set('Invalid', 'True', w.invalid.reason, w.invalid.message);
+  if (w.invalid?.reason === SECRET_FORBIDDEN)
+    // The operator cannot see the Secret, so it cannot tell whether the spec is right: Ready says why.
+    set(
+      'Invalid',
+      'Unknown',
+      SECRET_FORBIDDEN,
+      `the operator may not read Secret ${tier.spec.l2?.redis.secretRef?.name ?? ''}, so l2.redis.secretRef cannot be checked (Ready says what grants it)`,
+    );
+  else if (w.invalid) set('Invalid', 'True', w.invalid.reason, w.invalid.message);
   else if (missing.length > 0)
     set(
       'Invalid',

@@ -1,4 +1,4 @@
-import type { BackendPoolSpec } from '../api/backendpool.js';
+import type { ConcurrencySpec } from '../api/resolve.js';
 import { Limiter, createLimitFromSpec, type Limit, type Priority, releaseOutcome } from '../limit/index.js';
 import type { Clock, Random } from '../util/clock.js';
 import { errorMessage, isSibylError } from '../util/errors.js';
@@ -6,7 +6,7 @@ import { systemTimers, type Timers } from '../util/timers.js';
 import { admitAll, type Admission, type AdmissionRequest, type Permit } from './seams.js';
 
 /**
- * Adaptive concurrency (DESIGN.md §5) in the router, per pool and per endpoint, both from the pool's
+ * Adaptive concurrency (docs/architecture.md, "Balancing, breakers and limits") in the router, per pool and per endpoint, both from the pool's
  * spec.concurrency (absent: no limit at all; a limit the user did not ask for would shed calls they did
  * not expect). spec.concurrency describes what one endpoint can take:
  *
@@ -25,7 +25,7 @@ export interface AdmissionDeps {
 }
 
 export function createAdmission(
-  spec: BackendPoolSpec['concurrency'],
+  spec: ConcurrencySpec | undefined,
   deps: AdmissionDeps,
   endpointCount: () => number = () => 1,
 ): Admission {
@@ -36,7 +36,7 @@ export function createAdmission(
 
 /** One endpoint's limiter, or undefined when the pool has no spec.concurrency. */
 export function createEndpointLimiter(
-  spec: BackendPoolSpec['concurrency'],
+  spec: ConcurrencySpec | undefined,
   deps: AdmissionDeps,
 ): Limiter | undefined {
   if (!spec) return undefined;

@@ -8,7 +8,7 @@ import { checkRules, type Issue } from './config-rules.js';
 import { cacheConfigIssues, type PoolCacheSpec } from '../cache/config.js';
 
 /**
- * The router's --config file (DESIGN.md §11): `pools`, each a name plus BackendPool spec fields with
+ * The router's --config file (docs/architecture.md, "Command line"): `pools`, each a name plus BackendPool spec fields with
  * static endpoints. Checked by the CRD's own TypeBox schema (structure, bounds, enums) and by the
  * mirrored CEL rules, plus what only a file of several pools can get wrong (two pools claiming one
  * service or method). A bad file is refused whole with every problem's path and reason.

@@ -32,15 +32,16 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
   const rate = o.sampleRate ?? 0.05;
   let modelVersion: string | undefined;
   router.setObserver({
-    // what a Predictive pool knew of the endpoint at dispatch (src/model/dispatch.ts)
-    started: (pool, ep, req) => (systemRandom() < rate ? dispatchSample(pool.balancer, ep, req) : undefined),
-    ended: (pool, ep, context, code, latencyMs, ok) =>
+    // what the pool's policy knew of the endpoint at dispatch (src/model/dispatch.ts)
+    started: (_pool, call) =>
+      systemRandom() < rate ? dispatchSample(call.balancer, call.endpoint, call.req) : undefined,
+    ended: (pool, call, context, outcome) =>
       collector.record(
-        pool.route.name,
-        ep.address,
-        code,
-        latencyMs,
-        !ok,
+        pool,
+        call.endpoint.address,
+        outcome.code,
+        outcome.latencyMs,
+        !outcome.ok,
         context as DispatchFeatures | undefined,
       ),
   });

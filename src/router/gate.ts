@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { BackendPoolSpec } from '../api/backendpool.js';
-import { BreakerSet, breakerConfig, type BreakerEvent } from '../breaker/index.js';
+import type { BreakerSpec } from '../api/resolve.js';
+import { BreakerSet, type BreakerEvent } from '../breaker/index.js';
 import type { CallOutcome } from '../balancer/types.js';
 import { Status } from '../grpc/status.js';
 import type { Clock } from '../util/clock.js';
@@ -15,10 +15,10 @@ export class BreakerGate implements EndpointGate {
   readonly breakers: BreakerSet;
 
   constructor(
-    spec: BackendPoolSpec['circuitBreaker'],
+    spec: BreakerSpec,
     deps: { clock: Clock; log: Logger; pool: string; onEvent?: (e: BreakerEvent) => void },
   ) {
-    this.breakers = new BreakerSet(breakerConfig(spec), {
+    this.breakers = new BreakerSet(spec, {
       clock: deps.clock,
       listener: (e) => {
         if (e.type === 'transition') {
@@ -44,8 +44,8 @@ export class BreakerGate implements EndpointGate {
     });
   }
 
-  configure(spec: BackendPoolSpec['circuitBreaker']): void {
-    this.breakers.configure(breakerConfig(spec));
+  configure(spec: BreakerSpec): void {
+    this.breakers.configure(spec);
   }
 
   allows(id: string): boolean {

@@ -9,7 +9,7 @@ export interface Launched {
 }
 
 /**
- * The hedging race (DESIGN.md §5; "The Tail at Scale", Dean & Barroso 2013): if `first` has no result
+ * The hedging race (docs/architecture.md, "Balancing, breakers and limits"; "The Tail at Scale", Dean & Barroso 2013): if `first` has no result
  * within `delayMs`, `launchSecond` may start another attempt elsewhere (it returns undefined when it
  * may not: budget spent, no other endpoint, the response already begun). The first result that is
  * final wins and the other attempt is cancelled; a result that could still be retried (UNAVAILABLE

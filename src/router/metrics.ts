@@ -16,7 +16,7 @@ export interface PoolSeries {
   requests(code: number): { inc(): void };
 }
 
-/** The router's Prometheus series (DESIGN.md §8), in a registry of its own per router instance. */
+/** The router's Prometheus series (docs/architecture.md, "Observability"), in a registry of its own per router instance. */
 export class RouterMetrics {
   private readonly series = new Map<string, PoolSeries>();
 

@@ -1,40 +1,39 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { CallOutcome, Endpoint, PickRequest } from '../balancer/types.js';
-import type { Clock } from '../util/clock.js';
+import { orcaLoad } from '../balancer/endpoint.js';
+import type { CallHandle } from '../balancer/picker.js';
+import type { CallOutcome, PickRequest } from '../balancer/types.js';
+import { MAX_ENTRY_BODY_BYTES, type PoolCache } from '../cache/pool-cache.js';
+import type { Answer } from '../cache/tiered.js';
+import { CACHE_MODE_HEADER, cacheModeOf, type CacheMode } from '../cache/types.js';
+import type { WarmRequest } from '../cache/warmer.js';
+import type { FrameError } from '../grpc/framing.js';
 import { Status, isServerFault, statusName } from '../grpc/status.js';
 import { formatGrpcTimeout } from '../grpc/timeout.js';
-import type { FrameError } from '../grpc/framing.js';
-import type { OrcaReport } from '../grpc/orca.js';
+import type { Priority } from '../limit/index.js';
+import type { Clock } from '../util/clock.js';
+import { priorityOf } from './admission.js';
 import { Attempt, type AttemptResult, type BodySource } from './attempt.js';
-import { raceWithHedge } from './hedge.js';
+import { CapturingDownstream, serveAnswer } from './capture.js';
+import { raceWithHedge, type Launched } from './hedge.js';
 import { headerValue, upstreamRequestHeaders } from './headers.js';
+import { InternalStream } from './internal-stream.js';
 import type { RouterMetrics } from './metrics.js';
 import type { EndpointState, PoolState } from './pool-state.js';
 import { RequestBody } from './request-body.js';
-import { priorityOf } from './admission.js';
-import { releaseOutcome } from '../limit/index.js';
-import { chooseNow, waitForSlot, type ChooseContext, type Chosen } from './choose.js';
-import type { Token } from '../limit/index.js';
 import { checkRequest } from './request-check.js';
 import type { PoolRoute, RoutingTable } from './table.js';
-import type { Writable } from 'node:stream';
-import { CapturingDownstream, serveAnswer } from './capture.js';
-import { MAX_ENTRY_BODY_BYTES, type PoolCache } from '../cache/pool-cache.js';
-import type { Flight } from '../cache/tiered.js';
-import { CACHE_MODE_HEADER, cacheModeOf } from '../cache/types.js';
-import { InternalStream } from './internal-stream.js';
-import type { Answer } from '../cache/tiered.js';
-import type { WarmRequest } from '../cache/warmer.js';
 
 /**
- * The per-call pipeline (DESIGN.md §4): check the request → match a pool → admission (the pool's
- * concurrency limit) → pick (balancer, then the endpoint's own concurrency limit and its breaker:
- * choose.ts) → forward (or hedge) → retry on another endpoint where allowed → record the outcome. Each
- * step is a method here; the parts other modules own come in through each pool's seams (seams.ts):
- * `admission` (src/limit) and `gate` (src/breaker). The cache (src/cache) sits between admission and
- * pick: cacheStep answers from a tier or from the call already fetching the same key, or lets the call
- * go on as the key's leader, whose response is recorded (CapturingDownstream) and filled at the end.
+ * The per-call pipeline (docs/architecture.md, "Router"): check the request → match a pool → admission
+ * (the pool's concurrency limit) → cache → pick (the pool's Picker: balancer, then the endpoint's own
+ * concurrency limit and its breaker) → forward (or hedge) → retry on another endpoint where allowed.
+ * Each attempt's bookkeeping (in-flight counts, balancer, breaker, endpoint limit, observers, load
+ * reports) is its call handle's (src/balancer/picker.ts), ended once when the attempt settles. The
+ * cache step is the pool cache's getOrLoad around the backend steps: a hit, or the answer of the call
+ * already fetching the same key, is served from memory; otherwise this call goes to a backend and its
+ * response is recorded (CapturingDownstream) to be shared and filled.
  */
 export interface PipelineOptions {
   maxMessageBytes: number;
@@ -49,17 +48,6 @@ export interface PipelineEnv {
   log: Logger;
   clock: Clock;
   options: PipelineOptions;
-  /** Sees every attempt start and end (the control stream's load reports and training samples). */
-  observer?: AttemptObserver;
-}
-
-/**
- * A seam for whoever reports load: `started` returns what it wants back at the end (e.g. the
- * features at dispatch for a training sample), `ended` gets the status and latency.
- */
-export interface AttemptObserver {
-  started(pool: PoolState, ep: Endpoint, req: PickRequest, nowMs: number): unknown;
-  ended(pool: PoolState, ep: Endpoint, context: unknown, code: number, latencyMs: number, ok: boolean): void;
 }
 
 let nextCallId = 1;
@@ -100,8 +88,6 @@ class CallPipeline {
   private readonly id = nextCallId++;
   private readonly startMs: number;
   private readonly down: CapturingDownstream;
-  /** This call fetches a cached method's answer for every caller of its key (the cache step). */
-  private flight: Flight | undefined;
   private readonly path: string;
   private readonly log: Logger;
   private body: RequestBody | undefined;
@@ -110,6 +96,8 @@ class CallPipeline {
   private deadline: NodeJS.Timeout | undefined;
   private deadlineAtMs = Infinity;
   private poolName = 'none';
+  /** Whether this call's outcome may feed the pool's limit (not when the router answered it itself). */
+  private limitSample = true;
 
   constructor(
     private readonly env: PipelineEnv,
@@ -177,7 +165,7 @@ class CallPipeline {
     this.deadline.unref();
   }
 
-  /** admission → pick → forward → retry → record; resolves with the status the client got. */
+  /** admission → cache → pick → forward → retry; resolves with the status the client got. */
   private async route(route: PoolRoute, pool: PoolState): Promise<number> {
     const { options } = this.env;
     this.body = new RequestBody(this.stream, options.maxMessageBytes, options.retryBufferBytes, (e) =>
@@ -194,114 +182,72 @@ class CallPipeline {
 
     const priority = priorityOf(headerValue(this.headers, 'x-sibyl-priority'));
     const admitted = await pool.admission.acquire({ ...req, priority, deadlineMs: this.deadlineAtMs });
-    if ('shed' in admitted) return this.shed(route.name, priority, admitted.shed);
-    const permit = admitted;
-    if (this.down.isFinished) {
-      permit.release(this.outcome(this.down.code ?? Status.CANCELLED));
-      return this.down.code ?? Status.CANCELLED;
-    }
-    if (pool.cache) {
-      const answered = await this.cacheStep(pool.cache);
-      if (answered !== undefined) {
-        // Answered without a backend: says nothing about the pool's load, so no limiter sample.
-        permit.release(this.outcome(answered), false);
-        return answered;
-      }
-    }
-    pool.budget.onRequest();
-    const tried = new Set<EndpointState>();
-    const ctx: ChooseContext<EndpointState> = {
-      pick: (eps) => pool.balancer.pick(eps, req),
-      admit: (st) => pool.gate.admit(st.ep.id),
-      priority,
-      deadlineMs: this.deadlineAtMs,
-    };
-    let last: AttemptResult | undefined;
-    let sample = true;
+    if ('shed' in admitted) return this.shed(route.name, admitted.shed);
+    let code: number = Status.UNKNOWN;
     try {
-      for (let n = 1; ; n++) {
-        const chosen = await this.pick(pool, ctx, tried, true);
-        if (!chosen || 'shed' in chosen) {
-          if (last) break;
-          if (chosen) {
-            // Shed by the endpoints' limits, not by anything the pool's endpoints answered.
-            sample = false;
-            return this.shed(route.name, priority, chosen.shed);
-          }
-          const message = `no endpoint available in pool ${route.name}: ${pool.unavailableReason()}`;
-          this.down.endWithStatus(Status.UNAVAILABLE, message);
-          return Status.UNAVAILABLE;
-        }
-        const st = chosen.st;
-        tried.add(st);
-        last = await this.forwardOrHedge(pool, chosen, req, ctx, tried);
-        if (!this.retryReason(last, n, route)) break;
-        if (!pool.budget.tryWithdraw()) {
-          this.log.debug({ pool: route.name }, 'retry budget spent');
-          break;
-        }
-        this.env.metrics.retries.inc({ pool: route.name, reason: statusName(last.code) });
-        this.log.debug(
-          { pool: route.name, endpoint: st.ep.address, code: last.code, attempt: n },
-          'retrying elsewhere',
-        );
-      }
-      if (!last.delivered) last.deliver();
-      return this.down.code ?? last.code;
+      if (this.down.isFinished) return (code = this.down.code ?? Status.CANCELLED);
+      const ttlMs = pool.cache?.ttlFor(this.path);
+      const mode = cacheModeOf(headerValue(this.headers, CACHE_MODE_HEADER));
+      const backend = () => this.toBackend(pool, route, req, priority);
+      code = await (pool.cache && ttlMs !== undefined && mode !== 'bypass'
+        ? this.cached(pool.cache, mode, ttlMs, backend)
+        : backend());
+      return code;
     } finally {
-      const code = this.down.code ?? last?.code ?? Status.UNKNOWN;
-      // Waiting callers get this answer (errors included); an OK one is stored.
-      this.flight?.complete(this.down.captured());
-      permit.release(this.outcome(code), sample);
+      admitted.release(this.outcome(code), this.limitSample);
     }
   }
 
   /** Answers a call shed by a concurrency limit: RESOURCE_EXHAUSTED, with how long that took recorded. */
-  private shed(pool: string, priority: string, why: string): number {
-    this.log.debug({ pool, priority }, why);
+  private shed(pool: string, why: string): number {
+    this.log.debug({ pool }, why);
     this.down.endWithStatus(Status.RESOURCE_EXHAUSTED, `pool ${pool} is overloaded: ${why}`);
     this.env.metrics.shed.observe({ pool }, (this.env.clock.now() - this.startMs) / 1000);
     return Status.RESOURCE_EXHAUSTED;
   }
 
   /**
-   * The cache step for a method the pool's cache lists (idempotent unary methods only: the whole
-   * request is read before anything is sent). Resolves with the status the client was given when the
-   * call was answered here (a hit, or the answer of the call already fetching this key), else undefined
-   * and the call goes to a backend: as the key's leader (its response recorded, shared and filled), or
-   * uncached (`x-sibyl-cache: bypass`, a request too large to keep, a leader that left no answer).
+   * The cache step for a method the pool's cache lists (idempotent unary methods only: the whole request
+   * is read before anything is sent): the pool cache's getOrLoad, with `backend` as its load. A call
+   * answered here (a hit, another call's answer, or none because the client left) says nothing of the
+   * pool's load: no limit sample. A request too large to keep goes to a backend uncached.
    */
-  private async cacheStep(cache: PoolCache): Promise<number | undefined> {
-    const ttlMs = cache.ttlFor(this.path);
-    if (ttlMs === undefined) return undefined;
-    const mode = cacheModeOf(headerValue(this.headers, CACHE_MODE_HEADER));
-    if (mode === 'bypass') return undefined;
+  private async cached(
+    cache: PoolCache,
+    mode: CacheMode,
+    ttlMs: number,
+    backend: () => Promise<number>,
+  ): Promise<number> {
     const request = await this.wholeRequest();
-    if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
-    if (!request) return undefined;
-    const step = await cache.begin(this.path, request, this.headers, mode, ttlMs);
-    switch (step.kind) {
-      case 'hit':
-        serveAnswer(this.down, { code: Status.OK, response: step.response });
-        return Status.OK;
-      case 'wait': {
-        const closed = new Promise<undefined>((r) => {
-          if (this.down.gone) r(undefined);
-          else this.stream.once('close', () => r(undefined));
-        });
-        const o = await Promise.race([step.outcome, closed]);
-        if (this.down.isFinished) return this.down.code ?? Status.CANCELLED;
-        if (!o || !('answer' in o)) return undefined;
-        serveAnswer(this.down, o.answer);
-        return o.answer.code;
+    const answeredHere = (code: number) => ((this.limitSample = false), code);
+    if (this.down.isFinished) return answeredHere(this.down.code ?? Status.CANCELLED);
+    if (!request) return backend();
+    let code: number | undefined;
+    let failure: unknown;
+    const load = async (): Promise<Answer | undefined> => {
+      this.down.startCapture(MAX_ENTRY_BODY_BYTES);
+      // A router error is this call's alone: the callers waiting on it call a backend themselves.
+      try {
+        code = await backend();
+      } catch (e) {
+        failure = e;
       }
-      case 'lead':
-        this.flight = step.flight;
-        this.down.startCapture(MAX_ENTRY_BODY_BYTES);
-        return undefined;
-      case 'bypass':
-        return undefined;
-    }
+      return this.down.captured();
+    };
+    const r = await cache.getOrLoad(this.path, request, this.headers, mode, ttlMs, load, this.clientGone());
+    if (failure !== undefined) throw failure;
+    if (r.from === 'load') return code ?? this.down.code ?? Status.UNKNOWN;
+    if (r.from === 'gone' || this.down.isFinished) return answeredHere(this.down.code ?? Status.CANCELLED);
+    serveAnswer(this.down, r.answer);
+    return answeredHere(r.answer.code);
+  }
+
+  /** Settles when the client's stream closes (or has closed). */
+  private clientGone(): Promise<void> {
+    return new Promise<void>((r) => {
+      if (this.down.gone) r();
+      else this.stream.once('close', () => r());
+    });
   }
 
   /**
@@ -345,146 +291,120 @@ class CallPipeline {
     });
   }
 
-  /**
-   * The endpoint for the next attempt (choose.ts): the balancer's choice among endpoints not yet tried,
-   * connectable and allowed by their breaker, that has a slot under its concurrency limit and whose
-   * breaker then admits the call. With `wait`, a call finding every candidate at its limit waits briefly
-   * for a slot, or is shed; without (a hedge), it is not sent.
-   */
-  private pick(
-    pool: PoolState,
-    ctx: ChooseContext<EndpointState>,
-    tried: ReadonlySet<EndpointState>,
-    wait: boolean,
-  ): Chosen<EndpointState> | Promise<Chosen<EndpointState> | { shed: string } | undefined> | undefined {
-    const candidates: EndpointState[] = [];
-    for (const st of pool.endpoints.values()) {
-      if (!tried.has(st) && st.sessions.connectable && pool.gate.allows(st.ep.id)) candidates.push(st);
+  /** pick → forward (or hedge) → retry on another endpoint where allowed; the status the client got. */
+  private async toBackend(pool: PoolState, route: PoolRoute, req: PickRequest, priority: Priority) {
+    pool.budget.onRequest();
+    const tried = new Set<EndpointState>();
+    let last: AttemptResult | undefined;
+    for (let n = 1; ; n++) {
+      const picked = await pool.picker.pick(pool.candidates(tried), req, priority, this.deadlineAtMs);
+      if (picked.type !== 'complete') {
+        if (last) break;
+        if (picked.type === 'drop') {
+          // Shed by the endpoints' limits, not by anything the pool's endpoints answered.
+          this.limitSample = false;
+          return this.shed(route.name, picked.reason);
+        }
+        const message = `no endpoint available in pool ${route.name}: ${pool.unavailableReason()}`;
+        this.down.endWithStatus(Status.UNAVAILABLE, message);
+        return Status.UNAVAILABLE;
+      }
+      tried.add(picked.call.target);
+      last = await this.forwardOrHedge(pool, picked.call, req, priority, tried);
+      if (!this.retryReason(last, n, route)) break;
+      if (!pool.budget.tryWithdraw()) {
+        this.log.debug({ pool: route.name }, 'retry budget spent');
+        break;
+      }
+      this.env.metrics.retries.inc({ pool: route.name, reason: statusName(last.code) });
+      this.log.debug(
+        { pool: route.name, endpoint: picked.call.endpoint.address, code: last.code, attempt: n },
+        'retrying elsewhere',
+      );
     }
-    if (!wait) return chooseNow(candidates, ctx);
-    const full: EndpointState[] = [];
-    return chooseNow(candidates, ctx, full) ?? (full.length > 0 ? waitForSlot(full, ctx) : undefined);
+    if (!last.delivered) last.deliver();
+    return this.down.code ?? last.code;
   }
 
   /**
    * Sends the call to `first`; for a hedged pool and an idempotent method whose request is complete, a
    * second attempt goes to another endpoint if `first` has not answered within the hedge delay (and the
    * hedge budget allows). The first answer wins and the other attempt is cancelled; a failure that
-   * could be retried waits for the other attempt instead (DESIGN.md §5, "Hedging").
+   * could be retried waits for the other attempt instead (hedge.ts).
    */
   private async forwardOrHedge(
     pool: PoolState,
-    first: Chosen<EndpointState>,
+    first: CallHandle<EndpointState>,
     req: PickRequest,
-    ctx: ChooseContext<EndpointState>,
+    priority: Priority,
     tried: Set<EndpointState>,
   ): Promise<AttemptResult> {
     const body = this.body as RequestBody;
-    const a = this.startAttempt(pool, first.st, first.token, req, body);
-    const delay = pool.hedgeDelayMs(this.path, first.st.ep);
+    const a = this.startAttempt(pool, first, body);
+    const delay = pool.hedgeDelayMs(this.path, first.target);
     if (delay === undefined) return a.done;
     pool.hedgeBudget.onRequest();
-    const launch = () => {
+    const launch = (): Launched | undefined => {
       if (this.down.isCommitted || this.down.isFinished || !body.canHedge) return undefined;
-      const second = this.pick(pool, ctx, tried, false) as Chosen<EndpointState> | undefined;
-      if (!second) return undefined;
+      const second = pool.picker.pickNow(pool.candidates(tried), req, priority);
+      if (second.type !== 'complete') return undefined;
       if (!pool.hedgeBudget.tryWithdraw()) {
-        second.token?.release('ignore');
-        pool.gate.onCallEnded(second.st.ep.id, { ...this.outcome(Status.CANCELLED), latencyMs: 0 });
+        second.call.end(Status.CANCELLED); // never sent: its slot and breaker trial go back
         return undefined;
       }
-      tried.add(second.st);
+      tried.add(second.call.target);
       this.env.metrics.hedges.inc({ pool: pool.route.name });
-      this.log.debug({ pool: pool.route.name, endpoint: second.st.ep.address, delayMs: delay }, 'hedging');
-      return this.startAttempt(pool, second.st, second.token, req, body.replay());
+      this.log.debug(
+        { pool: pool.route.name, endpoint: second.call.endpoint.address, delayMs: delay },
+        'hedging',
+      );
+      return this.startAttempt(pool, second.call, body.replay());
     };
     return raceWithHedge(a, delay, launch, (r) => !this.retryable(r, pool.route));
   }
 
   /**
-   * One attempt on `st`, with its in-flight accounting and the outcome told to balancer, breaker and
-   * the endpoint's limiter (`token`); `body` is the live request body, or a replay of it for a hedge.
+   * One attempt on the call's endpoint: its handle starts now and ends when the attempt settles, with
+   * the response's ORCA load report when the pool reads them. `body` is the live request body, or a
+   * replay of it for a hedge.
    */
-  private startAttempt(
-    pool: PoolState,
-    st: EndpointState,
-    token: Token | undefined,
-    req: PickRequest,
-    body: BodySource,
-  ): { attempt: Attempt; done: Promise<AttemptResult> } {
+  private startAttempt(pool: PoolState, call: CallHandle<EndpointState>, body: BodySource): Launched {
     const { clock, options } = this.env;
-    const started = clock.now();
-    const left = this.deadlineAtMs - started;
+    const left = this.deadlineAtMs - clock.now();
     const headers = upstreamRequestHeaders(
       this.headers,
       this.path,
       left < Infinity ? formatGrpcTimeout(left) : undefined,
     );
-    const onLoadReport =
-      pool.route.spec.telemetry?.orca === false
-        ? undefined
-        : (r: OrcaReport) => {
-            st.ep.load = {
-              cpu: r.cpuUtilization,
-              memory: r.memUtilization,
-              utilization: r.applicationUtilization,
-              atMs: clock.now(),
-            };
-          };
     const ctx = {
       down: this.down,
       body,
       log: this.log,
       maxMessageBytes: options.maxMessageBytes,
-      onLoadReport,
+      readLoad: pool.route.settings.telemetry.orca,
     };
-    const attempt = new Attempt(ctx, st.ep.address);
+    const attempt = new Attempt(ctx, call.endpoint.address);
     this.attempts.add(attempt);
     if (this.down.isFinished) attempt.cancel(this.down.code ?? Status.CANCELLED, 'call already ended');
-    // the observer samples what the policy saw at the pick: before this call is counted there
-    const seen = this.env.observer?.started(pool, st.ep, req, started);
-    st.callStarted(this.id, started);
-    pool.balancer.onCallStarted?.(st.ep, req);
-    const done = attempt.run(st.sessions, headers).then(
+    call.start();
+    const done = attempt.run(call.target.sessions, headers).then(
       (result) => {
-        this.attemptEnded(pool, st, token, req, attempt, started, result.code, seen);
-        if (result.code === Status.OK) pool.latencies.record(this.path, clock.now() - started);
+        this.attempts.delete(attempt);
+        call.end(result.code, result.load && orcaLoad(result.load, clock.now()));
         return result;
       },
       (e: unknown) => {
-        this.attemptEnded(pool, st, token, req, attempt, started, Status.INTERNAL, seen);
+        this.attempts.delete(attempt);
+        call.end(Status.INTERNAL);
         throw e;
       },
     );
     return { attempt, done };
   }
 
-  private attemptEnded(
-    pool: PoolState,
-    st: EndpointState,
-    token: Token | undefined,
-    req: PickRequest,
-    attempt: Attempt,
-    started: number,
-    code: number,
-    seen?: unknown,
-  ): void {
-    this.attempts.delete(attempt);
-    st.callEnded(this.id);
-    const outcome = {
-      ...this.outcome(code),
-      startedAtMs: started,
-      latencyMs: this.env.clock.now() - started,
-    };
-    pool.balancer.onCallEnded(st.ep, req, outcome);
-    pool.gate.onCallEnded(st.ep.id, outcome);
-    token?.release(releaseOutcome(code), outcome.latencyMs);
-    this.env.observer?.ended(pool, st.ep, seen, code, outcome.latencyMs, outcome.ok);
-  }
-
   /** Why this failed attempt may go to another endpoint, or undefined when it may not. */
   private retryReason(r: AttemptResult, attempts: number, route: PoolRoute): string | undefined {
-    if (attempts >= route.retries.maxAttempts || !this.body?.canReplay) return undefined;
+    if (attempts >= route.settings.retries.maxAttempts || !this.body?.canReplay) return undefined;
     return this.retryable(r, route);
   }
 
@@ -496,8 +416,8 @@ class CallPipeline {
     if (!r.reachedServer) return 'not-sent';
     const idempotent = route.idempotentMethods.has(this.path);
     // UNAVAILABLE as an answer (Trailers-Only) means the server did not act on the call.
-    if (r.code === Status.UNAVAILABLE && route.retries.retryOn.has(Status.UNAVAILABLE)) return 'unavailable';
-    if (idempotent && route.retries.retryOn.has(r.code)) return 'idempotent';
+    if (r.code === Status.UNAVAILABLE && route.retryOn.has(Status.UNAVAILABLE)) return 'unavailable';
+    if (idempotent && route.retryOn.has(r.code)) return 'idempotent';
     return undefined;
   }
 
@@ -505,6 +425,7 @@ class CallPipeline {
     for (const a of this.attempts) a.cancel(code, message);
   }
 
+  /** The call's outcome as a whole (from its start at the router), for the pool's admission limit. */
   private outcome(code: number): CallOutcome {
     const now = this.env.clock.now();
     return { ok: !isServerFault(code), code, latencyMs: now - this.startMs, startedAtMs: this.startMs };

@@ -1,58 +1,60 @@
 import type { Logger } from 'pino';
-import { createBalancer, type Balancer, type BalancerDeps, type Endpoint } from '../balancer/index.js';
-import type { Clock, Random } from '../util/clock.js';
-import { parseDuration } from '../util/duration.js';
-import { errorMessage, isSibylError } from '../util/errors.js';
+import { TrackedEndpoint } from '../balancer/endpoint.js';
+import {
+  createBalancer,
+  parseBalancerConfig,
+  type Balancer,
+  type BalancerDeps,
+  type CallOutcome,
+  type PredictFn,
+} from '../balancer/index.js';
+import { Picker, type CallHandle, type CallObserver, type Choosable } from '../balancer/picker.js';
+import { Status } from '../grpc/status.js';
 import type { Limiter } from '../limit/index.js';
-import type { Timers } from '../util/timers.js';
-import { createAdmission, createEndpointLimiter } from './admission.js';
-import { BreakerGate } from './gate.js';
-import type { PredictFn } from '../balancer/predictive.js';
-import { LatencyTracker } from './latency.js';
+import type { Clock, Random } from '../util/clock.js';
+import { sameValue } from '../util/equal.js';
+import { errorMessage, isSibylError } from '../util/errors.js';
 import { RetryBudget } from '../util/retry-budget.js';
-import type { Admission } from './seams.js';
-import { SessionPool, type SessionPoolOptions } from './session-pool.js';
-import type { PoolRoute } from './table.js';
+import type { Timers } from '../util/timers.js';
 import { PoolCache } from '../cache/pool-cache.js';
 import type { CacheMetrics } from '../cache/metrics.js';
 import type { WarmFetch } from '../cache/warmer.js';
+import { createAdmission, createEndpointLimiter } from './admission.js';
+import { BreakerGate } from './gate.js';
+import { LatencyTracker } from './latency.js';
+import type { Admission } from './seams.js';
+import { SessionPool, type SessionPoolOptions } from './session-pool.js';
+import type { PoolRoute } from './table.js';
 
 /**
- * What the router keeps per pool between tables: the balancer (policy state), the endpoints with their
- * in-flight accounting, upstream sessions and concurrency limiters, the circuit breakers, the pool's
- * concurrency limiter and the retry budget. A new table updates it in place (PoolState.update), so sessions, balancer and breaker
+ * What the router keeps per pool between tables: the picker (balancer and call handles), the endpoints
+ * with their in-flight accounting, upstream sessions and concurrency limiters, the circuit breakers, the
+ * pool's concurrency limiter, the retry and hedge budgets and the cache. A new table updates it in
+ * place (PoolState.update), comparing the typed routes part by part, so sessions, policy and breaker
  * state and budgets survive a table that only changed weights.
  */
-export class EndpointState {
-  readonly ep: Endpoint;
-  /** Start time of each open call, in start order; the first entry is the oldest. */
-  private readonly open = new Map<number, number>();
-  /** This endpoint's concurrency limiter (admission.ts); undefined when the pool has no limit. */
-  limiter: Limiter | undefined;
+export class EndpointState implements Choosable {
+  readonly ep: TrackedEndpoint;
 
   constructor(
     address: string,
     readonly sessions: SessionPool,
+    /** This endpoint's concurrency limiter (admission.ts); undefined when the pool has no limit. */
+    public limiter: Limiter | undefined,
   ) {
-    this.ep = { id: address, address, inflight: 0 };
+    this.ep = new TrackedEndpoint(address);
   }
 
   /** The endpoint's concurrency limit now (routers report it as status.endpoints[].concurrencyLimit). */
   get concurrencyLimit(): number | undefined {
     return this.limiter?.limit;
   }
+}
 
-  callStarted(id: number, nowMs: number): void {
-    this.open.set(id, nowMs);
-    this.ep.inflight = this.open.size;
-    this.ep.oldestInflightStartMs ??= nowMs;
-  }
-
-  callEnded(id: number): void {
-    this.open.delete(id);
-    this.ep.inflight = this.open.size;
-    this.ep.oldestInflightStartMs = this.open.values().next().value;
-  }
+/** Sees every attempt of every pool start and end (the control stream's load reports and samples). */
+export interface RouterCallObserver {
+  started(pool: string, call: CallHandle<EndpointState>): unknown;
+  ended(pool: string, call: CallHandle<EndpointState>, context: unknown, outcome: CallOutcome): void;
 }
 
 export interface PoolDeps {
@@ -64,6 +66,8 @@ export interface PoolDeps {
   timers?: Timers;
   /** The learned model's prediction for the Predictive policy (answers undefined without a model). */
   predict?: PredictFn;
+  /** The router's observer now (it may be installed after the pool is made). */
+  observer?: () => RouterCallObserver | undefined;
   /** Where pool caches count their lookups (the router's registry). */
   cacheMetrics?: CacheMetrics;
   /** How a pool cache's warmer makes a call again through this router (pipeline.ts internalCall). */
@@ -72,55 +76,73 @@ export interface PoolDeps {
 
 export class PoolState {
   route: PoolRoute;
-  balancer!: Balancer;
+  picker: Picker<EndpointState>;
   readonly endpoints = new Map<string, EndpointState>();
-  budget!: RetryBudget;
+  budget: RetryBudget;
   /** Hedges may add at most hedging.maxPercent of requests. */
-  hedgeBudget!: RetryBudget;
+  hedgeBudget: RetryBudget;
   readonly latencies = new LatencyTracker();
-  admission!: Admission;
-  gate!: BreakerGate;
-  /** The pool's response cache (spec.cache); undefined when it has none. */
+  admission: Admission;
+  readonly gate: BreakerGate;
+  /** The pool's response cache; undefined when it has none. */
   cache: PoolCache | undefined;
   /** Endpoints whose breaker the operator holds open. */
   private readonly forced = new Set<string>();
+  private readonly observer: CallObserver<EndpointState>;
 
   constructor(
     route: PoolRoute,
     private readonly deps: PoolDeps,
   ) {
     this.route = route;
-    this.update(route, true);
+    const s = route.settings;
+    this.gate = new BreakerGate(s.circuitBreaker, { ...deps, pool: route.name });
+    this.observer = {
+      started: (call) => this.deps.observer?.()?.started(this.route.name, call),
+      ended: (call, context, outcome) => {
+        if (outcome.code === Status.OK) this.latencies.record(call.req.method, outcome.latencyMs);
+        this.deps.observer?.()?.ended(this.route.name, call, context, outcome);
+      },
+    };
+    this.picker = this.makePicker(route);
+    this.budget = this.retryBudget(route);
+    this.hedgeBudget = this.hedgeBudgetOf(route);
+    this.admission = createAdmission(s.concurrency, deps, () => this.endpoints.size);
+    this.cache = this.makeCache(route);
+    this.syncEndpoints(route, true);
   }
 
-  /** Applies a new route for this pool: endpoints added and removed, policy and budget replaced if changed. */
-  update(route: PoolRoute, first = false): void {
+  /** The balancer in force. */
+  get balancer(): Balancer {
+    return this.picker.balancer;
+  }
+
+  /** Applies a new route for this pool: endpoints added and removed, parts replaced where they changed. */
+  update(route: PoolRoute): void {
     const prev = this.route;
+    const [a, b] = [prev.settings, route.settings];
     this.route = route;
-    if (first || prev.policy !== route.policy || prev.fallbackPolicy !== route.fallbackPolicy) {
-      this.balancer = this.makeBalancer(route);
-    }
-    if (first || prev.retries.budgetPercent !== route.retries.budgetPercent) {
-      this.budget = new RetryBudget(route.retries.budgetPercent, this.deps.clock);
-    }
-    if (first || !sameJson(prev.spec.hedging, route.spec.hedging)) {
-      const pct = route.spec.hedging?.enabled ? (route.spec.hedging.maxPercent ?? 10) : 0;
-      this.hedgeBudget = new RetryBudget(pct, this.deps.clock, { minPerSecond: 1, maxBalance: 10 });
-    }
-    if (first) this.gate = new BreakerGate(route.spec.circuitBreaker, { ...this.deps, pool: route.name });
-    else if (!sameJson(prev.spec.circuitBreaker, route.spec.circuitBreaker))
-      this.gate.configure(route.spec.circuitBreaker);
-    const newLimits = first || !sameJson(prev.spec.concurrency, route.spec.concurrency);
-    if (newLimits) {
+    const policy = (s: typeof a) => [s.balancing.policy, s.balancing.fallbackPolicy, s.balancing.exploration];
+    if (!sameValue(policy(a), policy(b))) this.picker = this.makePicker(route);
+    if (a.retries.budgetPercent !== b.retries.budgetPercent) this.budget = this.retryBudget(route);
+    if (!sameValue(a.hedging, b.hedging)) this.hedgeBudget = this.hedgeBudgetOf(route);
+    if (!sameValue(a.circuitBreaker, b.circuitBreaker)) this.gate.configure(b.circuitBreaker);
+    if (!sameValue(a.concurrency, b.concurrency)) {
       // A new limit starts afresh; calls holding tokens of the old one release into it harmlessly.
-      this.admission = createAdmission(route.spec.concurrency, this.deps, () => this.endpoints.size);
-      for (const st of this.endpoints.values())
-        st.limiter = createEndpointLimiter(route.spec.concurrency, this.deps);
+      this.admission = createAdmission(b.concurrency, this.deps, () => this.endpoints.size);
+      for (const st of this.endpoints.values()) st.limiter = createEndpointLimiter(b.concurrency, this.deps);
     }
-    if (first || !sameJson(prev.spec.cache, route.spec.cache)) this.replaceCache(route);
+    if (!sameValue(prev.cache, route.cache)) {
+      this.closeCache();
+      this.cache = this.makeCache(route);
+    }
     // A new flush token (the CacheTier was flushed): drop this pool's L1 and L3 entries and its L2
     // keys. The first table a router sees sets its token without flushing (L3 outlives restarts).
-    if (!first && (prev.cacheFlushToken ?? '') !== (route.cacheFlushToken ?? '')) this.flushCache();
+    if ((prev.cacheFlushToken ?? '') !== (route.cacheFlushToken ?? '')) this.flushCache();
+    this.syncEndpoints(route, false);
+  }
+
+  private syncEndpoints(route: PoolRoute, first: boolean): void {
     const wanted = new Set(route.endpoints.map((e) => e.address));
     for (const [address, st] of this.endpoints) {
       if (wanted.has(address)) continue;
@@ -132,9 +154,8 @@ export class PoolState {
     for (const address of wanted) {
       if (this.endpoints.has(address)) continue;
       const sessions = new SessionPool(address, this.deps.sessionOptions, this.deps);
-      const st = new EndpointState(address, sessions);
-      st.limiter = createEndpointLimiter(route.spec.concurrency, this.deps);
-      this.endpoints.set(address, st);
+      const limiter = createEndpointLimiter(route.settings.concurrency, this.deps);
+      this.endpoints.set(address, new EndpointState(address, sessions, limiter));
       if (!first) this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint added');
     }
     for (const e of route.endpoints) {
@@ -154,16 +175,25 @@ export class PoolState {
     for (const a of this.forced) if (!wanted.has(a)) this.forced.delete(a);
   }
 
+  /** The endpoints a call may try now: not yet tried, connectable, and allowed by their breaker. */
+  candidates(tried: ReadonlySet<EndpointState>): EndpointState[] {
+    const out: EndpointState[] = [];
+    for (const st of this.endpoints.values()) {
+      if (!tried.has(st) && st.sessions.connectable && this.gate.allows(st.ep.id)) out.push(st);
+    }
+    return out;
+  }
+
   /**
-   * How long to wait before hedging a call to `ep`, or undefined for no hedge: only when the pool
+   * How long to wait before hedging a call to `st`, or undefined for no hedge: only when the pool
    * hedges and the method is idempotent. "Predicted" is the operator's p90 for the endpoint, else this
    * router's recent p90 for the method (none until it has seen enough calls).
    */
-  hedgeDelayMs(method: string, ep: Endpoint): number | undefined {
-    const h = this.route.spec.hedging;
-    if (!h?.enabled || !this.route.idempotentMethods.has(method)) return undefined;
-    if (h.delay && h.delay !== 'Predicted') return parseDuration(h.delay);
-    return ep.hints?.predictedP90Ms ?? this.latencies.p90(method);
+  hedgeDelayMs(method: string, st: EndpointState): number | undefined {
+    const h = this.route.settings.hedging;
+    if (!h.enabled || !this.route.idempotentMethods.has(method)) return undefined;
+    if (h.delay !== 'Predicted') return h.delay;
+    return st.ep.hints?.predictedP90Ms ?? this.latencies.p90(method);
   }
 
   /** Why no endpoint can take a call, for the UNAVAILABLE message. */
@@ -180,12 +210,24 @@ export class PoolState {
   /** Closes every upstream session (gracefully: open streams finish). */
   close(): void {
     for (const st of this.endpoints.values()) st.sessions.close();
-    this.replaceCache(undefined);
+    this.closeCache();
   }
 
   destroy(): void {
     for (const st of this.endpoints.values()) st.sessions.destroy();
-    this.replaceCache(undefined);
+    this.closeCache();
+  }
+
+  private retryBudget(route: PoolRoute): RetryBudget {
+    return new RetryBudget(route.settings.retries.budgetPercent, this.deps.clock);
+  }
+
+  private hedgeBudgetOf(route: PoolRoute): RetryBudget {
+    const h = route.settings.hedging;
+    return new RetryBudget(h.enabled ? h.maxPercent : 0, this.deps.clock, {
+      minPerSecond: 1,
+      maxBalance: 10,
+    });
   }
 
   private flushCache(): void {
@@ -197,20 +239,30 @@ export class PoolState {
       .catch((e: unknown) => this.deps.log.warn({ err: errorMessage(e) }, 'cache flush failed'));
   }
 
-  /** A new cache for a changed spec (entries in L2 and L3 outlive it; L1 starts empty). */
-  private replaceCache(route: PoolRoute | undefined): void {
+  /** A cache for the route's spec (entries in L2 and L3 outlive a replaced one; L1 starts empty). */
+  private makeCache(route: PoolRoute): PoolCache | undefined {
+    if (!route.cache) return undefined;
+    return new PoolCache(route.name, route.cache, {
+      log: this.deps.log,
+      metrics: this.deps.cacheMetrics,
+      fetch: this.deps.warmFetch,
+    });
+  }
+
+  private closeCache(): void {
     const old = this.cache;
     this.cache = undefined;
     if (old)
       void old
         .close()
         .catch((e: unknown) => this.deps.log.debug({ err: errorMessage(e) }, 'cache close failed'));
-    const spec = route?.spec.cache;
-    if (!route || !spec) return;
-    this.cache = new PoolCache(route.name, spec, {
-      log: this.deps.log,
-      metrics: this.deps.cacheMetrics,
-      fetch: this.deps.warmFetch,
+  }
+
+  private makePicker(route: PoolRoute): Picker<EndpointState> {
+    return new Picker(this.makeBalancer(route), {
+      clock: this.deps.clock,
+      gate: this.gate,
+      observer: this.observer,
     });
   }
 
@@ -219,19 +271,21 @@ export class PoolState {
    * naming a policy the router lacks still routes (static stability), and says so in the log.
    */
   private makeBalancer(route: PoolRoute): Balancer {
-    const deps: BalancerDeps = { clock: this.deps.clock, random: this.deps.random };
-    const options: Record<string, unknown> = {};
-    if (route.spec.balancing?.exploration !== undefined)
-      options.exploration = route.spec.balancing.exploration;
-    if (this.deps.predict) options.predict = this.deps.predict;
+    const deps: BalancerDeps = {
+      clock: this.deps.clock,
+      random: this.deps.random,
+      ...(this.deps.predict ? { predict: this.deps.predict } : {}),
+    };
+    const { policy, fallbackPolicy } = route.settings.balancing;
     const tried: string[] = [];
-    for (const name of [route.policy, route.fallbackPolicy, 'RoundRobin']) {
+    for (const name of [policy, fallbackPolicy, 'RoundRobin']) {
       try {
-        const b = createBalancer(name, deps, name === 'Predictive' ? options : undefined);
+        const config = name === policy && route.balancer ? route.balancer : parseBalancerConfig(name);
+        const b = createBalancer(config, deps);
         if (tried.length) {
           this.deps.log.warn(
-            { pool: route.name, wanted: route.policy, using: name },
-            `policy ${route.policy} unavailable; using ${name}`,
+            { pool: route.name, wanted: policy, using: name },
+            `policy ${policy} unavailable; using ${name}`,
           );
         }
         return b;
@@ -242,8 +296,4 @@ export class PoolState {
     }
     throw new Error(`no balancing policy available for pool ${route.name}: ${tried.join('; ')}`);
   }
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -72,7 +72,7 @@ export function checkRequest(h: IncomingHttpHeaders, table: RoutingTable): Routa
     return refuse(Status.INTERNAL, `malformed grpc-timeout "${timeout}"`, 'timeout');
   }
   const clientBudget = clientMs === undefined ? Infinity : clientMs - deadlineOffsetMs(clientMs);
-  return { route, timeoutMs: Math.min(clientBudget, route.timeoutMs ?? Infinity) };
+  return { route, timeoutMs: Math.min(clientBudget, route.settings.timeoutMs ?? Infinity) };
 }
 
 /**
@@ -83,6 +83,6 @@ export function checkRequest(h: IncomingHttpHeaders, table: RoutingTable): Routa
  * Ending the call first, the router answers DEADLINE_EXCEEDED itself and counts it against the
  * endpoint. Envoy's `grpc_timeout_header_offset` does the same.
  */
-export function deadlineOffsetMs(clientMs: number): number {
+function deadlineOffsetMs(clientMs: number): number {
   return Math.min(10, 0.1 * clientMs);
 }

@@ -10,8 +10,8 @@ import { formatAddress, parseListenAddress } from '../grpc/address.js';
 import { createMetricsServer } from './http.js';
 import { LimiterAdmission } from './admission.js';
 import { RouterMetrics, type PoolSnapshot } from './metrics.js';
-import { handleStream, internalCall, type AttemptObserver, type PipelineEnv } from './pipeline.js';
-import { PoolState } from './pool-state.js';
+import { handleStream, internalCall, type PipelineEnv } from './pipeline.js';
+import { PoolState, type RouterCallObserver } from './pool-state.js';
 import { DEFAULT_SESSION_POOL, type SessionPoolOptions } from './session-pool.js';
 import { buildTable, type RoutingTable } from './table.js';
 import { CacheMetrics } from '../cache/metrics.js';
@@ -127,6 +127,7 @@ export class Router {
             log: this.log,
             sessionOptions: this.sessionOptions,
             predict: this.predict,
+            observer: () => this.observer,
             cacheMetrics: this.cacheMetrics,
             warmFetch: (req) => internalCall(this.env, req),
           }),
@@ -227,9 +228,11 @@ export class Router {
     this.model = fn;
   }
 
+  private observer: RouterCallObserver | undefined;
+
   /** Watches every attempt (the control stream's load reports). */
-  setObserver(observer: AttemptObserver | undefined): void {
-    this.env.observer = observer;
+  setObserver(observer: RouterCallObserver | undefined): void {
+    this.observer = observer;
   }
 
   /** Each pool cache's counters per tier, for load reports (empty when no pool caches). */

@@ -2,7 +2,7 @@ import type { CallOutcome, PickRequest } from '../balancer/types.js';
 import type { Priority } from '../limit/index.js';
 
 /**
- * Where the per-call pipeline (DESIGN.md §4: admission → pick → forward → record) takes the parts other
+ * Where the per-call pipeline (docs/architecture.md, "Router": admission → pick → forward → record) takes the parts other
  * modules own. Each pool has one Admission (its concurrency limiter, src/limit) and one EndpointGate
  * (its circuit breakers, src/breaker); admission.ts and gate.ts adapt those modules to these shapes.
  * The cache will sit between admission and pick, hedging around the attempt.

@@ -35,7 +35,7 @@ export const DEFAULT_SESSION_POOL: SessionPoolOptions = {
 };
 
 /** Why no stream could be opened; the call never reached the upstream, so it is safe to retry. */
-export class ConnectError extends Error {
+class ConnectError extends Error {
   readonly reachedServer = false;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

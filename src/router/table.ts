@@ -1,22 +1,15 @@
 import type { EndpointHints } from '../balancer/types.js';
-import { parseDuration } from '../util/duration.js';
-import { Status, statusFromRetryOn } from '../grpc/status.js';
-import type { PoolConfig, PoolSpec, RouterFileConfig } from './config.js';
+import { resolvePoolSpec, type ResolvedPoolSpec } from '../api/resolve.js';
+import { balancerNames, parseBalancerConfig, type BalancerConfig } from '../balancer/index.js';
+import { statusFromRetryOn } from '../grpc/status.js';
+import type { PoolCacheSpec } from '../cache/config.js';
+import type { PoolConfig, RouterFileConfig } from './config.js';
 
 /**
  * The routing table: an immutable snapshot of every pool's match rules, endpoints and settings. The
  * router swaps whole tables atomically (Router.applyTable); the --config file and the operator's
  * control stream both produce tables, so nothing downstream knows where a table came from.
  */
-
-export interface RetryPolicy {
-  /** Attempts in all, the first included (1 = no retries). */
-  readonly maxAttempts: number;
-  /** Status codes that may be retried. */
-  readonly retryOn: ReadonlySet<number>;
-  /** Retries may add at most this share of recent requests (a token bucket). */
-  readonly budgetPercent: number;
-}
 
 export interface EndpointRoute {
   readonly address: string;
@@ -32,15 +25,18 @@ export interface PoolRoute {
   readonly services: readonly string[];
   readonly methods: readonly string[];
   readonly endpoints: readonly EndpointRoute[];
-  /** Policy name, then the ones to try if this build lacks it. */
-  readonly policy: string;
-  readonly fallbackPolicy: string;
-  /** Deadline for calls that carry no grpc-timeout, ms. */
-  readonly timeoutMs?: number;
-  readonly retries: RetryPolicy;
+  /**
+   * The pool's settings with every default applied (src/api/resolve.ts). `balancing.policy` is the
+   * policy in force: the operator names the fallback there while the pool has no model.
+   */
+  readonly settings: ResolvedPoolSpec;
+  /** The policy's parsed config (balancer/registry.ts), for the policy in force. */
+  readonly balancer: BalancerConfig | undefined;
+  /** settings.retries.retryOn as gRPC status codes. */
+  readonly retryOn: ReadonlySet<number>;
   readonly idempotentMethods: ReadonlySet<string>;
-  /** The spec as given, for the parts the router has no typed form of yet (breaker, concurrency, hedging). */
-  readonly spec: PoolSpec;
+  /** The pool's response cache, when it has one (a routes file's `cache`, or its CacheTier's). */
+  readonly cache?: PoolCacheSpec;
   /** The CacheTier's flush token (control stream only): a new value drops the pool's cache. */
   readonly cacheFlushToken?: string;
 }
@@ -54,24 +50,29 @@ export interface RoutingTable {
 }
 
 export function poolRoute(p: PoolConfig): PoolRoute {
-  const r = p.retries ?? {};
-  const retryOn = (r.retryOn ?? ['unavailable']).map(statusFromRetryOn).filter((c) => c !== undefined);
+  const settings = resolvePoolSpec(p);
+  const retryOn = settings.retries.retryOn.map(statusFromRetryOn).filter((c) => c !== undefined);
   return Object.freeze({
     name: p.name,
     services: Object.freeze([...(p.match.services ?? [])]),
     methods: Object.freeze([...(p.match.methods ?? [])]),
     endpoints: Object.freeze(p.endpoints.map((e) => Object.freeze({ address: e.address, name: e.name }))),
-    policy: p.balancing?.policy ?? 'Predictive',
-    fallbackPolicy: p.balancing?.fallbackPolicy ?? 'PeakEwma',
-    timeoutMs: p.timeout ? parseDuration(p.timeout) : undefined,
-    retries: Object.freeze({
-      maxAttempts: r.maxAttempts ?? 2,
-      retryOn: new Set<number>(retryOn.length ? retryOn : [Status.UNAVAILABLE]),
-      budgetPercent: r.budgetPercent ?? 20,
-    }),
-    idempotentMethods: new Set(p.idempotentMethods ?? []),
-    spec: p,
+    settings,
+    balancer: balancerConfigOf(settings),
+    retryOn: new Set<number>(retryOn),
+    idempotentMethods: new Set(settings.idempotentMethods),
+    ...(p.cache ? { cache: p.cache } : {}),
   });
+}
+
+/**
+ * The config of the pool's policy, parsed once: the spec's `balancing.exploration` is Predictive's
+ * option of that name. Undefined when this build has no such policy (the pool then runs its fallback).
+ */
+function balancerConfigOf(settings: ResolvedPoolSpec): BalancerConfig | undefined {
+  const { policy, exploration } = settings.balancing;
+  if (!balancerNames().includes(policy)) return undefined;
+  return parseBalancerConfig(policy, policy === 'Predictive' ? { exploration } : {});
 }
 
 export function buildTable(pools: readonly PoolRoute[], version: number): RoutingTable {

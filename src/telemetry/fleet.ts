@@ -152,7 +152,7 @@ export interface FleetBreakerTransition {
 }
 
 /**
- * Fleet-wide breakers (DESIGN.md §5): when an endpoint fails across the fleet — on at least two
+ * Fleet-wide breakers (docs/architecture.md, "Balancing, breakers and limits"): when an endpoint fails across the fleet — on at least two
  * routers and on at least half of those that call it, with at least failureThreshold failures — the
  * operator opens its breaker for every router for recoveryTimeout; then it closes it and forgets the
  * old failures, and the routers' own half-open probing decides. A single router's bad luck stays that

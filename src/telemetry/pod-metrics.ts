@@ -32,8 +32,8 @@ import type { ResourceEndpoint, ResourceFigures, ResourceSource, TelemetrySettin
  * never thrown to the caller.
  */
 
-export const METRICS_GROUP = 'metrics.k8s.io';
-export const METRICS_VERSION = 'v1beta1';
+const METRICS_GROUP = 'metrics.k8s.io';
+const METRICS_VERSION = 'v1beta1';
 
 /** metrics.k8s.io/v1beta1 PodMetrics, the fields read here. */
 export interface PodMetrics {

@@ -11,7 +11,7 @@ import { collectionsCounter, type CollectionsCounter } from './counters.js';
 import type { ResourceEndpoint, ResourceFigures, ResourceSource, TelemetrySettings } from './resources.js';
 
 /**
- * CPU and memory from each backend's own Prometheus endpoint (DESIGN.md §2, spec.telemetry.prometheus).
+ * CPU and memory from each backend's own Prometheus endpoint (docs/architecture.md, "API", spec.telemetry.prometheus).
  *
  * Every endpoint of a tracked pool is scraped at http://HOST:PORT/PATH, HOST being the endpoint
  * address's host (*.localhost goes to 127.0.0.1, RFC 6761) and PORT the pool's prometheus.port, every
@@ -79,7 +79,7 @@ export function parseSeriesSelector(text: string): SeriesSelector {
  * selector without labels cover a counter split by label (per CPU, per mode); non-finite values are
  * left out. Summary and histogram families have no plain values and never match.
  */
-export function seriesValue(families: readonly PrometheusFamily[], sel: SeriesSelector): number | undefined {
+function seriesValue(families: readonly PrometheusFamily[], sel: SeriesSelector): number | undefined {
   let sum: number | undefined;
   for (const f of families) {
     if (f.name !== sel.name) continue;
@@ -195,7 +195,7 @@ export function scrapeUrl(
 export type Scraper = (url: string, timeoutMs: number, signal: AbortSignal) => Promise<string>;
 
 /** A plain node:http GET asking for the text format, with *.localhost dialled on loopback. */
-export const httpScrape: Scraper = (url, timeoutMs, signal) =>
+const httpScrape: Scraper = (url, timeoutMs, signal) =>
   new Promise<string>((resolve, reject) => {
     const deadline = AbortSignal.timeout(timeoutMs);
     const req = httpRequest(

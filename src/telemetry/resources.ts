@@ -1,3 +1,5 @@
+import type { TelemetrySpec } from '../api/resolve.js';
+
 /**
  * CPU and memory of a backend, from wherever they can be had: the metrics API (metrics.k8s.io
  * PodMetrics) or the backend's own Prometheus endpoint. ORCA figures come separately, through the
@@ -30,8 +32,5 @@ export interface ResourceSource {
   stop(): void;
 }
 
-export interface TelemetrySettings {
-  intervalMs: number;
-  prometheus?: { port: number | string; path: string; cpuSeries: string; memorySeries: string };
-  metricsApi: boolean;
-}
+/** A pool's spec.telemetry with its defaults applied (api/resolve.ts), as the sources read it. */
+export type TelemetrySettings = Pick<TelemetrySpec, 'intervalMs' | 'prometheus' | 'metricsApi'>;

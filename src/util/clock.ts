@@ -1,6 +1,6 @@
 /**
  * Time and randomness are injected everywhere an algorithm depends on them, so tests can drive a
- * virtual clock and a seeded generator (DESIGN.md, "Code habits").
+ * virtual clock and a seeded generator (docs/architecture.md, "Code habits").
  */
 export interface Clock {
   /** Milliseconds on a monotonic scale; only differences are meaningful. */

@@ -1,7 +1,7 @@
 import type { Clock } from './clock.js';
 
 /**
- * Timers are injected like clocks (DESIGN.md, "Code habits"), so code that waits (a limiter's queue)
+ * Timers are injected like clocks (docs/architecture.md, "Code habits"), so code that waits (a limiter's queue)
  * can be driven step by step in tests.
  */
 export type TimerHandle = unknown;

@@ -43,3 +43,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{ join "," (uniq $list) }}
 {{- end }}
+
+{{/* Namespaces whose Secrets the operator may get, comma-separated (operator.secretAccess). */}}
+{{- define "sibyl.secretNamespaces" -}}
+{{- $default := .Values.operator.watchNamespace | default .Release.Namespace -}}
+{{ join "," (.Values.operator.secretAccess.namespaces | default (list $default) | uniq) }}
+{{- end }}

@@ -4,7 +4,7 @@ import type { Slots } from './slots.js';
 /**
  * The backend's Prometheus series. Each backend has its own registry (tests run several in one
  * process); the process series (process_cpu_seconds_total, process_resident_memory_bytes) come from
- * prom-client's default metrics, which is what the operator's telemetry scrapes (DESIGN.md §2, telemetry).
+ * prom-client's default metrics, which is what the operator's telemetry scrapes (docs/architecture.md, "API", telemetry).
  */
 export class BackendMetrics {
   readonly registry = new Registry();

@@ -2,7 +2,7 @@ import type { Random } from '../../util/clock.js';
 
 /**
  * The backend's behaviour, apart from any transport: how long a call takes and whether it fails.
- * The same service-time model as the simulator's servers (DESIGN.md §10): a base cost plus a cost per
+ * The same service-time model as the simulator's servers (bench/scenarios/README.md): a base cost plus a cost per
  * KiB of payload, log-normal noise with mean 1, stretched by a slowdown factor.
  */
 export interface ServiceSettings {
@@ -32,7 +32,7 @@ export const DEFAULT_SETTINGS: ServiceSettings = {
 };
 
 /** A standard normal draw (Box–Muller) from a uniform source. */
-export function normal(random: Random): number {
+function normal(random: Random): number {
   const u = Math.max(random(), Number.MIN_VALUE);
   const v = random();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);

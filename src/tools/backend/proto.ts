@@ -2,8 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { LOADER_OPTIONS } from '../../grpc/proto.js';
 
-export const DEMO_PROTO = 'sibyl/demo/v1/demo.proto';
-export const DEMO_SERVICE = 'sibyl.demo.v1.Demo';
+const DEMO_PROTO = 'sibyl/demo/v1/demo.proto';
+const DEMO_SERVICE = 'sibyl.demo.v1.Demo';
 
 let cached: protoLoader.PackageDefinition | undefined;
 

@@ -25,9 +25,9 @@ export interface DemoServiceDeps {
 }
 
 /** The response header and trailer that tell which backend served a call. */
-export const BACKEND_HEADER = 'x-sibyl-backend';
+const BACKEND_HEADER = 'x-sibyl-backend';
 /** The largest response payload a request may ask for (response_size). */
-export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** What every kind of grpc-js server call has and this service uses. */
 interface AnyCall {

@@ -37,6 +37,8 @@ const RESULTS = join(ROOT, 'bench/results');
 
 const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `${x.toFixed(1)} ms`);
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
@@ -56,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => join(dir, f));
-  const variants = await modelVariants(join(ROOT, 'models/latency'), 'absolute');
+  const variants = await modelVariants(join(ROOT, 'models/latency'));
   const sim = await simulateFiles(files, {
     policies: [...DEFAULT_POLICIES, ...Object.keys(variants)],
     seeds,
@@ -214,6 +216,7 @@ export async function run(argv: string[]): Promise<number> {
     `- Every policy on every scenario, with 95% intervals and plots: \`sibyl bench sim --all --seeds ${seeds} --plot\` (\`bench/results/*.json\`, \`*.svg\`).`,
     '- The router against a direct call and nginx `grpc_pass` under ghz: `hack/k8s-tools.sh load && sibyl bench proxy` ([proxy.md](proxy.md)).',
     '- The operator at 500 pools × 20 endpoints: `sibyl bench scale`.',
+    "- The measurements behind the model's and the Predictive policy's settings: [model.md](model.md).",
     '',
   ].join('\n');
   writeFileSync(v.out as string, md);

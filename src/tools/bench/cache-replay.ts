@@ -87,14 +87,15 @@ export async function replayTrace(trace: Trace, opts: ReplayOptions): Promise<Re
       }
       now = t;
       const b = body(trace.key[i] as number);
-      const step = await pc.begin(METHOD, b, HEADERS, 'normal', opts.ttlMs);
-      if (step.kind === 'hit') {
+      const r = await pc.getOrLoad(METHOD, b, HEADERS, 'normal', opts.ttlMs, () =>
+        Promise.resolve(answer(b)),
+      );
+      if (r.from === 'hit') {
         hits++;
         continue;
       }
-      if (step.kind !== 'lead') throw new Error(`replay: unexpected cache step ${step.kind}`);
-      step.flight.complete(answer(b));
-      await step.flight.filled;
+      if (r.from !== 'load') throw new Error(`replay: unexpected cache step ${r.from}`);
+      await r.filled;
     }
     const w = warmer?.counters();
     return {

@@ -28,7 +28,7 @@ then p50/p99 latency of L1, L2 and L3 hits and of misses, measured through real 
 `;
 
 /** The warming settings sibyl's policy runs with in the replay (its CRD fields). */
-export function benchWarming(capacity: number, ttlMs: number): NonNullable<PoolCacheSpec['warming']> {
+function benchWarming(capacity: number, ttlMs: number): NonNullable<PoolCacheSpec['warming']> {
   return {
     enabled: true,
     window: `${ttlMs}ms`,
@@ -68,7 +68,7 @@ export interface Target {
   met: boolean;
 }
 
-export function cacheTargets(r: CacheBenchResult): Target[] {
+function cacheTargets(r: CacheBenchResult): Target[] {
   const h = r.hitRatio;
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const out: Target[] = [
@@ -230,6 +230,8 @@ function int(v: string | undefined, flag: string, dflt: number, min: number): nu
   return n;
 }
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,

@@ -160,6 +160,8 @@ export async function runControlBench(o: {
   };
 }
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,

@@ -3,7 +3,7 @@ import { balancerNames, createBalancer, type Endpoint, type PickRequest } from '
 import { ManualClock, seededRandom } from '../../util/clock.js';
 
 /**
- * What a pick costs (DESIGN.md §4: "a pick costs microseconds"). Each policy runs on a virtual clock
+ * What a pick costs (docs/architecture.md, "Router": "a pick costs microseconds"). Each policy runs on a virtual clock
  * over a pool with varied in-flight counts and fresh operator hints, after a warm-up that fills its
  * state; then `runs` timed runs of `picks` picks each. Reported: the median ns per pick, and per whole
  * call (pick + onCallStarted + onCallEnded). Measured here, on this machine, every time.

@@ -18,7 +18,7 @@ import { initLayers, type LatencyModel } from '../../model/model.js';
 import { createPredictor } from '../../model/predictor.js';
 
 /**
- * What predicting a whole pool costs (DESIGN.md §4: the Predictive balancer may score every endpoint
+ * What predicting a whole pool costs (docs/architecture.md, "Router": the Predictive balancer may score every endpoint
  * of a small pool on each pick). For a pool of `endpoints`, `rounds` passes per timed run, median of
  * `runs` runs; reported per pool (µs) and per endpoint (ns). Printed, never asserted: machines differ.
  *

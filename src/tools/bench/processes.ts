@@ -19,7 +19,7 @@ export interface Child {
 
 const HERE = fileURLToPath(import.meta.url);
 /** dist/cli/main.js (or src/cli/main.ts under ts-jest): `sibyl` itself. */
-export const SIBYL_MAIN = path.join(path.dirname(HERE), '..', '..', 'cli', `main${path.extname(HERE)}`);
+const SIBYL_MAIN = path.join(path.dirname(HERE), '..', '..', 'cli', `main${path.extname(HERE)}`);
 
 export function track(name: string, proc: ChildProcess): Child {
   const stderr: string[] = [];

@@ -14,7 +14,7 @@ import { startBenchBackend, startRouterWithPools, startSibyl, stop, track, type 
 import { freePort } from '../../util/net.js';
 
 /**
- * `sibyl bench proxy` (DESIGN.md §10): the router against a direct connection and against nginx
+ * `sibyl bench proxy` (bench/scenarios/README.md): the router against a direct connection and against nginx
  * `grpc_pass`, under ghz, all on 127.0.0.1. Backends (`sibyl backend`), the router (`sibyl router
  * --config`) and nginx each run as a child process, so the router shares its process with nothing.
  *
@@ -332,7 +332,7 @@ export function evaluateTargets(r: Omit<ProxyBenchResult, 'targets'>): ProxyBenc
   ];
 }
 
-export function formatMarkdown(r: ProxyBenchResult, command: string): string {
+function formatMarkdown(r: ProxyBenchResult, command: string): string {
   const missed = r.targets.filter((t) => t.met === false).map((t) => `${t.name} (${t.value})`);
   const la = r.env.loadAverage;
   return [
@@ -512,7 +512,7 @@ async function measure<K extends string>(
 }
 
 /** ghz: --ghz, $SIBYL_GHZ, PATH, the sibyl-tools bin dir (hack/k8s-tools.sh path), its ghz-* siblings. */
-export function findGhz(explicit?: string): string | undefined {
+function findGhz(explicit?: string): string | undefined {
   const candidates: string[] = [];
   if (explicit) return explicit;
   if (process.env.SIBYL_GHZ) candidates.push(process.env.SIBYL_GHZ);
@@ -686,7 +686,7 @@ async function version(bin: string, args: string[]): Promise<string> {
   });
 }
 
-export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
+async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
   if (!existsSync(PROTO)) throw new SibylError('ERR_USAGE', `the demo proto is missing: ${PROTO}`);
   if (o.nginx && !existsSync(NGINX_TEMPLATE)) {
     throw new SibylError('ERR_USAGE', `the nginx template is missing: ${NGINX_TEMPLATE}`);
@@ -771,6 +771,8 @@ export async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
   }
 }
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const o = parseOptions(argv);
   if (o === 'help') {
@@ -789,5 +791,3 @@ export async function run(argv: string[]): Promise<number> {
   }
   return 0;
 }
-
-export { freePort, startSibyl, stop, type Child };

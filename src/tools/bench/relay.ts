@@ -20,7 +20,7 @@ function copy(h: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
   return out;
 }
 
-export function startRelay(listen: string, upstreams: string[]): Promise<http2.Http2Server> {
+function startRelay(listen: string, upstreams: string[]): Promise<http2.Http2Server> {
   const sessions = upstreams.map((u) => http2.connect(`http://${u}`));
   for (const s of sessions) s.on('error', () => undefined);
   let next = 0;

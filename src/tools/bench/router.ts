@@ -501,6 +501,8 @@ export function parseRouterBenchArgs(argv: string[]): Options | undefined {
   };
 }
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const o = parseRouterBenchArgs(argv);
   if (!o) return 0;

@@ -29,6 +29,8 @@ export interface ScaleResult {
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 
+// Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
+// ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,

@@ -16,7 +16,7 @@ import { evaluateTargets, type TargetReport } from '../sim/targets.js';
 
 const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all) [flags]
 
-Replays scenario files (bench/scenarios/*.json, format in DESIGN.md §10 and bench/scenarios/README.md)
+Replays scenario files (bench/scenarios/*.json, format in bench/scenarios/README.md and bench/scenarios/README.md)
 through each policy on a virtual clock, and prints a table per scenario with the targets, or JSON.
 
   --scenario FILE      a scenario file (repeatable)
@@ -31,7 +31,6 @@ through each policy on a virtual clock, and prints a table per scenario with the
   --model DIR|none     adds the row Predictive+model: Predictive scoring with this latency model, as a
                        router does with the model the operator pushes (default models/latency; none:
                        no such row). The row Predictive is its built-in heuristic (no model).
-  --scale S            absolute | relative: how Predictive+model reads the model (src/model/predictor.ts)
   --check              exit 1 when a target is missed`;
 
 function seedsFlag(v: string | undefined): number {
@@ -51,15 +50,12 @@ export const MODEL_VARIANT = 'Predictive+model';
  * default, models/latency, unless told otherwise): the simulator then measures what a router with a
  * model runs.
  */
-export async function modelVariants(dir: string, scale: string): Promise<Record<string, PolicyVariant>> {
-  if (scale !== 'absolute' && scale !== 'relative') {
-    throw new SibylError('ERR_USAGE', `--scale "${scale}" must be absolute or relative`);
-  }
+export async function modelVariants(dir: string): Promise<Record<string, PolicyVariant>> {
   if (dir === 'none') return {};
   const { loadModel } = await import('../../model/artifact.js');
   const { createPredictor } = await import('../../model/predictor.js');
-  const predict = createPredictor(await loadModel(dir), { scale });
-  return { [MODEL_VARIANT]: { policy: 'Predictive', balancerOptions: { predict } } };
+  const predict = createPredictor(await loadModel(dir));
+  return { [MODEL_VARIANT]: { policy: 'Predictive', predict } };
 }
 
 export interface SimulateFilesOptions {
@@ -142,7 +138,6 @@ export async function run(argv: string[]): Promise<number> {
         out: { type: 'string', default: 'bench/results' },
         check: { type: 'boolean', default: false },
         model: { type: 'string', default: 'models/latency' },
-        scale: { type: 'string', default: 'absolute' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -164,7 +159,7 @@ export async function run(argv: string[]): Promise<number> {
     files.push(...names.map((f) => path.join(values.dir, f)));
   }
   if (files.length === 0) throw new SibylError('ERR_USAGE', `give --scenario FILE or --all\n\n${HELP}`);
-  const variants = await modelVariants(values.model, values.scale);
+  const variants = await modelVariants(values.model);
   const policies = values.policies
     ? values.policies
         .split(',')

@@ -1,4 +1,5 @@
-import type { Endpoint, PickRequest } from '../../balancer/index.js';
+import type { PickRequest } from '../../balancer/index.js';
+import type { CallHandle, Choosable } from '../../balancer/picker.js';
 import type { Token } from '../../limit/index.js';
 
 /**
@@ -29,7 +30,8 @@ export class SimCall implements PickRequest {
   deadlineAt = 0;
   /** Started after warm-up: counted in the results. */
   measured = false;
-  ep: Endpoint | undefined;
+  /** The call's handle on the endpoint its router picked. */
+  call: CallHandle<Choosable> | undefined;
   token: Token | undefined;
   /** Server side: remaining work (ms at rate 1), and its slot among the server's running calls. */
   remaining = 0;
@@ -48,7 +50,7 @@ export class CallPool {
     const c = this.free.pop() ?? new SimCall();
     c.serial = ++this.serial;
     c.server = -1;
-    c.ep = undefined;
+    c.call = undefined;
     c.token = undefined;
     c.slot = -1;
     c.clientDone = false;
@@ -59,7 +61,7 @@ export class CallPool {
   /** Returns the call to the pool if both its sides are done. */
   release(c: SimCall): void {
     if (c.clientDone && c.serverDone) {
-      c.ep = undefined;
+      c.call = undefined;
       c.token = undefined;
       this.free.push(c);
     }

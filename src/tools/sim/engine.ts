@@ -1,6 +1,7 @@
 import '../../balancer/index.js';
-import { createBalancer, type Balancer } from '../../balancer/index.js';
+import { createBalancer, type Balancer, type PredictFn } from '../../balancer/index.js';
 import { Status } from '../../grpc/status.js';
+import { resolveConcurrency } from '../../api/resolve.js';
 import { Limiter, createLimitFromSpec } from '../../limit/index.js';
 import type { Clock } from '../../util/clock.js';
 import type { Timers } from '../../util/timers.js';
@@ -37,8 +38,10 @@ export interface RunOptions {
   policy: string;
   /** Defaults to the scenario's seed. */
   seed?: number;
-  /** Passed to every router's balancer; none by default, as the router passes none. */
-  balancerOptions?: Record<string, unknown>;
+  /** Every router's balancer config (JSON options); none by default, as the router passes none. */
+  balancerConfig?: Record<string, unknown>;
+  /** A latency model's predict function for the policy (Predictive+model). */
+  predict?: PredictFn;
   observer?: RunObserver;
 }
 
@@ -84,20 +87,29 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     scenario.load.ramp ? scenario.load.ramp.toS * 1000 : undefined,
   );
   const routers: SimRouter[] = Array.from({ length: scenario.routers }, (_, r) => {
-    const deps = { clock, random: stream(seed, `policy/${r}`) };
+    const deps = {
+      clock,
+      random: stream(seed, `policy/${r}`),
+      ...(options.predict ? { predict: options.predict } : {}),
+    };
     const balancer: Balancer =
       options.policy === ORACLE
         ? new Oracle(deps, servers, deadlineMs)
         : options.policy === FLEET_LEAST_REQUEST
           ? new FleetLeastRequest(deps, () => routers)
-          : createBalancer(options.policy, deps, options.balancerOptions);
+          : createBalancer(options.policy, deps, options.balancerConfig);
     const limiter = scenario.concurrency
-      ? new Limiter(createLimitFromSpec(scenario.concurrency, { random: stream(seed, `limit/${r}`) }), {
-          clock,
-          timers: NO_TIMERS,
-        })
+      ? new Limiter(
+          createLimitFromSpec(resolveConcurrency(scenario.concurrency), {
+            random: stream(seed, `limit/${r}`),
+          }),
+          {
+            clock,
+            timers: NO_TIMERS,
+          },
+        )
       : undefined;
-    return new SimRouter(r, servers.length, balancer, limiter);
+    return new SimRouter(r, servers.length, balancer, limiter, clock, options.observer);
   });
   const observer = options.observer;
 
@@ -120,7 +132,7 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
 
   const endCall = (c: SimCall, ok: boolean, code: number, now: number): void => {
     const router = routers[c.router] as SimRouter;
-    router.end(c, ok, code, now);
+    router.end(c, code);
     telemetry.record(c.server, !ok);
     const latencyMs = now - c.startMs;
     recorder.ended(c.startMs, ok, false, latencyMs);
@@ -143,7 +155,7 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     c.noise = lognormalNoise(calls, NOISE_SIGMA);
     c.failU = calls();
     const router = routers[c.router] as SimRouter;
-    const ep = router.dispatch(c, now, observer);
+    const ep = router.dispatch(c);
     if (!ep) {
       c.clientDone = true;
       c.serverDone = true;

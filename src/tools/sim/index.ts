@@ -1,4 +1,4 @@
-// The discrete-event simulator (DESIGN.md §10): scenarios, one run, many runs, targets, plots, samples.
+// The discrete-event simulator (bench/scenarios/README.md): scenarios, one run, many runs, targets, plots, samples.
 export {
   parseScenario,
   loadScenario,

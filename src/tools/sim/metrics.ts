@@ -1,5 +1,5 @@
 /**
- * What one run measured, in the fixed shape of DESIGN.md §10, plus figures the overload targets and the
+ * What one run measured, in the fixed shape of bench/scenarios/README.md, plus figures the overload targets and the
  * plots need. Latency percentiles are over successful calls started after warm-up; `p99AllMs` counts
  * every call started after warm-up, a failed, shed or timed-out one at the deadline, so failing fast
  * never looks fast. Percentiles are nearest-rank.

@@ -33,5 +33,5 @@ export function lognormalNoise(random: Random, sigma: number): number {
   return noise(sigma, random);
 }
 
-/** σ of the service-time noise (DESIGN.md §10). */
+/** σ of the service-time noise (bench/scenarios/README.md). */
 export const NOISE_SIGMA = 0.3;

@@ -1,22 +1,33 @@
-import type { Balancer, CallOutcome, Endpoint } from '../../balancer/index.js';
-import type { Limiter } from '../../limit/index.js';
-import { releaseOutcome } from '../../limit/index.js';
-import { CallRing, type SimCall } from './call.js';
+import { TrackedEndpoint } from '../../balancer/endpoint.js';
+import type { Balancer } from '../../balancer/index.js';
+import { Picker, type CallObserver } from '../../balancer/picker.js';
+import { releaseOutcome, type Limiter } from '../../limit/index.js';
+import type { Clock } from '../../util/clock.js';
+import type { SimCall } from './call.js';
 
-/** An endpoint as one simulated router tracks it; `index` is the server it stands for. */
-export interface SimEndpoint extends Endpoint {
-  readonly index: number;
+/**
+ * An endpoint as one simulated router tracks it; `index` is the server it stands for. It is its own
+ * pick candidate (no per-endpoint limiter, no breaker: the simulator models neither).
+ */
+export class SimEndpoint extends TrackedEndpoint {
+  readonly limiter = undefined;
+
+  constructor(readonly index: number) {
+    super(`server-${index}`, `sim://server-${index}`);
+  }
+
+  get ep(): SimEndpoint {
+    return this;
+  }
 }
 
-/** What a router hears from the operator about one server (DESIGN.md §3: a routing snapshot's figures). */
+/** What a router hears from the operator about one server (a routing snapshot's figures). */
 export interface TelemetryView {
   atMs: number;
   cpu: Float64Array;
   queueLength: Float64Array;
   errorRate: Float64Array;
 }
-
-const isDone = (c: SimCall) => c.clientDone;
 
 /** Sees each call's endpoint as the policy picked it, before the call is counted there. */
 export interface PickWatcher {
@@ -26,69 +37,57 @@ export interface PickWatcher {
 /**
  * One router of the fleet, as the real one keeps a pool (src/router/pool-state.ts): its own endpoints
  * with its own in-flight counts and the start of the oldest open call on each, one balancer instance (the
- * real policy, from the registry), and optionally its own concurrency limiter. It sees only the calls it
- * placed itself, and the servers' load only as the operator last pushed it (`applyTelemetry`), never the
- * truth.
+ * real policy, from the registry) behind the same Picker and call handles as the router's, and
+ * optionally its own concurrency limiter. It sees only the calls it placed itself, and the servers' load
+ * only as the operator last pushed it (`applyTelemetry`), never the truth.
  *
  * Admission uses `tryAcquire`: a call over the limit is shed at once (RESOURCE_EXHAUSTED in no time)
  * rather than waiting a few milliseconds for a slot.
  */
 export class SimRouter {
   readonly endpoints: SimEndpoint[];
-  private readonly open: CallRing[];
-  /** Reused for every onCallEnded: policies read it and keep nothing. */
-  private readonly outcome: CallOutcome = { ok: true, code: 0, latencyMs: 0, startedAtMs: 0 };
+  private readonly picker: Picker<SimEndpoint>;
 
   constructor(
     readonly index: number,
     servers: number,
     readonly balancer: Balancer,
     readonly limiter: Limiter | undefined,
+    clock: Clock,
+    watch?: PickWatcher,
   ) {
-    this.endpoints = Array.from({ length: servers }, (_, i) => ({
-      id: `server-${i}`,
-      address: `sim://server-${i}`,
-      index: i,
-      inflight: 0,
-    }));
-    this.open = this.endpoints.map(() => new CallRing());
+    this.endpoints = Array.from({ length: servers }, (_, i) => new SimEndpoint(i));
+    const onPick = watch?.onPick?.bind(watch);
+    const observer: CallObserver<SimEndpoint> | undefined = onPick && {
+      started: (call) => onPick(this, call.target, call.req as SimCall, call.startedAtMs),
+      ended: () => undefined,
+    };
+    this.picker = new Picker(balancer, { clock, ...(observer ? { observer } : {}) });
   }
 
   /**
    * Admits and places a call: returns the endpoint chosen, or undefined when the limiter shed it. On
-   * success the endpoint's in-flight count and oldest-call start are raised, as the router does before
-   * forwarding.
+   * success the call is started on the endpoint (its in-flight count and oldest-call start raised), as
+   * the router does before forwarding.
    */
-  dispatch(c: SimCall, now: number, watch?: PickWatcher): SimEndpoint | undefined {
+  dispatch(c: SimCall): SimEndpoint | undefined {
     if (this.limiter) {
       const token = this.limiter.tryAcquire({ deadlineMs: c.deadlineAt });
       if (!token) return undefined;
       c.token = token;
     }
-    const ep = this.balancer.pick(this.endpoints, c) as SimEndpoint;
-    watch?.onPick?.(this, ep, c, now);
-    c.ep = ep;
-    this.open[ep.index]!.push(c);
-    ep.inflight++;
-    ep.oldestInflightStartMs ??= now;
-    this.balancer.onCallStarted?.(ep, c);
-    return ep;
+    const picked = this.picker.pickNow(this.endpoints, c);
+    if (picked.type !== 'complete') throw new Error(`simulated pick found no endpoint (${picked.type})`);
+    c.call = picked.call;
+    picked.call.start();
+    return picked.call.target;
   }
 
-  /** The call's answer (or its deadline) reached the router: lower the counts, tell the policy and limit. */
-  end(c: SimCall, ok: boolean, code: number, now: number): void {
+  /** The call's answer (or its deadline) reached the router: its handle ends, the limit hears of it. */
+  end(c: SimCall, code: number): void {
     c.clientDone = true;
-    const ep = c.ep as SimEndpoint;
-    ep.inflight--;
-    ep.oldestInflightStartMs = this.open[ep.index]!.head(isDone)?.startMs;
-    const latencyMs = now - c.startMs;
-    const o = this.outcome;
-    o.ok = ok;
-    o.code = code;
-    o.latencyMs = latencyMs;
-    o.startedAtMs = c.startMs;
-    this.balancer.onCallEnded(ep, c, o);
-    c.token?.release(releaseOutcome(code), latencyMs);
+    const outcome = c.call?.end(code);
+    c.token?.release(releaseOutcome(code), outcome?.latencyMs);
   }
 
   /** The operator's latest push: load (ORCA-style) and hints for every endpoint, as of `view.atMs`. */

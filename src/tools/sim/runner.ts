@@ -1,4 +1,4 @@
-import { balancerNames } from '../../balancer/index.js';
+import { balancerNames, type PredictFn } from '../../balancer/index.js';
 import { SibylError } from '../../util/errors.js';
 import { ORACLE, simulate } from './engine.js';
 import { FLEET_LEAST_REQUEST } from './fleet-least-request.js';
@@ -32,7 +32,7 @@ export interface PolicySummary extends PolicyFigures {
   unloadedP99Ms?: number;
 }
 
-/** `sibyl bench sim --json`: DESIGN.md §10's object, plus seeds, capacity and intervals. */
+/** `sibyl bench sim --json`: bench/scenarios/README.md's object, plus seeds, capacity and intervals. */
 export interface ScenarioReport {
   scenario: string;
   policies: Record<string, PolicySummary>;
@@ -60,7 +60,10 @@ export interface RunScenarioOptions {
 
 export interface PolicyVariant {
   policy: string;
-  balancerOptions: Record<string, unknown>;
+  /** The policy's config (JSON options); its defaults when absent. */
+  config?: Record<string, unknown>;
+  /** A latency model's predict function (BalancerDeps.predict). */
+  predict?: PredictFn;
 }
 
 export function checkPolicies(
@@ -94,7 +97,12 @@ export function runScenario(scenario: Scenario, options: RunScenarioOptions = {}
   for (const policy of policies) {
     const v = options.variants?.[policy];
     const run = (sc: Scenario, seed: number) =>
-      simulate(sc, { policy: v?.policy ?? policy, seed, balancerOptions: v?.balancerOptions });
+      simulate(sc, {
+        policy: v?.policy ?? policy,
+        seed,
+        ...(v?.config ? { balancerConfig: v.config } : {}),
+        ...(v?.predict ? { predict: v.predict } : {}),
+      });
     const rs: RunResult[] = [];
     for (const seed of seeds) {
       const t0 = performance.now();

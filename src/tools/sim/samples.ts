@@ -9,7 +9,7 @@ import type { SimEndpoint, SimRouter } from './router.js';
 import { offeredRps, type Scenario } from './scenario.js';
 
 /**
- * Training samples from the simulator (DESIGN.md §6: the default model is trained on simulator data).
+ * Training samples from the simulator (docs/architecture.md, "Model": the default model is trained on simulator data).
  * Each sample is what one router knew about the endpoint it chose when it dispatched a call, from its
  * own observations and the operator's lagged telemetry only, and the latency it then saw (a failure at
  * the deadline).
@@ -27,8 +27,8 @@ export interface CollectOptions {
   seed: number;
   policy: string;
   maxSamples: number;
-  /** Passed to the policy, as in `simulate`. */
-  balancerOptions?: Record<string, unknown>;
+  /** The policy's config, as in `simulate`. */
+  balancerConfig?: Record<string, unknown>;
 }
 
 /** Records training samples of a run (a RunObserver); `rate` is the share of calls sampled. */
@@ -95,7 +95,7 @@ export function collectSamples(scenario: Scenario, options: CollectOptions): Tra
   simulate(scenario, {
     policy: options.policy,
     seed: options.seed,
-    balancerOptions: options.balancerOptions,
+    balancerConfig: options.balancerConfig,
     observer: collector,
   });
   return collector.samples.filter((s) => s.latencyMs > 0 || s.failed);

@@ -5,7 +5,7 @@ import { parseDuration } from '../../util/duration.js';
 import { SibylError, errorMessage } from '../../util/errors.js';
 
 /**
- * A simulator scenario (DESIGN.md §10, "Simulator scenario files"): the pool's servers, the calls sent
+ * A simulator scenario (bench/scenarios/README.md, "Simulator scenario files"): the pool's servers, the calls sent
  * to it, what goes wrong and when, and what the routers get to see. Parsing checks every field and names
  * the one at fault (`servers[2].speed must be a number > 0, got "fast"`), and refuses unknown fields, so
  * a typo never silently falls back to a default.
@@ -391,7 +391,7 @@ export function effectiveSpeed(s: ServerSpec): number {
 
 /**
  * The pool's capacity in calls per second with no events: Σ concurrency · effective speed over the
- * mean call cost (DESIGN.md §10). Slowdowns, pauses and failures are not counted against it.
+ * mean call cost (bench/scenarios/README.md). Slowdowns, pauses and failures are not counted against it.
  */
 export function capacityRps(s: Scenario): number {
   let slotSpeed = 0;

@@ -7,7 +7,7 @@ export const EV_COMPLETE = 1;
 export const EV_RATE = 3;
 
 /**
- * One backend, as DESIGN.md §10 models it: `concurrency` slots run calls in parallel, the rest wait in a
+ * One backend, as bench/scenarios/README.md models it: `concurrency` slots run calls in parallel, the rest wait in a
  * FIFO queue. A call's work is its method's cost plus `costPerKiBMs` per KiB of payload, times its
  * log-normal noise; the server gets through work at
  *

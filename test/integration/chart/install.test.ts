@@ -8,6 +8,8 @@ import { CHART, helm } from './helm.js';
 
 let ns: string;
 let release: string;
+/** The namespace the secretAccess test grants, once it ran. */
+let shopNs: string | undefined;
 const installed = [
   'deployment/REL-operator',
   'deployment/REL-router',
@@ -19,6 +21,8 @@ const installed = [
   'secret/REL-control-tls',
   'role/REL-operator-leader-election',
   'rolebinding/REL-operator-leader-election',
+  'role/REL-operator-secrets',
+  'rolebinding/REL-operator-secrets',
   'poddisruptionbudget/REL-operator',
   'poddisruptionbudget/REL-router',
   'networkpolicy/REL-operator',
@@ -71,6 +75,7 @@ it('helm install creates every object of the chart', async () => {
   const notes = await helm(['get', 'notes', release, '--namespace', ns]);
   expect(notes).toMatch(/kubectl apply .*backendpool/);
   expect(notes).toMatch(/kubectl describe bp/);
+  expect(notes).toContain(`Secrets:  the operator may get any Secret in ${ns} (operator.secretAccess`);
 });
 
 it('gives the operator its permissions and nothing more (kubectl auth can-i)', async () => {
@@ -84,10 +89,16 @@ it('gives the operator its permissions and nothing more (kubectl auth can-i)', a
   expect(await reviewed(who, 'list', 'metrics.k8s.io', 'pods')).toBe(true);
   expect(await reviewed(who, 'delete', 'metrics.k8s.io', 'pods')).toBe(false);
   expect(await can('update', 'leases.coordination.k8s.io')).toBe('yes');
-  // Secrets: get only (a CacheTier's Redis URL, read by name), never list or watch.
+  // Secrets: get only (a CacheTier's Redis URL, read by name), never list or watch, and by default in
+  // the release namespace only: nothing cluster-wide.
   expect(await can('get', 'secrets')).toBe('yes');
+  expect(await can('get', 'secrets', '--all-namespaces')).toBe('no');
   expect(await can('list', 'secrets', '--all-namespaces')).toBe('no');
+  expect(await can('list', 'secrets')).toBe('no');
   expect(await can('watch', 'secrets')).toBe('no');
+  expect(
+    (await kubectl(['auth', 'can-i', 'get', 'secrets', '--as', who, '-n', 'default'])).stdout.trim(),
+  ).toBe('no');
   // CacheTiers are patched for their cleanup finalizer; BackendPools never are.
   expect(await can('patch', 'cachetiers.sibyl.dev')).toBe('yes');
   expect(await can('patch', 'backendpools.sibyl.dev')).toBe('no');
@@ -132,6 +143,42 @@ it('helm upgrade keeps the generated certificate and applies new values', async 
   expect((JSON.parse(history) as unknown[]).length).toBe(2);
 });
 
+it('operator.secretAccess moves the Secret grant to the namespaces and names it lists', async () => {
+  const shop = await createNamespace('chart-shop');
+  await helm([
+    'upgrade',
+    release,
+    CHART,
+    '--namespace',
+    ns,
+    '--reuse-values',
+    '--set',
+    `operator.secretAccess.namespaces={${shop}}`,
+    '--set',
+    'operator.secretAccess.names={redis}',
+  ]);
+  const who = `system:serviceaccount:${ns}:sibyl-operator`;
+  const can = async (...args: string[]) =>
+    (await kubectl(['auth', 'can-i', ...args, '--as', who])).stdout.trim();
+  expect(await can('get', 'secrets/redis', '-n', shop)).toBe('yes');
+  expect(await can('get', 'secrets/other', '-n', shop)).toBe('no');
+  expect(await can('get', 'secrets', '-n', shop)).toBe('no'); // resourceNames: no unnamed get
+  expect(await can('list', 'secrets', '-n', shop)).toBe('no');
+  expect(await can('get', 'secrets/redis', '-n', ns)).toBe('no'); // the release namespace is no longer listed
+  expect(await can('get', 'secrets', '-A')).toBe('no');
+  await kubectlOk([
+    'get',
+    '-n',
+    shop,
+    `role/${release}-operator-secrets`,
+    `rolebinding/${release}-operator-secrets`,
+  ]);
+  expect(await helm(['get', 'notes', release, '--namespace', ns])).toContain(
+    `Secrets:  the operator may get redis in ${shop} (`,
+  );
+  shopNs = shop;
+});
+
 it('helm uninstall removes what it installed and leaves the CRDs', async () => {
   await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']);
   for (const n of names()) {
@@ -143,5 +190,6 @@ it('helm uninstall removes what it installed and leaves the CRDs', async () => {
     });
   }
   expect((await kubectl(['get', `clusterrole/${release}-operator`])).code).toBe(1);
+  if (shopNs) expect((await kubectl(['get', '-n', shopNs, `role/${release}-operator-secrets`])).code).toBe(1);
   await kubectlOk(['get', 'crd', 'backendpools.sibyl.dev', 'cachetiers.sibyl.dev']);
 });

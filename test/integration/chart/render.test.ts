@@ -181,6 +181,78 @@ it('runs both Deployments locked down: non-root, read-only root, no capabilities
   expect(objs.some((o) => o.kind === 'HorizontalPodAutoscaler')).toBe(false);
 });
 
+it('grants get secrets per namespace of operator.secretAccess, never cluster-wide, narrowed by names', async () => {
+  type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+  type Role = Obj & { rules: Rule[] };
+  type Binding = Obj & {
+    roleRef: { kind: string; name: string };
+    subjects: { name: string; namespace: string }[];
+  };
+  const render = async (...set: string[]) =>
+    parseObjects(
+      await helm([
+        'template',
+        's',
+        CHART,
+        '--namespace',
+        'sibyl-system',
+        '--show-only',
+        'templates/operator-rbac.yaml',
+        ...set.flatMap((v) => ['--set', v]),
+      ]),
+    );
+  const secretRoles = (objs: Obj[]) =>
+    objs
+      .filter((o) => o.kind === 'Role' && o.metadata.name === 's-operator-secrets')
+      .map((o) => ({ ns: o.metadata.namespace, rules: (o as Role).rules }));
+  const secretRule = (names?: string[]) => ({
+    apiGroups: [''],
+    resources: ['secrets'],
+    verbs: ['get'],
+    ...(names ? { resourceNames: names } : {}),
+  });
+
+  // Defaults: the release namespace only, any Secret there; the ClusterRole has no Secrets at all.
+  const defaults = await render();
+  const cluster = find(defaults, 'ClusterRole', 's-operator') as Role;
+  expect(cluster.rules.filter((r) => r.resources.includes('secrets'))).toEqual([]);
+  expect(secretRoles(defaults)).toEqual([{ ns: 'sibyl-system', rules: [secretRule()] }]);
+  const binding = defaults.find(
+    (o) => o.kind === 'RoleBinding' && o.metadata.name === 's-operator-secrets',
+  ) as Binding;
+  expect(binding.metadata.namespace).toBe('sibyl-system');
+  expect(binding.roleRef).toMatchObject({ kind: 'Role', name: 's-operator-secrets' });
+  expect(binding.subjects).toEqual([
+    { kind: 'ServiceAccount', name: 'sibyl-operator', namespace: 'sibyl-system' },
+  ]);
+
+  // A watched namespace holds the tiers, so it is the default there.
+  expect(secretRoles(await render('operator.watchNamespace=shop'))).toEqual([
+    { ns: 'shop', rules: [secretRule()] },
+  ]);
+
+  // Listed namespaces (and not the release one), each narrowed to the names.
+  const listed = await render(
+    'operator.secretAccess.namespaces={shop,cart}',
+    'operator.secretAccess.names={redis,redis-tls}',
+  );
+  expect(secretRoles(listed)).toEqual([
+    { ns: 'shop', rules: [secretRule(['redis', 'redis-tls'])] },
+    { ns: 'cart', rules: [secretRule(['redis', 'redis-tls'])] },
+  ]);
+  const bindings = listed.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 's-operator-secrets');
+  expect(bindings.map((b) => b.metadata.namespace)).toEqual(['shop', 'cart']);
+
+  // Off: no Secret anywhere.
+  const off = await render('operator.secretAccess.enabled=false');
+  expect(off.filter((o) => o.metadata.name === 's-operator-secrets')).toEqual([]);
+
+  // The schema refuses what RBAC could not name.
+  const bad = await run('helm', ['template', 's', CHART, '--set', 'operator.secretAccess.names={Redis_URL}']);
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toMatch(/secretAccess\/names/);
+});
+
 it('carries the same CRDs as crds/ (make crds copies them)', () => {
   const root = readdirSync('crds').filter((f) => f.endsWith('.yaml'));
   const chart = readdirSync(join(CHART, 'crds')).filter((f) => f.endsWith('.yaml'));

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { demoClient, demoPool, echo, startBackends, startRouter } from '../../support/grpc.js';
 import { waitFor } from '../../support/wait.js';
 
-// Per-endpoint adaptive concurrency (DESIGN.md §5) with real calls: an endpoint at its limit is passed
+// Per-endpoint adaptive concurrency (docs/architecture.md, "Balancing, breakers and limits") with real calls: an endpoint at its limit is passed
 // over for another; when every endpoint is full, sheddable calls are shed at once and critical ones
 // still go through.
 const cleanup: Array<() => Promise<unknown> | void> = [];

@@ -1,12 +1,16 @@
-import { LeastRequest } from '../../../src/balancer/least-request.js';
+import { createBalancer, type BalancerDeps } from '../../../src/balancer/index.js';
+import type { P2C } from '../../../src/balancer/p2c.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 import { endpoint } from './harness.js';
 
 const req = { method: '/t.S/M', payloadBytes: 0 };
+/** LeastRequest: P2C over the least-request load (least-request.ts). */
+const leastRequest = (deps: BalancerDeps, config: object = {}) =>
+  createBalancer('LeastRequest', deps, config) as P2C;
 
 describe('LeastRequest (power of two choices)', () => {
   it('of two candidates, always takes the one with fewer calls in flight', () => {
-    const b = new LeastRequest({ clock: new ManualClock(), random: seededRandom(1) });
+    const b = leastRequest({ clock: new ManualClock(), random: seededRandom(1) });
     const [x, y] = [endpoint('x'), endpoint('y')];
     x.inflight = 3;
     y.inflight = 2;
@@ -14,7 +18,7 @@ describe('LeastRequest (power of two choices)', () => {
   });
 
   it('breaks ties at random', () => {
-    const b = new LeastRequest({ clock: new ManualClock(), random: seededRandom(2) });
+    const b = leastRequest({ clock: new ManualClock(), random: seededRandom(2) });
     const [x, y] = [endpoint('x'), endpoint('y')];
     let xs = 0;
     for (let i = 0; i < 4000; i++) if (b.pick([x, y]) === x) xs++;
@@ -23,7 +27,7 @@ describe('LeastRequest (power of two choices)', () => {
   });
 
   it('samples two distinct candidates: the most loaded never wins, the least wins 2/3 of the time of 3', () => {
-    const b = new LeastRequest({ clock: new ManualClock(), random: seededRandom(3) });
+    const b = leastRequest({ clock: new ManualClock(), random: seededRandom(3) });
     const eps = [endpoint('a'), endpoint('b'), endpoint('c')];
     eps.forEach((e, i) => (e.inflight = i * 5));
     const n: Record<string, number> = { a: 0, b: 0, c: 0 };
@@ -35,7 +39,7 @@ describe('LeastRequest (power of two choices)', () => {
 
   it('counts a failure as a call held for the penalty time: load = inflight + Σ exp(−age/τ)', () => {
     const clock = new ManualClock();
-    const b = new LeastRequest({ clock, random: seededRandom(4) }, { failurePenaltyMs: 1000 });
+    const b = leastRequest({ clock, random: seededRandom(4) }, { failurePenaltyMs: 1000 });
     const x = endpoint('x');
     b.pick([x]);
     b.onCallEnded(x, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });

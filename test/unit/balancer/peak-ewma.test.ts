@@ -1,13 +1,23 @@
-import { PeakEwma } from '../../../src/balancer/peak-ewma.js';
+import { parseBalancerConfig } from '../../../src/balancer/index.js';
+import { P2C } from '../../../src/balancer/p2c.js';
+import { PeakEwmaLoad, type PeakEwmaConfig } from '../../../src/balancer/peak-ewma.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 import { endpoint } from './harness.js';
 
 const req = { method: '/t.S/M', payloadBytes: 0 };
 const ok = (latencyMs: number) => ({ ok: true, code: 0, latencyMs, startedAtMs: 0 });
 
+/** PeakEwma: P2C over the peak-EWMA load (peak-ewma.ts), with the metric's estimate at hand. */
+function peakEwma(deps: { clock: ManualClock; random: () => number }) {
+  const metric = new PeakEwmaLoad(parseBalancerConfig('PeakEwma').config as PeakEwmaConfig);
+  return Object.assign(new P2C('PeakEwma', metric, deps), {
+    estimate: (id: string) => metric.estimate(id, deps.clock.now()),
+  });
+}
+
 function setup() {
   const clock = new ManualClock();
-  const b = new PeakEwma({ clock, random: seededRandom(1) });
+  const b = peakEwma({ clock, random: seededRandom(1) });
   const x = endpoint('x');
   b.pick([x]); // starts tracking x at the default RTT
   return { clock, b, x };
@@ -46,7 +56,7 @@ describe('PeakEwma (Finagle / Linkerd)', () => {
     const { b, x } = setup();
     b.onCallEnded(x, req, ok(40));
     x.inflight = 3;
-    expect(b.cost(x)).toBe(160);
+    expect(b.load(x)).toBe(160);
   });
 
   it('charges a fast failure the penalty, so it never looks cheap', () => {
@@ -57,7 +67,7 @@ describe('PeakEwma (Finagle / Linkerd)', () => {
 
   it('picks the cheaper of two random candidates', () => {
     const clock = new ManualClock();
-    const b = new PeakEwma({ clock, random: seededRandom(2) });
+    const b = peakEwma({ clock, random: seededRandom(2) });
     const [x, y] = [endpoint('x'), endpoint('y')];
     b.pick([x, y]);
     b.pick([x, y]);

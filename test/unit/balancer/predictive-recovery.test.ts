@@ -1,4 +1,5 @@
-import { Predictive, type PredictFn } from '../../../src/balancer/predictive.js';
+import type { Predictive, PredictFn } from '../../../src/balancer/predictive.js';
+import { createBalancer } from '../../../src/balancer/index.js';
 import type { Endpoint, PickRequest } from '../../../src/balancer/index.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 import { createPredictor } from '../../../src/model/predictor.js';
@@ -31,9 +32,9 @@ interface Trace {
   share(id: string, fromMs: number, toMs: number): number;
 }
 
-function run(options: Record<string, unknown>, withHints: boolean, seed = 1): Trace {
+function run(options: { predict?: PredictFn }, withHints: boolean, seed = 1): Trace {
   const clock = new ManualClock(0);
-  const b = new Predictive({ clock, random: seededRandom(seed) }, options);
+  const b = createBalancer('Predictive', { clock, random: seededRandom(seed), ...options }) as Predictive;
   const eps: Endpoint[] = ['a', 'b', 'c', 'd'].map((id) => ({ id, address: id, inflight: 0 }));
   const open = new Map<string, number[]>(eps.map((e) => [e.id, []])); // start times of open calls
   const ends: { at: number; ep: Endpoint; start: number; latency: number }[] = [];
@@ -103,7 +104,7 @@ beforeAll(async () => {
   predict = createPredictor(await loadModel('models/latency'));
 });
 
-const cases: [string, () => Record<string, unknown>, boolean][] = [
+const cases: [string, () => { predict?: PredictFn }, boolean][] = [
   ['heuristic, no hints', () => ({}), false],
   ['heuristic, lagging hints', () => ({}), true],
   ['model, no hints', () => ({ predict }), false],

@@ -1,14 +1,20 @@
-import { Predictive, type PredictiveFeatures } from '../../../src/balancer/predictive.js';
-import type { Endpoint, PickRequest } from '../../../src/balancer/index.js';
+import type { Predictive, PredictiveFeatures } from '../../../src/balancer/predictive.js';
+import {
+  createBalancer,
+  type Endpoint,
+  type PickRequest,
+  type PredictFn,
+} from '../../../src/balancer/index.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 import { endpoint } from './harness.js';
 
 const req: PickRequest = { method: '/t.S/Get', payloadBytes: 1024 };
 const T0 = 100_000;
 
-function setup(options: Record<string, unknown> = {}, seed = 1) {
+function setup(options: Record<string, unknown> = {}, seed = 1, predict?: PredictFn) {
   const clock = new ManualClock(T0);
-  const b = new Predictive({ clock, random: seededRandom(seed) }, { exploration: 0, ...options });
+  const deps = { clock, random: seededRandom(seed), ...(predict ? { predict } : {}) };
+  const b = createBalancer('Predictive', deps, { exploration: 0, ...options }) as Predictive;
   return { clock, b };
 }
 function hinted(id: string, predictedLatencyMs: number, ageMs = 0): Endpoint {
@@ -136,7 +142,7 @@ describe('Predictive', () => {
       seen.push({ ...f });
       return ep.id === 'model-says-fast' ? 1 : ep.id === 'unknown' ? undefined : 100;
     };
-    const { b } = setup({ predict });
+    const { b } = setup({}, 1, predict);
     const eps = [hinted('model-says-slow', 1), hinted('model-says-fast', 50)];
     eps[0]!.inflight = 3;
     expect(count(b, eps, 20)).toEqual({ 'model-says-fast': 20 });
@@ -159,8 +165,12 @@ describe('Predictive', () => {
     expect(best / 10_000).toBeCloseTo(4 / 40, 1.5); // P(best among 4 of 40)
   });
 
-  it('refuses a predict option that is not a function', () => {
+  it('refuses a bad or unknown option: the model is a dependency, not an option', () => {
     expect(() => setup({ predict: 3 })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    expect(() => setup({ sampleSize: 1 })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    expect(() => setup({ exploration: '0.1' })).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
+    );
   });
 });
 

@@ -1,3 +1,4 @@
+import { createBalancer } from '../../../src/balancer/index.js';
 import { Prequal, hotColdSelect, rifQuantile } from '../../../src/balancer/prequal.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 import { endpoint } from './harness.js';
@@ -33,7 +34,7 @@ describe('Prequal hot-cold rule', () => {
 describe('Prequal policy', () => {
   function setup() {
     const clock = new ManualClock();
-    const b = new Prequal({ clock, random: seededRandom(3) });
+    const b = createBalancer('Prequal', { clock, random: seededRandom(3) }) as Prequal;
     const eps = [endpoint('a'), endpoint('b'), endpoint('c'), endpoint('d')];
     for (let i = 0; i < 40; i++) b.pick(eps); // every endpoint tracked
     eps.forEach((e, i) => b.onCallEnded(e, req, ok(i === 3 ? 2 : 10))); // d is the fastest
@@ -74,7 +75,7 @@ describe('Prequal policy', () => {
 
   it('keeps at most 16 probes', () => {
     const clock = new ManualClock();
-    const b = new Prequal({ clock, random: seededRandom(4) });
+    const b = createBalancer('Prequal', { clock, random: seededRandom(4) }) as Prequal;
     const eps = Array.from({ length: 100 }, (_, i) => endpoint(`e${i}`));
     for (let i = 0; i < 100; i++) b.pick(eps);
     expect(b.poolSize).toBe(16);

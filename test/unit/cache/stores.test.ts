@@ -10,7 +10,7 @@ import type { CacheStore } from '../../../src/cache/types.js';
 import { isSibylError } from '../../../src/util/errors.js';
 import { waitFor } from '../../support/wait.js';
 
-// One conformance suite for every store (DESIGN.md §10): L1 in memory, L2 on a real Redis (a
+// One conformance suite for every store (bench/scenarios/README.md): L1 in memory, L2 on a real Redis (a
 // redis-server of this suite's own), L3 on a temp folder.
 const key = (n: number) => n.toString(16).padStart(64, '0');
 

@@ -1,8 +1,14 @@
 import { MemoryStore } from '../../../src/cache/l1-memory.js';
-import { TieredCache, type Answer } from '../../../src/cache/tiered.js';
+import { TieredCache, type Answer, type Loaded } from '../../../src/cache/tiered.js';
 import { decodeEntry, encodeEntry } from '../../../src/cache/codec.js';
 import { cacheError, cacheModeOf, type CacheStore, type CachedResponse } from '../../../src/cache/types.js';
 import { deferred } from '../../support/wait.js';
+
+/** The answer a caller got (a hit, a shared or its own load's), or a failed expectation. */
+function answerOf(l: Loaded): Answer {
+  if (!('answer' in l) || !l.answer) throw new Error(`no answer (${l.from})`);
+  return l.answer;
+}
 
 const key = (n: number) => n.toString(16).padStart(64, '0');
 const resp = (s: string): CachedResponse => ({
@@ -69,10 +75,16 @@ describe('TieredCache', () => {
     const l1 = mem();
     const results: string[] = [];
     const t = new TieredCache([l1, broken], { onLookup: (tier, r) => results.push(`${tier}:${r}`) });
-    expect(await t.getOrLoad(key(1), 1000, () => Promise.resolve(ok('b')))).toMatchObject({ code: 0 });
+    expect(await t.getOrLoad(key(1), 1000, () => Promise.resolve(ok('b')))).toMatchObject({
+      from: 'load',
+      answer: { code: 0 },
+    });
     expect(results).toEqual(['l1:miss', 'l2:error']);
     expect(t.counters()[1]).toMatchObject({ errors: 2 }); // the lookup and the fill
-    expect((await t.getOrLoad(key(1), 1000, () => Promise.reject(new Error('no'))))?.tier).toBe('l1');
+    expect(await t.getOrLoad(key(1), 1000, () => Promise.reject(new Error('no')))).toMatchObject({
+      from: 'hit',
+      tier: 'l1',
+    });
   });
 
   it('concurrent misses for one key make one load; all get its answer', async () => {
@@ -92,8 +104,8 @@ describe('TieredCache', () => {
     gate.resolve();
     const got = await Promise.all(all);
     expect(loads).toBe(1);
-    expect(new Set(got.map((g) => g.response.body.toString()))).toEqual(new Set(['once']));
-    expect(got.filter((g) => g.shared)).toHaveLength(49);
+    expect(new Set(got.map((g) => answerOf(g).response.body.toString()))).toEqual(new Set(['once']));
+    expect(got.filter((g) => g.from === 'shared')).toHaveLength(49);
     expect(t.inflight).toBe(0);
   });
 
@@ -121,7 +133,7 @@ describe('TieredCache', () => {
     const asked = Promise.all(Array.from({ length: 5 }, () => t.getOrLoad(key(2), 1000, notFound)));
     notFoundGate.resolve();
     const codes = await asked;
-    expect(codes.map((c) => c.code)).toEqual([5, 5, 5, 5, 5]);
+    expect(codes.map((c) => answerOf(c).code)).toEqual([5, 5, 5, 5, 5]);
     expect(loads).toBe(2);
     await t.getOrLoad(key(2), 1000, notFound);
     expect(loads).toBe(3);
@@ -132,7 +144,9 @@ describe('TieredCache', () => {
     const t = new TieredCache([mem()]);
     await t.fill(key(1), resp('old'), 1000);
     expect(
-      (await t.getOrLoad(key(1), 1000, () => Promise.resolve(ok('by')), 'bypass')).response.body.toString(),
+      answerOf(
+        await t.getOrLoad(key(1), 1000, () => Promise.resolve(ok('by')), 'bypass'),
+      ).response.body.toString(),
     ).toBe('by');
     expect((await t.lookup(key(1)))?.response.body.toString()).toBe('old');
     const b = await t.begin(key(1), 'refresh', 1000);

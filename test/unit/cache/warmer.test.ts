@@ -43,18 +43,20 @@ function setup(warming: PoolCacheSpec['warming'], ttl = '10s', l1MaxEntries = 10
   const backend: string[] = [];
   /** A client call through the cache, as the pipeline makes it; returns where it was answered. */
   const call = async (k: string): Promise<string> => {
-    const step = await pc.begin(
+    const r = await pc.getOrLoad(
       M,
       Buffer.from(k),
       { 'content-type': 'application/grpc' },
       'normal',
       pc.ttlFor(M) ?? 0,
+      () => {
+        backend.push(k);
+        return Promise.resolve({ code: 0, response: resp(k) });
+      },
     );
-    if (step.kind === 'hit') return step.tier;
-    if (step.kind !== 'lead') throw new Error(step.kind);
-    backend.push(k);
-    step.flight.complete({ code: 0, response: resp(k) });
-    await step.flight.filled;
+    if (r.from === 'hit') return r.tier;
+    if (r.from !== 'load') throw new Error(r.from);
+    await r.filled;
     return 'backend';
   };
   /** Moves the clock in steps (running the warmer's ticks), calling `each` at every step. */

@@ -1,4 +1,5 @@
 import { LIMIT_ALGORITHMS } from '../../../src/api/backendpool.js';
+import { resolveConcurrency } from '../../../src/api/resolve.js';
 import { createLimit, createLimitFromSpec, limitNames, type Limit } from '../../../src/limit/index.js';
 import { seededRandom } from '../../../src/util/clock.js';
 
@@ -30,10 +31,13 @@ it('refuses an unknown algorithm and inconsistent bounds with typed errors', () 
 
 it('builds from a BackendPool spec: Gradient2 and the CRD defaults when unset', () => {
   const deps = { random: seededRandom(1) };
-  const l = createLimitFromSpec(undefined, deps);
+  const l = createLimitFromSpec(resolveConcurrency({}), deps);
   expect(l.name).toBe('Gradient2');
   expect(l.limit).toBe(20);
-  const a = createLimitFromSpec({ algorithm: 'AIMD', initialLimit: 8, targetLatency: '20ms' }, deps);
+  const a = createLimitFromSpec(
+    resolveConcurrency({ algorithm: 'AIMD', initialLimit: 8, targetLatency: '20ms' }),
+    deps,
+  );
   a.onSample(0, 25, 8, false); // over the 20 ms target
   expect(a.limit).toBe(7);
 });

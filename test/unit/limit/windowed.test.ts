@@ -1,3 +1,4 @@
+import { resolveConcurrency } from '../../../src/api/resolve.js';
 import { WindowedLimit, createLimitFromSpec, type Limit } from '../../../src/limit/index.js';
 import { seededRandom } from '../../../src/util/clock.js';
 
@@ -63,10 +64,15 @@ describe('WindowedLimit', () => {
 
   it('is what a BackendPool gets for Gradient2, and its limit still moves with load', () => {
     const deps = { random: seededRandom(1) };
-    const g = createLimitFromSpec({ algorithm: 'Gradient2', initialLimit: 20, maxLimit: 200 }, deps);
+    const g = createLimitFromSpec(
+      resolveConcurrency({ algorithm: 'Gradient2', initialLimit: 20, maxLimit: 200 }),
+      deps,
+    );
     expect(g).toBeInstanceOf(WindowedLimit);
     expect(g.name).toBe('Gradient2');
-    expect(createLimitFromSpec({ algorithm: 'AIMD' }, deps)).not.toBeInstanceOf(WindowedLimit);
+    expect(createLimitFromSpec(resolveConcurrency({ algorithm: 'AIMD' }), deps)).not.toBeInstanceOf(
+      WindowedLimit,
+    );
     // 10 s of steady 10 ms calls at the limit: it grows...
     let t = 0;
     for (; t < 10_000; t += 1) g.onSample(t, 10, g.limit, false);

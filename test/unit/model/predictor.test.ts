@@ -1,4 +1,5 @@
-import { Predictive, type PredictiveFeatures } from '../../../src/balancer/predictive.js';
+import type { PredictiveFeatures } from '../../../src/balancer/predictive.js';
+import { createBalancer } from '../../../src/balancer/index.js';
 import { SIGNAL_DEFAULTS, builtinEstimateMs, serviceEstimateMs } from '../../../src/balancer/signals.js';
 import type { Endpoint, PickRequest } from '../../../src/balancer/types.js';
 import { ForwardModel } from '../../../src/model/forward.js';
@@ -93,31 +94,9 @@ describe('createPredictor', () => {
     expect(busy / idle).toBeGreaterThan(4);
     expect(dear / idle).toBeGreaterThan(5);
     const absolute = (estimate: 'mean' | 'median' | 'p90') =>
-      createPredictor(new ForwardModel(model), { estimate, scale: 'absolute', maxCorrection: Infinity })(
-        ep,
-        req,
-        features(),
-      )!;
+      createPredictor(new ForwardModel(model), { estimate, maxCorrection: Infinity })(ep, req, features())!;
     expect(absolute('median')).toBeLessThan(absolute('mean'));
     expect(absolute('p90')).toBeGreaterThan(absolute('mean'));
-  });
-
-  it("in relative scale, multiplies the model's endpoint factor by the router's own baseline", () => {
-    const ep: Endpoint = { id: 'a', address: 'a', inflight: 0 };
-    const idle = features({
-      cpu: NaN,
-      reportedCpu: NaN,
-      memory: NaN,
-      queueLength: NaN,
-      hintAgeMs: Infinity,
-      baselineMs: 7,
-    });
-    // the idle reference itself: exactly the baseline
-    expect(createPredictor(model, { scale: 'relative' })(ep, req, idle)).toBeCloseTo(7, 9);
-    const busy = features({ ...idle, inflight: 6, latencyRatio: 5 });
-    const rel = createPredictor(model, { scale: 'relative' })(ep, req, busy)!;
-    const abs = createPredictor(model, { scale: 'absolute', trust: 1 });
-    expect(rel / 7).toBeCloseTo(abs(ep, req, busy)! / abs(ep, req, idle)!, 9);
   });
 
   it('corrects the built-in estimate, and falls back to it when the correction is too large', () => {
@@ -157,19 +136,21 @@ describe('createPredictor', () => {
     expect(latencyEstimateMs(50, 51, 'median', 1000)).toBe(1000);
   });
 
-  it('drives the Predictive balancer through options.predict', () => {
+  it('drives the Predictive balancer through its predict dependency', () => {
     const predict = createPredictor(model);
     const calls: number[] = [];
-    const b = new Predictive(
-      { clock: new ManualClock(1000), random: seededRandom(1) },
+    const b = createBalancer(
+      'Predictive',
       {
-        exploration: 0,
+        clock: new ManualClock(1000),
+        random: seededRandom(1),
         predict: (ep: Endpoint, r: PickRequest, f: PredictiveFeatures) => {
           const ms = predict(ep, r, f);
           calls.push(ms!);
           return ms;
         },
       },
+      { exploration: 0 },
     );
     const busy: Endpoint = { id: 'busy', address: 'busy', inflight: 5 };
     const idle: Endpoint = { id: 'idle', address: 'idle', inflight: 0 };

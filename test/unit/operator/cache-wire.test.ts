@@ -19,10 +19,10 @@ describe('cache config on the control stream', () => {
   it("the tier's cache becomes the pool's cache, and the flush token the route's", () => {
     const t = tableFromWire([pool({ cacheJson: JSON.stringify(cache), cacheFlushToken: 'f1' })], 7, 0);
     const r = t.pools[0];
-    expect(r?.spec.cache).toEqual(cache);
+    expect(r?.cache).toEqual(cache);
     expect(r?.cacheFlushToken).toBe('f1');
     const plain = tableFromWire([pool({ cacheJson: '', cacheFlushToken: '' })], 8, 0).pools[0];
-    expect(plain?.spec.cache).toBeUndefined();
+    expect(plain?.cache).toBeUndefined();
     expect(plain?.cacheFlushToken).toBeUndefined();
   });
 

@@ -1,9 +1,14 @@
-import type { BackendPool } from '../../../src/api/backendpool.js';
-import type { AnomalyTransition } from '../../../src/anomaly/monitor.js';
+import { AnomalyMonitor, type AnomalyTransition } from '../../../src/anomaly/monitor.js';
+import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import type { EndpointLoad } from '../../../src/control/messages.js';
-import { RoutingState } from '../../../src/control/routing-state.js';
-import { FleetView, poolModelError, type Predictor } from '../../../src/operator/fleet-view.js';
-import type { EndpointFigures } from '../../../src/operator/pool-status.js';
+import { AnomalyObserver, poolModelError } from '../../../src/operator/anomaly-observer.js';
+import type { PoolObject } from '../../../src/operator/context.js';
+import type { Predictor } from '../../../src/operator/fleet-predictor.js';
+import { FleetView } from '../../../src/operator/fleet-view.js';
+import { PoolBreakers } from '../../../src/operator/pool-breakers.js';
+import type { EndpointFigures } from '../../../src/operator/pool-view.js';
+import { ResourceCollector } from '../../../src/telemetry/collector.js';
+import { FleetBreakers, FleetTelemetry } from '../../../src/telemetry/fleet.js';
 import { LATENCY_BOUNDS_MS } from '../../../src/telemetry/histogram.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
 
@@ -14,7 +19,7 @@ const pool = {
   kind: 'BackendPool',
   metadata: { name: 'shop', namespace: 'ns' },
   spec: { endpoints: [], balancing: { policy: 'PeakEwma' }, telemetry: { interval: '2s' } },
-} as unknown as BackendPool;
+} as unknown as PoolObject;
 const resolution = { ok: true as const, endpoints: ADDRS.map((address) => ({ address, ready: true })) };
 
 /** One router's report: `calls` calls per endpoint, all in the histogram bucket holding `ms`. */
@@ -43,22 +48,32 @@ function load(address: string, ms: number, calls: number): EndpointLoad {
 function run(points: number, drift: number, hit: (i: number) => number | undefined): AnomalyTransition[] {
   const clock = new ManualClock(0);
   const rnd = seededRandom(5);
-  const fleet = new FleetView(
-    new RoutingState(1),
-    clock,
-    () => 1,
-    () => undefined,
-  );
-  const predictor: Predictor = { ready: true, predict: () => ({ latencyMs: 10 * (0.95 + 0.1 * rnd()) }) };
-  fleet.predictor = predictor;
+  const predictor: Predictor = {
+    ready: true,
+    status: { samples: 0, ready: true, reason: 'a test model' },
+    predict: () => ({ latencyMs: 10 * (0.95 + 0.1 * rnd()) }),
+  };
   let i = 0;
-  fleet.hitRatio = () => hit(i);
   const out: AnomalyTransition[] = [];
-  fleet.onAnomaly = (_p, t) => out.push(t);
+  const telemetry = new FleetTelemetry(clock);
+  const fleet = new FleetView({
+    telemetry,
+    breakers: new PoolBreakers(new FleetBreakers(telemetry, clock), telemetry, () => undefined),
+    predictor,
+    resources: new ResourceCollector([]),
+    anomalies: new AnomalyObserver({
+      monitor: new AnomalyMonitor(),
+      clock,
+      hitRatio: () => hit(i),
+      onTransition: (_p, t) => out.push(t),
+    }),
+    routers: () => 1,
+  });
+  const spec = resolvePoolSpec(pool.spec);
   for (i = 0; i < points; i++) {
     clock.advance(2000);
     const ms = i >= drift ? 25 : 10 * (0.9 + 0.2 * rnd());
-    fleet.telemetry.ingest({
+    telemetry.ingest({
       routerId: 'r1',
       routingVersion: 1,
       intervalMs: 2000,
@@ -66,7 +81,7 @@ function run(points: number, drift: number, hit: (i: number) => number | undefin
       samples: [],
       caches: [],
     });
-    fleet.publish(KEY, pool, resolution);
+    fleet.observe(KEY, pool, spec, resolution);
   }
   return out;
 }

@@ -3,7 +3,14 @@ import type { BackendPool } from '../../../src/api/backendpool.js';
 import { setCondition } from '../../../src/operator/conditions.js';
 import { decisionSentence } from '../../../src/operator/decision.js';
 import { resolveService } from '../../../src/operator/endpoints.js';
-import { buildPoolStatus } from '../../../src/operator/pool-status.js';
+import { resolvePoolSpec } from '../../../src/api/resolve.js';
+import { buildPoolStatus, type PoolWorld } from '../../../src/operator/pool-status.js';
+
+/** Status for a world with the pool's spec resolved and its own policy in force (no control plane). */
+const statusOf = (w: Omit<PoolWorld, 'spec' | 'policy'>) => {
+  const spec = resolvePoolSpec(w.pool.spec);
+  return buildPoolStatus({ ...w, spec, policy: spec.balancing.policy });
+};
 
 const svc: V1Service = {
   metadata: { name: 'co' },
@@ -137,8 +144,8 @@ describe('buildPoolStatus', () => {
       resolution: { ok: true as const, endpoints: [{ address: 'a:1', ready: true }] },
       now,
     };
-    const first = buildPoolStatus(world);
-    const again = buildPoolStatus({
+    const first = statusOf(world);
+    const again = statusOf({
       ...world,
       pool: pool(first.status),
       now: new Date('2026-01-01T01:00:00Z'),
@@ -148,12 +155,12 @@ describe('buildPoolStatus', () => {
     expect(first.events.map((e) => e.reason)).toEqual(['EndpointAdded']);
   });
   it('emits EndpointRemoved and a warning when no endpoint is ready', () => {
-    const before = buildPoolStatus({
+    const before = statusOf({
       pool: pool(),
       resolution: { ok: true, endpoints: [{ address: 'a:1', ready: true }] },
       now,
     }).status;
-    const r = buildPoolStatus({ pool: pool(before), resolution: { ok: true, endpoints: [] }, now });
+    const r = statusOf({ pool: pool(before), resolution: { ok: true, endpoints: [] }, now });
     expect(r.events.map((e) => [e.type, e.reason])).toEqual([
       ['Normal', 'EndpointRemoved'],
       ['Warning', 'NoReadyEndpoints'],
@@ -165,7 +172,7 @@ describe('buildPoolStatus', () => {
       ['a:1', { latencyP99Ms: 12, predictedLatencyMs: 3, breaker: 'Closed' as const }],
       ['b:1', { latencyP99Ms: 80, predictedLatencyMs: 30, breaker: 'Open' as const }],
     ]);
-    const r = buildPoolStatus({
+    const r = statusOf({
       pool: pool(),
       resolution: {
         ok: true,
@@ -199,19 +206,88 @@ describe('Degraded', () => {
         points: 3,
       },
     ];
-    const bad = buildPoolStatus({ pool, resolution, anomalies: active, now }).status;
+    const bad = statusOf({ pool, resolution, anomalies: active, now }).status;
     expect(bad.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
       status: 'True',
       reason: 'LatencyAnomaly',
       message: 'p99 80ms vs usual 10ms',
     });
-    const good = buildPoolStatus({ pool, resolution, anomalies: [], now }).status;
+    const good = statusOf({ pool, resolution, anomalies: [], now }).status;
     expect(good.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
       status: 'False',
       reason: 'NoAnomaly',
     });
     expect(
-      buildPoolStatus({ pool, resolution, now }).status.conditions?.find((c) => c.type === 'Degraded'),
+      statusOf({ pool, resolution, now }).status.conditions?.find((c) => c.type === 'Degraded'),
     ).toBeUndefined();
+  });
+});
+
+describe('ModelReady', () => {
+  const pool = (balancing?: object): BackendPool => ({
+    apiVersion: 'sibyl.dev/v1alpha1',
+    kind: 'BackendPool',
+    metadata: { name: 'co', namespace: 'ns', generation: 1 },
+    spec: {
+      endpoints: [{ address: 'a:1' }],
+      match: { services: ['a.B'] },
+      ...(balancing ? { balancing } : {}),
+    },
+  });
+  const resolution = { ok: true as const, endpoints: [{ address: 'a:1', ready: true }] };
+  const now = new Date('2026-01-01T00:00:00Z');
+  const world = (p: BackendPool, policy: PoolWorld['policy'], model?: PoolWorld['model']): PoolWorld => ({
+    pool: p,
+    spec: resolvePoolSpec(p.spec),
+    resolution,
+    policy,
+    now,
+    ...(model ? { model } : {}),
+  });
+  const cond = (r: ReturnType<typeof buildPoolStatus>) =>
+    r.status.conditions?.find((c) => c.type === 'ModelReady');
+
+  it('says a Predictive pool without a model routes with its fallback, and warns once', () => {
+    const w = world(pool(), 'PeakEwma', { samples: 12, ready: false, reason: 'no default model' });
+    const r = buildPoolStatus(w);
+    expect(r.status.policy).toBe('PeakEwma');
+    expect(cond(r)).toMatchObject({
+      status: 'False',
+      reason: 'PolicyFallback',
+      message: 'no default model; routing with PeakEwma until a model is ready',
+    });
+    expect(r.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'PolicyFallback' }));
+    expect(buildPoolStatus({ ...w, pool: { ...w.pool, status: r.status } }).events).toEqual([]);
+    const named = buildPoolStatus(
+      world(pool({ policy: 'Predictive', fallbackPolicy: 'RoundRobin' }), 'RoundRobin', {
+        samples: 0,
+        ready: false,
+        reason: 'no default model',
+      }),
+    );
+    expect(cond(named)?.message).toBe('no default model; routing with RoundRobin until a model is ready');
+  });
+
+  it('is True with the model in force, which status.model names', () => {
+    const r = buildPoolStatus(
+      world(pool(), 'Predictive', {
+        version: 'v1',
+        samples: 40,
+        holdoutError: 0.31,
+        ready: true,
+        reason: 'loaded',
+      }),
+    );
+    expect(r.status.policy).toBe('Predictive');
+    expect(cond(r)).toMatchObject({ status: 'True', reason: 'ModelLoaded', message: 'model v1: loaded' });
+    expect(r.status.model).toEqual({ version: 'v1', samples: 40, holdoutError: 0.31 });
+  });
+
+  it('is absent for another policy, and without a control plane', () => {
+    const model = { version: 'v1', samples: 0, ready: true, reason: 'loaded' };
+    expect(
+      cond(buildPoolStatus(world(pool({ policy: 'LeastRequest' }), 'LeastRequest', model))),
+    ).toBeUndefined();
+    expect(cond(buildPoolStatus(world(pool(), 'Predictive')))).toBeUndefined();
   });
 });

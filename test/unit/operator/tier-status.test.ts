@@ -1,6 +1,7 @@
 import type { CacheTier } from '../../../src/api/cachetier.js';
 import { assignTiers, poolsOf, type PoolFacts, type TierFacts } from '../../../src/operator/cache-assign.js';
 import { effectiveCacheSpec, PoolCacheConfigs } from '../../../src/operator/cache-config.js';
+import { SECRET_FORBIDDEN, secretForbiddenMessage } from '../../../src/operator/cache-secret.js';
 import { findCondition } from '../../../src/operator/conditions.js';
 import { buildTierStatus } from '../../../src/operator/tier-status.js';
 import { cacheConfigIssues } from '../../../src/cache/config.js';
@@ -58,6 +59,32 @@ describe('buildTierStatus', () => {
     const again = buildTierStatus({ tier: { ...t, status: first.status }, pools: ['a'], invalid, now });
     expect(again.events).toEqual([]);
     expect(again.status).toEqual(first.status);
+  });
+
+  it('a Secret RBAC withholds: Ready=False SecretForbidden with the grant, Invalid Unknown, one Warning', () => {
+    const t = tier({ l2: { redis: { secretRef: { name: 'redis' } } } });
+    const invalid = { reason: SECRET_FORBIDDEN, message: secretForbiddenMessage('ns', 'redis') };
+    const first = buildTierStatus({ tier: t, pools: ['a'], invalid, now });
+    expect(cond(first.status, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'SecretForbidden',
+      message: `not applied: ${invalid.message}`,
+    });
+    // The operator cannot see the Secret, so it does not claim the spec is wrong.
+    expect(cond(first.status, 'Invalid')).toMatchObject({
+      status: 'Unknown',
+      reason: 'SecretForbidden',
+      message: expect.stringContaining('Secret redis'),
+    });
+    expect(first.events).toEqual([
+      { type: 'Warning', reason: 'SecretForbidden', message: `not applied: ${invalid.message}` },
+    ]);
+    const again = buildTierStatus({ tier: { ...t, status: first.status }, pools: ['a'], invalid, now });
+    expect(again.events).toEqual([]);
+    // Granted: the Secret is read and the tier is Ready again.
+    const granted = buildTierStatus({ tier: { ...t, status: first.status }, pools: ['a'], now });
+    expect(cond(granted.status, 'Ready')).toMatchObject({ status: 'True', reason: 'PoolsFound' });
+    expect(cond(granted.status, 'Invalid')).toMatchObject({ status: 'False', reason: 'Valid' });
   });
 
   it('RedisReachable follows the probe; False names the error and warns', () => {

@@ -34,8 +34,11 @@ describe('router config file', () => {
   it('accepts a good file and builds a table from it', () => {
     const table = tableFromConfig(parseRouterConfig(GOOD, 'routes.yaml'));
     const catalog = table.pools[0];
-    expect(catalog).toMatchObject({ name: 'catalog', policy: 'PeakEwma', timeoutMs: 2000 });
-    expect([...(catalog?.retries.retryOn ?? [])]).toEqual([14, 8]);
+    expect(catalog).toMatchObject({
+      name: 'catalog',
+      settings: { balancing: { policy: 'PeakEwma' }, timeoutMs: 2000 },
+    });
+    expect([...(catalog?.retryOn ?? [])]).toEqual([14, 8]);
     expect(matchPool(table, '/shop.Catalog/Get')?.name).toBe('catalog');
     expect(matchPool(table, '/shop.Search/Query')?.name).toBe('catalog'); // method beats service
     expect(matchPool(table, '/shop.Search/Other')?.name).toBe('search');

@@ -39,7 +39,7 @@ const bad = (patch: Record<string, unknown>) => () =>
   parseScenario({ ...DESIGN_EXAMPLE, ...patch }, 'x.json');
 
 describe('scenario files', () => {
-  it("reads DESIGN.md's example, expanding server groups in order", () => {
+  it("reads the scenario format's example, expanding server groups in order", () => {
     const s = parseScenario(DESIGN_EXAMPLE);
     const servers = expandServers(s);
     expect(servers).toHaveLength(9);

@@ -1,0 +1,31 @@
+import type { EndpointView } from '../telemetry/fleet.js';
+
+/** The latency model in force, as status shows it (status.model and the ModelReady condition). */
+export interface ModelStatus {
+  version?: string;
+  samples: number;
+  holdoutError?: number;
+  ready: boolean;
+  reason: string;
+}
+
+/** A typical call's predicted latency on an endpoint, and its 90th percentile when the model gives one. */
+export interface Prediction {
+  latencyMs: number;
+  p90Ms?: number;
+}
+
+/**
+ * What the fleet view asks of the latency model (ModelManager is the one): whether one is in force,
+ * what status says of it, and a prediction per endpoint from the fleet's view of it.
+ */
+export interface Predictor {
+  readonly ready: boolean;
+  readonly status: ModelStatus;
+  predict(
+    pool: string,
+    address: string,
+    view: EndpointView | undefined,
+    baselineMs?: number,
+  ): Prediction | undefined;
+}
