@@ -18,6 +18,7 @@ import { systemTimers } from '../util/timers.js';
 import { involved, type OperatorContext, type PoolObject } from './context.js';
 import { FleetView } from './fleet-view.js';
 import { CacheView } from './cache-view.js';
+import { XdsServer } from '../xds/server.js';
 
 export interface ControlOptions {
   /** host:port for the control API (port 0 picks one). */
@@ -32,6 +33,8 @@ export interface ControlOptions {
   reviewer?: TokenReviewer;
   /** The default latency model's folder (models/latency). */
   modelDir?: string;
+  /** Serve xDS clients without a token (local plaintext runs only). */
+  xdsAllowUnauthenticated?: boolean;
 }
 
 /**
@@ -42,6 +45,8 @@ export class ControlPlane {
   readonly routing = new RoutingState();
   readonly fleet: FleetView;
   readonly server: ControlServer;
+  /** ADS for Envoy and proxyless gRPC clients, on the control API's server (same port, TLS and auth). */
+  readonly xds: XdsServer;
   readonly ackDelays: number[] = [];
   readonly model: ModelManager;
   /** The routers' cache counters, for CacheTier status. */
@@ -83,9 +88,10 @@ export class ControlPlane {
       const message = t.state === 'raised' ? t.message : `cleared: ${t.message}`;
       void ctx.events.record(involved(pool), t.state === 'raised' ? 'Warning' : 'Normal', t.reason, message);
     };
+    const auth = new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(kc), o.allowedRouters, this.clock);
     this.server = new ControlServer({
       state: this.routing,
-      auth: new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(kc), o.allowedRouters, this.clock),
+      auth,
       clock: this.clock,
       timers: systemTimers,
       log,
@@ -107,6 +113,16 @@ export class ControlPlane {
         for (const k of this.ctx.pools.store.keys()) this.enqueue(k);
       },
     });
+    this.xds = new XdsServer({
+      auth,
+      allowUnauthenticated: o.xdsAllowUnauthenticated ?? false,
+      clock: this.clock,
+      timers: systemTimers,
+      log,
+      pushIntervalMs: o.pushIntervalMs ?? 1000,
+      serving,
+    });
+    this.xds.addToServer(this.server.server);
   }
 
   async start(): Promise<number> {
@@ -137,6 +153,7 @@ export class ControlPlane {
   stop(): Promise<void> {
     clearInterval(this.refitTimer);
     this.fleet.resources?.stop();
+    this.xds.close();
     return this.server.close();
   }
 

@@ -1,0 +1,169 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { RouterAuthenticator } from '../control/auth.js';
+import { PushScheduler } from '../control/push-scheduler.js';
+import type { Clock } from '../util/clock.js';
+import { errorMessage } from '../util/errors.js';
+import type { Timers } from '../util/timers.js';
+import { XdsClients, type XdsClient, type XdsClientInfo, type XdsNack } from './clients.js';
+import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } from './proto.js';
+import { XdsResources, type ResourceMutator } from './resources.js';
+import { XdsSession } from './session.js';
+import type { XdsPoolInput } from './types.js';
+
+export interface XdsServerOptions {
+  /** ServiceAccount-token authentication, the control API's own; required unless allowUnauthenticated. */
+  auth?: RouterAuthenticator;
+  /** Serve clients without a token: local plaintext runs only. */
+  allowUnauthenticated?: boolean;
+  clock: Clock;
+  timers: Timers;
+  log: Logger;
+  /** Routine pushes per client at most once per interval (default 1 s); urgent ones go at once. */
+  pushIntervalMs?: number;
+  /** Only the leader serves; a standby answers UNAVAILABLE so clients go elsewhere. */
+  serving?: () => boolean;
+  /** A client refused a response: the pools whose resources it refused, and its error detail. */
+  onNack?: (nack: XdsNack) => void;
+  /** Clients connected or left. */
+  onClientsChanged?: () => void;
+  /** Tests only: change resources before they are encoded (see ResourceMutator). */
+  mutate?: ResourceMutator;
+}
+
+type Stream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+
+/**
+ * sibyl's xDS control plane: AggregatedDiscoveryService, state of the world, on the control API's
+ * gRPC server (same port, TLS and token authentication). Each BackendPool becomes a Listener, Cluster
+ * and ClusterLoadAssignment for proxyless gRPC clients, and a Cluster plus routes on its fleet's
+ * Listener for Envoys. Pushes follow the router's control stream: urgent changes (an endpoint gone, a
+ * breaker opened) at once, refreshed weights at most once per push interval per client
+ * (src/control/push-scheduler.ts).
+ */
+export class XdsServer {
+  private readonly resources: XdsResources;
+  private readonly registry: XdsClients;
+  private generation = 0;
+  private seq = 0;
+
+  constructor(private readonly o: XdsServerOptions) {
+    if (!o.auth && !o.allowUnauthenticated)
+      throw new Error('XdsServer needs an authenticator, or allowUnauthenticated for local runs');
+    this.resources = new XdsResources(o.mutate);
+    this.registry = new XdsClients(this.resources);
+  }
+
+  /** Adds the ADS service to `server` (the control API's), before it binds. */
+  addToServer(server: grpc.Server): void {
+    server.addService(adsServiceDefinition(), {
+      StreamAggregatedResources: (call: Stream) => void this.stream(call),
+    });
+  }
+
+  /** Sets (or with undefined removes) a pool; clients it concerns are pushed to as urgency says. */
+  setPool(key: string, input: XdsPoolInput | undefined): void {
+    const { changed, urgent } = this.resources.set(key, input);
+    if (!changed) return;
+    this.generation++;
+    for (const c of this.registry.all()) c.scheduler.notify(urgent);
+  }
+
+  /** Connected clients: kind, node, versions acknowledged and the last refusal per type. */
+  clients(): XdsClientInfo[] {
+    return this.registry.info();
+  }
+
+  /** What the data planes have of one pool (for `kubectl describe bp`). */
+  pool(key: string) {
+    return this.registry.pool(key);
+  }
+
+  /** Ends every stream (the gRPC server itself belongs to the caller). */
+  close(): void {
+    for (const c of this.registry.all()) {
+      c.scheduler.stop();
+      c.call.end();
+    }
+  }
+
+  private fail(call: Stream, code: grpc.status, details: string): void {
+    call.emit('error', { code, details, metadata: new grpc.Metadata() });
+  }
+
+  private async stream(call: Stream): Promise<void> {
+    if (this.o.serving && !this.o.serving())
+      return this.fail(call, grpc.status.UNAVAILABLE, 'this operator replica is a standby; try the leader');
+    let account = '';
+    if (this.o.auth && !this.o.allowUnauthenticated) {
+      let auth;
+      try {
+        auth = await this.o.auth.check(call.metadata);
+      } catch (e) {
+        this.o.log.warn({ err: errorMessage(e) }, 'xds: token review failed');
+        return this.fail(call, grpc.status.UNAVAILABLE, `cannot review the token now: ${errorMessage(e)}`);
+      }
+      if (!auth.ok) {
+        this.o.log.warn({ account: auth.username, reason: auth.message }, 'xds client refused');
+        return this.fail(call, auth.code ?? grpc.status.UNAUTHENTICATED, auth.message ?? 'refused');
+      }
+      account = auth.username ?? '';
+    }
+    let client: XdsClient | undefined;
+    const session = new XdsSession();
+    const push = (types: readonly string[]) => {
+      if (!client) return;
+      const all = this.resources.all(client.view, client.fleet);
+      for (const type of types) {
+        const res = session.respond(type, all, this.generation);
+        if (res) call.write(res);
+      }
+    };
+    call.on('data', (req: DiscoveryRequest) => {
+      if (!client) {
+        if (!req.node)
+          return this.fail(call, grpc.status.INVALID_ARGUMENT, 'the first request must carry node');
+        const scheduler = new PushScheduler(this.o.pushIntervalMs ?? 1000, this.o.clock, this.o.timers, () =>
+          push(session.requested()),
+        );
+        client = this.registry.add({
+          id: `${++this.seq}`,
+          node: req.node,
+          account,
+          session,
+          call,
+          scheduler,
+        });
+        this.o.log.info({ node: req.node.id, kind: client.kind, account }, 'xds client connected');
+        this.o.onClientsChanged?.();
+      }
+      const { outcome, nack } = session.receive(req);
+      if (outcome === 'stale') return;
+      if (nack) {
+        this.o.log.warn(
+          { node: client.node.id, type: req.type_url, detail: nack.detail },
+          'xds client refused',
+        );
+        for (const n of this.registry.nacked(client, nack)) this.o.onNack?.(n);
+      }
+      push([req.type_url]);
+    });
+    const end = () => {
+      if (!client) return;
+      client.scheduler.stop();
+      this.registry.remove(client);
+      this.o.log.info({ node: client.node.id }, 'xds client left');
+      client = undefined;
+      this.o.onClientsChanged?.();
+    };
+    call.on('end', () => {
+      end();
+      call.end();
+    });
+    call.on('cancelled', end);
+    call.on('error', (e) => {
+      this.o.log.debug({ err: errorMessage(e) }, 'xds stream error');
+      end();
+    });
+  }
+}
