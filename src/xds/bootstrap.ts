@@ -74,6 +74,8 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
         : {}),
       ...(o.tokenFile
         ? {
+            // The default factory ignores plugin call credentials; this one applies them.
+            credentials_factory_name: 'envoy.grpc_credentials.file_based_metadata',
             call_credentials: [
               {
                 from_plugin: {

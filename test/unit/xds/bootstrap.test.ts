@@ -73,6 +73,7 @@ describe('envoy bootstrap', () => {
               google_grpc: {
                 target_uri: 'op:9443',
                 channel_credentials: { ssl_credentials: { root_certs: { filename: '/ca.crt' } } },
+                credentials_factory_name: 'envoy.grpc_credentials.file_based_metadata',
                 call_credentials: [
                   {
                     from_plugin: {

@@ -4,19 +4,14 @@ import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import { RouterAuthenticator } from '../../../src/control/auth.js';
 import { ManualTimers } from '../../../src/util/timers.js';
 import type { XdsNack } from '../../../src/xds/clients.js';
-import {
-  adsServiceDefinition,
-  unpackAny,
-  type DiscoveryRequest,
-  type DiscoveryResponse,
-} from '../../../src/xds/proto.js';
+import { unpackAny } from '../../../src/xds/proto.js';
 import { XdsServer, type XdsServerOptions } from '../../../src/xds/server.js';
 import { TYPE, type XdsPoolInput } from '../../../src/xds/types.js';
+import { AdsStream } from '../../support/ads-stream.js';
 import { waitFor } from '../../support/wait.js';
 
 /** The ADS server on loopback, and real grpc-js bidi streams speaking to it as xDS clients would. */
 
-const Client = grpc.makeGenericClientConstructor(adsServiceDefinition(), 'ADS');
 const timers = new ManualTimers();
 const nacks: XdsNack[] = [];
 let server: grpc.Server;
@@ -68,52 +63,13 @@ function input(weights: number[], extra: Partial<XdsPoolInput> = {}): XdsPoolInp
   };
 }
 
-/** One ADS stream: what it received, and requests to send. */
-class Stream {
-  readonly got: DiscoveryResponse[] = [];
-  error?: grpc.ServiceError;
-  readonly call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
-
-  constructor(md = new grpc.Metadata()) {
-    const c = new Client(address, grpc.credentials.createInsecure()) as unknown as Record<
-      string,
-      (md: grpc.Metadata) => grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>
-    >;
-    this.call = (c.StreamAggregatedResources as (md: grpc.Metadata) => typeof this.call)(md);
-    this.call.on('data', (r: DiscoveryResponse) => this.got.push(r));
-    this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
-  }
-
-  send(type: string, names: string[], ack?: DiscoveryResponse, error?: string, node?: object): void {
-    this.call.write({
-      type_url: type,
-      resource_names: names,
-      version_info: error ? '' : (ack?.version_info ?? ''),
-      response_nonce: ack?.nonce ?? '',
-      ...(node ? { node } : {}),
-      ...(error ? { error_detail: { code: 3, message: error } } : {}),
-    } as DiscoveryRequest);
-  }
-
-  async next(type: string, count = 1): Promise<DiscoveryResponse> {
-    return waitFor(() => this.got.filter((r) => r.type_url === type)[count - 1], {
-      timeoutMs: 5000,
-      what: `response ${count} for ${type}`,
-    });
-  }
-
-  count(type: string): number {
-    return this.got.filter((r) => r.type_url === type).length;
-  }
-}
-
 const goNode = { id: 'go-1', cluster: 'c', user_agent_name: 'gRPC Go' };
 const settle = () => new Promise((r) => setTimeout(r, 150));
 
 it('serves a proxyless client its pool by name, records ACKs per type and shows the pool as current', async () => {
   await start();
   xds.setPool('shop/cart', input([10, 20]));
-  const s = new Stream();
+  const s = new AdsStream(address);
   s.send(TYPE.listener, ['cart.shop'], undefined, undefined, goNode);
   const lds = await s.next(TYPE.listener);
   expect(lds.resources.map((r) => unpackAny(r).name)).toEqual(['cart.shop']);
@@ -142,7 +98,7 @@ it('serves a proxyless client its pool by name, records ACKs per type and shows 
 it('pushes urgent changes at once and coalesces routine ones to one per push interval', async () => {
   await start();
   xds.setPool('shop/cart', input([10, 20]));
-  const s = new Stream();
+  const s = new AdsStream(address);
   s.send(TYPE.endpoint, ['cart.shop'], undefined, undefined, goNode);
   s.send(TYPE.endpoint, ['cart.shop'], await s.next(TYPE.endpoint));
   await settle();
@@ -175,7 +131,7 @@ it('pushes urgent changes at once and coalesces routine ones to one per push int
 it('a NACK is reported with the detail, leaves the client on its ACKed version and is not resent', async () => {
   await start();
   xds.setPool('shop/cart', input([10, 20]));
-  const s = new Stream();
+  const s = new AdsStream(address);
   s.send(TYPE.cluster, ['cart.shop'], undefined, undefined, goNode);
   s.send(TYPE.cluster, ['cart.shop'], await s.next(TYPE.cluster));
   await settle();
@@ -214,7 +170,7 @@ it('gives an Envoy its fleet listener on the address its bootstrap names, and ev
     key: 'shop/pay',
     match: { services: ['shop.Pay'], methods: [] },
   });
-  const s = new Stream();
+  const s = new AdsStream(address);
   const node = {
     id: 'envoy-1',
     cluster: 'edge',
@@ -239,7 +195,7 @@ it('gives an Envoy its fleet listener on the address its bootstrap names, and ev
 it('ignores a stale nonce', async () => {
   await start();
   xds.setPool('shop/cart', input([10]));
-  const s = new Stream();
+  const s = new AdsStream(address);
   s.send(TYPE.endpoint, ['cart.shop'], undefined, undefined, goNode);
   const first = await s.next(TYPE.endpoint);
   xds.setPool('shop/cart', input([10, 10]));
@@ -252,12 +208,12 @@ it('ignores a stale nonce', async () => {
 
 it('refuses a client without a node, and any client on a standby', async () => {
   await start();
-  const s = new Stream();
+  const s = new AdsStream(address);
   s.send(TYPE.listener, ['x']);
   await waitFor(() => s.error, { timeoutMs: 5000, what: 'the refusal' });
   expect(s.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
   serving = false;
-  const t = new Stream();
+  const t = new AdsStream(address);
   t.send(TYPE.listener, ['x'], undefined, undefined, goNode);
   await waitFor(() => t.error, { timeoutMs: 5000, what: 'the refusal' });
   expect(t.error?.code).toBe(grpc.status.UNAVAILABLE);
@@ -272,7 +228,7 @@ it('authenticates with the control API authenticator: no token, an unlisted acco
   const withToken = (t?: string) => {
     const md = new grpc.Metadata();
     if (t) md.set('authorization', `Bearer ${t}`);
-    const s = new Stream(md);
+    const s = new AdsStream(address, md);
     s.send(TYPE.listener, [], undefined, undefined, goNode);
     return s;
   };
