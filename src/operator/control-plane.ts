@@ -121,6 +121,7 @@ export class ControlPlane {
       log,
       pushIntervalMs: o.pushIntervalMs ?? 1000,
       serving,
+      registry,
     });
     this.xds.addToServer(this.server.server);
   }

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { RouterAuthenticator } from '../control/auth.js';
+import type { Registry } from 'prom-client';
+import { admitStream, type RouterAuthenticator } from '../control/auth.js';
 import { PushScheduler } from '../control/push-scheduler.js';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
@@ -9,7 +10,8 @@ import { XdsClients, type XdsClient, type XdsClientInfo, type XdsNack } from './
 import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } from './proto.js';
 import { XdsResources, type ResourceMutator } from './resources.js';
 import { XdsSession } from './session.js';
-import type { XdsPoolInput } from './types.js';
+import { XdsMetrics } from './metrics.js';
+import { SHORT, type TypeUrl, type XdsPoolInput } from './types.js';
 
 export interface XdsServerOptions {
   /** ServiceAccount-token authentication, the control API's own; required unless allowUnauthenticated. */
@@ -27,6 +29,8 @@ export interface XdsServerOptions {
   onNack?: (nack: XdsNack) => void;
   /** Clients connected or left. */
   onClientsChanged?: () => void;
+  /** Where sibyl_xds_* metrics go (the operator's registry). */
+  registry?: Registry;
   /** Tests only: change resources before they are encoded (see ResourceMutator). */
   mutate?: ResourceMutator;
 }
@@ -44,6 +48,7 @@ type Stream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 export class XdsServer {
   private readonly resources: XdsResources;
   private readonly registry: XdsClients;
+  private readonly metrics?: XdsMetrics;
   private generation = 0;
   private seq = 0;
 
@@ -52,6 +57,7 @@ export class XdsServer {
       throw new Error('XdsServer needs an authenticator, or allowUnauthenticated for local runs');
     this.resources = new XdsResources(o.mutate);
     this.registry = new XdsClients(this.resources);
+    if (o.registry) this.metrics = new XdsMetrics(o.registry, () => this.registry.all());
   }
 
   /** Adds the ADS service to `server` (the control API's), before it binds. */
@@ -92,23 +98,13 @@ export class XdsServer {
   }
 
   private async stream(call: Stream): Promise<void> {
-    if (this.o.serving && !this.o.serving())
-      return this.fail(call, grpc.status.UNAVAILABLE, 'this operator replica is a standby; try the leader');
-    let account = '';
-    if (this.o.auth && !this.o.allowUnauthenticated) {
-      let auth;
-      try {
-        auth = await this.o.auth.check(call.metadata);
-      } catch (e) {
-        this.o.log.warn({ err: errorMessage(e) }, 'xds: token review failed');
-        return this.fail(call, grpc.status.UNAVAILABLE, `cannot review the token now: ${errorMessage(e)}`);
-      }
-      if (!auth.ok) {
-        this.o.log.warn({ account: auth.username, reason: auth.message }, 'xds client refused');
-        return this.fail(call, auth.code ?? grpc.status.UNAUTHENTICATED, auth.message ?? 'refused');
-      }
-      account = auth.username ?? '';
-    }
+    const account = await admitStream(call, {
+      ...(this.o.serving ? { serving: this.o.serving } : {}),
+      ...(this.o.auth && !this.o.allowUnauthenticated ? { auth: this.o.auth } : {}),
+      log: this.o.log,
+      client: 'xds client',
+    });
+    if (account === undefined) return;
     let client: XdsClient | undefined;
     const session = new XdsSession();
     const push = (types: readonly string[]) => {
@@ -116,7 +112,9 @@ export class XdsServer {
       const all = this.resources.all(client.view, client.fleet);
       for (const type of types) {
         const res = session.respond(type, all, this.generation);
-        if (res) call.write(res);
+        if (!res) continue;
+        call.write(res);
+        this.metrics?.responses.inc({ kind: client.kind, type: SHORT[type as TypeUrl] ?? type });
       }
     };
     call.on('data', (req: DiscoveryRequest) => {
@@ -144,7 +142,14 @@ export class XdsServer {
           { node: client.node.id, type: req.type_url, detail: nack.detail },
           'xds client refused',
         );
-        for (const n of this.registry.nacked(client, nack)) this.o.onNack?.(n);
+        for (const n of this.registry.nacked(client, nack)) {
+          this.metrics?.rejected.inc({
+            pool: n.pool,
+            kind: n.client.kind,
+            type: SHORT[n.typeUrl as TypeUrl] ?? n.typeUrl,
+          });
+          this.o.onNack?.(n);
+        }
       }
       push([req.type_url]);
     });

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import { RouterAuthenticator } from '../../../src/control/auth.js';
 import { ManualTimers } from '../../../src/util/timers.js';
@@ -66,6 +67,17 @@ function input(weights: number[], extra: Partial<XdsPoolInput> = {}): XdsPoolInp
 const goNode = { id: 'go-1', cluster: 'c', user_agent_name: 'gRPC Go' };
 const settle = () => new Promise((r) => setTimeout(r, 150));
 
+/** A server with the pool, and a grpc-go-like stream that asked for its `type` and ACKed the answer. */
+async function subscribed(type: string, o: Partial<XdsServerOptions> = {}): Promise<AdsStream> {
+  await start(o);
+  xds.setPool('shop/cart', input([10, 20]));
+  const s = new AdsStream(address);
+  s.send(type, ['cart.shop'], undefined, undefined, goNode);
+  s.send(type, ['cart.shop'], await s.next(type));
+  await settle();
+  return s;
+}
+
 it('serves a proxyless client its pool by name, records ACKs per type and shows the pool as current', async () => {
   await start();
   xds.setPool('shop/cart', input([10, 20]));
@@ -96,12 +108,7 @@ it('serves a proxyless client its pool by name, records ACKs per type and shows 
 });
 
 it('pushes urgent changes at once and coalesces routine ones to one per push interval', async () => {
-  await start();
-  xds.setPool('shop/cart', input([10, 20]));
-  const s = new AdsStream(address);
-  s.send(TYPE.endpoint, ['cart.shop'], undefined, undefined, goNode);
-  s.send(TYPE.endpoint, ['cart.shop'], await s.next(TYPE.endpoint));
-  await settle();
+  const s = await subscribed(TYPE.endpoint);
   // Weights alone are routine: the first goes (no push yet this interval), the next two wait.
   xds.setPool('shop/cart', input([5, 20]));
   await s.next(TYPE.endpoint, 2);
@@ -128,19 +135,11 @@ it('pushes urgent changes at once and coalesces routine ones to one per push int
   s.call.end();
 });
 
-it('a NACK is reported with the detail, leaves the client on its ACKed version and is not resent', async () => {
-  await start();
-  xds.setPool('shop/cart', input([10, 20]));
-  const s = new AdsStream(address);
-  s.send(TYPE.cluster, ['cart.shop'], undefined, undefined, goNode);
-  s.send(TYPE.cluster, ['cart.shop'], await s.next(TYPE.cluster));
-  await settle();
+it('a NACK is reported with the detail and counted, leaves the client on its ACKed version and is not resent', async () => {
+  const registry = new Registry();
+  const s = await subscribed(TYPE.cluster, { registry });
   const budget = (budgetPercent: number) =>
-    resolvePoolSpec({
-      endpoints: [{ address: 'a:1' }],
-
-      retries: { budgetPercent },
-    });
+    resolvePoolSpec({ endpoints: [{ address: 'a:1' }], retries: { budgetPercent } });
   xds.setPool('shop/cart', input([10, 20], { spec: budget(50) }));
   const second = await s.next(TYPE.cluster, 2);
   s.send(TYPE.cluster, ['cart.shop'], second, 'cluster cart.shop: no thanks');
@@ -154,6 +153,9 @@ it('a NACK is reported with the detail, leaves the client on its ACKed version a
   });
   expect(xds.clients()[0]?.types.CDS).toMatchObject({ acked: '1', sent: second.version_info });
   expect(xds.pool('shop/cart')?.clients[0]?.current).toBe(false);
+  const metrics = await registry.metrics();
+  expect(metrics).toContain('sibyl_xds_rejected_total{pool="shop/cart",kind="grpc-go",type="CDS"} 1');
+  expect(metrics).toContain('sibyl_xds_clients{kind="grpc-go"} 1');
   timers.advance(5000);
   await settle();
   expect(s.count(TYPE.cluster)).toBe(2);
