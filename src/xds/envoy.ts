@@ -57,7 +57,7 @@ function poolRoutes(pool: XdsPoolInput): { exact: Msg[]; prefix: Msg[] } {
     ? { typed_per_filter_config: { [adaptiveFilterName(pool)]: packAny(FILTER_CONFIG, {}) } }
     : {};
   const route = (match: Msg, hedged: boolean): Msg => ({
-    name: `${pool.key}${'path' in match ? ` ${String(match.path)}` : ` ${String(match.prefix)}`}`,
+    name: `${pool.key} ${String(match.path ?? match.prefix)}`,
     match,
     route: envoyAction(pool, hedged),
     ...enable,

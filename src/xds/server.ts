@@ -4,9 +4,9 @@ import type { Registry } from 'prom-client';
 import { admitStream, type RouterAuthenticator } from '../control/auth.js';
 import { PushScheduler } from '../control/push-scheduler.js';
 import type { Clock } from '../util/clock.js';
-import { errorMessage } from '../util/errors.js';
+import { SibylError, errorMessage } from '../util/errors.js';
 import type { Timers } from '../util/timers.js';
-import { XdsClients, type XdsClient, type XdsClientInfo, type XdsNack } from './clients.js';
+import { XdsClients, type XdsClient, type XdsClientInfo, type XdsNack, type XdsPoolView } from './clients.js';
 import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } from './proto.js';
 import { XdsResources, type ResourceMutator } from './resources.js';
 import { XdsSession } from './session.js';
@@ -47,17 +47,20 @@ type Stream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
  */
 export class XdsServer {
   private readonly resources: XdsResources;
-  private readonly registry: XdsClients;
+  private readonly connected: XdsClients;
   private readonly metrics?: XdsMetrics;
   private generation = 0;
   private seq = 0;
 
   constructor(private readonly o: XdsServerOptions) {
     if (!o.auth && !o.allowUnauthenticated)
-      throw new Error('XdsServer needs an authenticator, or allowUnauthenticated for local runs');
+      throw new SibylError(
+        'ERR_CONFIG_INVALID',
+        'the xDS server needs an authenticator, or allowUnauthenticated for local runs',
+      );
     this.resources = new XdsResources(o.mutate);
-    this.registry = new XdsClients(this.resources);
-    if (o.registry) this.metrics = new XdsMetrics(o.registry, () => this.registry.all());
+    this.connected = new XdsClients(this.resources);
+    if (o.registry) this.metrics = new XdsMetrics(o.registry, () => this.connected.all());
   }
 
   /** Adds the ADS service to `server` (the control API's), before it binds. */
@@ -72,22 +75,22 @@ export class XdsServer {
     const { changed, urgent } = this.resources.set(key, input);
     if (!changed) return;
     this.generation++;
-    for (const c of this.registry.all()) c.scheduler.notify(urgent);
+    for (const c of this.connected.all()) c.scheduler.notify(urgent);
   }
 
   /** Connected clients: kind, node, versions acknowledged and the last refusal per type. */
   clients(): XdsClientInfo[] {
-    return this.registry.info();
+    return this.connected.info();
   }
 
   /** What the data planes have of one pool (for `kubectl describe bp`). */
-  pool(key: string) {
-    return this.registry.pool(key);
+  pool(key: string): XdsPoolView | undefined {
+    return this.connected.pool(key);
   }
 
   /** Ends every stream (the gRPC server itself belongs to the caller). */
   close(): void {
-    for (const c of this.registry.all()) {
+    for (const c of this.connected.all()) {
       c.scheduler.stop();
       c.call.end();
     }
@@ -124,7 +127,7 @@ export class XdsServer {
         const scheduler = new PushScheduler(this.o.pushIntervalMs ?? 1000, this.o.clock, this.o.timers, () =>
           push(session.requested()),
         );
-        client = this.registry.add({
+        client = this.connected.add({
           id: `${++this.seq}`,
           node: req.node,
           account,
@@ -133,6 +136,11 @@ export class XdsServer {
           scheduler,
         });
         this.o.log.info({ node: req.node.id, kind: client.kind, account }, 'xds client connected');
+        if (client.view === 'envoy' && !client.fleet)
+          this.o.log.warn(
+            { node: req.node.id },
+            'an Envoy without node metadata sibyl.dev/listen gets clusters but no listener (use sibyl xds-bootstrap)',
+          );
         this.o.onClientsChanged?.();
       }
       const { outcome, nack } = session.receive(req);
@@ -142,7 +150,7 @@ export class XdsServer {
           { node: client.node.id, type: req.type_url, detail: nack.detail },
           'xds client refused',
         );
-        for (const n of this.registry.nacked(client, nack)) {
+        for (const n of this.connected.nacked(client, nack)) {
           this.metrics?.rejected.inc({
             pool: n.pool,
             kind: n.client.kind,
@@ -156,7 +164,7 @@ export class XdsServer {
     const end = () => {
       if (!client) return;
       client.scheduler.stop();
-      this.registry.remove(client);
+      this.connected.remove(client);
       this.o.log.info({ node: client.node.id }, 'xds client left');
       client = undefined;
       this.o.onClientsChanged?.();

@@ -60,7 +60,6 @@ export const TYPE = {
   endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
 } as const;
 export type TypeUrl = (typeof TYPE)[keyof typeof TYPE];
-export const TYPE_URLS: readonly TypeUrl[] = Object.values(TYPE);
 export const SHORT: Record<TypeUrl, string> = {
   [TYPE.listener]: 'LDS',
   [TYPE.route]: 'RDS',
@@ -70,8 +69,7 @@ export const SHORT: Record<TypeUrl, string> = {
 
 /**
  * Resource names. A proxyless client dials xds:///NAME.NAMESPACE, which asks for the Listener of that
- * name; the pool's Cluster and ClusterLoadAssignment share it. Kubernetes names hold no dots in a
- * namespace, so the last dot splits them back.
+ * name; the pool's Cluster and ClusterLoadAssignment share it, for Envoys too.
  */
 export function resourceName(key: string): string {
   const [ns, name] = key.split('/') as [string, string];
