@@ -106,7 +106,8 @@ export class XdsClients {
 
   /**
    * The pools a refusal concerns: those whose resources changed in the refused response (narrowed to
-   * the ones the client's error names, when it names any); the fleet listener concerns every pool on it.
+   * the ones the client's error names, when it names any); the fleet's listener and routes concern
+   * every pool on them.
    */
   nacked(c: XdsClient, nack: NackRecord): XdsNack[] {
     const named = nack.names.filter((n) => nack.detail.includes(n));
@@ -136,14 +137,17 @@ export class XdsClients {
     const byKind: Partial<Record<XdsClientKind, number>> = {};
     for (const c of this.clients.values()) {
       const all = this.resources.all(c.view, c.fleet);
+      const fleet = c.view === 'envoy' && c.fleet ? envoyListenerName(c.fleet.name) : undefined;
       const mine: [TypeUrl, string][] = [
-        [TYPE.listener, c.view === 'envoy' && c.fleet ? envoyListenerName(c.fleet.name) : name],
+        [TYPE.listener, fleet ?? name],
+        ...(fleet ? [[TYPE.route, fleet] as [TypeUrl, string]] : []),
         [TYPE.cluster, name],
         [TYPE.endpoint, name],
       ];
       const wanted = mine.filter(([t, n]) => c.session.wants(t, n) && all.get(t)?.has(n));
-      if (!wanted.some(([t]) => t !== TYPE.listener) && c.view === 'envoy') continue;
-      if (wanted.length === 0) continue;
+      // An Envoy has every listener and route; it concerns the pool when it has the pool's cluster.
+      const concerned = c.view === 'envoy' ? wanted.some(([t]) => t === TYPE.cluster) : wanted.length > 0;
+      if (!concerned) continue;
       const current = wanted.every(([t, n]) => c.session.has(t, n, all.get(t)?.get(n)?.hash ?? ''));
       clients.push({ ...infoOf(c), current });
       byKind[c.kind] = (byKind[c.kind] ?? 0) + 1;

@@ -1,5 +1,5 @@
 import { parseListenAddress } from '../grpc/address.js';
-import { packAny } from './proto.js';
+import { packAny, type AnyMessage } from './proto.js';
 import { circuitBreakers } from './proxyless.js';
 import { duration, envoyAction, matchRoutes, type Msg } from './routes.js';
 import { envoyListenerName, resourceName, type EnvoyFleet, type XdsPoolInput } from './types.js';
@@ -21,7 +21,11 @@ const adaptiveFilterName = (pool: XdsPoolInput) => `sibyl.adaptive_concurrency.$
 function adaptiveConcurrency(pool: XdsPoolInput): Msg | undefined {
   const c = pool.spec.concurrency;
   if (!c) return undefined;
-  const n = Math.max(1, pool.endpoints.filter((e) => e.ready).length);
+  // The filter lives in the listener, and Envoy applies a changed listener to new connections only
+  // (old ones drain): the endpoint count is rounded up to a power of two so that scaling by one pod
+  // seldom rewrites it.
+  const ready = Math.max(1, pool.endpoints.filter((e) => e.ready).length);
+  const n = 2 ** Math.ceil(Math.log2(ready));
   return {
     gradient_controller_config: {
       sample_aggregate_percentile: { value: 90 },
@@ -41,11 +45,20 @@ function adaptiveConcurrency(pool: XdsPoolInput): Msg | undefined {
 }
 
 /**
- * The pool's routes on an Envoy listener. Idempotent methods the pool serves get routes of their own
- * that hedge; a pool with a concurrency limit turns its adaptive concurrency filter on for its routes
- * (the filter sits in the chain disabled, one per such pool).
+ * `typed_per_filter_config` turning off these adaptive concurrency filters on a route. Envoy can turn
+ * a filter off per route with an empty FilterConfig, but turning one on per route needs a per-route
+ * config the adaptive concurrency filter does not have ("Empty route/virtual host per filter
+ * configuration", Envoy 1.40): so every pool's filter is on in the chain and off on every other
+ * pool's routes.
  */
-function poolRoutes(pool: XdsPoolInput): { exact: Msg[]; prefix: Msg[] } {
+function disable(names: readonly string[]): Msg {
+  if (names.length === 0) return {};
+  const off = packAny(FILTER_CONFIG, { disabled: true });
+  return { typed_per_filter_config: Object.fromEntries(names.map((n) => [n, off])) };
+}
+
+/** The pool's routes on an Envoy listener. Idempotent methods it serves get hedged routes of their own. */
+function poolRoutes(pool: XdsPoolInput, adaptive: readonly string[]): { exact: Msg[]; prefix: Msg[] } {
   const { exact, prefix } = matchRoutes(pool);
   const hedging = pool.spec.hedging.enabled;
   const idempotent = new Set(hedging ? pool.spec.idempotentMethods : []);
@@ -53,14 +66,12 @@ function poolRoutes(pool: XdsPoolInput): { exact: Msg[]; prefix: Msg[] } {
   const extra = [...idempotent]
     .filter((m) => !pool.match.methods.includes(m) && services.has(m.split('/')[1] ?? ''))
     .map((m) => ({ path: m }));
-  const enable = pool.spec.concurrency
-    ? { typed_per_filter_config: { [adaptiveFilterName(pool)]: packAny(FILTER_CONFIG, {}) } }
-    : {};
+  const others = disable(adaptive.filter((n) => n !== adaptiveFilterName(pool)));
   const route = (match: Msg, hedged: boolean): Msg => ({
     name: `${pool.key} ${String(match.path ?? match.prefix)}`,
     match,
     route: envoyAction(pool, hedged),
-    ...enable,
+    ...others,
   });
   return {
     exact: [...exact, ...extra].map((m) => route(m, idempotent.has(String(m.path)))),
@@ -68,14 +79,28 @@ function poolRoutes(pool: XdsPoolInput): { exact: Msg[]; prefix: Msg[] } {
   };
 }
 
+/** The pools' adaptive concurrency filters, one per pool with a concurrency limit, by key order. */
+function adaptiveFilters(sorted: readonly XdsPoolInput[]): { name: string; typed_config: AnyMessage }[] {
+  return sorted.flatMap((p) => {
+    const config = adaptiveConcurrency(p);
+    return config ? [{ name: adaptiveFilterName(p), typed_config: packAny(ADAPTIVE, config) }] : [];
+  });
+}
+
+const byKey = (pools: readonly XdsPoolInput[]) => [...pools].sort((a, b) => a.key.localeCompare(b.key));
+
 /**
- * One listener per Envoy fleet, on the address its bootstrap names: an HttpConnectionManager routing
- * by gRPC method to each pool's cluster, every pool's exact methods before any service (the router's
- * order). A method or service two pools claim goes to the first by key.
+ * The fleet's routes (RDS, so a change reaches connections already open: a listener's inline routes
+ * would reach only new ones, old connections keeping the old listener until drained): by gRPC method
+ * to each pool's cluster, every pool's exact methods before any service (the router's order). A
+ * method or service two pools claim goes to the first by key. A call no pool matches ends in a 404
+ * (UNIMPLEMENTED to a gRPC client) that no adaptive concurrency filter samples, so its quick answer
+ * does not lower any pool's minimum RTT.
  */
-export function envoyListener(fleet: EnvoyFleet, pools: readonly XdsPoolInput[]): Msg {
-  const sorted = [...pools].sort((a, b) => a.key.localeCompare(b.key));
-  const parts = sorted.map(poolRoutes);
+export function envoyRoutes(fleet: EnvoyFleet, pools: readonly XdsPoolInput[]): Msg {
+  const sorted = byKey(pools);
+  const adaptive = adaptiveFilters(sorted).map((f) => f.name);
+  const parts = sorted.map((p) => poolRoutes(p, adaptive));
   const claimed = new Set<string>();
   const unclaimed = (r: Msg) => {
     const m = r.match as Msg;
@@ -84,19 +109,27 @@ export function envoyListener(fleet: EnvoyFleet, pools: readonly XdsPoolInput[])
     claimed.add(key);
     return true;
   };
-  const routes = [...parts.flatMap((p) => p.exact), ...parts.flatMap((p) => p.prefix)].filter(unclaimed);
-  const filters = sorted.flatMap((p) => {
-    const config = adaptiveConcurrency(p);
-    return config
-      ? [{ name: adaptiveFilterName(p), typed_config: packAny(ADAPTIVE, config), disabled: true }]
-      : [];
-  });
+  const routes = [
+    ...[...parts.flatMap((p) => p.exact), ...parts.flatMap((p) => p.prefix)].filter(unclaimed),
+    { name: 'no pool', match: { prefix: '/' }, direct_response: { status: 404 }, ...disable(adaptive) },
+  ];
+  return { name: envoyListenerName(fleet.name), virtual_hosts: [{ name: 'grpc', domains: ['*'], routes }] };
+}
+
+/**
+ * One listener per Envoy fleet, on the address its bootstrap names: an HttpConnectionManager with the
+ * pools' adaptive concurrency filters and the router, taking its routes by RDS (envoyRoutes).
+ */
+export function envoyListener(fleet: EnvoyFleet, pools: readonly XdsPoolInput[]): Msg {
   const name = envoyListenerName(fleet.name);
   const hcm = {
     stat_prefix: 'sibyl',
     codec_type: 'AUTO',
-    route_config: { name, virtual_hosts: [{ name: 'grpc', domains: ['*'], routes }] },
-    http_filters: [...filters, { name: 'envoy.filters.http.router', typed_config: packAny(ROUTER, {}) }],
+    rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
+    http_filters: [
+      ...adaptiveFilters(byKey(pools)),
+      { name: 'envoy.filters.http.router', typed_config: packAny(ROUTER, {}) },
+    ],
   };
   const { host, port } = parseListenAddress(fleet.listen, 'node metadata sibyl.dev/listen');
   return {

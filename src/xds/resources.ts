@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { WirePool } from '../control/messages.js';
 import { isUrgent } from '../control/urgency.js';
 import { clusterLoadAssignment } from './endpoints.js';
-import { envoyCluster, envoyListener } from './envoy.js';
+import { envoyCluster, envoyListener, envoyRoutes } from './envoy.js';
 import { packAny, type AnyMessage } from './proto.js';
 import { proxylessCluster, proxylessListener, stockPolicy, type StockPolicy } from './proxyless.js';
 import type { Msg } from './routes.js';
@@ -51,7 +51,7 @@ const TYPE_NAMES: Record<TypeUrl, string> = {
 export class XdsResources {
   private readonly pools = new Map<string, PoolEntry>();
   private readonly weights = new Map<string, PoolWeights>();
-  private readonly fleets = new Map<string, { generation: number; listener: Encoded }>();
+  private readonly fleets = new Map<string, { generation: number; built: readonly [Encoded, Encoded] }>();
   private readonly byName = new Map<string, string>();
   private generation = 0;
 
@@ -102,6 +102,7 @@ export class XdsResources {
   all(view: XdsView, fleet?: EnvoyFleet): ResourceSet {
     const out = new Map<TypeUrl, Map<string, Encoded>>([
       [TYPE.listener, new Map()],
+      [TYPE.route, new Map()],
       [TYPE.cluster, new Map()],
       [TYPE.endpoint, new Map()],
     ]);
@@ -111,25 +112,25 @@ export class XdsResources {
     for (const p of admitted)
       for (const [type, r] of view === 'proxyless' ? p.proxyless : p.envoy) out.get(type)?.set(r.name, r);
     if (view === 'envoy' && fleet) {
-      const l = this.fleetListener(fleet, admitted);
-      out.get(TYPE.listener)?.set(l.name, l);
+      const [listener, routes] = this.fleetResources(fleet, admitted);
+      out.get(TYPE.listener)?.set(listener.name, listener);
+      out.get(TYPE.route)?.set(routes.name, routes);
     }
     return out;
   }
 
-  private fleetListener(fleet: EnvoyFleet, pools: readonly PoolEntry[]): Encoded {
+  /** The fleet's Listener and RouteConfiguration, built once per generation. */
+  private fleetResources(fleet: EnvoyFleet, pools: readonly PoolEntry[]): readonly [Encoded, Encoded] {
     const id = `${fleet.name}\n${fleet.listen}\n${fleet.namespace}`;
     const cached = this.fleets.get(id);
-    if (cached?.generation === this.generation) return cached.listener;
-    const listener = this.encode(
-      TYPE.listener,
-      envoyListener(
-        fleet,
-        pools.map((p) => p.input),
-      ),
-    );
-    this.fleets.set(id, { generation: this.generation, listener });
-    return listener;
+    if (cached?.generation === this.generation) return cached.built;
+    const inputs = pools.map((p) => p.input);
+    const built = [
+      this.encode(TYPE.listener, envoyListener(fleet, inputs)),
+      this.encode(TYPE.route, envoyRoutes(fleet, inputs)),
+    ] as const;
+    this.fleets.set(id, { generation: this.generation, built });
+    return built;
   }
 
   private build(input: XdsPoolInput, weights: ReadonlyMap<string, number>): PoolEntry {

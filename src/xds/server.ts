@@ -6,10 +6,22 @@ import { PushScheduler } from '../control/push-scheduler.js';
 import type { Clock } from '../util/clock.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import type { Timers } from '../util/timers.js';
-import { XdsClients, type XdsClient, type XdsClientInfo, type XdsNack, type XdsPoolView } from './clients.js';
-import { adsServiceDefinition, type DiscoveryRequest, type DiscoveryResponse } from './proto.js';
+import {
+  XdsClients,
+  kindOf,
+  type XdsClient,
+  type XdsClientInfo,
+  type XdsNack,
+  type XdsPoolView,
+} from './clients.js';
+import {
+  adsServiceDefinition,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+  type XdsNode,
+} from './proto.js';
 import { XdsResources, type ResourceMutator } from './resources.js';
-import { XdsSession } from './session.js';
+import { XdsSession, type NackRecord } from './session.js';
 import { XdsMetrics } from './metrics.js';
 import { SHORT, type TypeUrl, type XdsPoolInput } from './types.js';
 
@@ -96,6 +108,45 @@ export class XdsServer {
     }
   }
 
+  private connect(node: XdsNode, account: string, call: Stream): XdsClient {
+    const session = new XdsSession(kindOf(node) === 'envoy');
+    const scheduler = new PushScheduler(this.o.pushIntervalMs ?? 1000, this.o.clock, this.o.timers, () =>
+      this.push(client),
+    );
+    const client = this.connected.add({ id: `${++this.seq}`, node, account, session, call, scheduler });
+    this.o.log.info({ node: node.id, kind: client.kind, account }, 'xds client connected');
+    if (client.view === 'envoy' && !client.fleet)
+      this.o.log.warn(
+        { node: node.id },
+        'an Envoy without node metadata sibyl.dev/listen gets clusters but no listener (use sibyl xds-bootstrap)',
+      );
+    this.o.onClientsChanged?.();
+    return client;
+  }
+
+  /** Sends the client every type it asked for whose content changed for it. */
+  private push(c: XdsClient): void {
+    const all = this.resources.all(c.view, c.fleet);
+    for (const type of c.session.requested()) {
+      const res = c.session.respond(type, all, this.generation);
+      if (!res) continue;
+      c.call.write(res);
+      this.metrics?.responses.inc({ kind: c.kind, type: SHORT[type as TypeUrl] ?? type });
+    }
+  }
+
+  private refused(c: XdsClient, nack: NackRecord): void {
+    this.o.log.warn({ node: c.node.id, type: nack.typeUrl, detail: nack.detail }, 'xds client refused');
+    for (const n of this.connected.nacked(c, nack)) {
+      this.metrics?.rejected.inc({
+        pool: n.pool,
+        kind: n.client.kind,
+        type: SHORT[n.typeUrl as TypeUrl] ?? n.typeUrl,
+      });
+      this.o.onNack?.(n);
+    }
+  }
+
   private fail(call: Stream, code: grpc.status, details: string): void {
     call.emit('error', { code, details, metadata: new grpc.Metadata() });
   }
@@ -109,57 +160,16 @@ export class XdsServer {
     });
     if (account === undefined) return;
     let client: XdsClient | undefined;
-    const session = new XdsSession();
-    const push = (types: readonly string[]) => {
-      if (!client) return;
-      const all = this.resources.all(client.view, client.fleet);
-      for (const type of types) {
-        const res = session.respond(type, all, this.generation);
-        if (!res) continue;
-        call.write(res);
-        this.metrics?.responses.inc({ kind: client.kind, type: SHORT[type as TypeUrl] ?? type });
-      }
-    };
     call.on('data', (req: DiscoveryRequest) => {
       if (!client) {
         if (!req.node)
           return this.fail(call, grpc.status.INVALID_ARGUMENT, 'the first request must carry node');
-        const scheduler = new PushScheduler(this.o.pushIntervalMs ?? 1000, this.o.clock, this.o.timers, () =>
-          push(session.requested()),
-        );
-        client = this.connected.add({
-          id: `${++this.seq}`,
-          node: req.node,
-          account,
-          session,
-          call,
-          scheduler,
-        });
-        this.o.log.info({ node: req.node.id, kind: client.kind, account }, 'xds client connected');
-        if (client.view === 'envoy' && !client.fleet)
-          this.o.log.warn(
-            { node: req.node.id },
-            'an Envoy without node metadata sibyl.dev/listen gets clusters but no listener (use sibyl xds-bootstrap)',
-          );
-        this.o.onClientsChanged?.();
+        client = this.connect(req.node, account, call);
       }
-      const { outcome, nack } = session.receive(req);
+      const { outcome, nack } = client.session.receive(req);
       if (outcome === 'stale') return;
-      if (nack) {
-        this.o.log.warn(
-          { node: client.node.id, type: req.type_url, detail: nack.detail },
-          'xds client refused',
-        );
-        for (const n of this.connected.nacked(client, nack)) {
-          this.metrics?.rejected.inc({
-            pool: n.pool,
-            kind: n.client.kind,
-            type: SHORT[n.typeUrl as TypeUrl] ?? n.typeUrl,
-          });
-          this.o.onNack?.(n);
-        }
-      }
-      push([req.type_url]);
+      if (nack) this.refused(client, nack);
+      this.push(client);
     });
     const end = () => {
       if (!client) return;

@@ -31,6 +31,8 @@ interface TypeState {
 
 export type RequestOutcome = 'request' | 'ack' | 'nack' | 'stale';
 
+const ORDER: readonly string[] = [TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route];
+
 /** Types whose responses carry every subscribed resource, so an empty first request means "all". */
 const FULL_STATE = new Set<string>([TYPE.listener, TYPE.cluster]);
 
@@ -48,6 +50,14 @@ const FULL_STATE = new Set<string>([TYPE.listener, TYPE.cluster]);
 export class XdsSession {
   private readonly types = new Map<string, TypeState>();
   private nonce = 0;
+
+  /**
+   * `rewarm`: the client rebuilds a cluster it is sent anew and waits for that cluster's
+   * ClusterLoadAssignment before using it (Envoy's cluster warming), so a changed Cluster is followed
+   * by the EDS response again even when the assignment did not change. Without it Envoy waits out its
+   * initial fetch timeout (15 s) and then falls back to its EDS cache.
+   */
+  constructor(private readonly rewarm = false) {}
 
   receive(req: DiscoveryRequest): { outcome: RequestOutcome; nack?: NackRecord } {
     const type = req.type_url;
@@ -74,9 +84,13 @@ export class XdsSession {
     return { outcome: 'ack' };
   }
 
-  /** The types this client asked for. */
+  /** The types this client asked for, clusters before endpoints before listeners (make before use). */
   requested(): string[] {
-    return [...this.types.keys()];
+    const rank = (t: string) => {
+      const i = ORDER.indexOf(t);
+      return i < 0 ? ORDER.length : i;
+    };
+    return [...this.types.keys()].sort((a, b) => rank(a) - rank(b));
   }
 
   /**
@@ -99,6 +113,11 @@ export class XdsSession {
       .update(`${subscription}|${chosen.map((r) => `${r.name}=${r.hash}`).join(',')}`)
       .digest('base64url');
     if (st.sent?.hash === hash) return undefined;
+    const before = st.sent?.resources;
+    if (this.rewarm && type === TYPE.cluster && before && chosen.some((r) => before.get(r.name) !== r.hash)) {
+      const eds = this.types.get(TYPE.endpoint);
+      if (eds?.sent) eds.sent = { ...eds.sent, hash: '' };
+    }
     const base = String(generation);
     const prev = st.sent?.version;
     const version =

@@ -1,4 +1,5 @@
 import type { Backend } from '../../../src/tools/backend/server.js';
+import type { XdsNack } from '../../../src/xds/clients.js';
 import { demoClient, echo, startBackends, type DemoClient } from '../../support/grpc.js';
 import { waitFor } from '../../support/wait.js';
 import { EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
@@ -13,14 +14,17 @@ let backends: Backend[];
 let ads: Ads;
 let envoy: EnvoyProcess;
 let client: DemoClient;
+const nacks: XdsNack[] = [];
 
-/** `n` sequential calls through Envoy: calls per backend, and failures by code. */
+/** `n` sequential calls through Envoy: calls per backend, failures by code, the slowest call. */
 async function calls(
   n: number,
-): Promise<{ backends: Record<string, number>; errors: Record<string, number> }> {
-  const out = { backends: {} as Record<string, number>, errors: {} as Record<string, number> };
+): Promise<{ backends: Record<string, number>; errors: Record<string, number>; maxMs: number }> {
+  const out = { backends: {} as Record<string, number>, errors: {} as Record<string, number>, maxMs: 0 };
   for (let i = 0; i < n; i++) {
+    const t0 = Date.now();
     const r = await echo(client, {}, { deadlineMs: 5000 });
+    out.maxMs = Math.max(out.maxMs, Date.now() - t0);
     if (r.error) out.errors[r.error.code] = (out.errors[r.error.code] ?? 0) + 1;
     else {
       const b = String(r.headers?.get('x-sibyl-backend')[0]);
@@ -32,7 +36,7 @@ async function calls(
 
 beforeAll(async () => {
   backends = await startBackends(3);
-  ads = await startAds();
+  ads = await startAds({ onNack: (n) => nacks.push(n) });
   ads.xds.setPool(KEY, poolInput(KEY, backends));
   envoy = await EnvoyProcess.create('envoy-main', 301, {
     server: ads.address,
@@ -118,6 +122,56 @@ it('DRAINING is honoured within a second of a breaker opening', async () => {
   expect(lastOnB1 - opened).toBeLessThan(1000);
   expect(after.filter((s) => s.code !== 0)).toEqual([]);
   expect(after.filter((s) => s.at > opened + 1000 && s.backend === 'b1')).toEqual([]);
+});
+
+it('takes every policy a spec sets; retries UNAVAILABLE on another backend, hedges a slow one, limits concurrency', async () => {
+  ads.xds.setPool(
+    KEY,
+    poolInput(KEY, backends, {
+      timeout: '3s',
+      retries: { maxAttempts: 3, retryOn: ['unavailable', 'internal', 'aborted'], budgetPercent: 50 },
+      hedging: { enabled: true, delay: '40ms' },
+      idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
+      concurrency: { minLimit: 2, maxLimit: 50 },
+      circuitBreaker: { failureThreshold: 1000 }, // outlier ejection would hide the retries
+    }),
+  );
+  await waitFor(() => ads.xds.pool(KEY)?.clients[0]?.current, { what: 'Envoy to ACK the full spec' });
+  expect(nacks).toEqual([]);
+  // The changed cluster warms on the ClusterLoadAssignment sent again with it, not on a 15 s timeout.
+  await waitFor(
+    async () =>
+      JSON.stringify(
+        JSON.parse(await envoy.adminGet('/config_dump?resource=dynamic_active_clusters')),
+      ).includes('"consecutive_5xx":1000'),
+    { timeoutMs: 10_000, what: 'the changed cluster to be active' },
+  );
+  expect(await envoy.adminGet('/stats?filter=init_fetch_timeout')).not.toMatch(/: [1-9]/);
+  try {
+    backends[1]!.state.update({ errorRate: 1 });
+    const retried = await calls(60);
+    console.log(`Envoy with b1 failing: ${JSON.stringify(retried)}`);
+    // Without retries a third of the calls would fail on b1; retried on other backends, (almost) none do.
+    expect(Object.values(retried.errors).reduce((a, n) => a + n, 0)).toBeLessThanOrEqual(3);
+    expect(Object.keys(retried.backends)).not.toContain('b1');
+    backends[1]!.state.update({ errorRate: 0, latencyMs: 5 });
+    backends[0]!.state.update({ latencyMs: 5 });
+    backends[2]!.state.update({ latencyMs: 600 });
+    const hedged = await calls(40);
+    console.log(`Envoy with b2 at 600 ms, hedging after 40 ms: ${JSON.stringify(hedged)}`);
+    expect(hedged.errors).toEqual({});
+    expect(hedged.maxMs).toBeLessThan(450); // b2's calls hedged on another backend
+    // The pool's adaptive concurrency filter, new in the listener, runs on connections opened since
+    // (Envoy keeps a connection on the listener it was accepted by): it measures a minimum RTT.
+    backends[2]!.state.update({ latencyMs: 5 });
+    const fresh = demoClient(envoy.listen, { 'grpc.use_local_subchannel_pool': 1 }); // a new connection
+    for (let i = 0; i < 60; i++) expect((await echo(fresh, {}, { deadlineMs: 5000 })).error).toBeUndefined();
+    fresh.close();
+    const stats = await envoy.adminGet('/stats?filter=adaptive_concurrency');
+    expect(Number(/gradient_controller\.min_rtt_msecs: (\d+)/.exec(stats)?.[1])).toBeGreaterThan(0);
+  } finally {
+    for (const b of backends) b.state.update({ latencyMs: 0, errorRate: 0 });
+  }
 });
 
 it('an Envoy restart resyncs: the new process gets its listener and clusters and routes', async () => {

@@ -121,6 +121,40 @@ it('DRAINING is honoured within a second of a breaker opening', async () => {
   );
 });
 
+it('every policy a spec sets passes grpc-go; its retries (gRFC A44) take UNAVAILABLE elsewhere', async () => {
+  ads.xds.setPool(
+    KEY,
+    poolInput(KEY, backends, {
+      timeout: '3s',
+      retries: { maxAttempts: 3, retryOn: ['unavailable', 'internal', 'unknown'], budgetPercent: 50 },
+      hedging: { enabled: true, delay: '40ms' },
+      idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
+      concurrency: { minLimit: 2, maxLimit: 50 },
+      circuitBreaker: { failureThreshold: 3 },
+    }),
+  );
+  const c = client('go-policies');
+  await waitFor(
+    async () => (await c.batch(10)).errors && ads.xds.pool(KEY)?.clients.every((x) => x.current),
+    {
+      what: 'grpc-go to ACK the full spec',
+    },
+  );
+  expect(nacks).toEqual([]);
+  backends[1]!.state.update({ errorRate: 1 });
+  try {
+    const r = await c.batch(150, { concurrency: 2 });
+    const failed = Object.values(r.errors).reduce((a, n) => a + n, 0);
+    console.log(
+      `grpc-go with b1 failing, 3 attempts: ${JSON.stringify(r.backends)}, ${failed} of 150 failed`,
+    );
+    // Without retries a third would fail on b1; with three attempts about (1/3)^3 may.
+    expect(failed).toBeLessThan(15);
+  } finally {
+    backends[1]!.state.update({ errorRate: 0 });
+  }
+});
+
 it('a resource grpc-go refuses is reported with its detail and the client keeps its last good configuration', async () => {
   const two: XdsPoolInput = { ...poolInput(KEY, backends.slice(0, 2)) };
   ads.xds.setPool(KEY, two);

@@ -1,7 +1,7 @@
 import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import type { BackendPoolSpec } from '../../../src/api/backendpool.js';
 import { clusterLoadAssignment } from '../../../src/xds/endpoints.js';
-import { envoyCluster, envoyListener } from '../../../src/xds/envoy.js';
+import { envoyCluster, envoyListener, envoyRoutes } from '../../../src/xds/envoy.js';
 import { unpackAny, type AnyMessage } from '../../../src/xds/proto.js';
 import { proxylessCluster, proxylessListener, stockPolicy } from '../../../src/xds/proxyless.js';
 import type { Msg } from '../../../src/xds/routes.js';
@@ -152,12 +152,19 @@ describe('Envoy resources', () => {
       name: 'sibyl-envoy.edge',
       address: { socket_address: { address: '0.0.0.0', port_value: 8080 } },
     });
-    const hcm = unpack(get(l, 'filter_chains.0.filters.0.typed_config'));
-    const routes = get(hcm, 'route_config.virtual_hosts.0.routes') as unknown as Msg[];
-    expect(routes.map((r) => [r.match, get(r, 'route').cluster])).toEqual([
+    // Routes by RDS, so a change reaches connections already open.
+    expect(get(unpack(get(l, 'filter_chains.0.filters.0.typed_config')), 'rds')).toEqual({
+      config_source: { ads: {}, resource_api_version: 'V3' },
+      route_config_name: 'sibyl-envoy.edge',
+    });
+    const rc = envoyRoutes(fleet, [b, a]);
+    expect(rc.name).toBe('sibyl-envoy.edge');
+    const routes = get(rc, 'virtual_hosts.0.routes') as unknown as Msg[];
+    expect(routes.map((r) => [r.match, get(r, 'route')?.cluster])).toEqual([
       [{ path: '/b.B/Get' }, 'a.ns'],
       [{ prefix: '/a.A/' }, 'a.ns'],
       [{ prefix: '/b.B/' }, 'b.ns'],
+      [{ prefix: '/' }, undefined],
     ]);
     // Calls without grpc-timeout get the spec's timeout (none: 0, no limit); the caller's deadline passes through.
     expect(get(routes[0], 'route')).toMatchObject({
@@ -173,9 +180,8 @@ describe('Envoy resources', () => {
       hedging: { enabled: true, delay: '30ms' },
       retries: { maxAttempts: 1 },
     });
-    const hcm = unpack(get(envoyListener(fleet, [h]), 'filter_chains.0.filters.0.typed_config'));
-    const routes = get(hcm, 'route_config.virtual_hosts.0.routes') as unknown as Msg[];
-    expect(routes.map((r) => r.match)).toEqual([{ path: '/a.A/Get' }, { prefix: '/a.A/' }]);
+    const routes = get(envoyRoutes(fleet, [h]), 'virtual_hosts.0.routes') as unknown as Msg[];
+    expect(routes.map((r) => r.match)).toEqual([{ path: '/a.A/Get' }, { prefix: '/a.A/' }, { prefix: '/' }]);
     expect(get(routes[0], 'route')).toMatchObject({
       hedge_policy: { hedge_on_per_try_timeout: true },
       retry_policy: { per_try_timeout: { nanos: 30_000_000 }, num_retries: { value: 1 } },
@@ -184,29 +190,45 @@ describe('Envoy resources', () => {
     expect(get(routes[1], 'route')).not.toHaveProperty('retry_policy');
   });
 
-  it('a pool with a concurrency limit has its own adaptive concurrency filter, off but for its routes', () => {
+  it('a pool with a concurrency limit has its own adaptive concurrency filter, turned off on other routes', () => {
     const c = {
       ...pool({ match: { services: ['c.C'] }, concurrency: { minLimit: 2, maxLimit: 40 } }),
       key: 'ns/c',
     };
     const hcm = unpack(get(envoyListener(fleet, [a, c]), 'filter_chains.0.filters.0.typed_config'));
     const filters = get(hcm, 'http_filters') as unknown as Msg[];
-    expect(filters.map((f) => [f.name, f.disabled])).toEqual([
-      ['sibyl.adaptive_concurrency.c.ns', true],
-      ['envoy.filters.http.router', undefined],
+    expect(filters.map((f) => f.name)).toEqual([
+      'sibyl.adaptive_concurrency.c.ns',
+      'envoy.filters.http.router',
     ]);
     expect(get(unpack(filters[0]?.typed_config), 'gradient_controller_config')).toMatchObject({
       concurrency_limit_params: { max_concurrency_limit: { value: 80 } },
       min_rtt_calc_params: { min_concurrency: { value: 4 } },
     });
-    const routes = get(hcm, 'route_config.virtual_hosts.0.routes') as unknown as Msg[];
-    const cRoute = routes.find((r) => get(r, 'route').cluster === 'c.ns');
-    expect(Object.keys(cRoute?.typed_per_filter_config as object)).toEqual([
-      'sibyl.adaptive_concurrency.c.ns',
-    ]);
-    expect(routes.find((r) => get(r, 'route').cluster === 'a.ns')).not.toHaveProperty(
-      'typed_per_filter_config',
+    // Three ready endpoints count as four: one pod more or less seldom rewrites the listener.
+    const c3 = { ...c, endpoints: [...c.endpoints, { ...c.endpoints[0]!, address: '10.0.0.9:8080' }] };
+    const f3 = get(
+      unpack(get(envoyListener(fleet, [c3]), 'filter_chains.0.filters.0.typed_config')),
+      'http_filters.0',
     );
+    expect(get(unpack(f3.typed_config), 'gradient_controller_config.concurrency_limit_params')).toMatchObject(
+      {
+        max_concurrency_limit: { value: 160 },
+      },
+    );
+    const routes = get(envoyRoutes(fleet, [a, c]), 'virtual_hosts.0.routes') as unknown as Msg[];
+    const offOn = (r: Msg | undefined) =>
+      Object.entries((r?.typed_per_filter_config ?? {}) as Record<string, AnyMessage>).map(([n, v]) => [
+        n,
+        unpack(v),
+      ]);
+    expect(offOn(routes.find((r) => get(r, 'route')?.cluster === 'c.ns'))).toEqual([]);
+    expect(offOn(routes.find((r) => get(r, 'route')?.cluster === 'a.ns'))).toEqual([
+      ['sibyl.adaptive_concurrency.c.ns', { disabled: true }],
+    ]);
+    // Calls no pool takes: 404, unsampled.
+    expect(routes.at(-1)).toMatchObject({ match: { prefix: '/' }, direct_response: { status: 404 } });
+    expect(offOn(routes.at(-1))).toEqual([['sibyl.adaptive_concurrency.c.ns', { disabled: true }]]);
   });
 
   it('a cluster: LEAST_REQUEST over HTTP/2, outlier detection from the breaker, panic only past maxEjectionPercent', () => {

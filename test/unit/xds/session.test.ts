@@ -87,6 +87,29 @@ describe('XdsSession (state of the world per type)', () => {
   });
 });
 
+describe('XdsSession for Envoy (cluster warming)', () => {
+  it('sends EDS again after a changed Cluster, even when the assignment is the same', () => {
+    const s = new XdsSession(true);
+    s.receive(req(TYPE.cluster, []));
+    s.receive(req(TYPE.endpoint, ['a']));
+    expect(s.requested()).toEqual([TYPE.cluster, TYPE.endpoint]);
+    const eds = set(TYPE.endpoint, res('a', '1'));
+    s.respond(TYPE.cluster, set(TYPE.cluster, res('a', '1')), 1);
+    s.respond(TYPE.endpoint, eds, 1);
+    expect(s.respond(TYPE.endpoint, eds, 2)).toBeUndefined();
+    expect(s.respond(TYPE.cluster, set(TYPE.cluster, res('a', '2')), 2)).toBeDefined();
+    expect(s.respond(TYPE.endpoint, eds, 2)).toMatchObject({ version_info: '2' });
+    expect(s.respond(TYPE.endpoint, eds, 2)).toBeUndefined();
+    const grpc = new XdsSession();
+    grpc.receive(req(TYPE.cluster, ['a']));
+    grpc.receive(req(TYPE.endpoint, ['a']));
+    grpc.respond(TYPE.cluster, set(TYPE.cluster, res('a', '1')), 1);
+    grpc.respond(TYPE.endpoint, eds, 1);
+    grpc.respond(TYPE.cluster, set(TYPE.cluster, res('a', '2')), 2);
+    expect(grpc.respond(TYPE.endpoint, eds, 2)).toBeUndefined();
+  });
+});
+
 describe('packAny', () => {
   it('refuses a field or an enum value the proto does not have, naming it', () => {
     expect(() =>
