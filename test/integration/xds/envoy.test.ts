@@ -1,6 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Backend } from '../../../src/tools/backend/server.js';
+import { renderBootstrap } from '../../../src/xds/bootstrap.js';
 import type { XdsNack } from '../../../src/xds/clients.js';
 import { demoClient, echo, startBackends, type DemoClient } from '../../support/grpc.js';
+import { logDir } from '../../support/procs.js';
+import { makeServingCert } from '../../support/tls.js';
 import { waitFor } from '../../support/wait.js';
 import { EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
 
@@ -53,6 +59,33 @@ afterAll(async () => {
   await envoy?.kill();
   await ads?.stop();
   await Promise.all(backends.map((b) => b.stop()));
+});
+
+it('envoy --mode validate accepts what sibyl xds-bootstrap --kind envoy prints, plaintext or TLS with a token', () => {
+  // Envoy reads the files it names while it validates: real ones.
+  const tokenFile = join(logDir, 'validate.token');
+  writeFileSync(tokenFile, 'not-a-real-token');
+  const caFile = join(makeServingCert().dir, 'ca.crt');
+  for (const [name, extra] of [
+    ['plain', { insecure: true }],
+    ['tls', { caFile, tokenFile, namespace: 'shop' }],
+  ] as const) {
+    const file = join(logDir, `validate-${name}.yaml`);
+    writeFileSync(
+      file,
+      renderBootstrap('envoy', {
+        server: '127.0.0.1:9443',
+        nodeId: 'v',
+        listen: ':8080',
+        admin: '127.0.0.1:0',
+        ...extra,
+      }),
+    );
+    const out = execFileSync('envoy', ['--mode', 'validate', '-c', file, '--base-id', '303'], {
+      encoding: 'utf8',
+    });
+    expect(out).toMatch(/configuration '.*' OK/);
+  }
 });
 
 it('Envoy takes its fleet listener and the pool cluster over ADS and routes calls to every backend', async () => {
