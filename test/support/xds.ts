@@ -54,6 +54,15 @@ export async function startAds(
   };
 }
 
+/** A spec that sets every section a data plane is programmed from (retries on three codes, one unknown to xDS). */
+export const EVERY_POLICY = {
+  timeout: '3s',
+  retries: { maxAttempts: 3, retryOn: ['unavailable', 'internal', 'aborted'], budgetPercent: 50 },
+  hedging: { enabled: true, delay: '40ms' },
+  idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
+  concurrency: { minLimit: 2, maxLimit: 50 },
+} satisfies Partial<BackendPoolSpec>;
+
 /** A pool's xDS input: the spec resolved as the operator resolves it, one endpoint per backend. */
 export function poolInput(
   key: string,

