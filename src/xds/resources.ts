@@ -78,7 +78,10 @@ export class XdsResources {
     const entry = this.build(input, weights);
     this.pools.set(key, entry);
     this.byName.set(resourceName(key), key);
-    const changed = !before || digest(before) !== digest(entry);
+    // The fleet listener and routes are built from the inputs later (per fleet), so a new input
+    // counts as a change even when this pool's own resources came out the same.
+    const changed =
+      !before || digest(before) !== digest(entry) || JSON.stringify(before.input) !== JSON.stringify(input);
     if (changed) this.generation++;
     return { changed, urgent: isUrgent(before && wire(before.input), wire(input)) };
   }
