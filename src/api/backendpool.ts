@@ -212,6 +212,70 @@ export const EndpointStatus = Type.Object({
   weight: Type.Optional(Type.Number()),
   breaker: Type.Optional(Enum(BREAKER_STATES)),
   concurrencyLimit: Type.Optional(Type.Integer()),
+  xdsWeight: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description:
+        'The endpoint weight pushed to xDS clients: estimated calls/s (concurrency over service time), quantised, with hysteresis.',
+    }),
+  ),
+});
+
+/** xDS client families, from the node's user agent. */
+export const XDS_CLIENT_KINDS = ['envoy', 'grpc-go', 'grpc-js', 'grpc', 'unknown'] as const;
+
+const Count = () => Type.Optional(Type.Integer({ minimum: 0 }));
+const Version = () => Type.Optional(Type.String({ maxLength: 64 }));
+
+const XdsClientStatus = Type.Object({
+  node: Type.String({ maxLength: 253, description: "The client's xDS node id." }),
+  kind: Enum(XDS_CLIENT_KINDS),
+  synced: Type.Boolean({ description: "It has ACKed the pool's current resources." }),
+  acked: Type.Optional(
+    Type.Object(
+      { LDS: Version(), RDS: Version(), CDS: Version(), EDS: Version() },
+      { description: 'The version it last ACKed, by resource type.' },
+    ),
+  ),
+  lastNack: Type.Optional(
+    Type.Object({
+      type: Type.String({ maxLength: 8 }),
+      version: Type.String({ maxLength: 64 }),
+      detail: Type.String({ maxLength: 1024, description: "The client's error detail." }),
+      time: Type.String({ format: 'date-time' }),
+    }),
+  ),
+});
+
+/** The most clients status lists one by one; the counts cover every client. */
+export const MAX_LISTED_XDS_CLIENTS = 50;
+
+const DataPlanesStatus = Type.Object({
+  connected: Type.Integer({ description: 'xDS clients connected that have this pool.' }),
+  byKind: Type.Object(
+    {
+      envoy: Count(),
+      'grpc-go': Count(),
+      'grpc-js': Count(),
+      grpc: Count(),
+      unknown: Count(),
+    },
+    { description: 'Connected clients by kind.' },
+  ),
+  stockPolicy: Type.Optional(
+    Type.String({
+      maxLength: 32,
+      description:
+        "The stock policy proxyless clients fall back to below sibyl's own (ring_hash or least_request).",
+    }),
+  ),
+  clients: Type.Optional(
+    Type.Array(XdsClientStatus, {
+      maxItems: MAX_LISTED_XDS_CLIENTS,
+      description: 'Clients one by one, those out of sync first.',
+    }),
+  ),
+  unlisted: Type.Optional(Type.Integer({ description: 'Clients beyond the list.' })),
 });
 
 export const BackendPoolStatus = Type.Object({
@@ -237,11 +301,14 @@ export const BackendPoolStatus = Type.Object({
   decision: Type.Optional(Type.String({ maxLength: 4096 })),
   routers: Type.Optional(Type.Integer()),
   routingVersion: Type.Optional(Type.Integer()),
+  dataPlanes: Type.Optional(DataPlanesStatus),
 });
 
 export type BackendPoolSpec = Static<typeof BackendPoolSpec>;
 export type BackendPoolStatus = Static<typeof BackendPoolStatus>;
 export type EndpointStatus = Static<typeof EndpointStatus>;
+export type DataPlanesStatus = Static<typeof DataPlanesStatus>;
+export type XdsClientStatus = Static<typeof XdsClientStatus>;
 export type StaticEndpoint = Static<typeof StaticEndpoint>;
 
 export interface ObjectMeta {

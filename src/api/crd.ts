@@ -111,6 +111,13 @@ const backendPoolCrd = crd(
       description: 'Endpoint with the best predicted latency',
       priority: 1,
     },
+    {
+      name: 'xDS Clients',
+      type: 'integer',
+      jsonPath: '.status.dataPlanes.connected',
+      description: 'Envoys and proxyless gRPC clients that have the pool',
+      priority: 1,
+    },
     ready,
     age,
   ],

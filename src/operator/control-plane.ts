@@ -21,9 +21,15 @@ import { PoolBreakers } from './pool-breakers.js';
 import { RefitSchedule } from './refit-schedule.js';
 import { RouterPublisher } from './router-publisher.js';
 import type { PoolCacheEntry } from './wire-pool.js';
+import type { ResourceMutator } from '../xds/resources.js';
 import { XdsServer } from '../xds/server.js';
+import type { DataPlaneFacts } from './data-plane-status.js';
+import { DataPlanes } from './data-planes.js';
+import { XdsPublisher } from './xds-publisher.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/latency', import.meta.url));
+/** The fleet telemetry's window (FleetTelemetry's default), also the span a pool's offered load is counted over. */
+const TELEMETRY_WINDOW_MS = 30_000;
 
 export interface ControlOptions {
   /** host:port for the control API (port 0 picks one). */
@@ -40,6 +46,8 @@ export interface ControlOptions {
   modelDir?: string;
   /** Serve xDS clients without a token (local plaintext runs only). */
   xdsAllowUnauthenticated?: boolean;
+  /** Tests only: change xDS resources before they are encoded, so a client refuses one. */
+  xdsMutate?: ResourceMutator;
 }
 
 export interface ControlPlaneDeps {
@@ -72,6 +80,10 @@ export class ControlPlane {
   readonly fleet: FleetView;
   /** Turns each pool's view into its entry in `routing`. */
   readonly publisher: RouterPublisher;
+  /** Turns each pool's view into its xDS resources. */
+  readonly xdsPublisher: XdsPublisher;
+  /** The xDS clients' refusals and acknowledgements, per pool, for status and events. */
+  readonly dataPlanes: DataPlanes;
   private readonly resources: ResourceCollector;
   private readonly refits: RefitSchedule;
 
@@ -79,7 +91,7 @@ export class ControlPlane {
     const { ctx, options: o, log, registry, poolKeys } = d;
     const clock = ctx.clock;
     this.model = new ModelManager(this.routing, log, registry);
-    const telemetry = new FleetTelemetry(clock);
+    const telemetry = new FleetTelemetry(clock, TELEMETRY_WINDOW_MS);
     const auth = new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(d.kc), o.allowedRouters, clock);
     const pushInterval = o.pushIntervalMs !== undefined ? { pushIntervalMs: o.pushIntervalMs } : {};
     this.server = new ControlServer({
@@ -101,6 +113,8 @@ export class ControlPlane {
         for (const k of ctx.pools.store.keys()) poolKeys.send(k);
       },
     });
+    const dataPlanes = new DataPlanes({ ctx, enqueue: (k) => poolKeys.send(k) });
+    this.dataPlanes = dataPlanes;
     this.xds = new XdsServer({
       auth,
       allowUnauthenticated: o.xdsAllowUnauthenticated ?? false,
@@ -110,8 +124,13 @@ export class ControlPlane {
       ...pushInterval,
       serving: d.serving,
       registry,
+      onNack: (n) => dataPlanes.nacked(n),
+      onAck: () => dataPlanes.acked(),
+      onClientsChanged: () => dataPlanes.clientsChanged(this.xds.clients()),
+      ...(o.xdsMutate ? { mutate: o.xdsMutate } : {}),
     });
     this.xds.addToServer(this.server.server);
+    this.xdsPublisher = new XdsPublisher(this.xds, TELEMETRY_WINDOW_MS, (k) => dataPlanes.forget(k));
     this.resources = createResourceCollector({ kubeConfig: d.kc, log, registry });
     this.fleet = new FleetView({
       telemetry,
@@ -135,6 +154,11 @@ export class ControlPlane {
       clock,
       log,
     });
+  }
+
+  /** What the xDS clients have of a pool, for its status (undefined: no xDS resources for it). */
+  dataPlaneFacts(key: string): DataPlaneFacts | undefined {
+    return this.dataPlanes.facts(key, this.xds.pool(key));
   }
 
   async start(): Promise<number> {

@@ -134,7 +134,8 @@ export class Operator {
     const poolReconciler = new PoolReconciler({
       ctx,
       ...(control ? { fleet: control.fleet } : {}),
-      publishers: control ? [control.publisher] : [],
+      publishers: control ? [control.publisher, control.xdsPublisher] : [],
+      ...(control ? { dataPlanes: (k: string) => control.dataPlaneFacts(k) } : {}),
     });
     const common = {
       concurrency: o.concurrency ?? 4,

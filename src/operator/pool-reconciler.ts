@@ -2,6 +2,7 @@ import { resolvePoolSpec } from '../api/resolve.js';
 import { splitKey } from '../kube/store.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { commitStatus, type OperatorContext, type PoolObject } from './context.js';
+import type { DataPlaneFacts } from './data-plane-status.js';
 import { resolveService, resolveStatic, type Resolution } from './endpoints.js';
 import { buildPoolStatus, type PoolWorld } from './pool-status.js';
 import { policyInForce, type FleetObserver, type PoolView, type RoutingPublisher } from './pool-view.js';
@@ -12,6 +13,8 @@ export interface PoolReconcilerDeps {
   fleet?: FleetObserver;
   /** Where each pool's routing goes (none without a control plane). */
   publishers: readonly RoutingPublisher[];
+  /** What the xDS clients have of a pool once it is published (absent: no control plane). */
+  dataPlanes?: (key: string) => DataPlaneFacts | undefined;
 }
 
 /**
@@ -62,7 +65,11 @@ export class PoolReconciler {
 
   private commitStatus(view: PoolView): Promise<ReconcileResult> {
     const { ctx } = this.d;
-    const { status, events } = buildPoolStatus(poolWorld(view, ctx));
+    const dataPlanes = this.d.dataPlanes?.(view.key);
+    const { status, events } = buildPoolStatus({
+      ...poolWorld(view, ctx),
+      ...(dataPlanes ? { dataPlanes } : {}),
+    });
     return commitStatus(ctx, ctx.poolStatus, ctx.pools, view.pool, status, events);
   }
 }

@@ -2,7 +2,19 @@ import type { BackendPool, BackendPoolStatus, EndpointStatus, PolicyName } from 
 import type { ResolvedPoolSpec } from '../api/resolve.js';
 import type { ActiveAnomaly } from '../anomaly/monitor.js';
 import { formatMs } from '../util/duration.js';
-import { conditionWarnings, setCondition, type Condition } from './conditions.js';
+import {
+  conditionWarnings,
+  findCondition,
+  removeCondition,
+  setCondition,
+  type Condition,
+} from './conditions.js';
+import {
+  DATA_PLANE_SYNCED,
+  dataPlaneCondition,
+  dataPlanesStatus,
+  type DataPlaneFacts,
+} from './data-plane-status.js';
 import type { PendingEvent } from './context.js';
 import { decisionSentence } from './decision.js';
 import type { Resolution } from './endpoints.js';
@@ -25,6 +37,8 @@ export interface PoolWorld {
   anomalies?: readonly ActiveAnomaly[];
   /** The latency model in force (absent: no control plane, so no model either). */
   model?: ModelStatus;
+  /** What xDS clients have of the pool (absent: the ADS server does not hold it). */
+  dataPlanes?: DataPlaneFacts;
   now: Date;
 }
 
@@ -53,6 +67,7 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
         ...(e.pod ? { pod: e.pod } : {}),
         ready: e.ready,
         ...(w.figures?.get(e.address) ?? {}),
+        ...xdsWeight(w.dataPlanes, e.address),
       }))
     : [];
   const ready = endpoints.filter((e) => e.ready);
@@ -185,6 +200,12 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
           now,
         );
   }
+  // A refusal is its Warning event (XdsRejected) when it happens (data-planes.ts), not on the condition.
+  const synced =
+    w.dataPlanes && dataPlaneCondition(w.dataPlanes, findCondition(prev.conditions, DATA_PLANE_SYNCED));
+  conditions = synced
+    ? setCondition(conditions, synced, gen, now)
+    : removeCondition(conditions, DATA_PLANE_SYNCED);
   events.push(
     ...conditionWarnings(prev.conditions, conditions, {
       Ready: 'False',
@@ -219,5 +240,13 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
     };
   }
   if (w.routingVersion !== undefined) status.routingVersion = w.routingVersion;
+  const dataPlanes = w.dataPlanes && dataPlanesStatus(w.dataPlanes);
+  if (dataPlanes) status.dataPlanes = dataPlanes;
   return { status, events };
+}
+
+/** The weight pushed to xDS clients for an endpoint, when the ADS server holds the pool. */
+function xdsWeight(dp: DataPlaneFacts | undefined, address: string): { xdsWeight?: number } {
+  const w = dp?.weights.get(address);
+  return w !== undefined ? { xdsWeight: w } : {};
 }

@@ -39,6 +39,8 @@ export interface XdsServerOptions {
   serving?: () => boolean;
   /** A client refused a response: the pools whose resources it refused, and its error detail. */
   onNack?: (nack: XdsNack) => void;
+  /** A client acknowledged a response (its state moved on: a pool's status may now say it is in sync). */
+  onAck?: () => void;
   /** Clients connected or left. */
   onClientsChanged?: () => void;
   /** Where sibyl_xds_* metrics go (the operator's registry). */
@@ -169,6 +171,7 @@ export class XdsServer {
       const { outcome, nack } = client.session.receive(req);
       if (outcome === 'stale') return;
       if (nack) this.refused(client, nack);
+      else if (outcome === 'ack') this.o.onAck?.();
       this.push(client);
     });
     const end = () => {
