@@ -37,13 +37,27 @@ export const DATA_PLANE_SYNCED = 'DataPlaneSynced';
 /** Error details are the clients' own text: kept whole up to this many characters. */
 const MAX_DETAIL = 900;
 
-export const clip = (s: string, n = MAX_DETAIL): string => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
+const clip = (s: string, n = MAX_DETAIL): string => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
+
+/**
+ * A client's error detail made short enough for a condition, an event and status. Envoy 1.40 sends
+ * the refused resource's debug string (marked goo.gle/debugstr, goo.gle/debugonly…), then ": " and the reason: only the
+ * reason is kept. Whitespace runs become one space; what is still too long keeps its head and its
+ * tail, where Envoy's and gRPC's messages put the cause.
+ */
+export function shortDetail(detail: string): string {
+  const dump = /^goo\.gle\/debug/.test(detail) ? detail.lastIndexOf('\n: ') : -1;
+  const reason = (dump >= 0 ? detail.slice(dump + 3) : detail).replace(/\s+/g, ' ').trim();
+  if (reason.length <= MAX_DETAIL) return reason;
+  const head = 200;
+  return `${reason.slice(0, head)} … ${reason.slice(reason.length - (MAX_DETAIL - head - 3))}`;
+}
 
 const seconds = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
 
 /** "grpc-go client go-1 refused EDS version 7: <detail>" */
 export function nackSentence(kind: string, node: string, n: Omit<NackFacts, 'at'>): string {
-  return `${kind} client ${node} refused ${n.type} version ${n.version}: ${clip(n.detail)}`;
+  return `${kind} client ${node} refused ${n.type} version ${n.version}: ${shortDetail(n.detail)}`;
 }
 
 /**
@@ -51,8 +65,8 @@ export function nackSentence(kind: string, node: string, n: Omit<NackFacts, 'at'
  * False (XdsRejected) while a client has refused the latest of the pool's resources it was sent: it
  * keeps routing on its last good configuration, which is not the operator's current one. True once
  * every client has ACKed the current resources. A client that was sent a change and has not answered
- * yet is neither: that lasts a round trip, and the reconcile that pushed the change builds status
- * before any answer, so the condition in force is kept (Unknown when there is none yet).
+ * yet is neither: that lasts a round trip, so the condition in force is kept (Unknown when there is
+ * none yet).
  */
 export function dataPlaneCondition(
   facts: DataPlaneFacts,
@@ -108,7 +122,7 @@ function clientStatus(c: DataPlaneClientFacts): XdsClientStatus {
           lastNack: {
             type: n.type,
             version: clip(n.version, 64),
-            detail: clip(n.detail),
+            detail: shortDetail(n.detail),
             time: seconds(n.at),
           },
         }

@@ -1,7 +1,7 @@
 import type { XdsNack, XdsPoolView } from '../xds/clients.js';
 import { SHORT, type TypeUrl } from '../xds/types.js';
 import { involved, type OperatorContext } from './context.js';
-import { nackSentence, type DataPlaneFacts, type NackFacts } from './data-plane-status.js';
+import { nackSentence, shortDetail, type DataPlaneFacts, type NackFacts } from './data-plane-status.js';
 
 export interface DataPlanesDeps {
   ctx: Pick<OperatorContext, 'pools' | 'events' | 'wallClock'>;
@@ -28,7 +28,7 @@ export class DataPlanes {
     const facts: NackFacts = {
       type: SHORT[n.typeUrl as TypeUrl] ?? n.typeUrl,
       version: n.version,
-      detail: n.detail,
+      detail: shortDetail(n.detail),
       at: ctx.wallClock(),
     };
     let byClient = this.nacks.get(n.pool);

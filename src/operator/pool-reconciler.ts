@@ -13,7 +13,7 @@ export interface PoolReconcilerDeps {
   fleet?: FleetObserver;
   /** Where each pool's routing goes (none without a control plane). */
   publishers: readonly RoutingPublisher[];
-  /** What the xDS clients have of a pool once it is published (absent: no control plane). */
+  /** What the xDS clients have of a pool (absent: no control plane). */
   dataPlanes?: (key: string) => DataPlaneFacts | undefined;
 }
 
@@ -38,8 +38,11 @@ export class PoolReconciler {
       return; // NotFound is done.
     }
     const view = this.view(key, pool);
+    // What the xDS clients have before this publish changes anything: status shows what they run (a
+    // client always lags the push just made by a round trip), and the next reconcile shows this one.
+    const dataPlanes = this.d.dataPlanes?.(key);
     this.publish(key, view);
-    const r = await this.commitStatus(view);
+    const r = await this.commitStatus(view, dataPlanes);
     if (!fleet) return r;
     return { requeueAfterMs: Math.min(view.spec.telemetry.intervalMs, r?.requeueAfterMs ?? Infinity) };
   }
@@ -63,9 +66,8 @@ export class PoolReconciler {
     for (const p of this.d.publishers) p.publish(key, view);
   }
 
-  private commitStatus(view: PoolView): Promise<ReconcileResult> {
+  private commitStatus(view: PoolView, dataPlanes: DataPlaneFacts | undefined): Promise<ReconcileResult> {
     const { ctx } = this.d;
-    const dataPlanes = this.d.dataPlanes?.(view.key);
     const { status, events } = buildPoolStatus({
       ...poolWorld(view, ctx),
       ...(dataPlanes ? { dataPlanes } : {}),

@@ -11,7 +11,7 @@ import { systemTimers } from '../../src/util/timers.js';
 import { renderBootstrap, type BootstrapOptions } from '../../src/xds/bootstrap.js';
 import { XdsServer, type XdsServerOptions } from '../../src/xds/server.js';
 import type { XdsEndpointInput, XdsPoolInput } from '../../src/xds/types.js';
-import { quiet } from './grpc.js';
+import { echo, quiet, type DemoClient } from './grpc.js';
 import { logDir } from './procs.js';
 import { freePort, waitFor } from './wait.js';
 
@@ -98,6 +98,59 @@ export interface TracedCall {
 }
 
 /**
+ * A failed call's backend: the demo backend answers a failure with trailers only, whose
+ * x-sibyl-backend some clients do not show as a header; its message names the backend.
+ */
+function withBackend(c: TracedCall): TracedCall {
+  return c.backend ? c : { ...c, backend: /^(\w+): injected/.exec(c.error)?.[1] ?? '' };
+}
+
+/** Each backend's share of the calls named. */
+export function shareOf(backends: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const b of backends) out[b] = (out[b] ?? 0) + 1 / backends.length;
+  return out;
+}
+
+/**
+ * Calls through an Envoy (or any proxy) with a demo client: `rate` a second (0: one after another)
+ * until `stop()` or `n` calls; each call's end time, backend and status as GoXdsClient traces them.
+ */
+export function traceEnvoy(
+  client: DemoClient,
+  rate: number,
+  n = Infinity,
+): { calls: TracedCall[]; done: Promise<void>; stop(): Promise<void> } {
+  const calls: TracedCall[] = [];
+  let stopped = false;
+  const done = (async () => {
+    const gap = rate > 0 ? 1000 / rate : 0;
+    for (let i = 0; i < n && !stopped; i++) {
+      const t0 = Date.now();
+      const r = await echo(client, {}, { deadlineMs: 5000 });
+      const backend = r.headers?.get('x-sibyl-backend')[0] ?? r.status.metadata?.get('x-sibyl-backend')[0];
+      calls.push(
+        withBackend({
+          at: Date.now(),
+          backend: String(backend ?? ''),
+          code: r.status.code,
+          error: r.status.details,
+        }),
+      );
+      if (gap > 0) await new Promise((res) => setTimeout(res, Math.max(0, gap - (Date.now() - t0))));
+    }
+  })();
+  return {
+    calls,
+    done,
+    stop: async () => {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+/**
  * The project's grpc-go proxyless client (test/xds/go-client, built by hack/k8s-tools.sh as
  * sibyl-xds-client), driven over stdin/stdout: batches of calls, or a trace of every call.
  */
@@ -131,7 +184,7 @@ export class GoXdsClient {
       for (const p of parts) {
         if (!p.trim()) continue;
         const line = JSON.parse(p) as Record<string, unknown>;
-        if (line.op === 'call') this.traced.push(line as unknown as TracedCall);
+        if (line.op === 'call') this.traced.push(withBackend(line as unknown as TracedCall));
         else this.lines.push(line);
       }
     });

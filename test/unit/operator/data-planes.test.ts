@@ -4,6 +4,7 @@ import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import {
   dataPlaneCondition,
   dataPlanesStatus,
+  shortDetail,
   type DataPlaneClientFacts,
   type DataPlaneFacts,
 } from '../../../src/operator/data-plane-status.js';
@@ -59,6 +60,22 @@ describe('dataPlaneCondition', () => {
       status: 'Unknown',
       reason: 'Pending',
     });
+  });
+});
+
+describe('shortDetail', () => {
+  it("keeps the reason of Envoy's detail without the resource dump, and the head and tail of a long one", () => {
+    const envoy =
+      'goo.gle/debugstr  \ncluster_name: "demo.ns"\nendpoints {\n  lb_endpoints {\n  }\n}\n: Proto constraint validation failed (LbEndpointValidationError.LoadBalancingWeight: value must be greater than or equal to 1)';
+    expect(shortDetail(envoy)).toBe(
+      'Proto constraint validation failed (LbEndpointValidationError.LoadBalancingWeight: value must be greater than or equal to 1)',
+    );
+    expect(shortDetail('EDS response\n  contains  a zero weight')).toBe(
+      'EDS response contains a zero weight',
+    );
+    const long = shortDetail(`start ${'x'.repeat(2000)} the cause`);
+    expect(long).toHaveLength(900);
+    expect(long).toMatch(/^start x+ … x+ the cause$/);
   });
 });
 
