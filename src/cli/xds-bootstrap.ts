@@ -22,7 +22,9 @@ xds:///POOL.NAMESPACE), or Envoy YAML (envoy -c FILE).
                          proxyless: proxyless)
   --namespace NS         Envoy: route only this namespace's pools (default: every namespace)
   --listen ADDR          Envoy: its gRPC listener (default 0.0.0.0:8080)
-  --admin ADDR           Envoy: its admin interface (default 127.0.0.1:9901)`;
+  --admin ADDR           Envoy: its admin interface (default 127.0.0.1:9901)
+  --health ADDR          Envoy: a listener serving only /ready and /stats/prometheus from the admin
+                         interface (for probes and Prometheus; the admin interface stays private)`;
 
 export async function run(argv: string[]): Promise<number> {
   const v = parseFlags(
@@ -38,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       namespace: { type: 'string' },
       listen: { type: 'string' },
       admin: { type: 'string' },
+      health: { type: 'string' },
     },
     HELP,
   );
@@ -49,8 +52,8 @@ export async function run(argv: string[]): Promise<number> {
   parseListenAddress(v.server, '--server');
   if (!!v.ca === v.insecure)
     throw new SibylError('ERR_USAGE', 'give exactly one of --ca FILE (TLS) and --insecure (plaintext)');
-  if (kind === 'grpc' && (v.listen || v.admin || v.namespace))
-    throw new SibylError('ERR_USAGE', '--listen, --admin and --namespace are for --kind envoy');
+  if (kind === 'grpc' && (v.listen || v.admin || v.namespace || v.health))
+    throw new SibylError('ERR_USAGE', '--listen, --admin, --health and --namespace are for --kind envoy');
   process.stdout.write(
     renderBootstrap(kind, {
       server: v.server,
@@ -61,6 +64,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(v.namespace ? { namespace: v.namespace } : {}),
       ...(v.listen ? { listen: v.listen } : {}),
       ...(v.admin ? { admin: v.admin } : {}),
+      ...(v.health ? { health: v.health } : {}),
     }),
   );
   return 0;

@@ -19,6 +19,11 @@ export interface BootstrapOptions {
   admin?: string;
   /** Envoy: route only this namespace's pools. */
   namespace?: string;
+  /**
+   * Envoy: a listener (host:port) serving only the admin interface's /ready and /stats/prometheus, for
+   * kubelet probes and Prometheus, so the admin interface itself stays on loopback.
+   */
+  health?: string;
 }
 
 /** Node metadata keys sibyl reads back, so the operator can set up access logs with the same channel. */
@@ -94,6 +99,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
     },
   };
   return {
+    ...(o.health ? { static_resources: healthResources(o.health, admin) } : {}),
     node: {
       id: o.nodeId,
       cluster: o.fleet ?? 'sibyl-envoy',
@@ -115,6 +121,75 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       lds_config: { ads: {}, resource_api_version: 'V3' },
       cds_config: { ads: {}, resource_api_version: 'V3' },
     },
+  };
+}
+
+const HEALTH_PATHS = ['/ready', '/stats/prometheus'];
+const ADMIN_CLUSTER = 'sibyl-envoy-admin';
+
+/**
+ * The health listener and the admin cluster behind it: a plain HTTP/1.1 listener whose only routes
+ * are HEALTH_PATHS, proxied to the admin interface on loopback (the pattern Contour uses for its
+ * Envoys); any other path is a 404, so nothing of the admin API (/quitquitquit, /runtime_modify, …)
+ * is reachable from outside the pod.
+ */
+function healthResources(health: string, admin: { host: string; port: number }): Record<string, unknown> {
+  const at = parseListenAddress(health, '--health');
+  const socket = (a: { host: string; port: number }) => ({
+    socket_address: { address: a.host, port_value: a.port },
+  });
+  return {
+    listeners: [
+      {
+        name: 'sibyl-envoy-health',
+        address: socket(at),
+        filter_chains: [
+          {
+            filters: [
+              {
+                name: 'envoy.filters.network.http_connection_manager',
+                typed_config: {
+                  '@type':
+                    'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                  stat_prefix: 'sibyl_health',
+                  route_config: {
+                    virtual_hosts: [
+                      {
+                        name: 'health',
+                        domains: ['*'],
+                        routes: HEALTH_PATHS.map((path) => ({
+                          match: { path },
+                          route: { cluster: ADMIN_CLUSTER },
+                        })),
+                      },
+                    ],
+                  },
+                  http_filters: [
+                    {
+                      name: 'envoy.filters.http.router',
+                      typed_config: {
+                        '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+                      },
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+    clusters: [
+      {
+        name: ADMIN_CLUSTER,
+        type: 'STATIC',
+        connect_timeout: '1s',
+        load_assignment: {
+          cluster_name: ADMIN_CLUSTER,
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: socket(admin) } }] }],
+        },
+      },
+    ],
   };
 }
 

@@ -32,11 +32,31 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.controlTLS.existingSecret | default (printf "%s-control-tls" .Release.Name) }}
 {{- end }}
 
-{{/* Router ServiceAccounts the operator accepts, comma-separated. */}}
+{{/* Whether the chart runs sibyl routers (dataPlane: sibyl) or Envoy (dataPlane: envoy). */}}
+{{- define "sibyl.routers" -}}
+{{- if and (eq .Values.dataPlane "sibyl") .Values.router.enabled }}true{{ end -}}
+{{- end }}
+{{- define "sibyl.envoy" -}}
+{{- if eq .Values.dataPlane "envoy" }}true{{ end -}}
+{{- end }}
+
+{{/* The Envoy fleet's name (node.cluster): its Envoys share one listener. */}}
+{{- define "sibyl.envoyFleet" -}}
+{{ .Values.envoy.fleet | default (printf "%s-envoy" .Release.Name) }}
+{{- end }}
+
+{{/* Where the chart's data planes mount the control CA and their ServiceAccount token. */}}
+{{- define "sibyl.caFile" -}}/etc/sibyl/control-ca/ca.crt{{- end }}
+{{- define "sibyl.tokenFile" -}}/var/run/secrets/sibyl/token/token{{- end }}
+
+{{/* ServiceAccounts the operator accepts (routers, Envoys, proxyless clients), comma-separated. */}}
 {{- define "sibyl.allowedRouters" -}}
 {{- $list := list -}}
-{{- if .Values.router.enabled -}}
+{{- if include "sibyl.routers" . -}}
 {{- $list = append $list (printf "%s/%s" .Release.Namespace .Values.router.serviceAccount.name) -}}
+{{- end -}}
+{{- if include "sibyl.envoy" . -}}
+{{- $list = append $list (printf "%s/%s" .Release.Namespace .Values.envoy.serviceAccount.name) -}}
 {{- end -}}
 {{- range .Values.operator.allowedRouters -}}
 {{- $list = append $list . -}}

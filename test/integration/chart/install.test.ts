@@ -12,19 +12,22 @@ let release: string;
 let shopNs: string | undefined;
 const installed = [
   'deployment/REL-operator',
-  'deployment/REL-router',
+  'deployment/REL-envoy',
   'service/REL-operator',
   'service/REL-operator-metrics',
-  'service/REL-router',
+  'service/REL-envoy',
   'serviceaccount/sibyl-operator',
-  'serviceaccount/sibyl-router',
+  'serviceaccount/sibyl-envoy',
+  'configmap/REL-envoy',
+  'configmap/REL-xds-bootstrap',
+  'horizontalpodautoscaler/REL-envoy',
   'secret/REL-control-tls',
   'role/REL-operator-leader-election',
   'rolebinding/REL-operator-leader-election',
   'role/REL-operator-secrets',
   'rolebinding/REL-operator-secrets',
   'poddisruptionbudget/REL-operator',
-  'poddisruptionbudget/REL-router',
+  'poddisruptionbudget/REL-envoy',
   'networkpolicy/REL-operator',
   'configmap/REL-dashboard',
 ];
@@ -120,27 +123,71 @@ it('gives the operator its permissions and nothing more (kubectl auth can-i)', a
     'default',
   ]);
   expect(elsewhere.stdout.trim()).toBe('no');
-  // The router's account calls no API at all.
+  // Envoy's account calls no API at all: its token is only presented to the operator, which accepts it.
+  const envoy = `system:serviceaccount:${ns}:sibyl-envoy`;
+  for (const verb of ['list', 'get', 'watch'])
+    expect(
+      (
+        await kubectl(['auth', 'can-i', verb, 'backendpools.sibyl.dev', '--as', envoy, '-n', ns])
+      ).stdout.trim(),
+    ).toBe('no');
+  expect((await kubectl(['auth', 'can-i', 'get', 'configmaps', '--as', envoy, '-n', ns])).stdout.trim()).toBe(
+    'no',
+  );
+  const op = JSON.parse(
+    await kubectlOk(['get', 'deployment', `${release}-operator`, '-n', ns, '-o', 'json']),
+  ) as {
+    spec: { template: { spec: { containers: { args: string[] }[] } } };
+  };
+  expect(op.spec.template.spec.containers[0]?.args).toContain(`--allowed-routers=${ns}/sibyl-envoy`);
+});
+
+it('helm upgrade keeps the generated certificate and applies new values', async () => {
+  const before = await secretData();
+  await helm([
+    'upgrade',
+    release,
+    CHART,
+    '--namespace',
+    ns,
+    '--reuse-values',
+    '--set',
+    'envoy.autoscaling.enabled=false,envoy.replicas=3',
+  ]);
+  expect(await secretData()).toEqual(before);
+  const dep = JSON.parse(
+    await kubectlOk(['get', 'deployment', `${release}-envoy`, '-n', ns, '-o', 'json']),
+  ) as {
+    spec: { replicas: number };
+  };
+  expect(dep.spec.replicas).toBe(3);
+  expect((await kubectl(['get', 'hpa', `${release}-envoy`, '-n', ns])).code).toBe(1);
+  const history = await helm(['history', release, '--namespace', ns, '-o', 'json']);
+  expect((JSON.parse(history) as unknown[]).length).toBe(2);
+});
+
+it('helm upgrade to dataPlane: sibyl replaces the Envoys with routers, and their account on the allowed list', async () => {
+  await helm(['upgrade', release, CHART, '--namespace', ns, '--reuse-values', '--set', 'dataPlane=sibyl']);
+  await kubectlOk(['get', '-n', ns, `deployment/${release}-router`, 'serviceaccount/sibyl-router']);
+  for (const gone of [
+    `deployment/${release}-envoy`,
+    `configmap/${release}-envoy`,
+    'serviceaccount/sibyl-envoy',
+  ])
+    expect((await kubectl(['get', '-n', ns, gone])).code).toBe(1);
+  await kubectlOk(['get', '-n', ns, `configmap/${release}-xds-bootstrap`]);
+  const op = JSON.parse(
+    await kubectlOk(['get', 'deployment', `${release}-operator`, '-n', ns, '-o', 'json']),
+  ) as {
+    spec: { template: { spec: { containers: { args: string[] }[] } } };
+  };
+  expect(op.spec.template.spec.containers[0]?.args).toContain(`--allowed-routers=${ns}/sibyl-router`);
   const router = `system:serviceaccount:${ns}:sibyl-router`;
   expect(
     (
       await kubectl(['auth', 'can-i', 'list', 'backendpools.sibyl.dev', '--as', router, '-n', ns])
     ).stdout.trim(),
   ).toBe('no');
-});
-
-it('helm upgrade keeps the generated certificate and applies new values', async () => {
-  const before = await secretData();
-  await helm(['upgrade', release, CHART, '--namespace', ns, '--reuse-values', '--set', 'router.replicas=3']);
-  expect(await secretData()).toEqual(before);
-  const dep = JSON.parse(
-    await kubectlOk(['get', 'deployment', `${release}-router`, '-n', ns, '-o', 'json']),
-  ) as {
-    spec: { replicas: number };
-  };
-  expect(dep.spec.replicas).toBe(3);
-  const history = await helm(['history', release, '--namespace', ns, '-o', 'json']);
-  expect((JSON.parse(history) as unknown[]).length).toBe(2);
 });
 
 it('operator.secretAccess moves the Secret grant to the namespaces and names it lists', async () => {
@@ -181,7 +228,9 @@ it('operator.secretAccess moves the Secret grant to the namespaces and names it 
 
 it('helm uninstall removes what it installed and leaves the CRDs', async () => {
   await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']);
-  for (const n of names()) {
+  // What the chart made, and the routers the switch to dataPlane: sibyl made.
+  const routers = ['deployment/REL-router', 'service/REL-router', 'serviceaccount/sibyl-router'];
+  for (const n of [...names(), ...routers.map((r) => r.replace('REL', release))]) {
     const r = await kubectl(['get', '-n', ns, n]);
     expect({ n, code: r.code, notFound: /NotFound|not found/.test(r.stderr) }).toEqual({
       n,

@@ -75,7 +75,14 @@ it.each(ciFiles)('renders %s and the API server accepts it (dry-run=server)', as
   if (file.startsWith('cert-manager')) args.push('--api-versions', 'cert-manager.io/v1');
   if (file.startsWith('namespace-scoped')) {
     const watched = await createNamespace('chart-watched');
-    args.push('--set', `operator.watchNamespace=${watched}`, '--set', `router.watchNamespace=${watched}`);
+    args.push(
+      '--set',
+      `operator.watchNamespace=${watched}`,
+      '--set',
+      `router.watchNamespace=${watched}`,
+      '--set',
+      `envoy.watchNamespace=${watched}`,
+    );
   }
   const rendered = await helm(args);
   const objs = parseObjects(rendered);
@@ -99,17 +106,23 @@ it('renders ServiceMonitor and PrometheusRule only where monitoring.coreos.com/v
   );
   const sm = find(withApi, 'ServiceMonitor', 'm') as Obj & { spec: { selector: { matchLabels: object } } };
   find(withApi, 'PrometheusRule', 'm');
-  // The ServiceMonitor selects both metrics Services.
+  // The ServiceMonitor selects both metrics Services (Envoy's statistics on their own port and path).
   const selected = withApi.filter(
     (o) =>
       o.kind === 'Service' &&
       Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v),
   );
-  expect(selected.map((o) => o.metadata.name).sort()).toEqual(['m-operator-metrics', 'm-router']);
+  expect(selected.map((o) => o.metadata.name).sort()).toEqual(['m-envoy', 'm-operator-metrics']);
+  expect((sm.spec as unknown as { endpoints: object[] }).endpoints).toContainEqual(
+    expect.objectContaining({ port: 'envoy-stats', path: '/stats/prometheus' }),
+  );
 });
 
-it('runs both Deployments locked down: non-root, read-only root, no capabilities, RuntimeDefault, probes, resources', async () => {
+it('runs every Deployment locked down: non-root, read-only root, no capabilities, RuntimeDefault, probes, resources', async () => {
   const objs = parseObjects(await helm(['template', 's', CHART, '--namespace', 'sibyl-system']));
+  const withRouters = parseObjects(
+    await helm(['template', 's', CHART, '--namespace', 'sibyl-system', '--set', 'dataPlane=sibyl']),
+  );
   type Container = {
     args: string[];
     securityContext: Record<string, unknown>;
@@ -124,8 +137,12 @@ it('runs both Deployments locked down: non-root, read-only root, no capabilities
       template: { spec: { securityContext: Record<string, unknown>; containers: Container[] } };
     };
   };
-  for (const name of ['s-operator', 's-router']) {
-    const d = find(objs, 'Deployment', name) as Dep;
+  for (const [rendered, name] of [
+    [objs, 's-operator'],
+    [objs, 's-envoy'],
+    [withRouters, 's-router'],
+  ] as const) {
+    const d = find(rendered, 'Deployment', name) as Dep;
     const pod = d.spec.template.spec;
     expect(pod.securityContext).toMatchObject({
       runAsNonRoot: true,
@@ -151,13 +168,16 @@ it('runs both Deployments locked down: non-root, read-only root, no capabilities
       'operator',
       '--leader-elect=true',
       '--control-addr=:9443',
-      '--allowed-routers=sibyl-system/sibyl-router',
+      '--allowed-routers=sibyl-system/sibyl-envoy',
     ]),
   );
   expect(c.env?.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe(
     'metadata.namespace',
   );
-  const router = (find(objs, 'Deployment', 's-router') as Dep).spec.template.spec.containers[0] as Container;
+  const routerOp = (find(withRouters, 'Deployment', 's-operator') as Dep).spec.template.spec.containers[0];
+  expect(routerOp?.args).toContain('--allowed-routers=sibyl-system/sibyl-router');
+  const router = (find(withRouters, 'Deployment', 's-router') as Dep).spec.template.spec
+    .containers[0] as Container;
   expect(router.args).toEqual(
     expect.arrayContaining([
       'router',
@@ -167,7 +187,7 @@ it('runs both Deployments locked down: non-root, read-only root, no capabilities
   );
   // CacheTiers' L3 has somewhere to write in the read-only router pod (the sample's l3.path).
   type Pod = { volumes: { name: string; emptyDir?: { sizeLimit?: string } }[] };
-  const routerPod = (find(objs, 'Deployment', 's-router') as Dep).spec.template.spec as unknown as Pod;
+  const routerPod = (find(withRouters, 'Deployment', 's-router') as Dep).spec.template.spec as unknown as Pod;
   expect(routerPod.volumes.find((v) => v.name === 'disk-cache')?.emptyDir?.sizeLimit).toBe('2Gi');
   expect(
     (router as unknown as { volumeMounts: { name: string; mountPath: string }[] }).volumeMounts,
@@ -178,7 +198,7 @@ it('runs both Deployments locked down: non-root, read-only root, no capabilities
   find(objs, 'PodDisruptionBudget', 's-operator');
   find(objs, 'NetworkPolicy', 's-operator');
   find(objs, 'ConfigMap', 's-dashboard');
-  expect(objs.some((o) => o.kind === 'HorizontalPodAutoscaler')).toBe(false);
+  expect(withRouters.some((o) => o.kind === 'HorizontalPodAutoscaler')).toBe(false);
 });
 
 it('grants get secrets per namespace of operator.secretAccess, never cluster-wide, narrowed by names', async () => {

@@ -61,14 +61,14 @@ afterAll(async () => {
   await Promise.all(backends.map((b) => b.stop()));
 });
 
-it('envoy --mode validate accepts what sibyl xds-bootstrap --kind envoy prints, plaintext or TLS with a token', () => {
+it('envoy --mode validate accepts what sibyl xds-bootstrap --kind envoy prints, plaintext or TLS with a token and a health listener', () => {
   // Envoy reads the files it names while it validates: real ones.
   const tokenFile = join(logDir, 'validate.token');
   writeFileSync(tokenFile, 'not-a-real-token');
   const caFile = join(makeServingCert().dir, 'ca.crt');
   for (const [name, extra] of [
     ['plain', { insecure: true }],
-    ['tls', { caFile, tokenFile, namespace: 'shop' }],
+    ['tls', { caFile, tokenFile, namespace: 'shop', health: '0.0.0.0:9902' }],
   ] as const) {
     const file = join(logDir, `validate-${name}.yaml`);
     writeFileSync(

@@ -18,7 +18,7 @@ import { startOperator } from '../../support/operator.js';
 import { logDir } from '../../support/procs.js';
 import { makeServingCert } from '../../support/tls.js';
 import { routerAccountToken } from '../../support/token.js';
-import { waitFor } from '../../support/wait.js';
+import { freePort, waitFor } from '../../support/wait.js';
 import { EnvoyProcess, GoXdsClient, shareOf, traceEnvoy, type TracedCall } from '../../support/xds.js';
 
 /**
@@ -36,6 +36,8 @@ let op: Operator;
 let backends: Backend[];
 let envoy: EnvoyProcess;
 let envoyClient: DemoClient;
+/** Envoy's health listener (the chart's probes and Prometheus use it). */
+let health: string;
 let go: GoXdsClient;
 let load: Load | undefined;
 const routers: Router[] = [];
@@ -150,11 +152,13 @@ beforeAll(async () => {
     );
   }
   const server = `localhost:${op.controlPort}`;
+  health = `127.0.0.1:${await freePort()}`;
   envoy = await EnvoyProcess.create('envoy-op', 311, {
     server,
     caFile,
     tokenFile: xdsToken,
     nodeId: 'envoy-op',
+    health,
   });
   envoy.start();
   go = new GoXdsClient(
@@ -366,6 +370,19 @@ it('a resource the clients refuse raises XdsRejected and the condition, they kee
   zeroWeights = false;
   await waitFor(async () => (await condition())?.status === 'True', { what: 'DataPlaneSynced True again' });
   await waitFor(async () => (await go.batch(40)).backends.b3, { what: 'grpc-go to route to b3' });
+});
+
+it("Envoy's health listener serves /ready and /stats/prometheus, and nothing else of the admin API", async () => {
+  const get = async (path: string, method = 'GET') => {
+    const r = await fetch(`http://${health}${path}`, { method });
+    return { code: r.status, body: await r.text() };
+  };
+  expect(await get('/ready')).toEqual({ code: 200, body: 'LIVE\n' });
+  const stats = await get('/stats/prometheus');
+  expect(stats.code).toBe(200);
+  expect(stats.body).toMatch(/^envoy_cluster_upstream_rq_total\{.*envoy_cluster_name="demo\./m);
+  expect((await get('/quitquitquit', 'POST')).code).toBe(404);
+  expect((await get('/config_dump')).code).toBe(404);
 });
 
 it('an Envoy restart resyncs from the operator', async () => {

@@ -93,6 +93,30 @@ describe('envoy bootstrap', () => {
   });
 });
 
+describe('envoy health listener', () => {
+  it('routes only /ready and /stats/prometheus to the admin interface on loopback', () => {
+    const b = envoyBootstrap({ server: 'op:9443', insecure: true, nodeId: 'e', health: '0.0.0.0:9902' });
+    const dig = (...path: (string | number)[]) =>
+      path.reduce<unknown>((x, k) => (x as Record<string | number, unknown>)[k], b.static_resources);
+    expect(dig('listeners', 0, 'address')).toEqual({
+      socket_address: { address: '0.0.0.0', port_value: 9902 },
+    });
+    const hcm = ['listeners', 0, 'filter_chains', 0, 'filters', 0, 'typed_config'];
+    expect(dig(...hcm, 'route_config', 'virtual_hosts', 0, 'routes')).toEqual([
+      { match: { path: '/ready' }, route: { cluster: 'sibyl-envoy-admin' } },
+      { match: { path: '/stats/prometheus' }, route: { cluster: 'sibyl-envoy-admin' } },
+    ]);
+    expect(
+      dig('clusters', 0, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address'),
+    ).toEqual({
+      socket_address: { address: '127.0.0.1', port_value: 9901 },
+    });
+    expect(envoyBootstrap({ server: 'op:9443', insecure: true, nodeId: 'e' })).not.toHaveProperty(
+      'static_resources',
+    );
+  });
+});
+
 describe('sibyl xds-bootstrap', () => {
   it('prints gRPC JSON or Envoy YAML', async () => {
     const json = JSON.parse(
@@ -134,6 +158,12 @@ describe('sibyl xds-bootstrap', () => {
     );
     await expect(cli('--kind', 'envoy', '--server', 'a:1', '--insecure', '--listen', 'x')).rejects.toThrow(
       /--listen "x"/,
+    );
+    await expect(cli('--kind', 'grpc', '--server', 'a:1', '--insecure', '--health', ':1')).rejects.toThrow(
+      /for --kind envoy/,
+    );
+    await expect(cli('--kind', 'envoy', '--server', 'a:1', '--insecure', '--health', 'x')).rejects.toThrow(
+      /--health "x"/,
     );
   });
 });
