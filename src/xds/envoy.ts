@@ -149,13 +149,16 @@ export function envoyListener(fleet: EnvoyFleet, pools: readonly XdsPoolInput[])
  * seeing queues; outlier detection for the spec's breaker (Envoy counts a gRPC failure by the HTTP
  * status its grpc-status maps to, so consecutive_5xx sees UNAVAILABLE and INTERNAL); the panic
  * threshold at the share of endpoints the breaker may not eject, so Envoy goes on using ejected or
- * draining endpoints only when more than maxEjectionPercent are out.
+ * draining endpoints only when more than maxEjectionPercent are out. Its statistics go by a name
+ * without dots (alt_stat_name): Envoy's Prometheus tags take a cluster's name up to its first dot, so
+ * NAME.NAMESPACE would put the namespace into every metric's name.
  */
 export function envoyCluster(pool: XdsPoolInput): Msg {
   const name = resourceName(pool.key);
   const cb = pool.spec.circuitBreaker;
   return {
     name,
+    alt_stat_name: `sibyl_${pool.key.replace(/[./]/g, '_')}`,
     type: 'EDS',
     eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name },
     connect_timeout: duration(2000),

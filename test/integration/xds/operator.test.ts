@@ -380,7 +380,11 @@ it("Envoy's health listener serves /ready and /stats/prometheus, and nothing els
   expect(await get('/ready')).toEqual({ code: 200, body: 'LIVE\n' });
   const stats = await get('/stats/prometheus');
   expect(stats.code).toBe(200);
-  expect(stats.body).toMatch(/^envoy_cluster_upstream_rq_total\{.*envoy_cluster_name="demo\./m);
+  // The pool's cluster by a name Prometheus tags whole (its resource name has dots).
+  const name = `sibyl_${key.replace(/[./]/g, '_')}`;
+  expect(stats.body).toMatch(
+    new RegExp(`^envoy_cluster_upstream_rq_total\\{envoy_cluster_name="${name}"\\} [1-9]`, 'm'),
+  );
   expect((await get('/quitquitquit', 'POST')).code).toBe(404);
   expect((await get('/config_dump')).code).toBe(404);
 });
