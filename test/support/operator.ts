@@ -1,6 +1,10 @@
 import type * as k8s from '@kubernetes/client-node';
+import type { ControlClient } from '../../src/control/client.js';
 import { Operator, type OperatorOptions } from '../../src/operator/operator.js';
+import { linkRouter } from '../../src/router/control-link.js';
+import { Router } from '../../src/router/router.js';
 import { makeLogger } from '../../src/util/log.js';
+import { quiet } from './grpc.js';
 import { kubeConfig } from './kube.js';
 
 /** An operator in this process against the test control plane, watching one namespace. */
@@ -66,4 +70,32 @@ export async function metricValue(m: Readable, labels: Record<string, string> = 
 /** Reconciles of `kind` the operator has finished (its sibyl_reconcile_duration_seconds count). */
 export function reconciles(op: Operator, kind: 'BackendPool' | 'CacheTier'): Promise<number> {
   return metricValue(op.metrics.reconcileDuration, { kind });
+}
+
+/**
+ * sibyl routers in this process, each subscribed to the operator's control API on `port` over TLS
+ * (trusting `ca`) with a ServiceAccount token, serving the pools of `namespace`.
+ */
+export async function subscribedRouters(
+  ids: readonly string[],
+  o: { port: number; ca: Buffer; token: string; namespace: string },
+): Promise<{ routers: Router[]; links: ControlClient[] }> {
+  const routers: Router[] = [];
+  const links: ControlClient[] = [];
+  for (const id of ids) {
+    const router = await Router.start({ defaultMetrics: false, log: quiet() });
+    routers.push(router);
+    links.push(
+      linkRouter(router, {
+        address: `localhost:${o.port}`,
+        ca: o.ca,
+        token: async () => o.token,
+        routerId: id,
+        namespace: o.namespace,
+        version: 'test',
+        log: makeLogger('router', 'silent'),
+      }),
+    );
+  }
+  return { routers, links };
 }

@@ -10,7 +10,9 @@ import { systemClock } from '../../src/util/clock.js';
 import { systemTimers } from '../../src/util/timers.js';
 import { renderBootstrap, type BootstrapOptions } from '../../src/xds/bootstrap.js';
 import { XdsServer, type XdsServerOptions } from '../../src/xds/server.js';
-import type { XdsEndpointInput, XdsPoolInput } from '../../src/xds/types.js';
+import type { ResourceMutator } from '../../src/xds/resources.js';
+import type { Msg } from '../../src/xds/routes.js';
+import { TYPE, type XdsEndpointInput, type XdsPoolInput } from '../../src/xds/types.js';
 import { echo, quiet, type DemoClient } from './grpc.js';
 import { logDir } from './procs.js';
 import { freePort, waitFor } from './wait.js';
@@ -52,6 +54,22 @@ export async function startAds(
       server.forceShutdown();
     },
   };
+}
+
+/**
+ * A resource mutator (XdsServerOptions.mutate) that, while `on()` says so, makes every endpoint weight
+ * in EDS 0, which grpc-go and Envoy refuse: a real NACK from a real client.
+ */
+export function zeroWeightsWhile(on: () => boolean): ResourceMutator {
+  return (type: string, r: Msg): Msg =>
+    on() && type === TYPE.endpoint
+      ? (JSON.parse(
+          JSON.stringify(r).replace(
+            /"load_balancing_weight":\{"value":\d+\}\}/g,
+            '"load_balancing_weight":{"value":0}}',
+          ),
+        ) as Msg)
+      : r;
 }
 
 /** A spec that sets every section a data plane is programmed from (retries on three codes, one unknown to xDS). */

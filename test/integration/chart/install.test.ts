@@ -33,6 +33,18 @@ const installed = [
 ];
 const names = () => installed.map((n) => n.replace('REL', release));
 
+/** helm upgrade of the release with its values and these --set. */
+const upgrade = (...set: string[]) =>
+  helm(['upgrade', release, CHART, '--namespace', ns, '--reuse-values', ...set.flatMap((v) => ['--set', v])]);
+
+/** The operator Deployment's arguments, as the API server holds them. */
+async function operatorArgs(): Promise<string[] | undefined> {
+  const op = JSON.parse(
+    await kubectlOk(['get', 'deployment', `${release}-operator`, '-n', ns, '-o', 'json']),
+  ) as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+  return op.spec.template.spec.containers[0]?.args;
+}
+
 const secretData = async () =>
   (
     JSON.parse(await kubectlOk(['get', 'secret', `${release}-control-tls`, '-n', ns, '-o', 'json'])) as {
@@ -134,26 +146,12 @@ it('gives the operator its permissions and nothing more (kubectl auth can-i)', a
   expect((await kubectl(['auth', 'can-i', 'get', 'configmaps', '--as', envoy, '-n', ns])).stdout.trim()).toBe(
     'no',
   );
-  const op = JSON.parse(
-    await kubectlOk(['get', 'deployment', `${release}-operator`, '-n', ns, '-o', 'json']),
-  ) as {
-    spec: { template: { spec: { containers: { args: string[] }[] } } };
-  };
-  expect(op.spec.template.spec.containers[0]?.args).toContain(`--allowed-routers=${ns}/sibyl-envoy`);
+  expect(await operatorArgs()).toContain(`--allowed-routers=${ns}/sibyl-envoy`);
 });
 
 it('helm upgrade keeps the generated certificate and applies new values', async () => {
   const before = await secretData();
-  await helm([
-    'upgrade',
-    release,
-    CHART,
-    '--namespace',
-    ns,
-    '--reuse-values',
-    '--set',
-    'envoy.autoscaling.enabled=false,envoy.replicas=3',
-  ]);
+  await upgrade('envoy.autoscaling.enabled=false,envoy.replicas=3');
   expect(await secretData()).toEqual(before);
   const dep = JSON.parse(
     await kubectlOk(['get', 'deployment', `${release}-envoy`, '-n', ns, '-o', 'json']),
@@ -167,7 +165,7 @@ it('helm upgrade keeps the generated certificate and applies new values', async 
 });
 
 it('helm upgrade to dataPlane: sibyl replaces the Envoys with routers, and their account on the allowed list', async () => {
-  await helm(['upgrade', release, CHART, '--namespace', ns, '--reuse-values', '--set', 'dataPlane=sibyl']);
+  await upgrade('dataPlane=sibyl');
   await kubectlOk(['get', '-n', ns, `deployment/${release}-router`, 'serviceaccount/sibyl-router']);
   for (const gone of [
     `deployment/${release}-envoy`,
@@ -176,12 +174,7 @@ it('helm upgrade to dataPlane: sibyl replaces the Envoys with routers, and their
   ])
     expect((await kubectl(['get', '-n', ns, gone])).code).toBe(1);
   await kubectlOk(['get', '-n', ns, `configmap/${release}-xds-bootstrap`]);
-  const op = JSON.parse(
-    await kubectlOk(['get', 'deployment', `${release}-operator`, '-n', ns, '-o', 'json']),
-  ) as {
-    spec: { template: { spec: { containers: { args: string[] }[] } } };
-  };
-  expect(op.spec.template.spec.containers[0]?.args).toContain(`--allowed-routers=${ns}/sibyl-router`);
+  expect(await operatorArgs()).toContain(`--allowed-routers=${ns}/sibyl-router`);
   const router = `system:serviceaccount:${ns}:sibyl-router`;
   expect(
     (
@@ -192,18 +185,7 @@ it('helm upgrade to dataPlane: sibyl replaces the Envoys with routers, and their
 
 it('operator.secretAccess moves the Secret grant to the namespaces and names it lists', async () => {
   const shop = await createNamespace('chart-shop');
-  await helm([
-    'upgrade',
-    release,
-    CHART,
-    '--namespace',
-    ns,
-    '--reuse-values',
-    '--set',
-    `operator.secretAccess.namespaces={${shop}}`,
-    '--set',
-    'operator.secretAccess.names={redis}',
-  ]);
+  await upgrade(`operator.secretAccess.namespaces={${shop}}`, 'operator.secretAccess.names={redis}');
   const who = `system:serviceaccount:${ns}:sibyl-operator`;
   const can = async (...args: string[]) =>
     (await kubectl(['auth', 'can-i', ...args, '--as', who])).stdout.trim();

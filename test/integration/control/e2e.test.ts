@@ -1,14 +1,12 @@
 import type { Backend } from '../../../src/tools/backend/server.js';
 import type { ControlClient } from '../../../src/control/client.js';
-import { linkRouter } from '../../../src/router/control-link.js';
 import type { Operator } from '../../../src/operator/operator.js';
-import { Router } from '../../../src/router/router.js';
-import { makeLogger } from '../../../src/util/log.js';
-import { quiet, startBackends } from '../../support/grpc.js';
+import type { Router } from '../../../src/router/router.js';
+import { startBackends } from '../../support/grpc.js';
 import { Load } from '../../support/load.js';
 import { createNamespace, kubectlOk } from '../../support/kube.js';
 import { createPool, createService, getPool, putSlices } from '../../support/objects.js';
-import { startOperator } from '../../support/operator.js';
+import { startOperator, subscribedRouters } from '../../support/operator.js';
 import { makeServingCert } from '../../support/tls.js';
 import { waitFor } from '../../support/wait.js';
 import { routerAccountToken } from '../../support/token.js';
@@ -82,21 +80,14 @@ beforeAll(async () => {
     telemetry: { interval: '1s' },
   });
   op = await startOp();
-  for (const id of ['r1', 'r2']) {
-    const router = await Router.start({ defaultMetrics: false, log: quiet() });
-    routers.push(router);
-    links.push(
-      linkRouter(router, {
-        address: `localhost:${op.controlPort}`,
-        ca: tls.ca,
-        token: async () => token,
-        routerId: id,
-        namespace: ns,
-        version: 'test',
-        log: makeLogger('router', 'silent'),
-      }),
-    );
-  }
+  const linked = await subscribedRouters(['r1', 'r2'], {
+    port: op.controlPort as number,
+    ca: tls.ca,
+    token,
+    namespace: ns,
+  });
+  routers.push(...linked.routers);
+  links.push(...linked.links);
   await waitFor(
     async () => ((await getPool(ns, 'shop')).status as { routers?: number } | undefined)?.routers === 2,
     {

@@ -2,24 +2,27 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlClient } from '../../../src/control/client.js';
+import type { Router } from '../../../src/router/router.js';
 import type { Operator } from '../../../src/operator/operator.js';
-import { linkRouter } from '../../../src/router/control-link.js';
-import { Router } from '../../../src/router/router.js';
 import type { Backend } from '../../../src/tools/backend/server.js';
-import { makeLogger } from '../../../src/util/log.js';
 import { renderBootstrap } from '../../../src/xds/bootstrap.js';
-import type { Msg } from '../../../src/xds/routes.js';
-import { TYPE } from '../../../src/xds/types.js';
-import { demoClient, quiet, startBackends, type DemoClient } from '../../support/grpc.js';
+import { demoClient, startBackends, type DemoClient } from '../../support/grpc.js';
 import { createNamespace, kubeConfig, kubectlOk } from '../../support/kube.js';
 import { Load } from '../../support/load.js';
 import { createPool, getPool, listEvents } from '../../support/objects.js';
-import { startOperator } from '../../support/operator.js';
+import { startOperator, subscribedRouters } from '../../support/operator.js';
 import { logDir } from '../../support/procs.js';
 import { makeServingCert } from '../../support/tls.js';
 import { routerAccountToken } from '../../support/token.js';
 import { freePort, waitFor } from '../../support/wait.js';
-import { EnvoyProcess, GoXdsClient, shareOf, traceEnvoy, type TracedCall } from '../../support/xds.js';
+import {
+  EnvoyProcess,
+  GoXdsClient,
+  shareOf,
+  traceEnvoy,
+  zeroWeightsWhile,
+  type TracedCall,
+} from '../../support/xds.js';
 
 /**
  * The operator programs real data planes: a BackendPool reconciled by an operator in this process
@@ -45,15 +48,7 @@ const links: ControlClient[] = [];
 /** When set, every endpoint weight in EDS becomes 0, which grpc-go and Envoy refuse. */
 let zeroWeights = false;
 
-const zero = (type: string, r: Msg): Msg =>
-  zeroWeights && type === TYPE.endpoint
-    ? JSON.parse(
-        JSON.stringify(r).replace(
-          /"load_balancing_weight":\{"value":\d+\}\}/g,
-          '"load_balancing_weight":{"value":0}}',
-        ),
-      )
-    : r;
+const zero = zeroWeightsWhile(() => zeroWeights);
 
 const addr = (i: number) => (backends[i] as Backend).address;
 const xdsPool = () => op.control?.xds.pool(key);
@@ -136,21 +131,14 @@ beforeAll(async () => {
       xdsMutate: zero,
     },
   });
-  for (const id of ['r1', 'r2']) {
-    const router = await Router.start({ defaultMetrics: false, log: quiet() });
-    routers.push(router);
-    links.push(
-      linkRouter(router, {
-        address: `localhost:${op.controlPort}`,
-        ca: tls.ca,
-        token: async () => routerToken,
-        routerId: id,
-        namespace: ns,
-        version: 'test',
-        log: makeLogger('router', 'silent'),
-      }),
-    );
-  }
+  const linked = await subscribedRouters(['r1', 'r2'], {
+    port: op.controlPort as number,
+    ca: tls.ca,
+    token: routerToken,
+    namespace: ns,
+  });
+  routers.push(...linked.routers);
+  links.push(...linked.links);
   const server = `localhost:${op.controlPort}`;
   health = `127.0.0.1:${await freePort()}`;
   envoy = await EnvoyProcess.create('envoy-op', 311, {

@@ -1,6 +1,5 @@
 import type { Backend } from '../../../src/tools/backend/server.js';
 import type { XdsNack } from '../../../src/xds/clients.js';
-import type { Msg } from '../../../src/xds/routes.js';
 import { TYPE, type XdsPoolInput } from '../../../src/xds/types.js';
 import { startBackends } from '../../support/grpc.js';
 import { waitFor } from '../../support/wait.js';
@@ -11,6 +10,7 @@ import {
   type Ads,
   type GoXdsClient,
   startAds,
+  zeroWeightsWhile,
 } from '../../support/xds.js';
 
 /**
@@ -26,15 +26,7 @@ const nacks: XdsNack[] = [];
 let zeroWeights = false;
 const clients: GoXdsClient[] = [];
 
-const zero = (type: string, r: Msg): Msg =>
-  zeroWeights && type === TYPE.endpoint
-    ? JSON.parse(
-        JSON.stringify(r).replace(
-          /"load_balancing_weight":\{"value":\d+\}\}/g,
-          '"load_balancing_weight":{"value":0}}',
-        ),
-      )
-    : r;
+const zero = zeroWeightsWhile(() => zeroWeights);
 
 function client(name: string): GoXdsClient {
   const c = goClient(name, 'demo.xds-go', ads.address);
