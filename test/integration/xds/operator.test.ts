@@ -1,28 +1,9 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import * as k8s from '@kubernetes/client-node';
-import type { ControlClient } from '../../../src/control/client.js';
-import type { Router } from '../../../src/router/router.js';
-import type { Operator } from '../../../src/operator/operator.js';
-import type { Backend } from '../../../src/tools/backend/server.js';
-import { renderBootstrap } from '../../../src/xds/bootstrap.js';
-import { demoClient, startBackends, type DemoClient } from '../../support/grpc.js';
-import { createNamespace, kubeConfig, kubectlOk } from '../../support/kube.js';
+import { kubectlOk } from '../../support/kube.js';
 import { Load } from '../../support/load.js';
-import { createPool, getPool, listEvents } from '../../support/objects.js';
-import { startOperator, subscribedRouters } from '../../support/operator.js';
-import { logDir } from '../../support/procs.js';
-import { makeServingCert } from '../../support/tls.js';
-import { routerAccountToken } from '../../support/token.js';
-import { freePort, waitFor } from '../../support/wait.js';
-import {
-  EnvoyProcess,
-  GoXdsClient,
-  shareOf,
-  traceEnvoy,
-  zeroWeightsWhile,
-  type TracedCall,
-} from '../../support/xds.js';
+import { listEvents } from '../../support/objects.js';
+import { waitFor } from '../../support/wait.js';
+import { shareOf, traceEnvoy, zeroWeightsWhile, type TracedCall } from '../../support/xds.js';
+import { OperatedFleet, atLeast } from '../../support/xds-fleet.js';
 
 /**
  * The operator programs real data planes: a BackendPool reconciled by an operator in this process
@@ -31,205 +12,95 @@ import {
  * the fleet's telemetry: service times for the weights, failures for the fleet breakers.
  */
 
-const tls = makeServingCert();
-const caFile = join(tls.dir, 'ca.crt');
-let ns: string;
-let key: string;
-let op: Operator;
-let backends: Backend[];
-let envoy: EnvoyProcess;
-let envoyClient: DemoClient;
-/** Envoy's health listener (the chart's probes and Prometheus use it). */
-let health: string;
-let go: GoXdsClient;
+let f: OperatedFleet;
 let load: Load | undefined;
-const routers: Router[] = [];
-const links: ControlClient[] = [];
 /** When set, every endpoint weight in EDS becomes 0, which grpc-go and Envoy refuse. */
 let zeroWeights = false;
 
-const zero = zeroWeightsWhile(() => zeroWeights);
-
-const addr = (i: number) => (backends[i] as Backend).address;
-const xdsPool = () => op.control?.xds.pool(key);
-const weights = () => Object.fromEntries(xdsPool()?.weights ?? []);
-
-interface Status {
-  endpoints?: Array<{ address: string; xdsWeight?: number }>;
-  dataPlanes?: {
-    connected: number;
-    byKind: Record<string, number>;
-    clients?: Array<{ node: string; kind: string; synced: boolean; acked?: Record<string, string> }>;
-  };
-  conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
-}
-/** Each xDS client's EDS version sent or ACKed, by node id. */
-const clientVersions = (which: 'sent' | 'acked'): Array<[string, string]> =>
-  (op.control?.xds.clients() ?? []).map((c) => [c.node, c.types.EDS?.[which] ?? '']);
-/** Whether version `a` ("N" or "N.M", as the ADS server numbers them) is `b` or later. */
-function atLeast(a: string | undefined, b: string): boolean {
-  if (!a) return false;
-  const [x, y] = [a, b].map((v) => v.split('.').map(Number)) as [number[], number[]];
-  return (x[0] ?? 0) !== (y[0] ?? 0) ? (x[0] ?? 0) > (y[0] ?? 0) : (x[1] ?? 0) >= (y[1] ?? 0);
-}
-const status = async () => (await getPool(ns, 'demo')).status as Status | undefined;
-const condition = async () => (await status())?.conditions?.find((c) => c.type === 'DataPlaneSynced');
-
-function tokenFile(token: string): string {
-  const f = join(logDir, `${ns}-xds.token`);
-  writeFileSync(f, token);
-  return f;
-}
-
-async function patchEndpoints(n: number): Promise<void> {
-  const api = kubeConfig().makeApiClient(k8s.CustomObjectsApi);
-  await api.patchNamespacedCustomObject(
-    {
-      group: 'sibyl.dev',
-      version: 'v1alpha1',
-      namespace: ns,
-      plural: 'backendpools',
-      name: 'demo',
-      body: [
-        {
-          op: 'replace',
-          path: '/spec/endpoints',
-          value: backends.slice(0, n).map((b) => ({ address: b.address })),
-        },
-      ],
-    },
-    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
-  );
-}
+const addr = (i: number) => f.address(i);
 
 beforeAll(async () => {
-  ns = await createNamespace('xds-op');
-  key = `${ns}/demo`;
-  const routerToken = await routerAccountToken(ns, 'router');
-  const xdsToken = tokenFile(await routerAccountToken(ns, 'envoy'));
-  // b0 is five times as fast as b1 and b2; b3 joins later.
-  backends = await startBackends(4);
-  backends[0]?.state.update({ latencyMs: 2 });
-  for (const b of backends.slice(1)) b.state.update({ latencyMs: 10 });
-  await createPool(ns, 'demo', {
-    endpoints: backends.slice(0, 3).map((b) => ({ address: b.address })),
-    match: { services: ['sibyl.demo.v1.Demo'] },
-    balancing: { policy: 'RoundRobin' },
-    retries: { maxAttempts: 1 },
-    // Envoy's outlier detection takes the same threshold: high, so that only the fleet breaker acts.
-    circuitBreaker: { failureThreshold: 100, recoveryTimeout: '15s' },
-    telemetry: { interval: '1s' },
-  });
-  op = await startOperator(ns, {
-    statusIntervalMs: 300,
-    control: {
-      addr: '127.0.0.1:0',
-      tls: { cert: tls.cert, key: tls.key },
-      allowedRouters: [`${ns}/router`, `${ns}/envoy`],
-      pushIntervalMs: 300,
-      reportIntervalMs: 300,
-      xdsMutate: zero,
+  f = await OperatedFleet.start({
+    prefix: 'xds-op',
+    backends: 4, // b3 joins later
+    inPool: 3,
+    spec: {
+      match: { services: ['sibyl.demo.v1.Demo'] },
+      balancing: { policy: 'RoundRobin' },
+      retries: { maxAttempts: 1 },
+      // Envoy's outlier detection takes the same threshold: high, so that only the fleet breaker acts.
+      circuitBreaker: { failureThreshold: 100, recoveryTimeout: '15s' },
+      telemetry: { interval: '1s' },
     },
+    mutate: zeroWeightsWhile(() => zeroWeights),
+    envoyBaseId: 311,
   });
-  const linked = await subscribedRouters(['r1', 'r2'], {
-    port: op.controlPort as number,
-    ca: tls.ca,
-    token: routerToken,
-    namespace: ns,
-  });
-  routers.push(...linked.routers);
-  links.push(...linked.links);
-  const server = `localhost:${op.controlPort}`;
-  health = `127.0.0.1:${await freePort()}`;
-  envoy = await EnvoyProcess.create('envoy-op', 311, {
-    server,
-    caFile,
-    tokenFile: xdsToken,
-    nodeId: 'envoy-op',
-    health,
-  });
-  envoy.start();
-  go = new GoXdsClient(
-    'go-op',
-    `xds:///demo.${ns}`,
-    renderBootstrap('grpc', { server, caFile, tokenFile: xdsToken, nodeId: 'go-op' }),
-    { GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS: 'true' },
-  );
-  await envoy.ready();
-  envoyClient = demoClient(envoy.listen);
-  await waitFor(() => links.every((l) => l.version > 0), { what: 'routers to apply a table' });
-  await waitFor(async () => Object.keys((await go.batch(30)).backends).length === 3, {
-    what: 'grpc-go to route to b0, b1 and b2',
-  });
+  // b0 is five times as fast as b1, b2 and b3.
+  f.backends[0]?.state.update({ latencyMs: 2 });
+  for (const b of f.backends.slice(1)) b.state.update({ latencyMs: 10 });
 });
 
 afterAll(async () => {
   load?.close();
-  envoyClient?.close();
-  await go?.close();
-  await envoy?.kill();
-  for (const l of links) l.stop();
-  for (const r of routers) await r.close();
-  await op?.stop();
-  for (const b of backends ?? []) await b.stop(0);
+  await f?.stop();
 });
 
 it('DRAINING reaches Envoy and grpc-go within a second of the fleet breaker opening on a failing backend', async () => {
   // Light traffic from both clients, spread over the three backends (no telemetry yet: equal weights).
-  const envoyCalls = traceEnvoy(envoyClient, 10);
-  go.trace(20);
+  const envoyCalls = traceEnvoy(f.envoyClient, 10);
+  f.go.trace(20);
   await waitFor(
-    () => envoyCalls.calls.some((c) => c.backend === 'b1') && go.traced.some((c) => c.backend === 'b1'),
+    () => envoyCalls.calls.some((c) => c.backend === 'b1') && f.go.traced.some((c) => c.backend === 'b1'),
     { what: 'calls to b1 from Envoy and grpc-go' },
   );
   let opened = 0;
   let drainingSent: Array<[string, string]> | undefined;
-  const off = op.control?.routing.onChange(() => {
-    if (opened || !op.control?.routing.get(key)?.endpoints.find((e) => e.address === addr(1))?.forceOpen)
+  const off = f.op.control?.routing.onChange(() => {
+    if (opened || !f.op.control?.routing.get(f.key)?.endpoints.find((e) => e.address === addr(1))?.forceOpen)
       return;
     opened = Date.now();
     // The same reconcile publishes to the ADS server right after the routers' state: the EDS each
     // client is sent then is the one with b1 DRAINING.
-    setImmediate(() => (drainingSent = clientVersions('sent')));
+    setImmediate(() => (drainingSent = f.clientVersions('sent')));
   });
   // b1 fails every call; the routers' reports show it failing on both, and the operator opens it.
-  backends[1]?.state.update({ errorRate: 1 });
+  f.backends[1]?.state.update({ errorRate: 1 });
   const failing = Date.now();
-  load = new Load({ targets: routers.map((r) => r.address), rps: 150, deadlineMs: 5000 }).start();
+  load = new Load({ targets: f.routers.map((r) => r.address), rps: 150, deadlineMs: 5000 }).start();
   await waitFor(() => opened, { timeoutMs: 30_000, what: 'the fleet breaker to open on b1' });
   const ackedAt = await waitFor(
     () => {
-      const acked = new Map(clientVersions('acked'));
+      const acked = new Map(f.clientVersions('acked'));
       return drainingSent?.every(([node, v]) => atLeast(acked.get(node), v)) && Date.now();
     },
     { intervalMs: 5, what: 'both clients to ACK the EDS with b1 DRAINING' },
   );
   await waitFor(
-    () => envoyCalls.calls.some((c) => c.at > opened + 6000) && go.traced.some((c) => c.at > opened + 6000),
+    () => envoyCalls.calls.some((c) => c.at > opened + 6000) && f.go.traced.some((c) => c.at > opened + 6000),
     {
       what: 'six seconds of calls after the breaker opened',
     },
   );
   off?.();
   await envoyCalls.stop();
-  await go.stopTrace();
-  backends[1]?.state.update({ errorRate: 0 });
+  await f.go.stopTrace();
+  f.backends[1]?.state.update({ errorRate: 0 });
   // Lighter fleet traffic from here on: telemetry for the weights, well below the pool's capacity.
   await load.stop();
   load.close();
-  load = new Load({ targets: routers.map((r) => r.address), rps: 40, deadlineMs: 5000 }).start();
+  load = new Load({ targets: f.routers.map((r) => r.address), rps: 40, deadlineMs: 5000 }).start();
   const last = (calls: readonly TracedCall[]) =>
     Math.max(opened, ...calls.filter((c) => c.at > opened && c.backend === 'b1').map((c) => c.at)) - opened;
   const before = (calls: readonly TracedCall[]) =>
     calls.filter((c) => c.at > failing && c.at <= opened && c.backend === 'b1').length;
   console.log(
-    `fleet breaker opened ${opened - failing} ms after b1 began failing; Envoy and grpc-go ACKed DRAINING ${ackedAt - opened} ms after it opened; last call on b1 after it: Envoy +${last(envoyCalls.calls)} ms (${before(envoyCalls.calls)} calls on b1 while it failed), grpc-go +${last(go.traced)} ms (${before(go.traced)} calls)`,
+    `fleet breaker opened ${opened - failing} ms after b1 began failing; Envoy and grpc-go ACKed DRAINING ${ackedAt - opened} ms after it opened; last call on b1 after it: Envoy +${last(envoyCalls.calls)} ms (${before(envoyCalls.calls)} calls on b1 while it failed), grpc-go +${last(f.go.traced)} ms (${before(f.go.traced)} calls)`,
   );
   // Envoy's own outlier detection (100 consecutive failures) did not eject b1: DRAINING did.
-  expect(await envoy.adminGet('/stats?filter=outlier_detection.ejections_enforced_total')).not.toMatch(
+  expect(await f.envoy.adminGet('/stats?filter=outlier_detection.ejections_enforced_total')).not.toMatch(
     /: [1-9]/,
   );
-  for (const calls of [envoyCalls.calls, go.traced]) {
+  for (const calls of [envoyCalls.calls, f.go.traced]) {
     expect(before(calls)).toBeGreaterThan(0);
     expect(last(calls)).toBeLessThan(5000);
     expect(
@@ -247,24 +118,27 @@ it('traffic follows the weights the operator computed from service times', async
   // which picks by weight.
   await waitFor(
     () => {
-      const w = weights();
+      const w = f.weights();
       const b0 = (w[addr(0)] ?? 0) >= 2.5 * Math.max(w[addr(1)] ?? Infinity, w[addr(2)] ?? Infinity);
-      const closed = op.control?.routing.get(key)?.endpoints.every((e) => !e.forceOpen);
+      const closed = f.op.control?.routing.get(f.key)?.endpoints.every((e) => !e.forceOpen);
       return (
-        b0 && closed && xdsPool()?.stockPolicy === 'ring_hash' && xdsPool()?.clients.every((c) => c.current)
+        b0 &&
+        closed &&
+        f.xdsPool()?.stockPolicy === 'ring_hash' &&
+        f.xdsPool()?.clients.every((c) => c.current)
       );
     },
     {
       timeoutMs: 90_000,
       intervalMs: 500,
-      what: `b0's weight to be the largest, ring_hash, both clients on it: ${JSON.stringify(weights())} ${xdsPool()?.stockPolicy}`,
+      what: `b0's weight to be the largest, ring_hash, both clients on it: ${JSON.stringify(f.weights())} ${f.xdsPool()?.stockPolicy}`,
     },
   );
-  const w = weights();
+  const w = f.weights();
   const expected = (w[addr(0)] as number) / Object.values(w).reduce((a, b) => a + b, 0);
-  const viaEnvoy = traceEnvoy(envoyClient, 0, 400);
+  const viaEnvoy = traceEnvoy(f.envoyClient, 0, 400);
   await viaEnvoy.done;
-  const viaGo = await go.batch(400, { concurrency: 4 });
+  const viaGo = await f.go.batch(400, { concurrency: 4 });
   const shares = {
     envoy: shareOf(viaEnvoy.calls.map((c) => c.backend)),
     'grpc-go': shareOf(Object.entries(viaGo.backends).flatMap(([b, n]) => Array<string>(n).fill(b))),
@@ -275,9 +149,9 @@ it('traffic follows the weights the operator computed from service times', async
         .sort()
         .map(([k, v]) => [k, Number(v.toFixed(3))]),
     );
-  const now = weights();
+  const now = f.weights();
   console.log(
-    `weights pushed b0:b1:b2 ${[0, 1, 2].map((i) => w[addr(i)]).join(':')}, b0's share ${expected.toFixed(3)} (after the calls ${[0, 1, 2].map((i) => now[addr(i)]).join(':')}, ${xdsPool()?.stockPolicy}); shares of 400 calls: Envoy ${JSON.stringify(round(shares.envoy))}, grpc-go ${JSON.stringify(round(shares['grpc-go']))}`,
+    `weights pushed b0:b1:b2 ${[0, 1, 2].map((i) => w[addr(i)]).join(':')}, b0's share ${expected.toFixed(3)} (after the calls ${[0, 1, 2].map((i) => now[addr(i)]).join(':')}, ${f.xdsPool()?.stockPolicy}); shares of 400 calls: Envoy ${JSON.stringify(round(shares.envoy))}, grpc-go ${JSON.stringify(round(shares['grpc-go']))}`,
   );
   for (const s of Object.values(shares)) {
     expect(s.b0).toBeGreaterThan(s.b1 ?? 0);
@@ -285,16 +159,19 @@ it('traffic follows the weights the operator computed from service times', async
     expect(Math.abs((s.b0 ?? 0) - expected)).toBeLessThan(0.2);
   }
   // Status shows the weight pushed for each endpoint.
-  await waitFor(async () => (await status())?.endpoints?.every((e) => e.xdsWeight === weights()[e.address]), {
-    what: 'status to show the weights pushed',
-  });
+  await waitFor(
+    async () => (await f.status())?.endpoints?.every((e) => e.xdsWeight === f.weights()[e.address]),
+    {
+      what: 'status to show the weights pushed',
+    },
+  );
 });
 
 it('kubectl describe bp shows the xDS clients by kind, their ACKed versions and the weights pushed', async () => {
   // Every push is a moment with a client not yet synced: wait for a status with both in sync.
   const s = await waitFor(
     async () => {
-      const x = await status();
+      const x = await f.status();
       const synced = x?.conditions?.find((c) => c.type === 'DataPlaneSynced')?.status === 'True';
       return synced && x?.dataPlanes?.clients?.every((c) => c.synced) && x;
     },
@@ -306,7 +183,7 @@ it('kubectl describe bp shows the xDS clients by kind, their ACKed versions and 
     ['go-op', 'grpc-go'],
   ]);
   expect(s.dataPlanes?.clients?.every((c) => c.acked?.EDS && c.acked.CDS && c.acked.LDS)).toBe(true);
-  const out = await kubectlOk(['describe', 'bp', 'demo', '-n', ns]);
+  const out = await kubectlOk(['describe', 'bp', 'demo', '-n', f.ns]);
   console.log(out.slice(out.indexOf('Data Planes:'), out.indexOf('Decision:')));
   expect(out).toMatch(/Data Planes:\s+By Kind:\s+Envoy:\s+1\s+Grpc - Go:\s+1/);
   expect(out).toMatch(/Kind:\s+envoy\s+Node:\s+envoy-op\s+Synced:\s+(true|false)/);
@@ -319,10 +196,10 @@ it('kubectl describe bp shows the xDS clients by kind, their ACKed versions and 
 
 it('a resource the clients refuse raises XdsRejected and the condition, they keep their last good configuration, and it clears', async () => {
   zeroWeights = true;
-  await patchEndpoints(4); // b3 joins, in an EDS both clients refuse (endpoint weight 0)
+  await f.setEndpoints(4); // b3 joins, in an EDS both clients refuse (endpoint weight 0)
   const c = await waitFor(
     async () => {
-      const x = await condition();
+      const x = await f.condition();
       return x?.status === 'False' && x;
     },
     { what: 'DataPlaneSynced False' },
@@ -331,7 +208,7 @@ it('a resource the clients refuse raises XdsRejected and the condition, they kee
   console.log(`condition: ${c.message}`);
   const events = await waitFor(
     async () => {
-      const e = (await listEvents(ns, 'demo')).filter((x) => x.reason === 'XdsRejected');
+      const e = (await listEvents(f.ns, 'demo')).filter((x) => x.reason === 'XdsRejected');
       return e.length >= 2 && e;
     },
     { what: 'an XdsRejected event from each client' },
@@ -343,12 +220,12 @@ it('a resource the clients refuse raises XdsRejected and the condition, they kee
   expect(events.map((e) => e.message).join('\n')).toMatch(
     /envoy client envoy-op refused EDS version \S+: .*weight/i,
   );
-  expect(await op.metrics.registry.getSingleMetricAsString('sibyl_xds_rejected_total')).toMatch(
-    new RegExp(`pool="${key}",kind="grpc-go",type="EDS"} [1-9]`),
+  expect(await f.op.metrics.registry.getSingleMetricAsString('sibyl_xds_rejected_total')).toMatch(
+    new RegExp(`pool="${f.key}",kind="grpc-go",type="EDS"} [1-9]`),
   );
   // Their last good configuration: b0, b1 and b2, never the b3 of the refused update.
-  const viaGo = await go.batch(60);
-  const viaEnvoy = traceEnvoy(envoyClient, 0, 60);
+  const viaGo = await f.go.batch(60);
+  const viaEnvoy = traceEnvoy(f.envoyClient, 0, 60);
   await viaEnvoy.done;
   expect(viaGo.errors).toEqual({});
   expect(Object.keys(viaGo.backends)).not.toContain('b3');
@@ -356,20 +233,20 @@ it('a resource the clients refuse raises XdsRejected and the condition, they kee
   expect(viaEnvoy.calls.every((x) => x.code === 0)).toBe(true);
   // The operator's next reconcile (every second) encodes the pool without the fault; both ACK it.
   zeroWeights = false;
-  await waitFor(async () => (await condition())?.status === 'True', { what: 'DataPlaneSynced True again' });
-  await waitFor(async () => (await go.batch(40)).backends.b3, { what: 'grpc-go to route to b3' });
+  await waitFor(async () => (await f.condition())?.status === 'True', { what: 'DataPlaneSynced True again' });
+  await waitFor(async () => (await f.go.batch(40)).backends.b3, { what: 'grpc-go to route to b3' });
 });
 
 it("Envoy's health listener serves /ready and /stats/prometheus, and nothing else of the admin API", async () => {
   const get = async (path: string, method = 'GET') => {
-    const r = await fetch(`http://${health}${path}`, { method });
+    const r = await fetch(`http://${f.health}${path}`, { method });
     return { code: r.status, body: await r.text() };
   };
   expect(await get('/ready')).toEqual({ code: 200, body: 'LIVE\n' });
   const stats = await get('/stats/prometheus');
   expect(stats.code).toBe(200);
   // The pool's cluster by a name Prometheus tags whole (its resource name has dots).
-  const name = `sibyl_${key.replace(/[./]/g, '_')}`;
+  const name = `sibyl_${f.key.replace(/[./]/g, '_')}`;
   expect(stats.body).toMatch(
     new RegExp(`^envoy_cluster_upstream_rq_total\\{envoy_cluster_name="${name}"\\} [1-9]`, 'm'),
   );
@@ -378,15 +255,8 @@ it("Envoy's health listener serves /ready and /stats/prometheus, and nothing els
 });
 
 it('an Envoy restart resyncs from the operator', async () => {
-  await envoy.kill();
-  await waitFor(() => !op.control?.xds.clients().some((c) => c.node === 'envoy-op'), {
-    what: 'the stream of the killed Envoy to end',
-  });
-  envoy.start();
-  await envoy.ready();
-  envoyClient.close();
-  envoyClient = demoClient(envoy.listen);
-  const r = traceEnvoy(envoyClient, 0, 120);
+  await f.restartEnvoy();
+  const r = traceEnvoy(f.envoyClient, 0, 120);
   await r.done;
   expect(r.calls.every((c) => c.code === 0)).toBe(true);
   expect(new Set(r.calls.map((c) => c.backend))).toEqual(new Set(['b0', 'b1', 'b2', 'b3']));
@@ -394,9 +264,9 @@ it('an Envoy restart resyncs from the operator', async () => {
 
 it('with the operator stopped, Envoy and grpc-go keep routing on their last configuration', async () => {
   await load?.stop();
-  await op.stop();
-  const viaGo = await go.batch(120);
-  const viaEnvoy = traceEnvoy(envoyClient, 0, 120);
+  await f.op.stop();
+  const viaGo = await f.go.batch(120);
+  const viaEnvoy = traceEnvoy(f.envoyClient, 0, 120);
   await viaEnvoy.done;
   expect(viaGo.errors).toEqual({});
   expect(Object.keys(viaGo.backends).sort()).toEqual(['b0', 'b1', 'b2', 'b3']);
