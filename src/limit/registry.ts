@@ -1,5 +1,5 @@
 import type { BackendPoolSpec } from '../api/backendpool.js';
-import { parseDuration } from '../util/duration.js';
+import { resolveConcurrency } from '../api/resolve.js';
 import { SibylError } from '../util/errors.js';
 import type { Limit, LimitDeps, LimitFactory, LimitOptions } from './types.js';
 import { WindowedLimit } from './windowed.js';
@@ -27,18 +27,19 @@ export function limitNames(): string[] {
 }
 
 /**
- * The Limit a BackendPool's spec.concurrency asks for (Gradient2 and the CRD defaults when unset), as a
- * router runs it: Gradient2 behind a WindowedLimit, the composition Netflix gives for it (windowed.ts
- * says why); the others sample by sample. `createLimit` builds an algorithm alone.
+ * The Limit a BackendPool's spec.concurrency asks for, with the CRD's defaults (QueueDelay, initial 20,
+ * min 1, max 1000; src/api/resolve.ts reads them from the schema), as a router runs it: Gradient2 behind a
+ * WindowedLimit, the composition Netflix gives for it (windowed.ts says why); the others sample by sample
+ * (QueueDelay keeps its own windows). `createLimit` builds an algorithm alone.
  */
 export function createLimitFromSpec(spec: BackendPoolSpec['concurrency'], deps: LimitDeps): Limit {
+  const c = resolveConcurrency(spec ?? {});
   const options: LimitOptions = {
-    initialLimit: spec?.initialLimit,
-    minLimit: spec?.minLimit,
-    maxLimit: spec?.maxLimit,
-    targetLatencyMs: spec?.targetLatency ? parseDuration(spec.targetLatency) : undefined,
+    initialLimit: c.initialLimit,
+    minLimit: c.minLimit,
+    maxLimit: c.maxLimit,
+    targetLatencyMs: c.targetLatencyMs,
   };
-  const name = spec?.algorithm ?? 'Gradient2';
-  const limit = createLimit(name, options, deps);
-  return name === 'Gradient2' ? new WindowedLimit(limit) : limit;
+  const limit = createLimit(c.algorithm, options, deps);
+  return c.algorithm === 'Gradient2' ? new WindowedLimit(limit) : limit;
 }
