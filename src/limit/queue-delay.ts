@@ -28,8 +28,8 @@ export const QUEUE_DELAY_DEFAULTS: QueueDelayOptions = {
   minWindowMs: 100,
   growth: 0.5,
   remeasureMs: 30_000,
-  holdMinMs: 4_000,
-  holdMaxMs: 32_000,
+  holdMinMs: 8_000,
+  holdMaxMs: 64_000,
   backoff: 0.9,
 };
 
@@ -40,6 +40,8 @@ export const QUEUE_DELAY_DEFAULTS: QueueDelayOptions = {
 const IN_USE = 0.75;
 /** Growth per window, as a share of the limit, until the first cut (a slow start, as TCP's). */
 const SLOW_START = 0.25;
+/** Calls from which a probe's window may show, beyond doubt, that it only queued. */
+const PROBE_SAMPLES = 5;
 /** Standard errors for "beyond doubt" (about 95%). */
 const Z = 2;
 
@@ -65,7 +67,8 @@ const Z = 2;
  *     seeing it alike do not take turns cutting).
  * A growth by a large step (small limits) is also judged against the window before it: if R rose by
  * more than half of what L rose, the extra calls bought no throughput, only wait, and the limit goes
- * back. The limit is the estimate rounded, so a cut from 3 to 2.4 holds 2.
+ * back, from PROBE_SAMPLES calls on when that is beyond doubt. The limit is the estimate rounded, so a
+ * cut from 3 to 2.4 holds 2.
  *
  * R₀ is the lowest window mean plus Z standard errors (so the luckiest of many noisy windows is not
  * taken for a faster backend). As Envoy's adaptive concurrency filter and BBR's ProbeRTT, it is
@@ -164,8 +167,14 @@ export class QueueDelayLimit implements Limit {
   }
 
   private closes(w: RttWindow, endMs: number): boolean {
-    if (w.calls < this.o.windowSize) return false;
     const mean = w.mean;
+    // a probe that only queued, beyond doubt: judged early, since each of its calls waits
+    const p = this.probing;
+    const band = this.o.delayTarget / 2;
+    if (p && mean !== undefined && w.calls >= PROBE_SAMPLES && w.used >= IN_USE * this.limit) {
+      if (queuedOnly(p, this.limit, mean - Z * w.se, band)) return true;
+    }
+    if (w.calls < this.o.windowSize) return false;
     if (mean === undefined) return true;
     if (!this.draining && this.base !== undefined) {
       if (w.drops > 0 || mean - Z * w.se > this.level(1)) return true; // beyond doubt
@@ -204,6 +213,7 @@ export class QueueDelayLimit implements Limit {
       let to = over ? little : Infinity;
       if (w.drops > 0) to = Math.min(little, this.est * this.o.backoff);
       if (queued) to = Math.min(to, probe.from);
+      if (reached && probe && this.limit === probe.limit) this.hold(now, probe.limit);
       return this.cut(now, to, { limit: this.limit, mean, est: this.est }, cutFrom);
     }
     if (reached) {
@@ -230,18 +240,23 @@ export class QueueDelayLimit implements Limit {
     }
   }
 
-  /** Cuts to `to` (never up); the limit that queued is held out of reach (see the class comment). */
+  /** Cuts to `to` (never up). */
   private cut(
     now: number,
     to: number,
     from?: QueueDelayLimit['cutFrom'],
     run?: QueueDelayLimit['cutFrom'],
   ): void {
-    const limit = this.limit;
     this.est = Math.max(this.b.min, Math.min(this.est, to));
     this.cutOnce = true;
     this.cutFrom = run ?? from; // the first of a run of cuts is what the rebase check compares with
-    if (this.limit >= limit) return;
+  }
+
+  /**
+   * A probe of `limit` found a queue: keep it out of reach for holdMs, twice as long each time the same
+   * limit fails again. (Only a probe: a cut after a transient must not hold a limit that serves well.)
+   */
+  private hold(now: number, limit: number): void {
     this.holdMs = limit === this.ceiling ? Math.min(2 * this.holdMs, this.o.holdMaxMs) : this.o.holdMinMs;
     this.ceiling = limit;
     this.ceilingUntilMs = now + this.holdMs * (1 + 0.5 * this.random());

@@ -69,7 +69,7 @@ describe('QueueDelay', () => {
     expect(l.estimate).toBeCloseTo(12.5, 9);
   });
 
-  it('keeps a limit that queued out of reach for holdMs, twice as long when it queues again', () => {
+  it('keeps a limit whose probe queued out of reach for holdMs, twice as long when it fails again', () => {
     const l = new QueueDelayLimit({ initialLimit: 3, maxLimit: 100 }, () => 0);
     let t = feed(l, 0, 100, 3); // R₀ 100; drains to 1
     t = feed(l, t, 100, 1);
@@ -77,18 +77,18 @@ describe('QueueDelay', () => {
     t = feed(l, t, 150, 3); // a backend with 2 slots: 3 in flight wait 50% longer
     expect(l.limit).toBe(2);
     const cutAt = t;
-    while (t < cutAt + QUEUE_DELAY_DEFAULTS.holdMinMs - 500) {
-      t = feed(l, t, 100, 2);
-      expect(l.limit).toBe(2); // 3 held out of reach
-    }
-    expect(l.estimate).toBeCloseTo(2.49, 9);
     while (l.limit === 2) t = feed(l, t, 100, 2);
-    expect(t - cutAt).toBeLessThan(QUEUE_DELAY_DEFAULTS.holdMinMs + 1000);
-    const probeAt = t;
-    t = feed(l, t, 150, 3); // the probe queues again: back to 2, now for twice as long
+    expect(t - cutAt).toBeLessThan(1000); // one cut holds nothing: 3 is probed again soon
+    t = feed(l, t, 150, 3); // the probe queues too: back to 2, and 3 is held
     expect(l.limit).toBe(2);
+    const heldAt = t;
     while (l.limit === 2) t = feed(l, t, 100, 2);
-    expect(t - probeAt).toBeGreaterThanOrEqual(2 * QUEUE_DELAY_DEFAULTS.holdMinMs);
+    expect(t - heldAt).toBeGreaterThanOrEqual(QUEUE_DELAY_DEFAULTS.holdMinMs);
+    expect(t - heldAt).toBeLessThan(QUEUE_DELAY_DEFAULTS.holdMinMs + 1000);
+    t = feed(l, t, 150, 3); // fails again: held twice as long
+    const againAt = t;
+    while (l.limit === 2) t = feed(l, t, 100, 2);
+    expect(t - againAt).toBeGreaterThanOrEqual(2 * QUEUE_DELAY_DEFAULTS.holdMinMs);
   });
 
   it("judges a growth at a small limit by Little's law: R up by more than half of L's rise is queue", () => {
