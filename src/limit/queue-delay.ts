@@ -58,17 +58,17 @@ const Z = 2;
  * Control, once per window (≥ windowSize calls over ≥ minWindowMs, long enough that Z standard errors
  * of R are within half the target; at once when it shows a queue or a drop beyond doubt):
  *   - R over R₀ · (1 + delayTarget), with the limit reached, or a drop: cut to the calls X needs with no
- *     queue, L · R₀ / R (L the mean in flight; at most the limit · backoff on a drop). The limit that
- *     queued is kept out of reach for holdMs, twice as long each time it queues again: at a backend
- *     with two slots, a probe of three queues every call it admits, so probes must be rare;
+ *     queue, L · R₀ / R (L the mean in flight; at most the limit · backoff on a drop);
  *   - R under half the target, with the limit busy (¾ of it in flight on average): grow by `growth`
  *     (by SLOW_START of the limit until the first cut);
  *   - between: leave it (a dead band, as Vegas's α and β, so that limiters sharing a backend and
  *     seeing it alike do not take turns cutting).
- * A growth by a large step (small limits) is also judged against the window before it: if R rose by
- * more than half of what L rose, the extra calls bought no throughput, only wait, and the limit goes
- * back, from PROBE_SAMPLES calls on when that is beyond doubt. The limit is the estimate rounded, so a
- * cut from 3 to 2.4 holds 2.
+ * A growth that raised the limit is a probe. By a large step (small limits) it is also judged against
+ * the window before it: if R rose by more than half of what L rose, the extra calls bought no
+ * throughput, only wait, and the limit goes back, from PROBE_SAMPLES calls on when that is beyond doubt.
+ * A probe that queued keeps its limit out of reach for holdMs, twice as long each time it fails again
+ * (to holdMaxMs): at a backend with two slots, a probe of three queues every call it admits, so such
+ * probes must be rare. The limit is the estimate rounded, so a cut from 3 to 2.4 holds 2.
  *
  * R₀ is the lowest window mean plus Z standard errors (so the luckiest of many noisy windows is not
  * taken for a faster backend). As Envoy's adaptive concurrency filter and BBR's ProbeRTT, it is
