@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import path from 'node:path';
-import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
+import { table } from '../sim/report.js';
+import { echoClient, type EchoClient } from './echo-client.js';
 import { startBenchBackend, startRouterWithPools, withProcesses } from './processes.js';
 
 /**
@@ -121,37 +122,14 @@ export function formatOverload(c: OverloadComparison): string[] {
     f0(s.admittedP99Ms),
     Number.isFinite(s.admittedRatio) ? s.admittedRatio.toFixed(2) : '-',
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
   return [
     `overload: ${c.setup}`,
-    line(head),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map(line),
+    ...table(head, rows).split('\n'),
     ...c.settings.map(
       (s) =>
         `  ${s.algorithm}: success critical ${pct(s.success.critical)}, default ${pct(s.success.default)}, sheddable ${pct(s.success.sheddable)}; shed answers p50 ${f0(s.shedP50Ms)} ms, p95 ${f0(s.shedP95Ms)} ms`,
     ),
   ];
-}
-
-type EchoClient = grpc.Client & {
-  echo(
-    req: object,
-    md: grpc.Metadata,
-    opts: grpc.CallOptions,
-    cb: (err: grpc.ServiceError | null) => void,
-  ): grpc.ClientUnaryCall;
-};
-
-async function client(address: string): Promise<EchoClient> {
-  const Client = demoClientConstructor();
-  const c = new Client(address, grpc.credentials.createInsecure()) as unknown as EchoClient;
-  await new Promise<void>((resolve, reject) =>
-    c.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())),
-  );
-  return c;
 }
 
 function call(c: EchoClient, priority: Priority, deadlineMs: number): Promise<PriorityCall> {
@@ -167,7 +145,7 @@ function call(c: EchoClient, priority: Priority, deadlineMs: number): Promise<Pr
 
 /** Calls per second `addresses` serve with `perTarget` calls in flight on each (closed loop). */
 async function capacity(addresses: readonly string[], perTarget: number, seconds: number): Promise<number> {
-  const clients = await Promise.all(addresses.map(client));
+  const clients = await Promise.all(addresses.map(echoClient));
   try {
     let done = 0;
     let stop = false;
@@ -190,7 +168,7 @@ async function capacity(addresses: readonly string[], perTarget: number, seconds
 
 /** Open loop at `rps` on a fixed schedule, priorities in turn; the calls started after `warmupS`. */
 async function load(address: string, rps: number, warmupS: number, seconds: number, deadlineMs: number) {
-  const c = await client(address);
+  const c = await echoClient(address);
   try {
     const n = Math.round(rps * (warmupS + seconds));
     const skip = Math.round(rps * warmupS);

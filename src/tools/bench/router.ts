@@ -4,11 +4,11 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
 import { parseDuration } from '../../util/duration.js';
 import { SibylError, errorMessage } from '../../util/errors.js';
 import { freePort } from '../../util/net.js';
+import { echoClient } from './echo-client.js';
 import { startRouterWithPools, startSibyl, withProcesses, type Child } from './processes.js';
 import { formatOverload, overload, type OverloadComparison } from './router-overload.js';
 
@@ -51,7 +51,8 @@ twice the capacity, the default limit (QueueDelay) against Gradient2. Build firs
   --deadline D     the client's deadline (default 1s)
   --only WHAT      breakers | hedging | overload (default all three); overload measures for
                    --duration × --repeat after a 4s warm-up, 4 × 2 slots × 100 ms backends
-  --out DIR        write router.json there (default bench/results; "" for none)
+  --out DIR        write router.json there, router-SECTION.json with --only, so that one section's
+                   run leaves the full run's file alone (default bench/results; "" for none)
   --json           print the results as JSON`;
 
 export interface LoadFigures {
@@ -271,19 +272,8 @@ async function load(
   deadlineMs: number,
   log?: CallLog,
 ): Promise<void> {
-  const Client = demoClientConstructor();
-  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-    echo(
-      req: object,
-      md: grpc.Metadata,
-      opts: grpc.CallOptions,
-      cb: (err: grpc.ServiceError | null) => void,
-    ): grpc.ClientUnaryCall;
-  };
+  const client = await echoClient(address);
   try {
-    await new Promise<void>((resolve, reject) =>
-      client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())),
-    );
     const payload = Buffer.alloc(64, 1);
     const n = Math.round(rps * seconds);
     const t0 = performance.now();
@@ -511,7 +501,7 @@ export async function run(argv: string[]): Promise<number> {
   if (o.json) console.log(JSON.stringify(r, null, 2));
   else console.log(formatRouterBench(r));
   if (o.out) {
-    const file = path.join(o.out, 'router.json');
+    const file = path.join(o.out, o.only ? `router-${o.only}.json` : 'router.json');
     await writeFile(file, `${JSON.stringify(r, null, 2)}\n`);
     (o.json ? console.error : console.log)(`wrote ${file}`);
   }
