@@ -21,7 +21,7 @@ interface StreamAccessLogsMessage {
 const DECODE: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: false };
 
 /** AccessLogService's one method: a client stream of log batches, answered (empty) when it ends. */
-function accessLogServiceDefinition(): grpc.ServiceDefinition {
+export function accessLogServiceDefinition(): grpc.ServiceDefinition {
   const req = xdsRoot().lookupType('envoy.service.accesslog.v3.StreamAccessLogsMessage');
   const res = xdsRoot().lookupType('envoy.service.accesslog.v3.StreamAccessLogsResponse');
   return {
