@@ -15,26 +15,34 @@ export interface OrcaLoad {
   memory?: number;
 }
 
-/** Opens a report stream to `target` (host:port) asking for one report every `intervalMs`. */
-export type OrcaDialer = (target: string, intervalMs: number) => grpc.ClientReadableStream<OrcaReport>;
+/** Report streams to backends: one channel per target, released when no stream to it is wanted. */
+export interface OrcaDialer {
+  /** Opens a stream to `target` (host:port) asking for one report every `intervalMs`. */
+  open(target: string, intervalMs: number): grpc.ClientReadableStream<OrcaReport>;
+  release(target: string): void;
+  close(): void;
+}
 
-/** Plaintext grpc-js streams, as routers dial backends, one channel per target; close() ends them all. */
-export function grpcOrcaDialer(): { dial: OrcaDialer; close: () => void } {
+/** Plaintext grpc-js channels, as routers dial backends. */
+export function grpcOrcaDialer(): OrcaDialer {
   const clients = new Map<string, grpc.Client>();
-  const Service = grpc.makeGenericClientConstructor(orcaServiceDefinition(), 'OpenRcaService');
+  const def = orcaServiceDefinition().StreamCoreMetrics as grpc.MethodDefinition<
+    { intervalMs: number },
+    OrcaReport
+  >;
   return {
-    dial: (target, intervalMs) => {
+    open(target, intervalMs) {
       let c = clients.get(target);
-      if (!c) clients.set(target, (c = new Service(target, grpc.credentials.createInsecure())));
-      const def = orcaServiceDefinition().StreamCoreMetrics as grpc.MethodDefinition<
-        { intervalMs: number },
-        OrcaReport
-      >;
+      if (!c) clients.set(target, (c = new grpc.Client(target, grpc.credentials.createInsecure())));
       return c.makeServerStreamRequest(STREAM_CORE_METRICS, def.requestSerialize, def.responseDeserialize, {
         intervalMs,
       });
     },
-    close: () => {
+    release(target) {
+      clients.get(target)?.close();
+      clients.delete(target);
+    },
+    close() {
       for (const c of clients.values()) c.close();
       clients.clear();
     },
@@ -56,8 +64,8 @@ export interface OrcaSourceOptions {
   onLoad: (pool: string, address: string, load: OrcaLoad) => void;
   timers?: Timers;
   log?: Logger;
-  /** Default: grpcOrcaDialer(), closed when the source stops. */
-  dial?: OrcaDialer;
+  /** Default: grpcOrcaDialer(). Closed when the source stops. */
+  dialer?: OrcaDialer;
   /** After UNIMPLEMENTED (the backend serves no OpenRcaService), ask again this much later (default 10 min). */
   unimplementedRetryMs?: number;
 }
@@ -75,15 +83,13 @@ export class OrcaSource implements ResourceSource {
   private readonly subs = new Map<string, Map<string, Subscription>>(); // pool → address → stream
   private readonly timers: Timers;
   private readonly log: Logger;
-  private readonly dial: OrcaDialer;
-  private readonly close?: () => void;
+  private readonly dialer: OrcaDialer;
   private stopped = false;
 
   constructor(private readonly o: OrcaSourceOptions) {
     this.timers = o.timers ?? systemTimers;
     this.log = o.log ?? makeLogger('telemetry-orca');
-    if (o.dial) this.dial = o.dial;
-    else ({ dial: this.dial, close: this.close } = grpcOrcaDialer());
+    this.dialer = o.dialer ?? grpcOrcaDialer();
   }
 
   track(poolKey: string, endpoints: readonly ResourceEndpoint[], settings: TelemetrySettings): void {
@@ -139,7 +145,7 @@ export class OrcaSource implements ResourceSource {
   stop(): void {
     this.stopped = true;
     for (const key of [...this.subs.keys()]) this.untrack(key);
-    this.close?.();
+    this.dialer.close();
   }
 
   private drop(known: Map<string, Subscription>, address: string): void {
@@ -149,11 +155,13 @@ export class OrcaSource implements ResourceSource {
     if (s.retry !== undefined) this.timers.clearTimeout(s.retry);
     s.stream?.cancel();
     known.delete(address);
+    const used = [...this.subs.values()].some((k) => [...k.values()].some((x) => x.target === s.target));
+    if (!used) this.dialer.release(s.target);
   }
 
   private open(s: Subscription): void {
     s.retry = undefined;
-    const stream = this.dial(s.target, s.intervalMs);
+    const stream = this.dialer.open(s.target, s.intervalMs);
     s.stream = stream;
     stream.on('data', (r: OrcaReport) => {
       s.failures = 0;

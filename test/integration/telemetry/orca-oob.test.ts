@@ -21,24 +21,26 @@ const settings = (orca = true) =>
 function source() {
   const loads: { pool: string; address: string; load: OrcaLoad; at: number }[] = [];
   const real = grpcOrcaDialer();
-  const dialled: string[] = [];
+  const opened: string[] = [];
+  const released: string[] = [];
   const src = new OrcaSource({
     onLoad: (pool, address, load) => loads.push({ pool, address, load, at: Date.now() }),
     log: quiet(),
-    dial: (target, intervalMs) => {
-      dialled.push(target);
-      return real.dial(target, intervalMs);
+    dialer: {
+      open: (target, intervalMs) => (opened.push(target), real.open(target, intervalMs)),
+      release: (target) => (released.push(target), real.release(target)),
+      close: () => real.close(),
     },
     unimplementedRetryMs: 60_000,
   });
-  return { src, loads, dialled, stop: () => (src.stop(), real.close()) };
+  return { src, loads, opened, released, stop: () => src.stop() };
 }
 
 it('streams reports every interval from a backend that serves them, and asks one that does not only once', async () => {
   const [orca] = await startBackends(1, { orca: true });
   const [plain] = await startBackends(1, {}, 'p');
   backends = [orca!, plain!];
-  const { src, loads, dialled, stop } = source();
+  const { src, loads, opened, released, stop } = source();
   try {
     const a = `b0.localhost:${orca!.port}`;
     const b = `p0.localhost:${plain!.port}`;
@@ -62,13 +64,14 @@ it('streams reports every interval from a backend that serves them, and asks one
     const gaps = loads.slice(1).map((l, i) => l.at - (loads[i] as { at: number }).at);
     expect(Math.max(...gaps)).toBeLessThan(2000);
     // the plain backend answered UNIMPLEMENTED once and is left alone
-    expect(dialled.filter((t) => t === `127.0.0.1:${plain!.port}`)).toHaveLength(1);
+    expect(opened.filter((t) => t === `127.0.0.1:${plain!.port}`)).toHaveLength(1);
     expect(src.streams()).toBe(1);
     expect(src.figures().size).toBe(0);
 
     // orca off for the pool: the stream ends and no report follows
     src.track('ns/p', [{ address: a, namespace: 'ns' }], settings(false));
     expect(src.streams()).toBe(0);
+    expect(released.sort()).toEqual([`127.0.0.1:${orca!.port}`, `127.0.0.1:${plain!.port}`].sort());
     const n = loads.length;
     await new Promise((r) => setTimeout(r, 600));
     expect(loads.length).toBe(n);
