@@ -1,36 +1,16 @@
-import type { EndpointLoad, WireTrainingSample } from '../../../src/control/messages.js';
+import type { WireTrainingSample } from '../../../src/control/messages.js';
 import { fleetInput } from '../../../src/operator/fleet-features.js';
 import { CacheView } from '../../../src/operator/cache-view.js';
 import { TelemetryIntake } from '../../../src/operator/telemetry-intake.js';
 import { usableSample } from '../../../src/model/evaluate.js';
 import { sampleProblem } from '../../../src/model/features.js';
 import { FleetTelemetry } from '../../../src/telemetry/fleet.js';
-import { LATENCY_BOUNDS_MS, bucketOf } from '../../../src/telemetry/histogram.js';
 import { ManualClock } from '../../../src/util/clock.js';
+import { endpointLoadOf, loadReport } from '../../support/load-report.js';
 
-const load = (address: string, calls: number, latencyMs: number, failures = 0): EndpointLoad => {
-  const latencyCounts = new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
-  latencyCounts[bucketOf(latencyMs)] = calls;
-  return {
-    pool: 'ns/p',
-    address,
-    calls,
-    errors: failures ? { '14': failures } : {},
-    latencyBoundsMs: LATENCY_BOUNDS_MS,
-    latencyCounts,
-    inflight: 0,
-    breaker: '',
-    concurrencyLimit: 0,
-  };
-};
-const report = (routerId: string, endpoints: EndpointLoad[]) => ({
-  routerId,
-  routingVersion: 0,
-  intervalMs: 1000,
-  endpoints,
-  samples: [],
-  caches: [],
-});
+const load = (address: string, calls: number, latencyMs: number, failures = 0) =>
+  endpointLoadOf(address, calls, failures, latencyMs, { inflight: 0 });
+const report = loadReport;
 
 function setup() {
   const clock = new ManualClock();

@@ -1,38 +1,10 @@
 import { FleetBreakers, FleetTelemetry } from '../../../src/telemetry/fleet.js';
 import { LATENCY_BOUNDS_MS, bucketOf, quantile } from '../../../src/telemetry/histogram.js';
 import { ManualClock } from '../../../src/util/clock.js';
-import type { EndpointLoad } from '../../../src/control/messages.js';
+import { endpointLoadOf, loadReport } from '../../support/load-report.js';
 
-function load(
-  address: string,
-  calls: number,
-  failures: number,
-  latencyMs: number,
-  extra: Partial<EndpointLoad> = {},
-): EndpointLoad {
-  const counts = new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
-  counts[bucketOf(latencyMs)] = calls;
-  return {
-    pool: 'ns/p',
-    address,
-    calls,
-    errors: failures ? { '14': failures } : {},
-    latencyBoundsMs: LATENCY_BOUNDS_MS,
-    latencyCounts: counts,
-    inflight: 2,
-    breaker: 'Closed',
-    concurrencyLimit: 0,
-    ...extra,
-  };
-}
-const report = (router: string, endpoints: EndpointLoad[]) => ({
-  routerId: router,
-  routingVersion: 1,
-  intervalMs: 1000,
-  endpoints,
-  samples: [],
-  caches: [],
-});
+const load = endpointLoadOf;
+const report = loadReport;
 
 describe('histograms', () => {
   it('finds the bucket and interpolates quantiles', () => {
