@@ -6,7 +6,7 @@ import { emptyCounts, endpointLoad, type CallCounts } from './call-counts.js';
 import { bucketOf } from './histogram.js';
 
 /** One upstream attempt an Envoy logged, located in a pool (src/xds/access-log-entry.ts reads it). */
-export interface UpstreamCall {
+interface UpstreamCall {
   pool: string;
   address: string;
   /** The gRPC status the endpoint answered with (see access-log-entry.ts for calls without one). */

@@ -18,7 +18,7 @@ export function emptyCounts(): CallCounts {
 }
 
 /** What a reporter other than a router adds to an endpoint's counts (no breaker, no limit of its own). */
-export interface LoadExtras {
+interface LoadExtras {
   inflight?: number;
   orcaCpu?: number;
   orcaMemory?: number;

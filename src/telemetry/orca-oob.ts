@@ -60,7 +60,7 @@ interface Subscription {
   stopped: boolean;
 }
 
-export interface OrcaSourceOptions {
+interface OrcaSourceOptions {
   onLoad: (pool: string, address: string, load: OrcaLoad) => void;
   timers?: Timers;
   log?: Logger;

@@ -71,7 +71,7 @@ export interface PrometheusSourceOptions {
 }
 
 /** The reporter name the backends' own counts go under in the fleet view. */
-export const SERVED_REPORTER = 'prometheus';
+const SERVED_REPORTER = 'prometheus';
 
 export interface PrometheusStats {
   scrapes: number;

@@ -79,7 +79,7 @@ export function readServerCounters(
 }
 
 /** One endpoint's calls between two scrapes, and its calls in flight at the second. */
-export interface ServedCalls {
+interface ServedCalls {
   counts: CallCounts;
   inflight?: number;
 }

@@ -27,7 +27,7 @@ export interface AccessLogEntry {
 }
 
 /** One upstream attempt: which cluster and address it went to, how it ended, how long it took. */
-export interface LoggedAttempt {
+interface LoggedAttempt {
   cluster: string;
   host: string;
   port: number;

@@ -37,7 +37,7 @@ export function accessLogServiceDefinition(): grpc.ServiceDefinition {
   };
 }
 
-export interface AccessLogServiceOptions {
+interface AccessLogServiceOptions {
   /** The control API's authentication (as ADS); absent only with allowUnauthenticated. */
   auth?: RouterAuthenticator;
   serving?: () => boolean;
