@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type protobuf from 'protobufjs';
 import { admitStream, type RouterAuthenticator } from '../control/auth.js';
 import { AccessLogAggregator, type AccessLogReport } from '../telemetry/als.js';
-import type { Clock, Random } from '../util/clock.js';
+import type { Random } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { TimerHandle, Timers } from '../util/timers.js';
 import { loggedAttempt, type AccessLogEntry } from './access-log-entry.js';
@@ -42,7 +42,6 @@ interface AccessLogServiceOptions {
   auth?: RouterAuthenticator;
   serving?: () => boolean;
   log: Logger;
-  clock: Clock;
   timers: Timers;
   random: Random;
   /** Each Envoy's calls are reported once per interval (the routers' report interval). */
@@ -83,6 +82,7 @@ export class AccessLogService {
     let reporter: string | undefined;
     let timer: TimerHandle | undefined;
     let skipped = 0;
+    let refused = false;
     const flush = () => {
       const r = reporter && agg.drain(reporter, o.intervalMs);
       if (r) o.onReport(r);
@@ -92,9 +92,11 @@ export class AccessLogService {
       timer = o.timers.setTimeout(tick, o.intervalMs);
     };
     call.on('data', (m: StreamAccessLogsMessage) => {
+      if (refused) return;
       if (!reporter) {
         const node = m.identifier?.node;
         if (!node?.id) {
+          refused = true;
           call.emit('error', {
             code: grpc.status.INVALID_ARGUMENT,
             details: 'the first message must carry identifier.node',

@@ -86,7 +86,6 @@ export class XdsServer {
         ...(o.auth && !o.allowUnauthenticated ? { auth: o.auth } : {}),
         ...(o.serving ? { serving: o.serving } : {}),
         log: o.log,
-        clock: o.clock,
         timers: o.timers,
         random: o.accessLogs.random ?? systemRandom,
         intervalMs: o.accessLogs.intervalMs,

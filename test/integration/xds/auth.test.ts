@@ -44,7 +44,11 @@ function tokenFile(name: string): string {
 }
 
 /** A raw access log stream over TLS with this bearer token (or none): the status it ends with. */
-function accessLogAttempt(address: string, token?: string): Promise<number> {
+function accessLogAttempt(
+  address: string,
+  token?: string,
+  first: object = { identifier: { node: { id: 'raw' }, log_name: 'x' } },
+): Promise<number> {
   const md = new grpc.Metadata();
   if (token) md.set('authorization', `Bearer ${token}`);
   const Client = grpc.makeGenericClientConstructor(accessLogServiceDefinition(), 'AccessLogService');
@@ -60,7 +64,7 @@ function accessLogAttempt(address: string, token?: string): Promise<number> {
         resolve(err?.code ?? grpc.status.OK);
       },
     );
-    call.write({ identifier: { node: { id: 'raw' }, log_name: 'x' } });
+    call.write(first);
     call.end();
   });
 }
@@ -124,6 +128,10 @@ it('refuses a client without a token, with a token the API server rejects, and o
     grpc.status.PERMISSION_DENIED,
   );
   expect(await accessLogAttempt(`localhost:${ads.port}`, tokens.envoy)).toBe(grpc.status.OK);
+  // admitted, but a stream must say whose logs it carries
+  expect(
+    await accessLogAttempt(`localhost:${ads.port}`, tokens.envoy, { http_logs: { log_entry: [{}] } }),
+  ).toBe(grpc.status.INVALID_ARGUMENT);
 });
 
 it('grpc-go over TLS with an allowed token file routes; with an unlisted one it gets nothing', async () => {
