@@ -159,9 +159,45 @@ export const Telemetry = Type.Object({
       path: Type.Optional(Type.String({ maxLength: 256, pattern: '^/', default: '/metrics' })),
       cpuSeries: Type.Optional(Type.String({ maxLength: 256, default: 'process_cpu_seconds_total' })),
       memorySeries: Type.Optional(Type.String({ maxLength: 256, default: 'process_resident_memory_bytes' })),
+      latencySeries: Type.Optional(
+        Type.String({
+          maxLength: 256,
+          default: 'grpc_server_handling_seconds',
+          description:
+            'A histogram of the time calls took to handle, in seconds (go-grpc-middleware names it so).',
+        }),
+      ),
+      handledSeries: Type.Optional(
+        Type.String({
+          maxLength: 256,
+          default: 'grpc_server_handled_total',
+          description:
+            'A counter of calls handled, by gRPC status in the grpc_code label (errors come from it).',
+        }),
+      ),
+      startedSeries: Type.Optional(
+        Type.String({
+          maxLength: 256,
+          default: 'grpc_server_started_total',
+          description: 'A counter of calls started: less those handled, the calls in flight.',
+        }),
+      ),
     }),
   ),
-  orca: Type.Optional(Type.Boolean({ default: true })),
+  orca: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description:
+        'Use ORCA load reports: those routers relay from trailers, and those backends serve out of band (OpenRcaService), subscribed to by the operator.',
+    }),
+  ),
+  orcaInterval: Type.Optional(
+    Duration({
+      min: '1s',
+      max: '10m',
+      description: 'How often backends send out-of-band ORCA reports; interval when not set.',
+    }),
+  ),
   metricsApi: Type.Optional(Type.Boolean({ default: true })),
 });
 

@@ -71,8 +71,13 @@ export interface TelemetrySpec {
     readonly path: string;
     readonly cpuSeries: string;
     readonly memorySeries: string;
+    readonly latencySeries: string;
+    readonly handledSeries: string;
+    readonly startedSeries: string;
   };
   readonly orca: boolean;
+  /** Out-of-band ORCA reporting interval (orcaInterval, else interval). */
+  readonly orcaIntervalMs: number;
   readonly metricsApi: boolean;
 }
 
@@ -117,10 +122,14 @@ export function resolvePoolSpec(spec: Omit<BackendPoolSpec, 'match'>): ResolvedP
               path: prom.path,
               cpuSeries: prom.cpuSeries,
               memorySeries: prom.memorySeries,
+              latencySeries: prom.latencySeries,
+              handledSeries: prom.handledSeries,
+              startedSeries: prom.startedSeries,
             },
           }
         : {}),
       orca: t.orca,
+      orcaIntervalMs: parseDuration(t.orcaInterval ?? t.interval),
       metricsApi: t.metricsApi,
     },
     idempotentMethods: [...(spec.idempotentMethods ?? [])],

@@ -16,7 +16,8 @@ Prints {"listening":"HOST:PORT"} on stdout once it serves; logs go to stderr.
   --error-rate P         share of calls failing, 0..1 (default 0)
   --error-code CODE      status of those failures (default 14, UNAVAILABLE)
   --concurrency N        parallel slots; further calls queue (default 16; 0 = unlimited)
-  --orca                 per-call ORCA load reports (endpoint-load-metrics-bin trailer)
+  --orca                 ORCA load reports: per call (endpoint-load-metrics-bin trailer) and out of
+                         band (xds.service.orca.v3.OpenRcaService)
   --no-reflection        do not serve gRPC server reflection
   --log-level LEVEL      pino level (default info)`;
 

@@ -24,7 +24,7 @@ const HELP = `usage: sibyl operator [flags]
                            (also the Envoys and proxyless gRPC clients served xDS on the control API)
   --xds-allow-unauthenticated  serve xDS clients without a token (local plaintext runs only)
   --push-interval DUR      routine routing pushes at most once per interval per router (default 1s)
-  --report-interval DUR    how often routers report load (default 5s)`;
+  --report-interval DUR    how often routers report load, and Envoys' access logs are counted (default 5s)`;
 
 // Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
 // ts-unused-exports:disable-next-line

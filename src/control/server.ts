@@ -9,6 +9,9 @@ import { controlServiceDefinition } from './proto.js';
 import { PushScheduler } from './push-scheduler.js';
 import type { RoutingChange, RoutingState } from './routing-state.js';
 
+/** How often routers report their load unless told otherwise. */
+export const DEFAULT_REPORT_INTERVAL_MS = 5000;
+
 export interface ControlServerOptions {
   state: RoutingState;
   auth: RouterAuthenticator;
@@ -64,7 +67,7 @@ class Session {
     if (!this.full && state.version === this.sentVersion) return;
     let msg: OutgoingControl;
     if (this.full) {
-      msg = { snapshot: state.snapshot(this.admits, this.o.reportIntervalMs ?? 5000) };
+      msg = { snapshot: state.snapshot(this.admits, this.o.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS) };
       this.full = false;
     } else {
       const delta = state.delta(this.sentVersion, this.admits, this.modelSent);

@@ -7,7 +7,7 @@ import { AnomalyMonitor, type AnomalyTransition } from '../anomaly/monitor.js';
 import { RouterAuthenticator, kubeTokenReviewer, type TokenReviewer } from '../control/auth.js';
 import type { LoadReport } from '../control/messages.js';
 import { RoutingState } from '../control/routing-state.js';
-import { ControlServer } from '../control/server.js';
+import { ControlServer, DEFAULT_REPORT_INTERVAL_MS } from '../control/server.js';
 import { createResourceCollector, type ResourceCollector } from '../telemetry/collector.js';
 import { FleetBreakers, FleetTelemetry, type FleetBreakerTransition } from '../telemetry/fleet.js';
 import { systemTimers } from '../util/timers.js';
@@ -20,6 +20,7 @@ import { ModelManager } from './model-manager.js';
 import { PoolBreakers } from './pool-breakers.js';
 import { RefitSchedule } from './refit-schedule.js';
 import { RouterPublisher } from './router-publisher.js';
+import { TelemetryIntake } from './telemetry-intake.js';
 import type { PoolCacheEntry } from './wire-pool.js';
 import type { ResourceMutator } from '../xds/resources.js';
 import { XdsServer } from '../xds/server.js';
@@ -92,6 +93,13 @@ export class ControlPlane {
     const clock = ctx.clock;
     this.model = new ModelManager(this.routing, log, registry);
     const telemetry = new FleetTelemetry(clock, TELEMETRY_WINDOW_MS);
+    const intake = new TelemetryIntake({
+      telemetry,
+      caches: this.caches,
+      addSamples: (s) => this.model.addSamples(s),
+      changed: (pool) => poolKeys.send(pool),
+      clock,
+    });
     const auth = new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(d.kc), o.allowedRouters, clock);
     const pushInterval = o.pushIntervalMs !== undefined ? { pushIntervalMs: o.pushIntervalMs } : {};
     this.server = new ControlServer({
@@ -103,12 +111,7 @@ export class ControlPlane {
       ...pushInterval,
       ...(o.reportIntervalMs !== undefined ? { reportIntervalMs: o.reportIntervalMs } : {}),
       serving: d.serving,
-      onLoad: (r: LoadReport) => {
-        telemetry.ingest(r);
-        this.caches.ingest(r.routerId, r.caches, clock.now());
-        this.model.addSamples(r.samples);
-        for (const pool of new Set(r.endpoints.map((e) => e.pool))) poolKeys.send(pool);
-      },
+      onLoad: (r: LoadReport) => intake.router(r),
       onRoutersChanged: () => {
         for (const k of ctx.pools.store.keys()) poolKeys.send(k);
       },
@@ -128,10 +131,20 @@ export class ControlPlane {
       onAck: () => dataPlanes.acked(),
       onClientsChanged: () => dataPlanes.clientsChanged(this.xds.clients()),
       ...(o.xdsMutate ? { mutate: o.xdsMutate } : {}),
+      accessLogs: {
+        intervalMs: o.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS,
+        onReport: (r) => intake.accessLogs(r),
+      },
     });
     this.xds.addToServer(this.server.server);
     this.xdsPublisher = new XdsPublisher(this.xds, TELEMETRY_WINDOW_MS, (k) => dataPlanes.forget(k));
-    this.resources = createResourceCollector({ kubeConfig: d.kc, log, registry });
+    this.resources = createResourceCollector({
+      kubeConfig: d.kc,
+      log,
+      registry,
+      onServed: (r) => intake.served(r),
+      onLoad: (pool, address, load) => intake.load(pool, address, load),
+    });
     this.fleet = new FleetView({
       telemetry,
       breakers: new PoolBreakers(new FleetBreakers(telemetry, clock), telemetry, breakerEvents(ctx)),

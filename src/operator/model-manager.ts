@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { WireTrainingSample } from '../control/messages.js';
 import type { RoutingState } from '../control/routing-state.js';
 import { loadModel, modelToJson, modelVersion } from '../model/artifact.js';
-import { FEATURE_COUNT, featurizeInto, type FeatureInput } from '../model/features.js';
+import { FEATURE_COUNT, featurizeInto } from '../model/features.js';
 import { ForwardModel } from '../model/forward.js';
 import type { LatencyModel } from '../model/model.js';
 import {
@@ -19,6 +19,7 @@ import type { TrainingSample } from '../model/sample.js';
 import type { EndpointView } from '../telemetry/fleet.js';
 import { errorMessage } from '../util/errors.js';
 import { roundTo } from '../util/round.js';
+import { fleetInput } from './fleet-features.js';
 import type { ModelStatus, Prediction, Predictor } from './fleet-predictor.js';
 
 /**
@@ -117,24 +118,8 @@ export class ModelManager implements Predictor {
     baselineMs?: number,
   ): Prediction | undefined {
     if (!this.fwd || !v) return undefined;
-    const routers = Math.max(1, v.routers);
-    const base = baselineMs ?? v.p50Ms ?? 1;
-    // What the endpoint does now (its latest reports), not the window's memory of it: a recovered
-    // endpoint must not be predicted slow, and so hinted slow to routers, for a whole window.
-    const estimate = v.recentP50Ms ?? v.p50Ms ?? base;
-    const input: FeatureInput = {
-      inflight: v.inflight / routers,
-      queueLength: v.inflight,
-      recentLatencyMs: v.p50Ms !== undefined && base > 0 ? v.p50Ms / base : 1,
-      payloadBytes: 0,
-      methodCostMs: base,
-      errorRate: v.errorRate,
-      oldestInflightMs: 0,
-      telemetryAgeMs: v.ageMs,
-      builtinEstimateMs: estimate,
-      ...(v.cpu !== undefined ? { cpu: v.cpu } : {}),
-      ...(v.memory !== undefined ? { memory: v.memory } : {}),
-    };
+    const input = fleetInput(v, baselineMs);
+    const estimate = input.builtinEstimateMs as number;
     featurizeInto(input, this.raw);
     this.fwd.predictInto(this.raw, 0, this.out);
     const bounds = {

@@ -4,7 +4,10 @@ import type { Registry } from 'prom-client';
 import type { Clock, Random } from '../util/clock.js';
 import type { Timers } from '../util/timers.js';
 import { PodMetricsSource, kubePodMetricsApi, type PodMetricsApi } from './pod-metrics.js';
-import { PrometheusSource, type Scraper } from './prometheus.js';
+import type { LoadReport } from '../control/messages.js';
+import { OrcaSource, type OrcaLoad } from './orca-oob.js';
+import { PrometheusSource } from './prometheus.js';
+import type { Scraper } from './scrape-http.js';
 import type { ResourceEndpoint, ResourceFigures, ResourceSource, TelemetrySettings } from './resources.js';
 
 /**
@@ -67,9 +70,16 @@ export interface CollectorOptions {
   /** Prometheus scrapes in flight at once (default 8). */
   concurrency?: number;
   discoveryIntervalMs?: number;
+  /** The backends' own counts of the calls they served, per scrape (server side of the fleet view). */
+  onServed?: (report: LoadReport) => void;
+  /** Out-of-band ORCA reports; without it, the operator subscribes to none. */
+  onLoad?: (pool: string, address: string, load: OrcaLoad) => void;
 }
 
-/** The collector the operator uses: Prometheus endpoints, then the metrics API when there is a cluster. */
+/**
+ * The collector the operator uses: Prometheus endpoints (CPU, memory and the calls served), then the
+ * metrics API when there is a cluster, and out-of-band ORCA when asked for (its figures go to onLoad).
+ */
 export function createResourceCollector(opts: CollectorOptions = {}): ResourceCollector {
   const common = {
     clock: opts.clock,
@@ -83,8 +93,13 @@ export function createResourceCollector(opts: CollectorOptions = {}): ResourceCo
       scrape: opts.scrape,
       concurrency: opts.concurrency,
       log: opts.log?.child({ source: 'prometheus' }),
+      onServed: opts.onServed,
     }),
   ];
+  if (opts.onLoad)
+    sources.push(
+      new OrcaSource({ onLoad: opts.onLoad, timers: opts.timers, log: opts.log?.child({ source: 'orca' }) }),
+    );
   const api = opts.metricsApi ?? (opts.kubeConfig ? kubePodMetricsApi(opts.kubeConfig) : undefined);
   if (api) {
     sources.push(

@@ -65,3 +65,33 @@ export function quantile(
   }
   return bounds[bounds.length - 2];
 }
+
+/**
+ * Adds counts kept over other bounds (ms, ascending; bucket i holds (bounds[i-1], bounds[i]], the
+ * first from 0) into `into`, a histogram over LATENCY_BOUNDS_MS. Each source bucket is spread
+ * uniformly over the part of its range each target bucket covers, the assumption Prometheus'
+ * histogram_quantile makes inside a bucket; a source bucket without an upper bound goes whole to the
+ * target bucket just above its lower bound. Counts may come out fractional.
+ */
+export function rebucketInto(bounds: readonly number[], counts: readonly number[], into: number[]): void {
+  let lo = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    const hi = bounds[i] as number;
+    const c = counts[i] ?? 0;
+    if (c > 0) {
+      if (!Number.isFinite(hi) || hi <= lo) {
+        const j = Number.isFinite(hi) ? bucketOf(hi) : LATENCY_BOUNDS_MS.findIndex((b) => b > lo);
+        into[j] = (into[j] as number) + c;
+      } else {
+        let blo = 0;
+        for (let j = 0; j < LATENCY_BOUNDS_MS.length && blo < hi; j++) {
+          const bhi = LATENCY_BOUNDS_MS[j] as number;
+          const overlap = Math.min(hi, bhi) - Math.max(lo, blo);
+          if (overlap > 0) into[j] = (into[j] as number) + (c * overlap) / (hi - lo);
+          blo = bhi;
+        }
+      }
+    }
+    lo = hi;
+  }
+}

@@ -7,7 +7,7 @@ import { errorMessage } from '../util/errors.js';
 import { makeLogger } from '../util/log.js';
 import { systemTimers, type TimerHandle, type Timers } from '../util/timers.js';
 import { collectionsCounter, type CollectionsCounter } from './counters.js';
-import { STALE_INTERVALS } from './prometheus.js';
+import { STALE_INTERVALS } from './scrape.js';
 import { tryParseQuantity } from './quantity.js';
 import type { ResourceEndpoint, ResourceFigures, ResourceSource, TelemetrySettings } from './resources.js';
 

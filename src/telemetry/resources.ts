@@ -33,4 +33,7 @@ export interface ResourceSource {
 }
 
 /** A pool's spec.telemetry with its defaults applied (api/resolve.ts), as the sources read it. */
-export type TelemetrySettings = Pick<TelemetrySpec, 'intervalMs' | 'prometheus' | 'metricsApi'>;
+export type TelemetrySettings = Pick<
+  TelemetrySpec,
+  'intervalMs' | 'prometheus' | 'metricsApi' | 'orca' | 'orcaIntervalMs'
+>;

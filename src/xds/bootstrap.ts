@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import { parseListenAddress } from '../grpc/address.js';
-import { LISTEN_KEY, NAMESPACE_KEY } from './clients.js';
+import { NODE_KEYS } from './types.js';
 
 /** What `sibyl xds-bootstrap` is told; paths are as the data plane's process sees them. */
 export interface BootstrapOptions {
@@ -25,10 +25,6 @@ export interface BootstrapOptions {
    */
   health?: string;
 }
-
-/** Node metadata keys sibyl reads back, so the operator can set up access logs with the same channel. */
-export const TOKEN_FILE_KEY = 'sibyl.dev/token-file';
-export const CA_FILE_KEY = 'sibyl.dev/ca-file';
 
 /**
  * A proxyless gRPC client's bootstrap (GRPC_XDS_BOOTSTRAP names the file, GRPC_XDS_BOOTSTRAP_CONFIG
@@ -104,10 +100,13 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       id: o.nodeId,
       cluster: o.fleet ?? 'sibyl-envoy',
       metadata: {
-        [LISTEN_KEY]: listen,
-        ...(o.namespace ? { [NAMESPACE_KEY]: o.namespace } : {}),
-        ...(o.tokenFile ? { [TOKEN_FILE_KEY]: o.tokenFile } : {}),
-        ...(o.caFile ? { [CA_FILE_KEY]: o.caFile } : {}),
+        // Read back by the operator: where the listener binds, and how to reach the operator again
+        // for access logs (the same server, CA and token as ADS).
+        [NODE_KEYS.listen]: listen,
+        [NODE_KEYS.server]: o.server,
+        ...(o.namespace ? { [NODE_KEYS.namespace]: o.namespace } : {}),
+        ...(o.tokenFile ? { [NODE_KEYS.tokenFile]: o.tokenFile } : {}),
+        ...(o.caFile ? { [NODE_KEYS.caFile]: o.caFile } : {}),
       },
     },
     admin: { address: { socket_address: { address: admin.host, port_value: admin.port } } },

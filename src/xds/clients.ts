@@ -4,6 +4,7 @@ import { structString, type DiscoveryRequest, type DiscoveryResponse, type XdsNo
 import type { XdsResources } from './resources.js';
 import type { NackRecord, XdsSession } from './session.js';
 import {
+  NODE_KEYS,
   SHORT,
   TYPE,
   envoyListenerName,
@@ -14,10 +15,6 @@ import {
   type XdsClientKind,
   type XdsView,
 } from './types.js';
-
-/** Node metadata keys `sibyl xds-bootstrap --kind envoy` writes. */
-export const LISTEN_KEY = 'sibyl.dev/listen';
-export const NAMESPACE_KEY = 'sibyl.dev/namespace';
 
 export interface XdsClient {
   readonly id: string;
@@ -73,18 +70,27 @@ export function kindOf(node: XdsNode): XdsClientKind {
 export class XdsClients {
   private readonly clients = new Map<string, XdsClient>();
 
-  constructor(private readonly resources: XdsResources) {}
+  /** `accessLogs`: the operator takes Envoys' access logs, so their listeners are given a logger. */
+  constructor(
+    private readonly resources: XdsResources,
+    private readonly accessLogs = false,
+  ) {}
 
   add(c: Omit<XdsClient, 'kind' | 'view' | 'fleet'>): XdsClient {
     const kind = kindOf(c.node);
     const view = viewOf(kind);
     const md = c.node.metadata;
+    const server = this.accessLogs ? structString(md, NODE_KEYS.server) : '';
+    const [tokenFile, caFile] = [structString(md, NODE_KEYS.tokenFile), structString(md, NODE_KEYS.caFile)];
     const fleet =
       view === 'envoy'
         ? {
             name: c.node.cluster,
-            listen: structString(md, LISTEN_KEY),
-            namespace: structString(md, NAMESPACE_KEY),
+            listen: structString(md, NODE_KEYS.listen),
+            namespace: structString(md, NODE_KEYS.namespace),
+            ...(server
+              ? { accessLogs: { server, ...(tokenFile ? { tokenFile } : {}), ...(caFile ? { caFile } : {}) } }
+              : {}),
           }
         : undefined;
     const client: XdsClient = { ...c, kind, view, ...(fleet?.listen ? { fleet } : {}) };

@@ -1,4 +1,5 @@
 import { parseListenAddress } from '../grpc/address.js';
+import { upstreamAccessLog } from './access-log-config.js';
 import { packAny, type AnyMessage } from './proto.js';
 import { circuitBreakers } from './proxyless.js';
 import { duration, envoyAction, matchRoutes, type Msg } from './routes.js';
@@ -118,7 +119,8 @@ export function envoyRoutes(fleet: EnvoyFleet, pools: readonly XdsPoolInput[]): 
 
 /**
  * One listener per Envoy fleet, on the address its bootstrap names: an HttpConnectionManager with the
- * pools' adaptive concurrency filters and the router, taking its routes by RDS (envoyRoutes).
+ * pools' adaptive concurrency filters and the router, taking its routes by RDS (envoyRoutes). When the
+ * operator takes access logs, the router logs every upstream attempt to it (access-log-config.ts).
  */
 export function envoyListener(fleet: EnvoyFleet, pools: readonly XdsPoolInput[]): Msg {
   const name = envoyListenerName(fleet.name);
@@ -128,7 +130,10 @@ export function envoyListener(fleet: EnvoyFleet, pools: readonly XdsPoolInput[])
     rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
     http_filters: [
       ...adaptiveFilters(byKey(pools)),
-      { name: 'envoy.filters.http.router', typed_config: packAny(ROUTER, {}) },
+      {
+        name: 'envoy.filters.http.router',
+        typed_config: packAny(ROUTER, fleet.accessLogs ? upstreamAccessLog(fleet.accessLogs) : {}),
+      },
     ],
   };
   const { host, port } = parseListenAddress(fleet.listen, 'node metadata sibyl.dev/listen');

@@ -32,6 +32,9 @@ const FILES = [
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
   'envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.proto',
   'xds/type/v3/typed_struct.proto',
+  'envoy/service/accesslog/v3/als.proto',
+  'envoy/extensions/access_loggers/grpc/v3/als.proto',
+  'envoy/config/grpc_credential/v3/file_based_metadata.proto',
 ];
 
 let root: protobuf.Root | undefined;

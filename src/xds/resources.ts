@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { WirePool } from '../control/messages.js';
 import { isUrgent } from '../control/urgency.js';
+import { formatAddress, parseListenAddress } from '../grpc/address.js';
 import { clusterLoadAssignment } from './endpoints.js';
 import { envoyCluster, envoyListener, envoyRoutes } from './envoy.js';
 import { packAny, type AnyMessage } from './proto.js';
@@ -53,6 +54,8 @@ export class XdsResources {
   private readonly weights = new Map<string, PoolWeights>();
   private readonly fleets = new Map<string, { generation: number; built: readonly [Encoded, Encoded] }>();
   private readonly byName = new Map<string, string>();
+  /** Per pool: each endpoint's address as data planes dial it (host and port, formatted) → the pool's. */
+  private readonly addresses = new Map<string, Map<string, string>>();
   private generation = 0;
 
   constructor(private readonly mutate?: ResourceMutator) {}
@@ -69,6 +72,7 @@ export class XdsResources {
       if (!before) return { changed: false, urgent: false };
       this.pools.delete(key);
       this.byName.delete(resourceName(key));
+      this.addresses.delete(key);
       this.generation++;
       return { changed: true, urgent: true };
     }
@@ -78,6 +82,7 @@ export class XdsResources {
     const entry = this.build(input, weights);
     this.pools.set(key, entry);
     this.byName.set(resourceName(key), key);
+    this.addresses.set(key, dialled(input));
     // The fleet listener and routes are built from the inputs later (per fleet), so a new input
     // counts as a change even when this pool's own resources came out the same.
     const changed =
@@ -93,6 +98,16 @@ export class XdsResources {
   /** The pool a resource belongs to (every resource of a pool is named NAME.NAMESPACE). */
   keyOf(name: string): string | undefined {
     return this.byName.get(name);
+  }
+
+  /**
+   * The pool and endpoint an Envoy's upstream cluster and socket address are (access logs name the
+   * cluster and the address the ClusterLoadAssignment gave): undefined for anything sibyl does not serve.
+   */
+  locate(cluster: string, host: string, port: number): { pool: string; address: string } | undefined {
+    const key = this.byName.get(cluster);
+    const address = key && this.addresses.get(key)?.get(formatAddress(host, port));
+    return key && address ? { pool: key, address } : undefined;
   }
 
   /** The weight pushed for each endpoint of a pool and the stock policy chosen (for status). */
@@ -124,7 +139,7 @@ export class XdsResources {
 
   /** The fleet's Listener and RouteConfiguration, built once per generation. */
   private fleetResources(fleet: EnvoyFleet, pools: readonly PoolEntry[]): readonly [Encoded, Encoded] {
-    const id = `${fleet.name}\n${fleet.listen}\n${fleet.namespace}`;
+    const id = JSON.stringify(fleet);
     const cached = this.fleets.get(id);
     if (cached?.generation === this.generation) return cached.built;
     const inputs = pools.map((p) => p.input);
@@ -160,6 +175,15 @@ export class XdsResources {
     const name = String(r.name ?? r.cluster_name);
     return { name, any, hash: createHash('sha256').update(any.value).digest('base64url').slice(0, 16) };
   }
+}
+
+function dialled(input: XdsPoolInput): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of input.endpoints) {
+    const { host, port } = parseListenAddress(e.address, `endpoint ${e.address} of ${input.key}:`);
+    out.set(formatAddress(host, port), e.address);
+  }
+  return out;
 }
 
 function digest(e: PoolEntry): string {

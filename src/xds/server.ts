@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { admitStream, type RouterAuthenticator } from '../control/auth.js';
 import { PushScheduler } from '../control/push-scheduler.js';
-import type { Clock } from '../util/clock.js';
+import type { AccessLogReport } from '../telemetry/als.js';
+import { systemRandom, type Clock, type Random } from '../util/clock.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import type { Timers } from '../util/timers.js';
 import {
@@ -20,6 +21,7 @@ import {
   type DiscoveryResponse,
   type XdsNode,
 } from './proto.js';
+import { AccessLogService } from './access-logs.js';
 import { XdsResources, type ResourceMutator } from './resources.js';
 import { XdsSession, type NackRecord } from './session.js';
 import { XdsMetrics } from './metrics.js';
@@ -47,6 +49,11 @@ export interface XdsServerOptions {
   registry?: Registry;
   /** Tests only: change resources before they are encoded (see ResourceMutator). */
   mutate?: ResourceMutator;
+  /**
+   * Take Envoys' access logs (gRPC ALS, on the same server): their listeners are given an upstream
+   * access logger, and each Envoy's calls are reported once per interval.
+   */
+  accessLogs?: { intervalMs: number; onReport: (r: AccessLogReport) => void; random?: Random };
 }
 
 type Stream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
@@ -63,6 +70,7 @@ export class XdsServer {
   private readonly resources: XdsResources;
   private readonly connected: XdsClients;
   private readonly metrics?: XdsMetrics;
+  private readonly accessLogs?: AccessLogService;
   private generation = 0;
   private seq = 0;
 
@@ -73,15 +81,27 @@ export class XdsServer {
         'the xDS server needs an authenticator, or allowUnauthenticated for local runs',
       );
     this.resources = new XdsResources(o.mutate);
-    this.connected = new XdsClients(this.resources);
+    this.connected = new XdsClients(this.resources, o.accessLogs !== undefined);
     if (o.registry) this.metrics = new XdsMetrics(o.registry, () => this.connected.all());
+    if (o.accessLogs)
+      this.accessLogs = new AccessLogService({
+        ...(o.auth && !o.allowUnauthenticated ? { auth: o.auth } : {}),
+        ...(o.serving ? { serving: o.serving } : {}),
+        log: o.log,
+        timers: o.timers,
+        random: o.accessLogs.random ?? systemRandom,
+        intervalMs: o.accessLogs.intervalMs,
+        locate: (cluster, host, port) => this.resources.locate(cluster, host, port),
+        onReport: o.accessLogs.onReport,
+      });
   }
 
-  /** Adds the ADS service to `server` (the control API's), before it binds. */
+  /** Adds the ADS service (and ALS, when taken) to `server` (the control API's), before it binds. */
   addToServer(server: grpc.Server): void {
     server.addService(adsServiceDefinition(), {
       StreamAggregatedResources: (call: Stream) => void this.stream(call),
     });
+    this.accessLogs?.addToServer(server);
   }
 
   /** Sets (or with undefined removes) a pool; clients it concerns are pushed to as urgency says. */

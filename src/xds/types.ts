@@ -50,7 +50,30 @@ export interface EnvoyFleet {
   readonly listen: string;
   /** Only this namespace's pools (node metadata "sibyl.dev/namespace"); empty: every namespace. */
   readonly namespace: string;
+  /** Where its access logs go, when the operator takes them (node metadata "sibyl.dev/server"). */
+  readonly accessLogs?: AccessLogTarget;
 }
+
+/**
+ * Where an Envoy streams its access logs: the operator's control API as that Envoy reaches it, with
+ * the CA and token files its bootstrap names (node metadata written by `sibyl xds-bootstrap`), so the
+ * access log stream is admitted like its ADS stream.
+ */
+export interface AccessLogTarget {
+  readonly server: string;
+  readonly tokenFile?: string;
+  readonly caFile?: string;
+}
+
+/** Node metadata keys `sibyl xds-bootstrap --kind envoy` writes and the operator reads back. */
+export const NODE_KEYS = {
+  listen: 'sibyl.dev/listen',
+  namespace: 'sibyl.dev/namespace',
+  /** The operator's control API as the Envoy dials it, for its access log stream. */
+  server: 'sibyl.dev/server',
+  tokenFile: 'sibyl.dev/token-file',
+  caFile: 'sibyl.dev/ca-file',
+} as const;
 
 /** The resource type URLs of ADS state of the world. */
 export const TYPE = {

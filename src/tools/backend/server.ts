@@ -9,6 +9,8 @@ import { createControlServer } from './http.js';
 import { BackendMetrics } from './metrics.js';
 import type { ServiceSettings } from './model.js';
 import { LoadSampler } from './orca.js';
+import { orcaService } from './orca-service.js';
+import { orcaServiceDefinition } from '../../grpc/orca-service.js';
 import { demoServiceDefinition } from './proto.js';
 import { addReflection } from './reflection.js';
 import { createDemoService } from './service.js';
@@ -23,6 +25,7 @@ export interface BackendOptions {
   settings?: Partial<ServiceSettings>;
   /** Parallel slots (0 = unlimited). */
   concurrency?: number;
+  /** ORCA load reports: in every call's trailers, and out of band (OpenRcaService). */
   orca?: boolean;
   reflection?: boolean;
   /** prom-client's process metrics (default true; tests running many backends may turn them off). */
@@ -72,6 +75,12 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
   const load = opts.orca ? new LoadSampler(clock, () => state.slots.busyShare) : undefined;
   const deps = { name, state, metrics, clock, random: opts.random ?? systemRandom, log, load };
   server.addService(demoServiceDefinition(), createDemoService(deps));
+  // With ORCA on, the figures go out of band too (OpenRcaService), for clients that subscribe.
+  if (load)
+    server.addService(
+      orcaServiceDefinition(),
+      orcaService(load, () => state.slots.busyShare),
+    );
   if (opts.reflection) addReflection(server, log);
 
   let http: HttpServer | undefined;

@@ -129,18 +129,18 @@ export function createDemoService(deps: DemoServiceDeps): grpc.UntypedServiceImp
     onInternal: (e: StatusError) => void,
     body: () => Promise<number>,
   ) {
-    body().then(
-      (code) => metrics.requests.inc({ method, code: String(code) }),
-      (e: unknown) => {
-        if (signal.aborted) {
-          metrics.requests.inc({ method, code: '1' });
-          return;
-        }
-        log.error({ err: errorMessage(e), method }, 'demo handler failed');
-        metrics.requests.inc({ method, code: '13' });
-        onInternal({ code: grpc.status.INTERNAL, details: errorMessage(e), metadata: headers() });
-      },
-    );
+    const t0 = clock.now();
+    metrics.callStarted(method);
+    const handled = (code: number) => {
+      metrics.requests.inc({ method, code: String(code) });
+      metrics.callHandled(method, code, (clock.now() - t0) / 1000);
+    };
+    body().then(handled, (e: unknown) => {
+      if (signal.aborted) return handled(grpc.status.CANCELLED);
+      log.error({ err: errorMessage(e), method }, 'demo handler failed');
+      handled(grpc.status.INTERNAL);
+      onInternal({ code: grpc.status.INTERNAL, details: errorMessage(e), metadata: headers() });
+    });
   }
 
   async function write(

@@ -1,3 +1,4 @@
+import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startBackend, type Backend } from '../../../src/tools/backend/server.js';
@@ -28,7 +29,12 @@ import { waitFor } from '../../support/wait.js';
 
 const log = pino({ level: process.env.SIBYL_LOG_LEVEL ?? 'silent' });
 const MiB = 1 << 20;
-const metricsApiOnly: TelemetrySettings = { intervalMs: 500, metricsApi: true };
+const metricsApiOnly: TelemetrySettings = {
+  intervalMs: 500,
+  metricsApi: true,
+  orca: false,
+  orcaIntervalMs: 500,
+};
 
 let ns: string;
 let server: MetricsApiServer | undefined;
@@ -166,21 +172,18 @@ it('combines both in the collector: the fresher complete figure wins', async () 
   });
   stops.push(() => collector.stop());
   const b1 = `b1.localhost:${backend.port}`;
-  const prometheus = {
-    port: metricsPort,
-    path: '/metrics',
-    cpuSeries: 'process_cpu_seconds_total',
-    memorySeries: 'process_resident_memory_bytes',
-  };
-  collector.track(`${ns}/mixed`, [{ address: b1, pod: 'b1', namespace: ns }], {
-    intervalMs: 4000,
-    metricsApi: true,
-    prometheus,
-  });
-  collector.track(`${ns}/api-only`, [{ address: 'p2.localhost:50052', pod: 'p2', namespace: ns }], {
-    intervalMs: 4000,
-    metricsApi: true,
-  });
+  const telemetry = (prometheus?: { port: number }) =>
+    resolvePoolSpec({ telemetry: { interval: '4s', metricsApi: true, orca: false, prometheus } }).telemetry;
+  collector.track(
+    `${ns}/mixed`,
+    [{ address: b1, pod: 'b1', namespace: ns }],
+    telemetry({ port: metricsPort }),
+  );
+  collector.track(
+    `${ns}/api-only`,
+    [{ address: 'p2.localhost:50052', pod: 'p2', namespace: ns }],
+    telemetry(),
+  );
   // At 2 s b1's first scrape (memory only: CPU needs the second, at 6 s) and, just after discovery,
   // the PodMetrics list. Until 6 s the metrics API's complete figure for b1 wins, however old.
   const early = await waitFor(

@@ -1,3 +1,4 @@
+import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -15,16 +16,14 @@ import { waitFor } from '../../support/wait.js';
 const MiB = 1 << 20;
 const log = pino({ level: process.env.SIBYL_LOG_LEVEL ?? 'silent' });
 
-const settings = (port: number, intervalMs = 500): TelemetrySettings => ({
-  intervalMs,
-  metricsApi: false,
-  prometheus: {
-    port,
-    path: '/metrics',
-    cpuSeries: 'process_cpu_seconds_total',
-    memorySeries: 'process_resident_memory_bytes',
-  },
-});
+const settings = (
+  port: number,
+  intervalMs = 500,
+  series: { cpuSeries?: string; memorySeries?: string } = {},
+): TelemetrySettings =>
+  resolvePoolSpec({
+    telemetry: { interval: `${intervalMs}ms`, metricsApi: false, prometheus: { port, ...series } },
+  }).telemetry;
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -128,15 +127,11 @@ describe('a server whose CPU counter the test drives', () => {
     src = new PrometheusSource({ log });
     const s = src;
     const address = 'b2.localhost:50051';
-    s.track('telemetry/b2', [{ address, namespace: 'telemetry' }], {
-      ...settings(port, 250),
-      prometheus: {
-        port,
-        path: '/metrics',
-        cpuSeries: 'app_cpu_seconds_total',
-        memorySeries: 'app_rss_bytes',
-      },
-    });
+    s.track(
+      'telemetry/b2',
+      [{ address, namespace: 'telemetry' }],
+      settings(port, 250, { cpuSeries: 'app_cpu_seconds_total', memorySeries: 'app_rss_bytes' }),
+    );
     const first = await waitFor(
       () =>
         s.figures('telemetry/b2').get(address)?.cpuCores !== undefined &&

@@ -6,6 +6,8 @@ import type { Operator } from '../../../src/operator/operator.js';
 import type { Backend } from '../../../src/tools/backend/server.js';
 import { systemClock } from '../../../src/util/clock.js';
 import { renderBootstrap } from '../../../src/xds/bootstrap.js';
+import type { AccessLogReport } from '../../../src/telemetry/als.js';
+import { accessLogServiceDefinition } from '../../../src/xds/access-logs.js';
 import { TYPE } from '../../../src/xds/types.js';
 import { AdsStream } from '../../support/ads-stream.js';
 import { demoClient, echo, startBackends } from '../../support/grpc.js';
@@ -30,6 +32,7 @@ const tls = makeServingCert();
 const caFile = join(tls.dir, 'ca.crt');
 const tokens: Record<string, string> = {};
 const closers: (() => Promise<void>)[] = [];
+const accessLogs: AccessLogReport[] = [];
 
 const goNode = { id: 'raw', cluster: 'c', user_agent_name: 'gRPC Go' };
 const creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
@@ -38,6 +41,32 @@ function tokenFile(name: string): string {
   const f = join(logDir, `${ns}-${name}.token`);
   writeFileSync(f, tokens[name] as string);
   return f;
+}
+
+/** A raw access log stream over TLS with this bearer token (or none): the status it ends with. */
+function accessLogAttempt(
+  address: string,
+  token?: string,
+  first: object = { identifier: { node: { id: 'raw' }, log_name: 'x' } },
+): Promise<number> {
+  const md = new grpc.Metadata();
+  if (token) md.set('authorization', `Bearer ${token}`);
+  const Client = grpc.makeGenericClientConstructor(accessLogServiceDefinition(), 'AccessLogService');
+  const c = new Client(address, grpc.credentials.createSsl(tls.ca));
+  return new Promise((resolve) => {
+    const call = c.makeClientStreamRequest(
+      '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
+      (m: object) => accessLogServiceDefinition().StreamAccessLogs!.requestSerialize(m),
+      (b: Buffer) => b,
+      md,
+      (err: grpc.ServiceError | null) => {
+        c.close();
+        resolve(err?.code ?? grpc.status.OK);
+      },
+    );
+    call.write(first);
+    call.end();
+  });
 }
 
 /** A raw ADS stream over TLS with this bearer token (or none); resolves with its status or first response. */
@@ -77,7 +106,7 @@ beforeAll(async () => {
   tokens.stranger = await routerAccountToken(ns, 'stranger');
   backends = await startBackends(2);
   const auth = new RouterAuthenticator(kubeTokenReviewer(kubeConfig()), [`${ns}/envoy`], systemClock);
-  ads = await startAds({ auth }, creds);
+  ads = await startAds({ auth, accessLogs: { intervalMs: 300, onReport: (r) => accessLogs.push(r) } }, creds);
   ads.xds.setPool(`${ns}/demo`, poolInput(`${ns}/demo`, backends));
 });
 
@@ -93,6 +122,16 @@ it('refuses a client without a token, with a token the API server rejects, and o
   expect(await attempt(`localhost:${ads.port}`, tokens.stranger)).toBe(grpc.status.PERMISSION_DENIED);
   expect(await attempt(`localhost:${ads.port}`, tokens.envoy)).toBe('served');
   await waitFor(() => ads.xds.clients().length === 0, { what: 'the served stream to end' });
+  // the access log service beside it, the same way
+  expect(await accessLogAttempt(`localhost:${ads.port}`)).toBe(grpc.status.UNAUTHENTICATED);
+  expect(await accessLogAttempt(`localhost:${ads.port}`, tokens.stranger)).toBe(
+    grpc.status.PERMISSION_DENIED,
+  );
+  expect(await accessLogAttempt(`localhost:${ads.port}`, tokens.envoy)).toBe(grpc.status.OK);
+  // admitted, but a stream must say whose logs it carries
+  expect(
+    await accessLogAttempt(`localhost:${ads.port}`, tokens.envoy, { http_logs: { log_entry: [{}] } }),
+  ).toBe(grpc.status.INVALID_ARGUMENT);
 });
 
 it('grpc-go over TLS with an allowed token file routes; with an unlisted one it gets nothing', async () => {
@@ -111,7 +150,7 @@ it('grpc-go over TLS with an allowed token file routes; with an unlisted one it 
   expect(ads.xds.clients().map((c) => c.node)).toEqual(['go-allowed']);
 });
 
-it('Envoy over TLS with its token file gets its configuration and routes', async () => {
+it('Envoy over TLS with its token file gets its configuration, routes, and streams its access logs back', async () => {
   const envoy = await EnvoyProcess.create('envoy-auth', 302, {
     server: ads.address,
     caFile,
@@ -129,6 +168,11 @@ it('Envoy over TLS with its token file gets its configuration and routes', async
   client.close();
   expect(r.error).toBeUndefined();
   expect(['b0', 'b1']).toContain(r.headers?.get('x-sibyl-backend')[0]);
+  // its access log stream (the same CA and token, from its node metadata) was admitted
+  const logged = await waitFor(() => accessLogs.find((l) => l.report.routerId === 'envoy/envoy-auth'), {
+    what: "the Envoy's access logs",
+  });
+  expect(logged.report.endpoints.map((e) => e.calls)).toEqual([1]);
 });
 
 it("the operator serves ADS on its control API's port, TLS and token authentication", async () => {

@@ -78,7 +78,7 @@ describe('ResourceCollector', () => {
       'z:1': { source: 'metrics-api', ageMs: 15_000, cpuCores: 3, memoryBytes: 3 },
     });
     const c = new ResourceCollector([a, b]);
-    c.track('p', [], { intervalMs: 1000, metricsApi: true });
+    c.track('p', [], { intervalMs: 1000, metricsApi: true, orca: false, orcaIntervalMs: 1000 });
     c.untrack('q');
     c.stop();
     for (const s of [a, b]) expect(s.calls).toEqual(['track p', 'untrack q', 'stop']);

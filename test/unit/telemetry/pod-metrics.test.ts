@@ -108,7 +108,12 @@ describe('PodMetrics → figures', () => {
 });
 
 describe('PodMetricsSource', () => {
-  const settings = (intervalMs = 1000, metricsApi = true): TelemetrySettings => ({ intervalMs, metricsApi });
+  const settings = (intervalMs = 1000, metricsApi = true): TelemetrySettings => ({
+    intervalMs,
+    metricsApi,
+    orca: false,
+    orcaIntervalMs: intervalMs,
+  });
   const ep = (pod: string, namespace = 'shop', port = 50051) => ({
     address: `${pod}.localhost:${port}`,
     pod,

@@ -1,24 +1,36 @@
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { resolvePoolSpec } from '../../../src/api/resolve.js';
+import { PrometheusSource } from '../../../src/telemetry/prometheus.js';
+import type { TelemetrySettings } from '../../../src/telemetry/resources.js';
 import {
-  PrometheusSource,
   STALE_INTERVALS,
   agedFigures,
   cpuCoresBetween,
-  parseSeriesSelector,
   readScrape,
   scrapeTimeoutMs,
   scrapeUrl,
-  type Scraper,
-} from '../../../src/telemetry/prometheus.js';
-import type { TelemetrySettings } from '../../../src/telemetry/resources.js';
+} from '../../../src/telemetry/scrape.js';
+import type { Scraper } from '../../../src/telemetry/scrape-http.js';
+import { parseSeriesSelector } from '../../../src/telemetry/series.js';
+import type { LoadReport } from '../../../src/control/messages.js';
+import { Status } from '../../../src/grpc/status.js';
+import { bucketOf } from '../../../src/telemetry/histogram.js';
+import { BackendMetrics } from '../../../src/tools/backend/metrics.js';
+import { Slots } from '../../../src/tools/backend/slots.js';
 import { seededRandom } from '../../../src/util/clock.js';
 import { isSibylError } from '../../../src/util/errors.js';
 import { ManualTimers } from '../../../src/util/timers.js';
 
+const CALL_SERIES = {
+  latency: parseSeriesSelector('grpc_server_handling_seconds'),
+  handled: parseSeriesSelector('grpc_server_handled_total'),
+  started: parseSeriesSelector('grpc_server_started_total'),
+};
 const DEFAULT_SERIES = {
   cpu: parseSeriesSelector('process_cpu_seconds_total'),
   memory: parseSeriesSelector('process_resident_memory_bytes'),
+  ...CALL_SERIES,
 };
 
 function exposition(cpuSeconds: number, memoryBytes: number): string {
@@ -123,14 +135,22 @@ describe('reading an exposition', () => {
     ].join('\n');
     const all = readScrape(
       text,
-      { cpu: parseSeriesSelector('node_cpu_seconds_total'), memory: parseSeriesSelector('mem') },
+      {
+        cpu: parseSeriesSelector('node_cpu_seconds_total'),
+        memory: parseSeriesSelector('mem'),
+        ...CALL_SERIES,
+      },
       0,
     );
     expect(all.cpuSeconds).toBe(17);
     expect(all.memoryBytes).toBeUndefined();
     const user = readScrape(
       text,
-      { cpu: parseSeriesSelector('node_cpu_seconds_total{mode="user"}'), memory: parseSeriesSelector('x') },
+      {
+        cpu: parseSeriesSelector('node_cpu_seconds_total{mode="user"}'),
+        memory: parseSeriesSelector('x'),
+        ...CALL_SERIES,
+      },
       0,
     );
     expect(user.cpuSeconds).toBe(15);
@@ -243,17 +263,9 @@ describe('scrape targets', () => {
 });
 
 describe('PrometheusSource', () => {
-  const settings = (over: Partial<NonNullable<TelemetrySettings['prometheus']>> = {}): TelemetrySettings => ({
-    intervalMs: 1000,
-    metricsApi: false,
-    prometheus: {
-      port: 9090,
-      path: '/metrics',
-      cpuSeries: 'process_cpu_seconds_total',
-      memorySeries: 'process_resident_memory_bytes',
-      ...over,
-    },
-  });
+  const settings = (over: Partial<NonNullable<TelemetrySettings['prometheus']>> = {}): TelemetrySettings =>
+    resolvePoolSpec({ telemetry: { interval: '1s', metricsApi: false, prometheus: { port: 9090, ...over } } })
+      .telemetry;
   const endpoints = (...hosts: string[]) =>
     hosts.map((h) => ({ address: `${h}:50051`, pod: h.split('.')[0], namespace: 'shop' }));
 
@@ -506,7 +518,7 @@ describe('PrometheusSource', () => {
     expect(b.calls.map((c) => c.url)).toEqual(['http://127.0.0.1:9100/m']);
     expect([...src.figures('p').keys()]).toEqual(['b.localhost:50051']);
 
-    src.track('p', endpoints('b.localhost'), { intervalMs: 1000, metricsApi: true }); // Prometheus off
+    src.track('p', endpoints('b.localhost'), { ...settings(), prometheus: undefined }); // Prometheus off
     expect(src.stats().targets).toBe(0);
     expect(timers.size).toBe(0);
     src.track('p', endpoints('b.localhost'), settings({ cpuSeries: 'bad{' }));
@@ -558,6 +570,71 @@ describe('PrometheusSource', () => {
     expect(await registry.metrics()).toContain(
       'sibyl_telemetry_collections_total{source="prometheus",result="ok"} 1',
     );
+    src.stop();
+  });
+
+  it("reports each endpoint's calls since its last scrape as the server side, from the second scrape on", async () => {
+    const timers = new ManualTimers();
+    const metrics = new BackendMetrics(new Slots(0), { defaultMetrics: false });
+    let down = false;
+    const reports: LoadReport[] = [];
+    const src = new PrometheusSource({
+      timers,
+      clock: timers,
+      random: () => 0.5, // no jitter: one scrape per interval
+      scrape: async () => {
+        if (down) throw new Error('connect ECONNREFUSED');
+        return metrics.registry.metrics();
+      },
+      log: recordingLog().log,
+      onServed: (r) => reports.push(r),
+    });
+    const serve = (n: number, code: number, seconds: number) => {
+      for (let i = 0; i < n; i++) {
+        metrics.callStarted('Echo');
+        metrics.callHandled('Echo', code, seconds);
+      }
+    };
+    src.track('shop/cart', endpoints('a.localhost'), settings());
+    serve(5, Status.OK, 0.002);
+    timers.advance(1000); // first scrape: a baseline
+    await flush();
+    expect(reports).toEqual([]);
+    serve(30, Status.OK, 0.004);
+    serve(10, Status.UNAVAILABLE, 0.001);
+    metrics.callStarted('Echo'); // one still running
+    timers.advance(1000);
+    await flush();
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ routerId: 'prometheus', intervalMs: 1000 });
+    expect(reports[0]?.endpoints).toEqual([
+      expect.objectContaining({
+        pool: 'shop/cart',
+        address: 'a.localhost:50051',
+        calls: 40,
+        errors: { [Status.UNAVAILABLE]: 10 },
+        inflight: 1,
+      }),
+    ]);
+    expect(reports[0]?.endpoints[0]?.latencyCounts[bucketOf(4)]).toBe(30);
+    // a quiet interval is reported too: the endpoint is alive and served nothing
+    timers.advance(1000);
+    await flush();
+    expect(reports[1]?.endpoints[0]).toMatchObject({ calls: 0 });
+    // after an outage longer than three intervals, the next scrape is a baseline again: its increase
+    // would be counted as fresh in the fleet's window though most of it is older
+    down = true;
+    timers.advance(4000);
+    await flush();
+    down = false;
+    serve(100, Status.OK, 0.002);
+    timers.advance(1000);
+    await flush();
+    expect(reports).toHaveLength(2);
+    timers.advance(1000);
+    await flush();
+    expect(reports).toHaveLength(3);
+    expect(reports[2]?.endpoints[0]).toMatchObject({ calls: 0 });
     src.stop();
   });
 });

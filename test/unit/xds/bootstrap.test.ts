@@ -58,6 +58,7 @@ describe('envoy bootstrap', () => {
         cluster: 'edge',
         metadata: {
           'sibyl.dev/listen': '0.0.0.0:10000',
+          'sibyl.dev/server': 'op:9443',
           'sibyl.dev/namespace': 'shop',
           'sibyl.dev/token-file': '/token',
           'sibyl.dev/ca-file': '/ca.crt',

@@ -5,7 +5,7 @@ import { envoyCluster, envoyListener, envoyRoutes } from '../../../src/xds/envoy
 import { unpackAny, type AnyMessage } from '../../../src/xds/proto.js';
 import { proxylessCluster, proxylessListener, stockPolicy } from '../../../src/xds/proxyless.js';
 import type { Msg } from '../../../src/xds/routes.js';
-import type { XdsEndpointInput, XdsPoolInput } from '../../../src/xds/types.js';
+import type { EnvoyFleet, XdsEndpointInput, XdsPoolInput } from '../../../src/xds/types.js';
 
 type Any = Record<string, unknown>;
 const get = (o: unknown, path: string): Any => {
@@ -170,6 +170,50 @@ describe('Envoy resources', () => {
     expect(get(routes[0], 'route')).toMatchObject({
       timeout: {},
       max_stream_duration: { grpc_timeout_header_max: {} },
+    });
+  });
+
+  it("logs every upstream attempt to the operator over gRPC ALS, on the Envoy's own channel, when it takes them", () => {
+    const router = (f: EnvoyFleet) => {
+      const hcm = unpack(get(envoyListener(f, [a]), 'filter_chains.0.filters.0.typed_config'));
+      const filters = get(hcm, 'http_filters') as unknown as Msg[];
+      return unpack(get(filters.at(-1), 'typed_config'));
+    };
+    expect(router(fleet)).toEqual({});
+    const logged = router({
+      ...fleet,
+      accessLogs: { server: 'op:9443', caFile: '/ca.crt', tokenFile: '/token' },
+    });
+    const log = get(logged, 'upstream_log.0');
+    expect(log.name).toBe('envoy.access_loggers.http_grpc');
+    const config = unpack(get(log, 'typed_config'));
+    expect(config).toMatchObject({
+      common_config: {
+        log_name: 'sibyl.upstream',
+        transport_api_version: 'V3',
+        grpc_service: {
+          google_grpc: {
+            target_uri: 'op:9443',
+            channel_credentials: { ssl_credentials: { root_certs: { filename: '/ca.crt' } } },
+            credentials_factory_name: 'envoy.grpc_credentials.file_based_metadata',
+          },
+        },
+      },
+      additional_response_headers_to_log: ['grpc-status'],
+      additional_response_trailers_to_log: ['grpc-status'],
+    });
+    const plugin = get(config, 'common_config.grpc_service.google_grpc.call_credentials.0.from_plugin');
+    expect(unpack(plugin.typed_config)).toEqual({
+      secret_data: { filename: '/token' },
+      header_key: 'authorization',
+      header_prefix: 'Bearer ',
+    });
+    const plain = unpack(
+      get(router({ ...fleet, accessLogs: { server: 'op:9443' } }), 'upstream_log.0.typed_config'),
+    );
+    expect(get(plain, 'common_config.grpc_service.google_grpc')).toEqual({
+      target_uri: 'op:9443',
+      stat_prefix: 'sibyl_als',
     });
   });
 

@@ -62,4 +62,20 @@ describe('XdsResources', () => {
     expect(r.all('proxyless').get(TYPE.route)?.size).toBe(0);
     expect(r.keyOf('q.other')).toBe('other/q');
   });
+
+  it("locates an access log entry: the cluster to its pool, the upstream address to the pool's endpoint", () => {
+    const r = new XdsResources();
+    r.set('ns/p', pool([10, 20]));
+    r.set('ns/v6', {
+      ...pool([10]),
+      key: 'ns/v6',
+      endpoints: [{ address: '[::1]:81', ready: true, draining: false }],
+    });
+    expect(r.locate('p.ns', '10.0.0.2', 80)).toEqual({ pool: 'ns/p', address: '10.0.0.2:80' });
+    expect(r.locate('v6.ns', '::1', 81)).toEqual({ pool: 'ns/v6', address: '[::1]:81' });
+    expect(r.locate('p.ns', '10.0.0.9', 80)).toBeUndefined(); // not an endpoint of the pool
+    expect(r.locate('other.ns', '10.0.0.1', 80)).toBeUndefined();
+    r.set('ns/p', undefined);
+    expect(r.locate('p.ns', '10.0.0.2', 80)).toBeUndefined();
+  });
 });
