@@ -13,8 +13,9 @@ import {
 } from '../sim/runner.js';
 import { loadScenario, type Scenario } from '../sim/scenario.js';
 import { evaluateTargets, type TargetReport } from '../sim/targets.js';
+import { runGenerated } from './sim-generate.js';
 
-const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all) [flags]
+const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all | --generate N [--seed S]) [flags]
 
 Replays scenario files (bench/scenarios/*.json, format in bench/scenarios/README.md and bench/scenarios/README.md)
 through each policy on a virtual clock, and prints a table per scenario with the targets, or JSON.
@@ -22,6 +23,11 @@ through each policy on a virtual clock, and prints a table per scenario with the
   --scenario FILE      a scenario file (repeatable)
   --all                every *.json in --dir
   --dir DIR            where --all looks (default bench/scenarios)
+  --generate N         draws N scenarios from the families of src/tools/sim/generate.ts and reports, per
+                       target, the share of scenarios Predictive (and Predictive+model) meets it in,
+                       and the worst case, whose scenario file is written under --out (default
+                       bench/results/generated) with suite-S.json, the whole result
+  --seed S             the generated suite's seed (default 1)
   --policies A,B,...   policies to compare (default ${DEFAULT_POLICIES.join(',')})
   --seeds N            seeds per policy: the scenario's seed and the N−1 after it (default 1);
                        figures are means, with 95% intervals
@@ -33,13 +39,26 @@ through each policy on a virtual clock, and prints a table per scenario with the
                        no such row). The row Predictive is its built-in heuristic (no model).
   --check              exit 1 when a target is missed`;
 
-function seedsFlag(v: string | undefined): number {
-  if (v === undefined) return 1;
+function intFlag(flag: string, v: string, min: number, max: number): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) {
-    throw new SibylError('ERR_USAGE', `--seeds "${v}" must be an integer from 1 to 1000`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new SibylError('ERR_USAGE', `${flag} "${v}" must be an integer from ${min} to ${max}`);
   }
   return n;
+}
+
+const seedsFlag = (v: string | undefined): number => (v === undefined ? 1 : intFlag('--seeds', v, 1, 1000));
+
+/** --policies, or the default set with the variants' rows; checked. */
+function policiesFlag(v: string | undefined, variants: Readonly<Record<string, PolicyVariant>>): string[] {
+  const policies = v
+    ? v
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)
+    : [...DEFAULT_POLICIES, ...Object.keys(variants)];
+  checkPolicies(policies, variants);
+  return policies;
 }
 
 /** The row Predictive+model: Predictive scoring with the latency model in `dir`. */
@@ -135,7 +154,9 @@ export async function run(argv: string[]): Promise<number> {
         seeds: { type: 'string' },
         json: { type: 'boolean', default: false },
         plot: { type: 'boolean', default: false },
-        out: { type: 'string', default: 'bench/results' },
+        out: { type: 'string' },
+        generate: { type: 'string' },
+        seed: { type: 'string' },
         check: { type: 'boolean', default: false },
         model: { type: 'string', default: 'models/latency' },
         help: { type: 'boolean', short: 'h' },
@@ -148,6 +169,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (values.generate !== undefined) return generate(values);
+  if (values.seed !== undefined) throw new SibylError('ERR_USAGE', '--seed goes with --generate');
   const files = [...(values.scenario ?? [])];
   if (values.all) {
     let names: string[];
@@ -160,19 +183,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (files.length === 0) throw new SibylError('ERR_USAGE', `give --scenario FILE or --all\n\n${HELP}`);
   const variants = await modelVariants(values.model);
-  const policies = values.policies
-    ? values.policies
-        .split(',')
-        .map((p) => p.trim())
-        .filter(Boolean)
-    : [...DEFAULT_POLICIES, ...Object.keys(variants)];
-  checkPolicies(policies, variants);
+  const policies = policiesFlag(values.policies, variants);
   const seeds = seedsFlag(values.seeds);
   const results = await simulateFiles(files, {
     policies,
     seeds,
     variants,
-    ...(values.plot ? { out: values.out } : {}),
+    ...(values.plot ? { out: values.out ?? 'bench/results' } : {}),
     say: values.json ? (l) => console.error(l) : (l) => console.log(l),
     tables: !values.json,
   });
@@ -180,6 +197,48 @@ export async function run(argv: string[]): Promise<number> {
   if (values.json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
   const missed = results.some((r) => r.targets.checks.some((c) => c.met === false));
   return values.check && missed ? 1 : 0;
+}
+
+/** `--generate N --seed S`: a generated suite instead of scenario files. */
+async function generate(values: {
+  generate?: string;
+  seed?: string;
+  scenario?: string[];
+  all?: boolean;
+  check?: boolean;
+  plot?: boolean;
+  policies?: string;
+  seeds?: string;
+  json?: boolean;
+  out?: string;
+  model: string;
+}): Promise<number> {
+  if (values.scenario?.length || values.all || values.check || values.plot) {
+    throw new SibylError('ERR_USAGE', '--generate runs on its own: no --scenario, --all, --check or --plot');
+  }
+  const count = intFlag('--generate', values.generate as string, 1, 10_000);
+  const seed = intFlag('--seed', values.seed ?? '1', 0, 2 ** 31 - 1);
+  const variants = await modelVariants(values.model);
+  const policies = policiesFlag(values.policies, variants);
+  const candidates = ['Predictive', MODEL_VARIANT].filter((c) => policies.includes(c));
+  if (candidates.length === 0) {
+    throw new SibylError(
+      'ERR_USAGE',
+      `--generate judges Predictive or ${MODEL_VARIANT}: name one in --policies`,
+    );
+  }
+  const suite = await runGenerated({
+    count,
+    seed,
+    policies,
+    seeds: seedsFlag(values.seeds),
+    variants,
+    candidates,
+    out: values.out ?? 'bench/results/generated',
+    say: values.json ? (l) => console.error(l) : (l) => console.log(l),
+  });
+  if (values.json) console.log(JSON.stringify(suite, null, 2));
+  return 0;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -3,6 +3,7 @@ import type { BackendPoolSpec } from '../../api/backendpool.js';
 import { limitNames } from '../../limit/index.js';
 import { parseDuration } from '../../util/duration.js';
 import { SibylError, errorMessage } from '../../util/errors.js';
+import { Checker } from './checker.js';
 
 /**
  * A simulator scenario (bench/scenarios/README.md, "Simulator scenario files"): the pool's servers, the calls sent
@@ -16,7 +17,11 @@ import { SibylError, errorMessage } from '../../util/errors.js';
  * - `concurrency`: a BackendPool `spec.concurrency`; each router then admits calls through its own
  *   adaptive limiter (src/limit) and sheds the rest at once;
  * - events may carry `latencyMs` as well as `slowdown`: calls served in the window take that long
- *   (with the usual noise), whatever their method and payload.
+ *   (with the usual noise), whatever their method and payload;
+ * - `servers[].methodSpeed {method: factor}` and `servers[].perKiBFactor`: a group's speed for one
+ *   method, and its per-KiB cost, multiplied by the factor (a cold index slow for Search only, a slow
+ *   disk making large payloads slow on some servers only);
+ * - events may carry `antagonistCpu`: the server's antagonist takes that value during the window.
  */
 
 export interface MethodSpec {
@@ -32,6 +37,10 @@ export interface ServerGroup {
   speed: number;
   concurrency: number;
   antagonistCpu: number;
+  /** Method name → factor on this group's speed for that method (default 1). */
+  methodSpeed?: Record<string, number>;
+  /** Factor on every method's `costPerKiBMs` on this group (default 1). */
+  perKiBFactor?: number;
 }
 
 export interface EventSpec {
@@ -44,6 +53,7 @@ export interface EventSpec {
   errorLatencyMs: number;
   pauseEveryS?: number;
   pauseMs?: number;
+  antagonistCpu?: number;
 }
 
 export interface LoadSpec {
@@ -73,69 +83,17 @@ export interface ServerSpec {
   speed: number;
   concurrency: number;
   antagonistCpu: number;
+  /**
+   * Per method (by index), this server's cost at speed 1 where its group's `methodSpeed` or
+   * `perKiBFactor` makes it differ from the method's own; absent when neither is given.
+   */
+  costs?: MethodCost[];
 }
 
-type Obj = Record<string, unknown>;
-
-class Checker {
-  constructor(private readonly source: string) {}
-
-  fail(path: string, what: string, got?: unknown): never {
-    const shown = got === undefined ? '' : `, got ${JSON.stringify(got) ?? String(got)}`;
-    throw new SibylError('ERR_CONFIG_INVALID', `${this.source}: ${path} ${what}${shown}`);
-  }
-
-  object(v: unknown, path: string, allowed: readonly string[]): Obj {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(path, 'must be an object', v);
-    for (const k of Object.keys(v)) {
-      if (!allowed.includes(k)) {
-        this.fail(path === '' ? k : `${path}.${k}`, `is not a known field (known: ${allowed.join(', ')})`);
-      }
-    }
-    return v as Obj;
-  }
-
-  number(
-    o: Obj,
-    key: string,
-    path: string,
-    opts: { min?: number; max?: number; above?: number; int?: boolean; fallback?: number } = {},
-  ): number {
-    const p = path ? `${path}.${key}` : key;
-    const v = o[key];
-    if (v === undefined) {
-      if (opts.fallback !== undefined) return opts.fallback;
-      this.fail(p, 'is required');
-    }
-    const bounds = [
-      opts.above !== undefined ? `> ${opts.above}` : opts.min !== undefined ? `>= ${opts.min}` : '',
-      opts.max !== undefined ? `<= ${opts.max}` : '',
-    ]
-      .filter(Boolean)
-      .join(' and ');
-    const want = `must be ${opts.int ? 'an integer' : 'a number'}${bounds ? ` ${bounds}` : ''}`;
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(p, want, v);
-    if (opts.int && !Number.isInteger(v)) this.fail(p, want, v);
-    if (opts.min !== undefined && v < opts.min) this.fail(p, want, v);
-    if (opts.above !== undefined && !(v > opts.above)) this.fail(p, want, v);
-    if (opts.max !== undefined && v > opts.max) this.fail(p, want, v);
-    return v;
-  }
-
-  optionalNumber(
-    o: Obj,
-    key: string,
-    path: string,
-    opts: { min?: number; max?: number; above?: number } = {},
-  ) {
-    return o[key] === undefined ? undefined : this.number(o, key, path, opts);
-  }
-
-  array(v: unknown, path: string, nonEmpty: boolean): unknown[] {
-    if (!Array.isArray(v)) this.fail(path, 'must be an array', v);
-    if (nonEmpty && v.length === 0) this.fail(path, 'must not be empty');
-    return v;
-  }
+/** A method's work on one server at speed 1: costMs + perKiBMs per KiB of payload. */
+export interface MethodCost {
+  costMs: number;
+  perKiBMs: number;
 }
 
 const TOP = [
@@ -224,13 +182,40 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
 
   const servers = c.array(o.servers, 'servers', true).map((s, i): ServerGroup => {
     const p = `servers[${i}]`;
-    const so = c.object(s, p, ['count', 'speed', 'concurrency', 'antagonistCpu']);
-    return {
+    const so = c.object(s, p, [
+      'count',
+      'speed',
+      'concurrency',
+      'antagonistCpu',
+      'methodSpeed',
+      'perKiBFactor',
+    ]);
+    const g: ServerGroup = {
       count: c.number(so, 'count', p, { min: 1, max: 10_000, int: true, fallback: 1 }),
       speed: c.number(so, 'speed', p, { above: 0, fallback: 1 }),
       concurrency: c.number(so, 'concurrency', p, { min: 1, max: 100_000, int: true }),
       antagonistCpu: c.number(so, 'antagonistCpu', p, { min: 0, max: 1, fallback: 0 }),
     };
+    if (so.methodSpeed !== undefined) {
+      const known = methods.map((m) => m.name);
+      const ms = so.methodSpeed;
+      if (typeof ms !== 'object' || ms === null || Array.isArray(ms)) {
+        c.fail(`${p}.methodSpeed`, 'must be an object of method name → speed factor', ms);
+      }
+      g.methodSpeed = {};
+      for (const name of Object.keys(ms)) {
+        if (!known.includes(name)) {
+          c.fail(`${p}.methodSpeed`, `names "${name}", not a method of this scenario (${known.join(', ')})`);
+        }
+        g.methodSpeed[name] = c.number(ms as Record<string, unknown>, name, `${p}.methodSpeed`, {
+          above: 0,
+          max: 1000,
+        });
+      }
+    }
+    const perKiB = c.optionalNumber(so, 'perKiBFactor', p, { above: 0, max: 1000 });
+    if (perKiB !== undefined) g.perKiBFactor = perKiB;
+    return g;
   });
   const serverCount = servers.reduce((n, g) => n + g.count, 0);
 
@@ -246,6 +231,7 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
       'errorLatencyMs',
       'pauseEveryS',
       'pauseMs',
+      'antagonistCpu',
     ]);
     const ev: EventSpec = {
       server: c.number(eo, 'server', p, { min: 0, max: serverCount - 1, int: true }),
@@ -257,6 +243,7 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
       errorLatencyMs: c.number(eo, 'errorLatencyMs', p, { min: 0, fallback: 1 }),
       pauseEveryS: c.optionalNumber(eo, 'pauseEveryS', p, { above: 0 }),
       pauseMs: c.optionalNumber(eo, 'pauseMs', p, { above: 0 }),
+      antagonistCpu: c.optionalNumber(eo, 'antagonistCpu', p, { min: 0, max: 1 }),
     };
     if (ev.toS <= ev.fromS) c.fail(`${p}.toS`, `must be after fromS (${ev.fromS})`, ev.toS);
     if ((ev.pauseEveryS === undefined) !== (ev.pauseMs === undefined)) {
@@ -269,9 +256,13 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
       ev.slowdown === undefined &&
       ev.latencyMs === undefined &&
       ev.errorRate === undefined &&
-      ev.pauseEveryS === undefined
+      ev.pauseEveryS === undefined &&
+      ev.antagonistCpu === undefined
     ) {
-      c.fail(p, 'must have an effect: slowdown, latencyMs, errorRate or pauseEveryS with pauseMs');
+      c.fail(
+        p,
+        'must have an effect: slowdown, latencyMs, errorRate, antagonistCpu or pauseEveryS with pauseMs',
+      );
     }
     return ev;
   });
@@ -355,16 +346,32 @@ export async function loadScenario(path: string): Promise<Scenario> {
 export function expandServers(s: Scenario): ServerSpec[] {
   const out: ServerSpec[] = [];
   for (const g of s.servers) {
+    const costs = groupCosts(s, g);
     for (let k = 0; k < g.count; k++) {
-      out.push({
+      const spec: ServerSpec = {
         index: out.length,
         speed: g.speed,
         concurrency: g.concurrency,
         antagonistCpu: g.antagonistCpu,
-      });
+      };
+      if (costs) spec.costs = costs;
+      out.push(spec);
     }
   }
   return out;
+}
+
+/**
+ * A group's cost per method when `methodSpeed` or `perKiBFactor` is given: the method's speed factor
+ * divides its whole work, the per-KiB factor multiplies its per-KiB part. Undefined otherwise, so the
+ * servers of a plain scenario compute their work exactly as before these fields existed.
+ */
+function groupCosts(s: Scenario, g: ServerGroup): MethodCost[] | undefined {
+  if (g.methodSpeed === undefined && g.perKiBFactor === undefined) return undefined;
+  return s.methods.map((m) => {
+    const f = g.methodSpeed?.[m.name] ?? 1;
+    return { costMs: m.costMs / f, perKiBMs: (m.costPerKiBMs * (g.perKiBFactor ?? 1)) / f };
+  });
 }
 
 /** E[X] for X log-uniform on [lo, hi]: (hi − lo) / ln(hi / lo). */
@@ -372,15 +379,19 @@ export function meanLogUniform(lo: number, hi: number): number {
   return hi > lo && lo > 0 ? (hi - lo) / Math.log(hi / lo) : lo;
 }
 
-/** The mean work of a call at speed 1, ms: Σ share · (costMs + costPerKiBMs · E[KiB]) / Σ share. */
-export function meanCostMs(s: Scenario): number {
+/**
+ * The mean work of a call at speed 1, ms: Σ share · (costMs + costPerKiBMs · E[KiB]) / Σ share, with
+ * the methods' own costs or one server's (`costs`, from expandServers).
+ */
+export function meanCostMs(s: Scenario, costs?: readonly MethodCost[]): number {
   let total = 0;
   let shares = 0;
-  for (const m of s.methods) {
+  s.methods.forEach((m, i) => {
     const kib = meanLogUniform(m.payloadBytes[0], m.payloadBytes[1]) / 1024;
-    total += m.share * (m.costMs + m.costPerKiBMs * kib);
+    const c = costs?.[i];
+    total += m.share * (c ? c.costMs + c.perKiBMs * kib : m.costMs + m.costPerKiBMs * kib);
     shares += m.share;
-  }
+  });
   return total / shares;
 }
 
@@ -391,11 +402,20 @@ export function effectiveSpeed(s: ServerSpec): number {
 
 /**
  * The pool's capacity in calls per second with no events: Σ concurrency · effective speed over the
- * mean call cost (bench/scenarios/README.md). Slowdowns, pauses and failures are not counted against it.
+ * mean call cost (bench/scenarios/README.md). Slowdowns, pauses, failures and antagonist events are not
+ * counted against it. Where servers cost differently (`methodSpeed`, `perKiBFactor`) each server's
+ * share is its slots' speed over its own mean cost, for the scenario's mix of methods.
  */
 export function capacityRps(s: Scenario): number {
+  const servers = expandServers(s);
+  if (servers.some((srv) => srv.costs)) {
+    let rps = 0;
+    for (const srv of servers)
+      rps += (1000 * srv.concurrency * effectiveSpeed(srv)) / meanCostMs(s, srv.costs);
+    return rps;
+  }
   let slotSpeed = 0;
-  for (const srv of expandServers(s)) slotSpeed += srv.concurrency * effectiveSpeed(srv);
+  for (const srv of servers) slotSpeed += srv.concurrency * effectiveSpeed(srv);
   return (1000 * slotSpeed) / meanCostMs(s);
 }
 

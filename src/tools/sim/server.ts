@@ -1,6 +1,6 @@
 import { CallRing, type SimCall } from './call.js';
 import type { EventQueue } from './event-queue.js';
-import { effectiveSpeed, type EventSpec, type ServerSpec } from './scenario.js';
+import { effectiveSpeed, type EventSpec, type MethodCost, type ServerSpec } from './scenario.js';
 
 /** Event kinds a server schedules on the run's queue. */
 export const EV_COMPLETE = 1;
@@ -8,12 +8,13 @@ export const EV_RATE = 3;
 
 /**
  * One backend, as bench/scenarios/README.md models it: `concurrency` slots run calls in parallel, the rest wait in a
- * FIFO queue. A call's work is its method's cost plus `costPerKiBMs` per KiB of payload, times its
- * log-normal noise; the server gets through work at
+ * FIFO queue. A call's work is its method's cost plus `costPerKiBMs` per KiB of payload (on this
+ * server: over its group's `methodSpeed` for the method, the per-KiB part times its `perKiBFactor`),
+ * times its log-normal noise; the server gets through work at
  *
  *     rate = speed · (1 − antagonistCpu / 2) / slowdown      (0 while paused)
  *
- * so a slowdown or pause that begins while a call runs stretches that call too (a stalled process stalls
+ * (an event's `antagonistCpu` replacing the group's during its window), so a slowdown or pause that begins while a call runs stretches that call too (a stalled process stalls
  * everything it holds). A call still queued when its deadline passes is dropped when its turn comes, as a
  * gRPC server that honours cancellation does; a running call always finishes its work, even for a client
  * that has gone. During an error window a call fails on arrival, `errorLatencyMs` later, with
@@ -21,13 +22,17 @@ export const EV_RATE = 3;
  * latencyMs (times their noise and any slowdown) whatever their method.
  *
  * Reported CPU (for telemetry) is the share of slot-time in use over the last interval, plus the
- * neighbour's `antagonistCpu` on top.
+ * neighbour's `antagonistCpu` on top (its mean over the interval when events change it).
  */
 export class SimServer {
   readonly index: number;
   readonly concurrency: number;
+  /** The group's antagonist, outside any antagonistCpu event. */
   readonly antagonistCpu: number;
+  /** Speed with the group's antagonist. */
   readonly speed: number;
+  private readonly spec: ServerSpec;
+  private readonly costs: MethodCost[] | undefined;
   rate: number;
   readonly running: (SimCall | undefined)[];
   nRunning = 0;
@@ -43,6 +48,7 @@ export class SimServer {
   private readonly pauses: EventSpec[];
   private readonly errors: EventSpec[];
   private readonly pinned: EventSpec[];
+  private readonly antagonists: EventSpec[];
 
   constructor(
     spec: ServerSpec,
@@ -56,12 +62,15 @@ export class SimServer {
     this.concurrency = spec.concurrency;
     this.antagonistCpu = spec.antagonistCpu;
     this.speed = effectiveSpeed(spec);
+    this.spec = spec;
+    this.costs = spec.costs;
     this.running = new Array<SimCall | undefined>(spec.concurrency).fill(undefined);
     const mine = events.filter((e) => e.server === spec.index);
     this.slowdowns = mine.filter((e) => e.slowdown !== undefined);
     this.pauses = mine.filter((e) => e.pauseEveryS !== undefined);
     this.errors = mine.filter((e) => e.errorRate !== undefined);
     this.pinned = mine.filter((e) => e.latencyMs !== undefined);
+    this.antagonists = mine.filter((e) => e.antagonistCpu !== undefined);
     this.rate = this.rateAt(0);
   }
 
@@ -105,7 +114,7 @@ export class SimServer {
     if (this.nRunning < this.concurrency) this.start(c, now);
     else {
       this.queue.push(c);
-      this.queuedWork += c.baseWorkMs * c.noise;
+      this.queuedWork += this.callWork(c);
     }
     return -1;
   }
@@ -113,9 +122,16 @@ export class SimServer {
   /** Work (ms at rate 1) a call starting service now carries. */
   workFor(c: SimCall, now: number): number {
     for (const e of this.pinned) {
-      if (now >= e.fromS * 1000 && now < e.toS * 1000) return (e.latencyMs as number) * c.noise * this.speed;
+      if (now >= e.fromS * 1000 && now < e.toS * 1000)
+        return (e.latencyMs as number) * c.noise * this.speedAt(now);
     }
-    return c.baseWorkMs * c.noise;
+    return this.callWork(c);
+  }
+
+  /** A call's work on this server (ms at rate 1, noise included), outside a latencyMs window. */
+  private callWork(c: SimCall): number {
+    const m = this.costs?.[c.methodIndex];
+    return m ? (m.costMs + (m.perKiBMs * c.payloadBytes) / 1024) * c.noise : c.baseWorkMs * c.noise;
   }
 
   /** EV_COMPLETE for a current `gen`: the call's work is done; its slot goes to the next live waiter. */
@@ -130,7 +146,7 @@ export class SimServer {
     while (this.nRunning < this.concurrency) {
       const next = this.queue.shift();
       if (!next) break;
-      this.queuedWork -= next.baseWorkMs * next.noise;
+      this.queuedWork -= this.callWork(next);
       if (next.clientDone || now >= next.deadlineAt) {
         next.serverDone = true;
         this.onDropped(next, now);
@@ -181,16 +197,51 @@ export class SimServer {
   }
 
   rateAt(t: number): number {
-    return this.pausedAt(t) ? 0 : this.speed / this.slowdownAt(t);
+    return this.pausedAt(t) ? 0 : this.speedAt(t) / this.slowdownAt(t);
   }
 
-  /** The next instant after `t` at which a slowdown or pause starts or ends; Infinity when none. */
+  /** The antagonist's CPU at `t`: an event's while one is open (the highest where they overlap). */
+  antagonistAt(t: number): number {
+    let a = -1;
+    for (const e of this.antagonists) {
+      if (t >= e.fromS * 1000 && t < e.toS * 1000) a = Math.max(a, e.antagonistCpu as number);
+    }
+    return a < 0 ? this.antagonistCpu : a;
+  }
+
+  /** The antagonist's mean CPU over [from, to) (telemetry's figure for an interval). */
+  antagonistOver(from: number, to: number): number {
+    if (this.antagonists.length === 0) return this.antagonistCpu;
+    if (!(to > from)) return this.antagonistAt(from);
+    let sum = 0;
+    for (let t = from; t < to;) {
+      let next = to;
+      for (const e of this.antagonists) {
+        for (const b of [e.fromS * 1000, e.toS * 1000]) if (b > t && b < next) next = b;
+      }
+      sum += this.antagonistAt(t) * (next - t);
+      t = next;
+    }
+    return sum / (to - from);
+  }
+
+  /** Speed with the antagonist in force at `t`. */
+  private speedAt(t: number): number {
+    if (this.antagonists.length === 0) return this.speed;
+    return effectiveSpeed({ ...this.spec, antagonistCpu: this.antagonistAt(t) });
+  }
+
+  /** The next instant after `t` at which a slowdown, pause or antagonist starts or ends; Infinity when none. */
   nextChangeAfter(t: number): number {
     let next = Infinity;
     const consider = (b: number) => {
       if (b > t && b < next) next = b;
     };
     for (const e of this.slowdowns) {
+      consider(e.fromS * 1000);
+      consider(e.toS * 1000);
+    }
+    for (const e of this.antagonists) {
       consider(e.fromS * 1000);
       consider(e.toS * 1000);
     }

@@ -3,11 +3,12 @@ import type { SimServer } from './server.js';
 
 /**
  * What the operator knows about the servers, and when. Every `metricsIntervalS` it scrapes each server:
- * CPU (slot-time in use over the interval, plus any neighbour's load), the calls it holds (running and
- * queued) at that instant, and the fleet-wide error rate: the share of calls that every router saw fail
- * there (any status, timeouts included) over the interval. Each router receives the latest scrape at its
- * own `reportIntervalS` push, so what it acts on is between one push and one scrape interval old, and
- * about half an interval older still for figures averaged over the interval.
+ * CPU (slot-time in use over the interval, plus any neighbour's load, averaged over the interval when
+ * an event changes it), the calls it holds (running and queued) at that instant, and the fleet-wide
+ * error rate: the share of calls that every router saw fail there (any status, timeouts included) over
+ * the interval. Each router receives the latest scrape at its own `reportIntervalS` push, so what it
+ * acts on is between one push and one scrape interval old, and about half an interval older still for
+ * figures averaged over the interval.
  */
 export class Telemetry {
   readonly view: TelemetryView;
@@ -44,7 +45,8 @@ export class Telemetry {
     for (const s of this.servers) {
       const i = s.index;
       const busy = s.busyMs(now);
-      v.cpu[i] = (busy - (this.lastBusy[i] as number)) / (s.concurrency * dt) + s.antagonistCpu;
+      v.cpu[i] =
+        (busy - (this.lastBusy[i] as number)) / (s.concurrency * dt) + s.antagonistOver(this.lastAt, now);
       this.lastBusy[i] = busy;
       v.queueLength[i] = s.held;
       const n = this.calls[i] as number;

@@ -1,3 +1,4 @@
+import type { ScenarioReport } from '../../../../src/tools/sim/runner.js';
 import { parseScenario, type Scenario } from '../../../../src/tools/sim/scenario.js';
 
 /** A small scenario (one method, 5 ms, no events) with `patch` applied on top. */
@@ -16,4 +17,24 @@ export function scenario(patch: Record<string, unknown> = {}): Scenario {
     events: [],
     ...patch,
   });
+}
+
+/** A report with the given p99All (and error rates) per policy, every other figure 1. */
+export function report(p99: Record<string, number>, errorRate: Record<string, number> = {}): ScenarioReport {
+  const policies: ScenarioReport['policies'] = {};
+  for (const [name, v] of Object.entries(p99)) {
+    policies[name] = {
+      p50Ms: 1,
+      p99Ms: v,
+      p999Ms: v,
+      p99AllMs: v,
+      meanMs: 1,
+      errorRate: errorRate[name] ?? 0,
+      goodputRps: 1,
+      maxInflight: 1,
+      share: [],
+      ci95: {} as never,
+    };
+  }
+  return { scenario: 't', policies, seeds: [1], capacityRps: 1 };
 }

@@ -8,26 +8,7 @@ import type { ScenarioReport } from '../../../../src/tools/sim/runner.js';
 import { meanInterval } from '../../../../src/tools/sim/stats.js';
 import { evaluateTargets } from '../../../../src/tools/sim/targets.js';
 import { formatScenario } from '../../../../src/tools/sim/report.js';
-import { scenario } from './helpers.js';
-
-function report(p99: Record<string, number>, errorRate: Record<string, number> = {}): ScenarioReport {
-  const policies: ScenarioReport['policies'] = {};
-  for (const [name, v] of Object.entries(p99)) {
-    policies[name] = {
-      p50Ms: 1,
-      p99Ms: v,
-      p999Ms: v,
-      p99AllMs: v,
-      meanMs: 1,
-      errorRate: errorRate[name] ?? 0,
-      goodputRps: 1,
-      maxInflight: 1,
-      share: [],
-      ci95: {} as never,
-    };
-  }
-  return { scenario: 't', policies, seeds: [1], capacityRps: 1 };
-}
+import { report, scenario } from './helpers.js';
 
 describe('figures and targets', () => {
   it('takes nearest-rank percentiles and a t interval over seeds', () => {

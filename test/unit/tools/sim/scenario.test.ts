@@ -57,6 +57,30 @@ describe('scenario files', () => {
     expect(offeredRps(s, 10_000)).toBeCloseTo(0.7 * capacityRps(s), 6);
   });
 
+  it('reads methodSpeed, perKiBFactor and event antagonists, and costs each server for the mix', () => {
+    const s = parseScenario({
+      ...DESIGN_EXAMPLE,
+      servers: [
+        { count: 2, concurrency: 4 },
+        { count: 1, concurrency: 4, methodSpeed: { '/demo.Catalog/Search': 0.25 }, perKiBFactor: 3 },
+      ],
+      events: [{ server: 0, fromS: 10, toS: 20, antagonistCpu: 0.8 }],
+    });
+    expect(s.servers[1]).toMatchObject({ methodSpeed: { '/demo.Catalog/Search': 0.25 }, perKiBFactor: 3 });
+    expect(s.events[0]).toMatchObject({ antagonistCpu: 0.8, fromS: 10, toS: 20 });
+    const servers = expandServers(s);
+    expect(servers[0]!.costs).toBeUndefined(); // a plain group computes its work as before
+    expect(servers[2]!.costs).toEqual([
+      { costMs: 2, perKiBMs: 0 },
+      { costMs: 20 / 0.25, perKiBMs: (0.2 * 3) / 0.25 },
+    ]);
+    // capacity: each server's slots over its own mean cost for the 80/20 mix
+    const kib = meanLogUniform(1000, 50000) / 1024;
+    const plain = 0.8 * 2 + 0.2 * (20 + 0.2 * kib);
+    const cold = 0.8 * 2 + 0.2 * ((20 + 0.6 * kib) / 0.25);
+    expect(capacityRps(s)).toBeCloseTo((2 * 4000) / plain + 4000 / cold, 6);
+  });
+
   it('ramps the load linearly between fromS and toS, then holds it', () => {
     const s = parseScenario({ ...DESIGN_EXAMPLE, load: { rps: 100, ramp: { to: 300, fromS: 10, toS: 20 } } });
     expect(offeredRps(s, 5_000)).toBe(100);
@@ -85,6 +109,27 @@ describe('scenario files', () => {
     [{ warmupS: 60 }, /warmupS must be less than durationS/],
     [{ concurrency: { algorithm: 'Magic' } }, /concurrency\.algorithm must be one of/],
     [{ concurrency: { minLimit: 30, initialLimit: 20 } }, /minLimit \(30\) <= initialLimit \(20\)/],
+    [
+      { servers: [{ count: 9, concurrency: 4, methodSpeed: { '/demo.Catalog/Serch': 0.2 } }] },
+      /servers\[0\]\.methodSpeed names "\/demo\.Catalog\/Serch", not a method of this scenario \(\/demo\.Catalog\/Get, \/demo\.Catalog\/Search\)/,
+    ],
+    [
+      { servers: [{ count: 9, concurrency: 4, methodSpeed: { '/demo.Catalog/Search': 0 } }] },
+      /servers\[0\]\.methodSpeed\.\/demo\.Catalog\/Search must be a number > 0 and <= 1000, got 0/,
+    ],
+    [
+      { servers: [{ count: 9, concurrency: 4, methodSpeed: [0.5] }] },
+      /servers\[0\]\.methodSpeed must be an object of method name → speed factor/,
+    ],
+    [
+      { servers: [{ count: 9, concurrency: 4, perKiBFactor: -2 }] },
+      /servers\[0\]\.perKiBFactor must be a number > 0 and <= 1000, got -2/,
+    ],
+    [
+      { events: [{ server: 1, antagonistCpu: 1.5 }] },
+      /events\[0\]\.antagonistCpu must be a number >= 0 and <= 1, got 1\.5/,
+    ],
+    [{ events: [{ server: 1, antagonistCpu: 'high' }] }, /events\[0\]\.antagonistCpu must be a number/],
   ])('refuses %j with a message naming the field', (patch, message) => {
     expect(bad(patch)).toThrow(message);
     expect(bad(patch)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));

@@ -5,12 +5,16 @@ import { EV_COMPLETE, EV_RATE, SimServer } from '../../../../src/tools/sim/serve
 import { Telemetry } from '../../../../src/tools/sim/telemetry.js';
 
 /** One server of a scenario, driven by hand: calls placed at given times, events run in order. */
-function bench(server: Record<string, unknown>, events: unknown[] = []) {
+function bench(
+  server: Record<string, unknown>,
+  events: unknown[] = [],
+  methods: unknown[] = [{ name: '/t.S/Get', costMs: 1 }],
+) {
   const s = parseScenario({
     name: 't',
     durationS: 100,
     load: { rps: 1 },
-    methods: [{ name: '/t.S/Get', costMs: 1 }],
+    methods,
     servers: [server],
     events,
   });
@@ -21,10 +25,12 @@ function bench(server: Record<string, unknown>, events: unknown[] = []) {
   const first = srv.nextChangeAfter(0);
   if (first < Infinity) q.push(first, EV_RATE, undefined, 0);
   let serial = 0;
-  const call = (work: number, deadlineAt = Infinity) => {
+  const call = (work: number, deadlineAt = Infinity, methodIndex = 0, payloadBytes = 0) => {
     const c = new SimCall();
     c.serial = ++serial;
     c.baseWorkMs = work;
+    c.methodIndex = methodIndex;
+    c.payloadBytes = payloadBytes;
     c.noise = 1;
     c.failU = 0.5;
     c.deadlineAt = deadlineAt;
@@ -144,5 +150,59 @@ describe('simulated server', () => {
     b.at(0, c);
     b.runUntil(1000);
     expect(b.done.get(c)).toBeCloseTo(40, 9);
+  });
+
+  it("costs each method by its group's methodSpeed, and the per-KiB part by its perKiBFactor", () => {
+    const methods = [
+      { name: '/t.S/Get', costMs: 10 },
+      { name: '/t.S/Search', costMs: 20, costPerKiBMs: 1, payloadBytes: [1024, 8192] },
+    ];
+    const odd = { count: 1, concurrency: 1, methodSpeed: { '/t.S/Search': 0.5 }, perKiBFactor: 2 };
+    const b = bench(odd, [], methods);
+    // the engine's own work for a call (baseWorkMs) is what a plain server runs; this one costs its own
+    const get = b.call(10, Infinity, 0, 0);
+    const search = b.call(22, Infinity, 1, 2048);
+    b.at(0, get);
+    b.at(0, search); // queued behind Get, carrying this server's work for it
+    expect(b.srv.queuedWork).toBeCloseTo((20 + 1 * 2 * 2) / 0.5, 9);
+    b.runUntil(1000);
+    expect(b.done.get(get)).toBeCloseTo(10, 9);
+    expect(b.done.get(search)).toBeCloseTo(10 + 48, 9);
+    expect(b.srv.queuedWork).toBeCloseTo(0, 9);
+
+    const plain = bench({ count: 1, concurrency: 1 }, [], methods);
+    const c = plain.call(22, Infinity, 1, 2048);
+    plain.at(0, c);
+    plain.runUntil(1000);
+    expect(plain.done.get(c)).toBeCloseTo(22, 9);
+  });
+
+  it("runs at the antagonist event's speed for its window only, stretching a call across it", () => {
+    const b = bench({ count: 1, concurrency: 4 }, [{ server: 0, fromS: 1, toS: 2, antagonistCpu: 1 }]);
+    const [before, across, after] = [b.call(100), b.call(100), b.call(10)];
+    b.at(950, before); // 50 at full speed, then 50 at half speed: 100 ms
+    b.at(1900, across); // 100 ms at half speed gets 50 done by 2000, the rest at full speed
+    b.at(2050, after);
+    b.runUntil(10_000);
+    expect(b.done.get(before)).toBeCloseTo(1100, 9);
+    expect(b.done.get(across)).toBeCloseTo(2050, 9);
+    expect(b.done.get(after)).toBeCloseTo(2060, 9);
+    expect(b.srv.antagonistAt(1500)).toBe(1);
+    expect(b.srv.antagonistAt(2000)).toBe(0);
+  });
+
+  it("shows an event's antagonist in the CPU telemetry, averaged over the interval", () => {
+    const events = [{ server: 0, fromS: 1, toS: 2, antagonistCpu: 0.9 }];
+    const b = bench({ count: 1, concurrency: 2, antagonistCpu: 0.3 }, events);
+    const t = new Telemetry([b.srv]);
+    const cpuAt = (ms: number) => {
+      b.runUntil(ms);
+      t.scrape(ms);
+      return t.view.cpu[0];
+    };
+    expect(cpuAt(1000)).toBeCloseTo(0.3, 9); // the group's standing antagonist
+    expect(cpuAt(1500)).toBeCloseTo(0.9, 9); // the event's, replacing it
+    expect(cpuAt(2500)).toBeCloseTo((0.9 + 0.3) / 2, 9); // half the interval each
+    expect(cpuAt(3500)).toBeCloseTo(0.3, 9);
   });
 });
