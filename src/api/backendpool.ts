@@ -17,7 +17,7 @@ import {
 
 export const POLICIES = ['Predictive', 'PeakEwma', 'LeastRequest', 'RoundRobin', 'Prequal'] as const;
 export type PolicyName = (typeof POLICIES)[number];
-export const LIMIT_ALGORITHMS = ['Gradient2', 'AIMD', 'Vegas', 'Fixed'] as const;
+export const LIMIT_ALGORITHMS = ['QueueDelay', 'Gradient2', 'AIMD', 'Vegas', 'Fixed'] as const;
 export const RETRY_ON = [
   'unavailable',
   'resource-exhausted',
@@ -100,7 +100,7 @@ export const CircuitBreaker = Type.Object({
 
 export const Concurrency = Type.Object(
   {
-    algorithm: Type.Optional(Enum(LIMIT_ALGORITHMS, { default: 'Gradient2' })),
+    algorithm: Type.Optional(Enum(LIMIT_ALGORITHMS, { default: 'QueueDelay' })),
     initialLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 20 })),
     minLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 1 })),
     maxLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 })),

@@ -22,5 +22,9 @@ export const commands: Record<string, Command> = {
   train: { summary: 'train the latency model', load: () => import('./train.js') },
   bench: { summary: 'benchmarks: sim | proxy | cache | scale', load: () => import('./bench.js') },
   demo: { summary: 'the whole system on one machine (use `make demo`)', load: () => import('./demo.js') },
+  'xds-bootstrap': {
+    summary: 'print a bootstrap for Envoy or a proxyless gRPC client (xDS from the operator)',
+    load: () => import('./xds-bootstrap.js'),
+  },
   crds: { summary: 'write the CustomResourceDefinitions (--out DIR)', load: () => import('./crds.js') },
 };

@@ -7,7 +7,7 @@ const usage = () =>
   [
     'usage: sibyl <command> [flags]',
     '',
-    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`),
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(13)} ${c.summary}`),
     '',
     'Run `sibyl <command> --help` for its flags.',
   ].join('\n');

@@ -21,6 +21,8 @@ const HELP = `usage: sibyl operator [flags]
   --control-key FILE       its key (PEM)
   --control-insecure       serve the control API without TLS (local runs only: tokens travel in clear)
   --allowed-routers LIST   router ServiceAccounts allowed to subscribe: ns/name or ns/*, comma-separated
+                           (also the Envoys and proxyless gRPC clients served xDS on the control API)
+  --xds-allow-unauthenticated  serve xDS clients without a token (local plaintext runs only)
   --push-interval DUR      routine routing pushes at most once per interval per router (default 1s)
   --report-interval DUR    how often routers report load (default 5s)`;
 
@@ -44,6 +46,7 @@ export async function run(argv: string[]): Promise<number> {
       'control-cert': { type: 'string' },
       'control-key': { type: 'string' },
       'control-insecure': { type: 'boolean', default: false },
+      'xds-allow-unauthenticated': { type: 'boolean', default: false },
       'allowed-routers': { type: 'string', default: '' },
       'push-interval': { type: 'string', default: '1s' },
       'report-interval': { type: 'string', default: '5s' },
@@ -101,6 +104,11 @@ function controlOptions(v: Record<string, string | boolean | undefined>): Contro
       '--control-addr needs TLS (--control-cert and --control-key) or an explicit --control-insecure',
     );
   }
+  if (v['xds-allow-unauthenticated'] && !v['control-insecure'])
+    throw new SibylError(
+      'ERR_USAGE',
+      '--xds-allow-unauthenticated is for local plaintext runs: it needs --control-insecure',
+    );
   const allowed = String(v['allowed-routers'] ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -119,5 +127,6 @@ function controlOptions(v: Record<string, string | boolean | undefined>): Contro
     allowedRouters: allowed,
     pushIntervalMs: parseDuration(v['push-interval'] as string),
     reportIntervalMs: parseDuration(v['report-interval'] as string),
+    xdsAllowUnauthenticated: v['xds-allow-unauthenticated'] === true,
   };
 }

@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import type { Clock } from '../util/clock.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface AuthResult {
   ok: boolean;
@@ -89,4 +91,41 @@ export class RouterAuthenticator {
     const [ns, name] = [m[1], m[2]];
     return this.allowed.some((a) => a === `${ns}/${name}` || a === `${ns}/*`);
   }
+}
+
+/** What admitStream needs of a server stream (grpc-js duplex and server-streaming calls). */
+interface AdmittedCall {
+  readonly metadata: grpc.Metadata;
+  emit(event: 'error', e: { code: grpc.status; details: string; metadata: grpc.Metadata }): boolean;
+}
+
+/**
+ * Admits a stream the way each of the operator's streaming APIs does (the control stream, ADS): a
+ * standby answers UNAVAILABLE so clients go to the leader, a token that cannot be reviewed now
+ * UNAVAILABLE, a refused one its own code. Resolves with the account ('' without `auth`), or with
+ * undefined once the call has been failed.
+ */
+export async function admitStream(
+  call: AdmittedCall,
+  o: { serving?: () => boolean; auth?: RouterAuthenticator; log: Logger; client: string },
+): Promise<string | undefined> {
+  const fail = (code: grpc.status, details: string) => {
+    call.emit('error', { code, details, metadata: new grpc.Metadata() });
+    return undefined;
+  };
+  if (o.serving && !o.serving())
+    return fail(grpc.status.UNAVAILABLE, 'this operator replica is a standby; try the leader');
+  if (!o.auth) return '';
+  let auth;
+  try {
+    auth = await o.auth.check(call.metadata);
+  } catch (e) {
+    o.log.warn({ err: errorMessage(e) }, 'token review failed');
+    return fail(grpc.status.UNAVAILABLE, `cannot review the token now: ${errorMessage(e)}`);
+  }
+  if (!auth.ok) {
+    o.log.warn({ account: auth.username, reason: auth.message }, `${o.client} refused`);
+    return fail(auth.code ?? grpc.status.UNAUTHENTICATED, auth.message ?? 'refused');
+  }
+  return auth.username ?? '';
 }

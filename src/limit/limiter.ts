@@ -12,15 +12,27 @@ import type { Limit } from './types.js';
  * default, and critical last:
  *
  *   capacity(critical)  = L
- *   capacity(default)   = L − ⌊L · reserve.default⌋     (headroom kept for critical calls)
- *   capacity(sheddable) = L − ⌊L · reserve.sheddable⌋   (at least 1 each)
+ *   capacity(default)   = L − ⌊L · reserve.default⌋          (headroom kept for critical calls)
+ *   capacity(sheddable) = L − round(L · reserve.sheddable)   (at least 1 each)
  *
- * Over capacity, a call waits in a bounded queue, at most `maxWaitMs` and never past its deadline; freed
- * slots go to the highest priority first, FIFO within one. A full queue makes room by shedding its
- * newest waiter of the lowest priority, if lower than the newcomer's; else the newcomer is shed. Whatever
- * can be answered at once is answered at once (a settled promise, no timer).
+ * The sheddable reserve is rounded, not floored, so that small limits keep an order too: at a backend
+ * with two slots (a limit of 2, where the QueueDelay limit settles) a quarter is half a slot, and
+ * sheddable calls may hold one. The default reserve stays floored: rounded, a limit of 8 would keep its
+ * last slot for critical calls alone, idle whenever none waits (a goodput the limit cannot spare).
  *
- * Options: maxWaitMs (5), maxQueue (64), reserve.default (0.1), reserve.sheddable (0.25).
+ * Over capacity, a call waits in a bounded queue, never past its deadline; freed slots go to the highest
+ * priority first, FIFO within one. A full queue makes room by shedding its newest waiter of the lowest
+ * priority, if lower than the newcomer's; else the newcomer is shed. Whatever can be answered at once is
+ * answered at once (a settled promise, no timer).
+ *
+ * How long a call may wait: `maxWaitMs` when given; else a tenth of the calls' typical RTT (an average
+ * of the RTTs released), at least 5 ms and at most 50 ms. The wait is there so that a slot freed a moment
+ * after a call was turned away is not left idle: with a limit held at a backend's own concurrency (what
+ * the QueueDelay limit aims for), a fixed 5 ms wait at 100 ms calls lost about 5% of the capacity to
+ * such idle slots on test/resilience/overload.test.ts's pool; a tenth of the RTT keeps the wait small
+ * against the call's own time, whatever that time is.
+ *
+ * Options: maxWaitMs (RTT-scaled), maxQueue (64), reserve.default (0.1), reserve.sheddable (0.25).
  */
 export type Priority = 'critical' | 'default' | 'sheddable';
 export const PRIORITIES: readonly Priority[] = ['critical', 'default', 'sheddable'];
@@ -65,11 +77,16 @@ interface Waiter {
 }
 
 const RANK: Record<Priority, 0 | 1 | 2> = { critical: 0, default: 1, sheddable: 2 };
+const MIN_WAIT_MS = 5;
+const MAX_WAIT_MS = 50;
+const WAIT_SHARE = 0.1;
 
 export class Limiter {
   private inFlight = 0;
   private readonly queues: [Waiter[], Waiter[], Waiter[]] = [[], [], []]; // by RANK
-  private readonly maxWaitMs: number;
+  private readonly maxWaitMs: number | undefined;
+  /** An average of the RTTs released, ms (0 before the first). */
+  private rttMs = 0;
   private readonly maxQueue: number;
   private readonly reserveDefault: number;
   private readonly reserveSheddable: number;
@@ -79,7 +96,7 @@ export class Limiter {
     private readonly deps: LimiterDeps,
     options: LimiterOptions = {},
   ) {
-    this.maxWaitMs = Math.max(0, options.maxWaitMs ?? 5);
+    this.maxWaitMs = options.maxWaitMs === undefined ? undefined : Math.max(0, options.maxWaitMs);
     this.maxQueue = Math.max(0, Math.floor(options.maxQueue ?? 64));
     this.reserveDefault = options.reserve?.default ?? 0.1;
     this.reserveSheddable = options.reserve?.sheddable ?? 0.25;
@@ -107,12 +124,18 @@ export class Limiter {
     return this.queues[0].length + this.queues[1].length + this.queues[2].length;
   }
 
+  /** How long a call may wait for a slot now, ms. */
+  get waitMs(): number {
+    return this.maxWaitMs ?? Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, WAIT_SHARE * this.rttMs));
+  }
+
   /** How many calls of `priority` may be in flight at the current limit. */
   capacity(priority: Priority): number {
     const l = this.algorithm.limit;
     const reserve =
       priority === 'critical' ? 0 : priority === 'default' ? this.reserveDefault : this.reserveSheddable;
-    return Math.max(1, l - Math.floor(l * reserve));
+    const kept = priority === 'sheddable' ? Math.round(l * reserve) : Math.floor(l * reserve);
+    return Math.max(1, l - kept);
   }
 
   /** A token now, or undefined when over capacity; never waits. */
@@ -125,7 +148,7 @@ export class Limiter {
   acquire(options: AcquireOptions = {}): Promise<Token> {
     const p = options.priority ?? 'default';
     if (this.inFlight < this.capacity(p)) return Promise.resolve(this.grant(p));
-    const wait = Math.min(this.maxWaitMs, (options.deadlineMs ?? Infinity) - this.deps.clock.now());
+    const wait = Math.min(this.waitMs, (options.deadlineMs ?? Infinity) - this.deps.clock.now());
     if (!(wait > 0)) return Promise.reject(this.shedError(p, 'no time left to wait'));
     if (this.queued >= this.maxQueue && !this.evictBelow(p)) {
       return Promise.reject(this.shedError(p, 'queue full'));
@@ -155,6 +178,7 @@ export class Limiter {
         if (outcome !== 'ignore') {
           const rtt = rttMs ?? this.deps.clock.now() - startMs;
           this.algorithm.onSample(startMs, rtt, inflightAtStart, outcome === 'dropped');
+          if (outcome === 'success' && rtt > 0) this.rttMs += (rtt - this.rttMs) * (this.rttMs ? 0.05 : 1);
         }
         this.dispatch();
       },

@@ -27,8 +27,9 @@ export function limitNames(): string[] {
 
 /**
  * The Limit a BackendPool's spec.concurrency asks for (resolved: src/api/resolve.ts applies the CRD's
- * defaults), as a router runs it: Gradient2 behind a WindowedLimit, the composition Netflix gives for it
- * (windowed.ts says why); the others sample by sample. `createLimit` builds an algorithm alone.
+ * defaults, QueueDelay among them), as a router runs it: Gradient2 behind a WindowedLimit, the
+ * composition Netflix gives for it (windowed.ts says why); the others sample by sample (QueueDelay keeps
+ * its own windows). `createLimit` builds an algorithm alone.
  */
 export function createLimitFromSpec(spec: ConcurrencySpec, deps: LimitDeps): Limit {
   const options: LimitOptions = {

@@ -21,6 +21,7 @@ import { PoolBreakers } from './pool-breakers.js';
 import { RefitSchedule } from './refit-schedule.js';
 import { RouterPublisher } from './router-publisher.js';
 import type { PoolCacheEntry } from './wire-pool.js';
+import { XdsServer } from '../xds/server.js';
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/latency', import.meta.url));
 
@@ -37,6 +38,8 @@ export interface ControlOptions {
   reviewer?: TokenReviewer;
   /** The default latency model's folder (models/latency). */
   modelDir?: string;
+  /** Serve xDS clients without a token (local plaintext runs only). */
+  xdsAllowUnauthenticated?: boolean;
 }
 
 export interface ControlPlaneDeps {
@@ -64,6 +67,8 @@ export class ControlPlane {
   /** The routers' cache counters, for CacheTier status. */
   readonly caches = new CacheView();
   readonly server: ControlServer;
+  /** ADS for Envoy and proxyless gRPC clients, on the control API's server (same port, TLS and auth). */
+  readonly xds: XdsServer;
   readonly fleet: FleetView;
   /** Turns each pool's view into its entry in `routing`. */
   readonly publisher: RouterPublisher;
@@ -75,13 +80,15 @@ export class ControlPlane {
     const clock = ctx.clock;
     this.model = new ModelManager(this.routing, log, registry);
     const telemetry = new FleetTelemetry(clock);
+    const auth = new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(d.kc), o.allowedRouters, clock);
+    const pushInterval = o.pushIntervalMs !== undefined ? { pushIntervalMs: o.pushIntervalMs } : {};
     this.server = new ControlServer({
       state: this.routing,
-      auth: new RouterAuthenticator(o.reviewer ?? kubeTokenReviewer(d.kc), o.allowedRouters, clock),
+      auth,
       clock,
       timers: systemTimers,
       log,
-      ...(o.pushIntervalMs !== undefined ? { pushIntervalMs: o.pushIntervalMs } : {}),
+      ...pushInterval,
       ...(o.reportIntervalMs !== undefined ? { reportIntervalMs: o.reportIntervalMs } : {}),
       serving: d.serving,
       onLoad: (r: LoadReport) => {
@@ -94,6 +101,17 @@ export class ControlPlane {
         for (const k of ctx.pools.store.keys()) poolKeys.send(k);
       },
     });
+    this.xds = new XdsServer({
+      auth,
+      allowUnauthenticated: o.xdsAllowUnauthenticated ?? false,
+      clock,
+      timers: systemTimers,
+      log,
+      ...pushInterval,
+      serving: d.serving,
+      registry,
+    });
+    this.xds.addToServer(this.server.server);
     this.resources = createResourceCollector({ kubeConfig: d.kc, log, registry });
     this.fleet = new FleetView({
       telemetry,
@@ -138,6 +156,7 @@ export class ControlPlane {
   stop(): Promise<void> {
     this.refits.stop();
     this.resources.stop();
+    this.xds.close();
     return this.server.close();
   }
 }

@@ -137,7 +137,9 @@ export async function run(argv: string[]): Promise<number> {
     how: 'sibyl bench scale --pools 50 --endpoints 10 --hot 5 --rate 20 --status-interval 0s (or 5s)',
   });
 
-  say('▶ router: circuit breakers and hedging, each off and on, real routers and faulty backends');
+  say(
+    '▶ router: circuit breakers and hedging, each off and on, real routers and faulty backends; overload control',
+  );
   const routerArgs = v.quick ? ['--duration', '5s', '--repeat', '1'] : [];
   const router = await runRouterBench(parseRouterBenchArgs([...routerArgs, '--out', ''])!);
   writeFileSync(join(RESULTS, 'router.json'), `${JSON.stringify(router, null, 2)}\n`);
@@ -156,6 +158,21 @@ export async function run(argv: string[]): Promise<number> {
       measure: c.setup,
       without: f(c.off),
       with: `${f(c.on)}; ${ratios}`,
+      how: cmd,
+    });
+  }
+  if (router.overload) {
+    const fig = (a: string) => {
+      const s = router.overload?.settings.find((x) => x.algorithm === a);
+      return s
+        ? `${a}: goodput ${(100 * s.goodputShare).toFixed(0)}% of capacity, admitted p99 ${ms(s.admittedP99Ms)} = ${s.admittedRatio.toFixed(2)} × unloaded (${ms(s.unloadedP99Ms)})`
+        : '-';
+    };
+    rows.push({
+      capability: 'overload control (router)',
+      measure: `twice the capacity: ${router.overload.setup}`,
+      without: fig('Gradient2'),
+      with: fig('QueueDelay'),
       how: cmd,
     });
   }

@@ -134,3 +134,23 @@ export function startBenchBackend(
     ...extra,
   ]);
 }
+
+/**
+ * Runs `f` with a list it adds its children to, and stops them all after, whatever happened; if any of
+ * them stopped on its own meanwhile, the figures are void and it throws.
+ */
+export async function withProcesses<T>(f: (children: Child[]) => Promise<T>): Promise<T> {
+  const children: Child[] = [];
+  try {
+    const result = await f(children);
+    const dead = children.filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
+    if (dead.length > 0) {
+      throw new Error(
+        `stopped during the runs, so the figures are void: ${dead.map((c) => c.name).join(', ')}`,
+      );
+    }
+    return result;
+  } finally {
+    await Promise.all(children.map(stop));
+  }
+}

@@ -4,12 +4,13 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { demoClientConstructor } from '../backend/proto.js';
 import { quantile } from '../sim/metrics.js';
 import { parseDuration } from '../../util/duration.js';
 import { SibylError, errorMessage } from '../../util/errors.js';
 import { freePort } from '../../util/net.js';
-import { startRouterWithPools, startSibyl, stop, type Child } from './processes.js';
+import { echoClient } from './echo-client.js';
+import { startRouterWithPools, startSibyl, withProcesses, type Child } from './processes.js';
+import { formatOverload, overload, type OverloadComparison } from './router-overload.js';
 
 /**
  * `sibyl bench router`: two of the router's resilience features measured through the real router —
@@ -30,11 +31,16 @@ import { startRouterWithPools, startSibyl, stop, type Child } from './processes.
  *
  * Both use the RoundRobin policy, so the feature's own effect is measured rather than a policy steering
  * around the fault (the simulator measures the policies).
+ *
+ * overload (router-overload.ts): twice the capacity of 4 backends with 2 slots of 100 ms, the default
+ * concurrency limit (QueueDelay) against Gradient2: goodput, admitted p99 against the unloaded p99,
+ * success by priority.
  */
 const HELP = `usage: sibyl bench router [flags]
 
 Circuit breakers and hedging, each off and on, through real sibyl routers in front of real sibyl
-backends with injected faults, under an open-loop grpc-js client on 127.0.0.1. Build first.
+backends with injected faults, under an open-loop grpc-js client on 127.0.0.1; and overload control at
+twice the capacity, the default limit (QueueDelay) against Gradient2. Build first.
 
   --duration D     each measured run (default 10s; after a 2s warm-up run)
   --rps N          the client's fixed rate to each setting (default 200)
@@ -43,8 +49,10 @@ backends with injected faults, under an open-loop grpc-js client on 127.0.0.1. B
   --latency-ms MS  their service time (default 5; log-normal noise σ 0.3)
   --tail-sigma S   σ of the slow-tailed backend's noise in the hedging run (default 1.5)
   --deadline D     the client's deadline (default 1s)
-  --only WHAT      breakers | hedging (default both)
-  --out DIR        write router.json there (default bench/results; "" for none)
+  --only WHAT      breakers | hedging | overload (default all three); overload measures for
+                   --duration × --repeat after a 4s warm-up, 4 × 2 slots × 100 ms backends
+  --out DIR        write router.json there, router-SECTION.json with --only, so that one section's
+                   run leaves the full run's file alone (default bench/results; "" for none)
   --json           print the results as JSON`;
 
 export interface LoadFigures {
@@ -82,6 +90,7 @@ export interface RouterBenchResult {
     loadAverage: { before: number; after: number };
   };
   comparisons: Comparison[];
+  overload?: OverloadComparison;
 }
 
 interface Options {
@@ -92,12 +101,14 @@ interface Options {
   latencyMs: number;
   tailSigma: number;
   deadlineMs: number;
-  only?: 'breakers' | 'hedging';
+  only?: Section;
   out?: string;
   json: boolean;
 }
 
 const WARMUP_S = 2;
+const SECTIONS = ['breakers', 'hedging', 'overload'] as const;
+type Section = (typeof SECTIONS)[number];
 const METHOD = '/sibyl.demo.v1.Demo/Echo';
 
 // ---------------------------------------------------------------------------------------------------
@@ -194,6 +205,7 @@ export function formatRouterBench(r: RouterBenchResult): string {
       cells.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
     out.push(line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line));
   }
+  if (r.overload) out.push('', ...formatOverload(r.overload));
   return out.join('\n');
 }
 
@@ -260,19 +272,8 @@ async function load(
   deadlineMs: number,
   log?: CallLog,
 ): Promise<void> {
-  const Client = demoClientConstructor();
-  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-    echo(
-      req: object,
-      md: grpc.Metadata,
-      opts: grpc.CallOptions,
-      cb: (err: grpc.ServiceError | null) => void,
-    ): grpc.ClientUnaryCall;
-  };
+  const client = await echoClient(address);
   try {
-    await new Promise<void>((resolve, reject) =>
-      client.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())),
-    );
     const payload = Buffer.alloc(64, 1);
     const n = Math.round(rps * seconds);
     const t0 = performance.now();
@@ -365,22 +366,6 @@ async function compare(
   };
 }
 
-async function withProcesses<T>(f: (children: Child[]) => Promise<T>): Promise<T> {
-  const children: Child[] = [];
-  try {
-    const result = await f(children);
-    const dead = children.filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
-    if (dead.length > 0) {
-      throw new Error(
-        `stopped during the runs, so the figures are void: ${dead.map((c) => c.name).join(', ')}`,
-      );
-    }
-    return result;
-  } finally {
-    await Promise.all(children.map(stop));
-  }
-}
-
 async function breakers(o: Options, dir: string): Promise<Comparison> {
   return withProcesses(async (children) => {
     const faults = (i: number) => (i === 0 ? ['--error-rate', '1'] : []);
@@ -425,8 +410,15 @@ export async function runRouterBench(o: Options): Promise<RouterBenchResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sibyl-bench-router-'));
   try {
     const comparisons: Comparison[] = [];
-    if (o.only !== 'hedging') comparisons.push(await breakers(o, dir));
-    if (o.only !== 'breakers') comparisons.push(await hedging(o, dir));
+    const runs = (s: Section) => o.only === undefined || o.only === s;
+    if (runs('breakers')) comparisons.push(await breakers(o, dir));
+    if (runs('hedging')) comparisons.push(await hedging(o, dir));
+    const over = runs('overload')
+      ? await overload(
+          { backends: o.backends, seconds: o.durationS * o.repeat, deadlineMs: o.deadlineMs },
+          dir,
+        )
+      : undefined;
     return {
       env: {
         node: process.version,
@@ -441,6 +433,7 @@ export async function runRouterBench(o: Options): Promise<RouterBenchResult> {
         loadAverage: { before, after: loadavg()[0] ?? NaN },
       },
       comparisons,
+      ...(over ? { overload: over } : {}),
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -482,8 +475,8 @@ export function parseRouterBenchArgs(argv: string[]): Options | undefined {
     console.log(HELP);
     return undefined;
   }
-  if (values.only !== undefined && values.only !== 'breakers' && values.only !== 'hedging') {
-    throw new SibylError('ERR_USAGE', `--only "${values.only}" must be breakers or hedging`);
+  if (values.only !== undefined && !(SECTIONS as readonly string[]).includes(values.only)) {
+    throw new SibylError('ERR_USAGE', `--only "${values.only}" must be one of ${SECTIONS.join(', ')}`);
   }
   const durationS = parseDuration(values.duration) / 1000;
   if (!(durationS >= 1)) throw new SibylError('ERR_USAGE', '--duration must be at least 1s');
@@ -495,7 +488,7 @@ export function parseRouterBenchArgs(argv: string[]): Options | undefined {
     latencyMs: num(values['latency-ms'], 'latency-ms', 5, 0, 10_000),
     tailSigma: num(values['tail-sigma'], 'tail-sigma', 1.5, 0, 4),
     deadlineMs: parseDuration(values.deadline),
-    ...(values.only ? { only: values.only as 'breakers' | 'hedging' } : {}),
+    ...(values.only ? { only: values.only as Section } : {}),
     ...(values.out ? { out: values.out } : {}),
     json: values.json,
   };
@@ -510,7 +503,7 @@ export async function run(argv: string[]): Promise<number> {
   if (o.json) console.log(JSON.stringify(r, null, 2));
   else console.log(formatRouterBench(r));
   if (o.out) {
-    const file = path.join(o.out, 'router.json');
+    const file = path.join(o.out, o.only ? `router-${o.only}.json` : 'router.json');
     await writeFile(file, `${JSON.stringify(r, null, 2)}\n`);
     (o.json ? console.error : console.log)(`wrote ${file}`);
   }

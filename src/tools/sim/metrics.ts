@@ -22,6 +22,7 @@ export interface WindowFigures {
   toS: number;
   offeredRps: number;
   goodputRps: number;
+  /** p99 of the calls admitted and answered OK: what overload control holds (issue 18's target). */
   p99Ms: number;
   p99AllMs: number;
   errorRate: number;

@@ -3,7 +3,8 @@ import type { TargetReport } from './targets.js';
 
 /** Plain-text tables for `sibyl bench sim`. */
 
-function table(head: string[], rows: string[][]): string {
+/** Columns padded to their widest cell, the first left-aligned; a rule under the head. */
+export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -55,22 +56,24 @@ export function formatScenario(report: ScenarioReport): string {
           'offered/s',
           'goodput/s',
           'of capacity',
-          'p99 (admitted)',
-          'p99All',
           'errors',
           'shed',
+          'admitted p99',
           'unloaded p99',
+          '× unloaded',
+          'p99All',
         ],
         peaks.map(([name, p]) => [
           name,
           p.peak!.offeredRps.toFixed(0),
           p.peak!.goodputRps.toFixed(0),
           `${((100 * p.peak!.goodputRps) / report.capacityRps).toFixed(1)}%`,
-          f1(p.peak!.p99Ms),
-          f1(p.peak!.p99AllMs),
           `${(100 * p.peak!.errorRate).toFixed(1)}%`,
           `${(100 * p.peak!.shedRate).toFixed(1)}%`,
+          f1(p.peak!.p99Ms),
           p.unloadedP99Ms === undefined ? '-' : f1(p.unloadedP99Ms),
+          p.unloadedP99Ms === undefined ? '-' : (p.peak!.p99Ms / p.unloadedP99Ms).toFixed(2),
+          f1(p.peak!.p99AllMs),
         ]),
       ),
     );

@@ -24,6 +24,9 @@ export interface TargetReport {
   checks: Check[];
 }
 
+/** Admitted calls' p99 over the unloaded p99, at most (issue 18). */
+export const ADMITTED_P99_RATIO = 1.5;
+
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const ms = (x: number) => `${x.toFixed(1)}ms`;
 
@@ -33,8 +36,9 @@ const ms = (x: number) => `${x.toFixed(1)}ms`;
  *   of that gap;
  * - everywhere, the candidate is within 1.03 × the best baseline and 1.3 × the Oracle, and its error
  *   rate is at most the Oracle's + 0.1 points;
- * - overload after a ramp with a limiter: goodput ≥ 90% of capacity, admitted calls' p99 ≤ 3 × the
- *   unloaded p99, shed calls answered in under a millisecond; without a limiter the goodput is shown.
+ * - overload after a ramp with a limiter (issue 18): goodput ≥ 90% of capacity, and the p99 of the calls
+ *   it admitted (answered OK) ≤ 1.5 × the p99 at 10% load with no limiter (same policy and seeds), and
+ *   shed calls answered in under a millisecond; without a limiter the goodput is shown.
  */
 export function evaluateTargets(
   report: ScenarioReport,
@@ -95,8 +99,8 @@ export function evaluateTargets(
       });
       if (c.unloadedP99Ms !== undefined) {
         out.checks.push({
-          target: 'overload: admitted p99 ≤ 3 × unloaded p99',
-          met: c.peak.p99Ms <= 3 * c.unloadedP99Ms,
+          target: `overload: admitted p99 ≤ ${ADMITTED_P99_RATIO} × unloaded p99`,
+          met: c.peak.p99Ms <= ADMITTED_P99_RATIO * c.unloadedP99Ms,
           detail: `${ms(c.peak.p99Ms)} vs unloaded ${ms(c.unloadedP99Ms)} (×${(c.peak.p99Ms / c.unloadedP99Ms).toFixed(2)})`,
         });
       }

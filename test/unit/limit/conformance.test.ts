@@ -8,9 +8,13 @@ const ADAPTIVE = limitNames().filter((n) => n !== 'Fixed');
 const options = { initialLimit: 20, minLimit: 5, maxLimit: 200, targetLatencyMs: 50 };
 const make = (name: string, seed = 1) => createLimit(name, options, { random: seededRandom(seed) });
 
-/** Feeds n samples at the limit (inflight = limit, so no algorithm thinks it is app-limited). */
+/**
+ * Feeds n samples at the limit (inflight = limit, so no algorithm thinks it is app-limited), one every
+ * 10 ms of a clock that only moves on (windowed algorithms read time from the samples).
+ */
+let clockMs = 0;
 function feed(limit: Limit, n: number, rtt: (i: number) => number, dropped = false): void {
-  for (let i = 0; i < n; i++) limit.onSample(i, rtt(i), limit.limit, dropped);
+  for (let i = 0; i < n; i++, clockMs += 10) limit.onSample(clockMs, rtt(i), limit.limit, dropped);
 }
 
 it('registers exactly the algorithms the API names', () => {
@@ -29,10 +33,10 @@ it('refuses an unknown algorithm and inconsistent bounds with typed errors', () 
   }
 });
 
-it('builds from a BackendPool spec: Gradient2 and the CRD defaults when unset', () => {
+it('builds from a BackendPool spec: QueueDelay and the CRD defaults when unset', () => {
   const deps = { random: seededRandom(1) };
   const l = createLimitFromSpec(resolveConcurrency({}), deps);
-  expect(l.name).toBe('Gradient2');
+  expect(l.name).toBe('QueueDelay');
   expect(l.limit).toBe(20);
   const a = createLimitFromSpec(
     resolveConcurrency({ algorithm: 'AIMD', initialLimit: 8, targetLatency: '20ms' }),

@@ -45,6 +45,9 @@ describe('Limiter', () => {
     expect(limiter.capacity('default')).toBe(18);
     expect(limiter.capacity('sheddable')).toBe(15);
     expect(setup(1).limiter.capacity('sheddable')).toBe(1); // never zero
+    // rounded, so that two slots keep an order: sheddable calls may hold one
+    expect([2, 3, 4].map((l) => setup(l).limiter.capacity('sheddable'))).toEqual([1, 2, 3]);
+    expect([2, 3, 4].map((l) => setup(l).limiter.capacity('default'))).toEqual([2, 3, 4]);
   });
 
   it('sheds sheddable first, then default, critical last', () => {
@@ -90,18 +93,39 @@ describe('Limiter', () => {
     expect(limiter.queued).toBe(0);
   });
 
+  it('without maxWaitMs, waits a tenth of the typical RTT, within [5, 50] ms', async () => {
+    const { limiter, timers } = setup(1);
+    expect(limiter.waitMs).toBe(5); // nothing seen yet
+    limiter.tryAcquire()!.release('success', 200);
+    expect(limiter.waitMs).toBe(20);
+    limiter.tryAcquire()!.release('dropped', 5); // a drop's time says nothing of the calls' time
+    limiter.tryAcquire()!.release('ignore', 5);
+    expect(limiter.waitMs).toBe(20);
+    const held = limiter.tryAcquire()!;
+    const waiting = limiter.acquire({ deadlineMs: 5000 });
+    timers.advance(19);
+    expect(await settled(waiting)).toBe('pending');
+    timers.advance(1);
+    expect(await settled(waiting)).toBe('shed');
+    held.release('success', 100_000);
+    expect(limiter.waitMs).toBe(50);
+    const fast = setup(1).limiter;
+    fast.tryAcquire()!.release('success', 2);
+    expect(fast.waitMs).toBe(5);
+  });
+
   it('hands freed slots to the highest priority first', async () => {
-    const { limiter } = setup(10); // capacities 10 / 9 / 8
+    const { limiter } = setup(10); // capacities 10 / 9 / 7 (a reserve of 2.5 rounds to 3)
     const held = fill(limiter, 10);
     const order: string[] = [];
     for (const priority of ['sheddable', 'default', 'critical'] as const) {
       void limiter.acquire({ priority, deadlineMs: 2000 }).then((t) => order.push(t.priority));
     }
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 7; i++) {
       held.pop()!.release('ignore');
       await settled(Promise.resolve());
     }
-    // 9 in flight: critical; 8: default (capacity 9); 7: sheddable (capacity 8)
+    // 9 in flight: critical; 8: default (capacity 9); 6: sheddable (capacity 7)
     expect(order).toEqual(['critical', 'default', 'sheddable']);
   });
 

@@ -1,9 +1,15 @@
 import {
   formatRouterBench,
+  parseRouterBenchArgs,
   ratio,
   requestsTotal,
   summariseCalls,
 } from '../../../../src/tools/bench/router.js';
+import {
+  formatOverload,
+  summariseOverload,
+  type PriorityCall,
+} from '../../../../src/tools/bench/router-overload.js';
 
 describe('sibyl bench router, pure parts', () => {
   it('summarises calls: failures count at the deadline in p99 all, not in the OK quantiles', () => {
@@ -52,5 +58,48 @@ describe('sibyl bench router, pure parts', () => {
     });
     expect(text).toContain('on/off');
     expect(text).toContain('×1.00');
+  });
+});
+
+describe('sibyl bench router, overload section', () => {
+  it('sums up calls at twice the capacity: goodput, admitted p99 against unloaded, success by priority', () => {
+    const calls: PriorityCall[] = [];
+    for (let i = 0; i < 300; i++) {
+      const priority = (['critical', 'default', 'sheddable'] as const)[i % 3]!;
+      const shed = priority === 'sheddable' || (priority === 'default' && i % 2 === 0);
+      calls.push(
+        shed ? { priority, code: 8, latencyMs: 2 } : { priority, code: 0, latencyMs: 100 + (i % 100) },
+      );
+    }
+    const f = summariseOverload('QueueDelay', calls, {
+      capacityRps: 20,
+      offeredRps: 40,
+      unloadedP99Ms: 150,
+      seconds: 5,
+    });
+    expect(f.statuses).toEqual({ OK: 150, RESOURCE_EXHAUSTED: 150 });
+    expect(f.goodputRps).toBe(30);
+    expect(f.goodputShare).toBe(1.5);
+    expect(f.success).toEqual({ critical: 1, default: 0.5, sheddable: 0 });
+    expect(f.admittedP99Ms).toBeGreaterThanOrEqual(195);
+    expect(f.admittedRatio).toBeCloseTo(f.admittedP99Ms / 150, 12);
+    expect(f.shedP95Ms).toBe(2);
+    const lines = formatOverload({ setup: 's', settings: [f] });
+    expect(lines[0]).toBe('overload: s');
+    expect(lines[1]!.split(/\s{2,}/).slice(1)).toEqual([
+      'capacity/s',
+      'goodput/s',
+      'of capacity',
+      'unloaded p99',
+      'admitted p50',
+      'p99',
+      '× unloaded',
+    ]);
+    expect(lines.at(-1)).toContain('success critical 100.0%, default 50.0%, sheddable 0.0%');
+  });
+
+  it('runs one section with --only, and names the sections it knows', () => {
+    expect(parseRouterBenchArgs(['--only', 'overload'])?.only).toBe('overload');
+    expect(() => parseRouterBenchArgs(['--only', 'limits'])).toThrow(/breakers, hedging, overload/);
   });
 });

@@ -7,6 +7,7 @@ import { quantile } from '../../../../src/tools/sim/metrics.js';
 import type { ScenarioReport } from '../../../../src/tools/sim/runner.js';
 import { meanInterval } from '../../../../src/tools/sim/stats.js';
 import { evaluateTargets } from '../../../../src/tools/sim/targets.js';
+import { formatScenario } from '../../../../src/tools/sim/report.js';
 import { scenario } from './helpers.js';
 
 function report(p99: Record<string, number>, errorRate: Record<string, number> = {}): ScenarioReport {
@@ -56,6 +57,77 @@ describe('figures and targets', () => {
       'p99All ≤ 1.3 × Oracle',
       'error rate ≤ Oracle + 0.1 points',
       'closes ≥ half the gap to the Oracle',
+    ]);
+  });
+});
+
+describe('overload targets (issue 18)', () => {
+  const ramped = scenario({
+    load: { utilization: 0.5, ramp: { to: 2, fromS: 2, toS: 5 } },
+    concurrency: {},
+  });
+  /** Predictive's steady overload: goodput (capacity 100) and admitted p99, against 20 ms unloaded. */
+  const overload = (goodputRps: number, p99Ms: number): ScenarioReport => {
+    const r = report({ Predictive: 1000 });
+    r.capacityRps = 100;
+    const p = r.policies.Predictive!;
+    p.unloadedP99Ms = 20;
+    p.ci95 = { p99AllMs: [1000, 1000] } as never;
+    p.peak = {
+      fromS: 5,
+      toS: 10,
+      offeredRps: 200,
+      goodputRps,
+      p99Ms,
+      p99AllMs: 1000,
+      errorRate: 0.5,
+      shedRate: 0.5,
+      shedMaxMs: 0,
+    };
+    return r;
+  };
+  const verdicts = (r: ScenarioReport) =>
+    Object.fromEntries(evaluateTargets(r, ramped).checks.map((c) => [c.target, c.met]));
+
+  it('holds goodput at 90% of capacity and admitted p99 at 1.5 × the unloaded p99', () => {
+    expect(verdicts(overload(90, 30))).toEqual({
+      'overload: goodput ≥ 90% of capacity': true,
+      'overload: admitted p99 ≤ 1.5 × unloaded p99': true,
+      'overload: shed calls answered in < 1 ms': true,
+    });
+    const missed = verdicts(overload(89, 30.1));
+    expect(missed['overload: goodput ≥ 90% of capacity']).toBe(false);
+    expect(missed['overload: admitted p99 ≤ 1.5 × unloaded p99']).toBe(false);
+  });
+
+  it('prints admitted p99 beside goodput and errors, with its ratio to the unloaded p99', () => {
+    const table = formatScenario(overload(95, 27));
+    const [head, , row] = table
+      .split('\n')
+      .slice(table.split('\n').findIndex((l) => l.startsWith('steady')) + 1);
+    expect(head!.split(/\s{2,}/)).toEqual([
+      'policy',
+      'offered/s',
+      'goodput/s',
+      'of capacity',
+      'errors',
+      'shed',
+      'admitted p99',
+      'unloaded p99',
+      '× unloaded',
+      'p99All',
+    ]);
+    expect(row!.split(/\s{2,}/)).toEqual([
+      'Predictive',
+      '200',
+      '95',
+      '95.0%',
+      '50.0%',
+      '50.0%',
+      '27.0',
+      '20.0',
+      '1.35',
+      '1000.0',
     ]);
   });
 });

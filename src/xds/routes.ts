@@ -1,0 +1,119 @@
+import type { XdsPoolInput } from './types.js';
+import { resourceName } from './types.js';
+import { quantise } from './weights.js';
+
+/** A resource or a part of one as a plain object with the proto's snake_case field names. */
+export type Msg = Record<string, unknown>;
+
+/** google.protobuf.Duration from milliseconds. */
+export function duration(ms: number): { seconds: number; nanos: number } {
+  const whole = Math.max(0, Math.round(ms));
+  return { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 };
+}
+
+/**
+ * gRPC status names a retry may be triggered by, as Envoy's and gRPC's `retry_on` spell them (gRFC
+ * A44 and Envoy's x-envoy-retry-grpc-on). The spec's "unknown" and "aborted" have no such name, so
+ * data planes do not retry on them; the sibyl router does.
+ */
+const GRPC_RETRY_ON = new Set([
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+]);
+
+/** Backoff between attempts: gRPC's default base (25 ms), capped at ten times that. */
+const RETRY_BACKOFF = { base_interval: duration(25), max_interval: duration(250) };
+
+/** The pool's match as routes, exact methods before services: the order the router matches in. */
+export function matchRoutes(pool: XdsPoolInput): { exact: Msg[]; prefix: Msg[] } {
+  return {
+    exact: pool.match.methods.map((m) => ({ path: m })),
+    prefix: pool.match.services.map((s) => ({ prefix: `/${s}/` })),
+  };
+}
+
+function retryOn(pool: XdsPoolInput): string {
+  return pool.spec.retries.retryOn.filter((c) => GRPC_RETRY_ON.has(c)).join(',');
+}
+
+/**
+ * A proxyless client's route action. gRPC honours cluster, retry_policy (gRFC A44) and
+ * max_stream_duration (gRFC A31); it ignores `timeout` and has no hedging from xDS. The spec's timeout
+ * becomes max_stream_duration, which caps every call (the router applies it only to calls without a
+ * deadline of their own).
+ */
+export function proxylessAction(pool: XdsPoolInput): Msg {
+  const { retries, timeoutMs } = pool.spec;
+  const on = retryOn(pool);
+  return {
+    cluster: resourceName(pool.key),
+    ...(timeoutMs !== undefined ? { max_stream_duration: { max_stream_duration: duration(timeoutMs) } } : {}),
+    ...(retries.maxAttempts > 1 && on
+      ? {
+          retry_policy: {
+            retry_on: on,
+            num_retries: { value: retries.maxAttempts - 1 },
+            retry_back_off: RETRY_BACKOFF,
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * The hedge delay for Envoy's per-try timeout: the fixed delay, or for "Predicted" the slowest
+ * predicted service time among ready endpoints (a call later than every endpoint's expectation is
+ * late), quantised so prediction noise does not rewrite routes; undefined when nothing is predicted.
+ */
+export function hedgeDelayMs(pool: XdsPoolInput): number | undefined {
+  const { delay } = pool.spec.hedging;
+  if (delay !== 'Predicted') return delay;
+  const predicted = pool.endpoints
+    .filter((e) => e.ready && !e.draining && e.predictedServiceMs !== undefined)
+    .map((e) => e.predictedServiceMs as number);
+  return predicted.length ? quantise(Math.max(1, ...predicted)) : undefined;
+}
+
+/**
+ * Envoy's route action: the spec's timeout only for calls without grpc-timeout
+ * (grpc_timeout_header_max 0 lets the caller's deadline through unbounded, and a route timeout of 0
+ * disables Envoy's 15 s default, which would cut long streams); retries on gRPC statuses, each on
+ * another host, within the cluster's retry budget; hedging on the per-try timeout for idempotent
+ * methods.
+ */
+export function envoyAction(pool: XdsPoolInput, hedged: boolean): Msg {
+  const { retries, timeoutMs } = pool.spec;
+  const on = retryOn(pool);
+  const hedge = hedged ? hedgeDelayMs(pool) : undefined;
+  const attempts = hedge !== undefined ? Math.max(2, retries.maxAttempts) : retries.maxAttempts;
+  return {
+    cluster: resourceName(pool.key),
+    timeout: duration(timeoutMs ?? 0),
+    max_stream_duration: { grpc_timeout_header_max: duration(0) },
+    ...(attempts > 1 && (on || hedge !== undefined)
+      ? {
+          retry_policy: {
+            retry_on: on,
+            num_retries: { value: attempts - 1 },
+            retry_back_off: RETRY_BACKOFF,
+            retry_host_predicate: [
+              {
+                name: 'envoy.retry_host_predicates.previous_hosts',
+                typed_config: { type_url: PREVIOUS_HOSTS, value: Buffer.alloc(0) },
+              },
+            ],
+            host_selection_retry_max_attempts: 3,
+            ...(hedge !== undefined ? { per_try_timeout: duration(hedge) } : {}),
+          },
+        }
+      : {}),
+    ...(hedge !== undefined ? { hedge_policy: { hedge_on_per_try_timeout: true } } : {}),
+  };
+}
+
+/** PreviousHostsPredicate has no fields, so its Any is the type URL and no bytes. */
+const PREVIOUS_HOSTS =
+  'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';

@@ -1,0 +1,80 @@
+import type { ResolvedPoolSpec } from '../api/resolve.js';
+
+/**
+ * What the xDS control plane needs to know of one BackendPool: plain data the operator produces from
+ * its fleet view (no Kubernetes objects, no clocks), so the resource builders stay pure functions.
+ */
+export interface XdsPoolInput {
+  /** "namespace/name". */
+  readonly key: string;
+  readonly match: { readonly services: readonly string[]; readonly methods: readonly string[] };
+  readonly spec: ResolvedPoolSpec;
+  readonly endpoints: readonly XdsEndpointInput[];
+  /**
+   * Calls per second the pool receives now, when known. Below half the capacity the weights estimate,
+   * proxyless clients are given a weighted pick (open loop, which is safe only well below capacity);
+   * otherwise least-request, which reacts to queues.
+   */
+  readonly offeredCallsPerSec?: number;
+}
+
+export interface XdsEndpointInput {
+  /** host:port or [ipv6]:port. */
+  readonly address: string;
+  /** Kubernetes readiness (or always true for a static endpoint). */
+  readonly ready: boolean;
+  /** A fleet breaker is open on it: data planes must stop sending it new calls (health DRAINING). */
+  readonly draining: boolean;
+  /**
+   * The model's predicted service time in ms, without queueing: the time one call holds a slot. The
+   * weight follows this, not the response time, because a weight that follows queueing oscillates.
+   */
+  readonly predictedServiceMs?: number;
+  /** Calls it serves at once (its slots); 1 when unknown. */
+  readonly concurrency?: number;
+}
+
+/** The client families sibyl tells apart, from the node's user_agent_name. */
+export type XdsClientKind = 'envoy' | 'grpc-go' | 'grpc-js' | 'grpc' | 'unknown';
+
+/** Proxyless clients get api_listeners; Envoy gets one listener per fleet on a socket. */
+export type XdsView = 'proxyless' | 'envoy';
+
+export const viewOf = (kind: XdsClientKind): XdsView => (kind === 'envoy' ? 'envoy' : 'proxyless');
+
+/** An Envoy's place, from its bootstrap's node (cluster and metadata written by `sibyl xds-bootstrap`). */
+export interface EnvoyFleet {
+  /** node.cluster: Envoys of one fleet share a listener. */
+  readonly name: string;
+  /** host:port its gRPC listener binds (node metadata "sibyl.dev/listen"). */
+  readonly listen: string;
+  /** Only this namespace's pools (node metadata "sibyl.dev/namespace"); empty: every namespace. */
+  readonly namespace: string;
+}
+
+/** The resource type URLs of ADS state of the world. */
+export const TYPE = {
+  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+} as const;
+export type TypeUrl = (typeof TYPE)[keyof typeof TYPE];
+export const SHORT: Record<TypeUrl, string> = {
+  [TYPE.listener]: 'LDS',
+  [TYPE.route]: 'RDS',
+  [TYPE.cluster]: 'CDS',
+  [TYPE.endpoint]: 'EDS',
+};
+
+/**
+ * Resource names. A proxyless client dials xds:///NAME.NAMESPACE, which asks for the Listener of that
+ * name; the pool's Cluster and ClusterLoadAssignment share it, for Envoys too.
+ */
+export function resourceName(key: string): string {
+  const [ns, name] = key.split('/') as [string, string];
+  return `${name}.${ns}`;
+}
+
+/** The Envoy fleet's listener. */
+export const envoyListenerName = (fleet: string): string => `sibyl-envoy.${fleet}`;

@@ -1,0 +1,65 @@
+import { resolvePoolSpec } from '../../../src/api/resolve.js';
+import { XdsResources } from '../../../src/xds/resources.js';
+import { TYPE, type XdsPoolInput } from '../../../src/xds/types.js';
+
+const fleet = { name: 'edge', listen: '0.0.0.0:8080', namespace: '' };
+
+function pool(ms: number[], extra: Partial<XdsPoolInput> = {}, hedging = false): XdsPoolInput {
+  const endpoints = ms.map((m, i) => ({
+    address: `10.0.0.${i + 1}:80`,
+    ready: true,
+    draining: false,
+    predictedServiceMs: m,
+  }));
+  return {
+    key: 'ns/p',
+    match: { services: ['a.A'], methods: [] },
+    spec: resolvePoolSpec({
+      endpoints: endpoints.map((e) => ({ address: e.address })),
+      ...(hedging ? { hedging: { enabled: true }, idempotentMethods: ['/a.A/Get'] } : {}),
+    }),
+    endpoints,
+    ...extra,
+  };
+}
+
+describe('XdsResources', () => {
+  it('classifies changes as the control stream does: weights wait, breakers, removals and new pools go at once', () => {
+    const r = new XdsResources();
+    expect(r.set('ns/p', pool([10, 10]))).toEqual({ changed: true, urgent: true });
+    expect(r.set('ns/p', pool([10, 10]))).toEqual({ changed: false, urgent: false });
+    expect(r.set('ns/p', pool([5, 10]))).toEqual({ changed: true, urgent: false });
+    const p = pool([5, 10]);
+    expect(
+      r.set('ns/p', { ...p, endpoints: [{ ...p.endpoints[0]!, draining: true }, p.endpoints[1]!] }),
+    ).toEqual({
+      changed: true,
+      urgent: true,
+    });
+    expect(r.set('ns/p', pool([5]))).toMatchObject({ urgent: true });
+    expect(r.set('ns/p', undefined)).toEqual({ changed: true, urgent: true });
+    expect(r.set('ns/p', undefined)).toEqual({ changed: false, urgent: false });
+  });
+
+  it("rebuilds an Envoy fleet's routes when only they change (a predicted hedge delay under the weights' hysteresis)", () => {
+    const r = new XdsResources();
+    r.set('ns/p', pool([10, 20], {}, true));
+    const before = r.all('envoy', fleet).get(TYPE.route)?.get('sibyl-envoy.edge')?.hash;
+    const eds = r.all('envoy', fleet).get(TYPE.endpoint)?.get('p.ns')?.hash;
+    r.set('ns/p', pool([10, 22], {}, true)); // weight 50 → 45.5: held; hedge delay 20 → 22 ms
+    expect(r.all('envoy', fleet).get(TYPE.endpoint)?.get('p.ns')?.hash).toBe(eds);
+    expect(r.all('envoy', fleet).get(TYPE.route)?.get('sibyl-envoy.edge')?.hash).not.toBe(before);
+  });
+
+  it("keeps an Envoy fleet to its namespace's pools, and proxyless clients to pools' own resources", () => {
+    const r = new XdsResources();
+    r.set('ns/p', pool([10]));
+    r.set('other/q', { ...pool([10]), key: 'other/q' });
+    const names = (m: ReadonlyMap<string, unknown> | undefined) => [...(m?.keys() ?? [])].sort();
+    expect(names(r.all('envoy', { ...fleet, namespace: 'ns' }).get(TYPE.cluster))).toEqual(['p.ns']);
+    expect(names(r.all('envoy', fleet).get(TYPE.cluster))).toEqual(['p.ns', 'q.other']);
+    expect(names(r.all('proxyless').get(TYPE.listener))).toEqual(['p.ns', 'q.other']);
+    expect(r.all('proxyless').get(TYPE.route)?.size).toBe(0);
+    expect(r.keyOf('q.other')).toBe('other/q');
+  });
+});
