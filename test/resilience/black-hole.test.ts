@@ -13,17 +13,30 @@ import { ms, pct, runCase } from './report.js';
 /**
  * One of four backends becomes a black hole: its process keeps its connections, takes every call and
  * answers HTTP/2 pings, but never answers a call (`POST /control {"pause": true}`; from outside it is
- * a hung server, not a dead one, so nothing fails fast). Hedged unary calls (Echo, idempotent) must
- * stay fast; unhedged streaming calls (ClientStream) sent there must end at their deadline, never
- * later, at the pool's timeout; and the router must stop sending to it (its breaker opens on those
- * deadline failures; hedged-away calls are cancellations, which breakers do not count).
+ * a hung server, not a dead one, so nothing fails fast). Hedged unary calls (Echo, idempotent) it
+ * takes must be rescued by their hedges; unhedged streaming calls (ClientStream) sent there must be
+ * ended by the pool's timeout; and the router must stop sending to it (its breaker opens on those
+ * deadline failures; hedged-away calls are cancellations, which breakers do not count). Latencies are
+ * figures: a loaded machine stretches them without changing what happened.
  */
 const ECHO_RPS = 150;
 const STREAM_RPS = 20;
-const ECHO_DEADLINE_MS = 1000;
-const STREAM_DEADLINE_MS = 500;
-/** Timer and scheduling slack on a busy two-core machine (other suites run alongside). */
-const SLACK_MS = 250;
+/**
+ * The pool's timeout: the router ends a call the black hole holds once it passes (DEADLINE_EXCEEDED,
+ * counted against the endpoint). Long enough that calls to the healthy backends do not meet it on a
+ * loaded machine: at load average 13 their slowest took 0.8 s, and with 500 ms they timed out too.
+ */
+const TIMEOUT_MS = 2000;
+/** Echo's own deadline is past the pool's timeout, so the router's timeout ends them and counts it. */
+const ECHO_DEADLINE_MS = 2 * TIMEOUT_MS;
+/**
+ * How late past its deadline a call may end and still count as ended by it: the black hole never
+ * answers, so any end is the deadline's; this is timer and scheduling slack on a busy two-core machine
+ * (at load average 12–16 a stream ended 281 ms past its 500 ms).
+ */
+const SLACK_MS = 1000;
+/** Circuit breaker: failures that open it. */
+const THRESHOLD = 5;
 /** Echo calls answered before the black hole appears (two seconds' worth). */
 const WARM_CALLS = 2 * ECHO_RPS;
 /** Attempts the backends receive in the window once it is ejected (about five seconds' worth). */
@@ -31,7 +44,7 @@ const WINDOW_ATTEMPTS = 5 * (ECHO_RPS + STREAM_RPS);
 
 afterAll(killAll);
 
-it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', async () => {
+it('a black-hole backend: hedges rescue its calls, deadlines end the rest, and it is ejected', async () => {
   await runCase('black-hole', async (r) => {
     const backends = await Promise.all(
       Array.from({ length: 4 }, (_, i) =>
@@ -49,9 +62,9 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
       // Hedging at the p90 costs ~10% of calls; the black hole takes a quarter of the picks until it is
       // ejected: a budget under ~35% would leave some of its calls unhedged (they then meet the deadline).
       hedging: { enabled: true, delay: 'Predicted', maxPercent: 50 },
-      timeout: `${STREAM_DEADLINE_MS}ms`,
+      timeout: `${TIMEOUT_MS}ms`,
       circuitBreaker: {
-        failureThreshold: 5,
+        failureThreshold: THRESHOLD,
         recoveryTimeout: '30s',
         halfOpenMaxCalls: 1,
         maxEjectionPercent: 50,
@@ -76,22 +89,31 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
         { timeoutMs: 60_000, what: `${WARM_CALLS} Echo calls answered, by every backend` },
       );
       const hole = backends[0] as SibylProcess;
+      // Echo calls the black hole ends cancelled: before it appears, hedged-away losers only.
+      const holeCancelled0 = await cancelledEcho(hole);
       const tHole = Date.now();
       const tHolePerf = performance.now();
       await controlBackend(hole, { pause: true });
-      // The router learns: the black hole's breaker opens (the check below holds it to 4 s).
+      // The router learns: the black hole's breaker opens.
       await waitFor(() => holeOpened(router, hole, tHole), {
         timeoutMs: 30_000,
         what: "the black hole's breaker to open",
       });
-      // Attempts the router sent it before the ejection may still be on their way: let a second's worth
-      // of calls that started after the ejection be answered first. Then a steady window of attempts:
-      // what share of them still reach it.
+      // Attempts the router sent it before the ejection are still held there (the backend counts a call
+      // it holds once it ends): let every call that started before the ejection end (each attempt ends
+      // with its call, at the latest at the pool's timeout), and a second's worth of calls that started
+      // after it be answered. Then a steady window of attempts: what share of them still reach it.
       const tOpened = performance.now();
-      await waitFor(() => echo.answered(tOpened) >= ECHO_RPS, {
-        timeoutMs: 30_000,
-        what: `${ECHO_RPS} Echo calls answered after the ejection`,
-      });
+      await waitFor(
+        () =>
+          echo.pendingBefore(tOpened) === 0 &&
+          streams.pendingBefore(tOpened) === 0 &&
+          echo.answered(tOpened) >= ECHO_RPS,
+        {
+          timeoutMs: 30_000,
+          what: `every call begun before the ejection to end, and ${ECHO_RPS} Echo calls begun after it answered`,
+        },
+      );
       const before = await received(backends);
       const window0 = performance.now();
       let after = before;
@@ -104,6 +126,9 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
       );
       const window1 = performance.now();
       await Promise.all([echo.stop(), streams.stop()]);
+      // Each Echo call it took since it appeared ended cancelled (the router cancels the attempts of
+      // calls that ended): when a hedge answered first, or at the pool's timeout (the call then failed).
+      const holeEcho = (await cancelledEcho(hole)) - holeCancelled0;
 
       const e = summarize(echo.outcomes.filter((o) => o.atMs >= tHolePerf));
       const eSteady = summarize(echo.outcomes.filter((o) => o.atMs >= window0 && o.atMs < window1));
@@ -114,11 +139,11 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
 
       r.figure(
         'pool',
-        `4 backends (5 ms, σ 0.2), RoundRobin, hedging after the predicted p90 (budget 50%), timeout ${STREAM_DEADLINE_MS} ms, breaker threshold 5`,
+        `4 backends (5 ms, σ 0.2), RoundRobin, hedging after the predicted p90 (budget 50%), timeout ${TIMEOUT_MS} ms, breaker threshold ${THRESHOLD}`,
       );
       r.figure(
         'load',
-        `Echo ${ECHO_RPS}/s (deadline ${ECHO_DEADLINE_MS} ms, hedged) + ClientStream ${STREAM_RPS}/s (no deadline of its own; the pool's timeout ${STREAM_DEADLINE_MS} ms; not hedged)`,
+        `Echo ${ECHO_RPS}/s (deadline ${ECHO_DEADLINE_MS} ms, hedged) + ClientStream ${STREAM_RPS}/s (no deadline of its own; the pool's timeout ${TIMEOUT_MS} ms; not hedged)`,
       );
       r.figure(
         'Echo after the black hole appeared',
@@ -133,6 +158,11 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
         `${s.calls} calls: ${formatCodes(s.codes)}; p99 ${ms(s.p99Ms)}, max ${ms(s.maxMs)}`,
       );
       r.figure('hedges sent', hedges);
+      r.figure(
+        'breakers opened on the healthy backends',
+        router.logs('breaker Open').filter((l) => l.endpoint !== hole.info.listening).length,
+      );
+      r.figure('Echo calls the black hole took (each held until cancelled)', holeEcho);
       const opened = holeOpened(router, hole, tHole);
       r.figure(
         'its breaker',
@@ -149,27 +179,28 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
       const longestFailed = Math.max(0, ...failedEcho.map((o) => o.latencyMs));
       r.check(
         'hedged Echo calls that failed (hedge budget spent) ended at their deadline, not later',
-        `≤ ${ECHO_DEADLINE_MS} ms + ${SLACK_MS} ms`,
+        `≤ the pool's timeout ${TIMEOUT_MS} ms + ${SLACK_MS} ms`,
         failedEcho.length ? `${failedEcho.length} failed, longest ${ms(longestFailed)}` : 'none failed',
-        longestFailed <= ECHO_DEADLINE_MS + SLACK_MS,
+        longestFailed <= TIMEOUT_MS + SLACK_MS,
       );
+      const rescued = holeEcho - failedEcho.length;
       r.check(
-        'hedged Echo p99',
-        `≤ ${ECHO_DEADLINE_MS / 2} ms (half its deadline; unhedged, a quarter of the calls would take all of it)`,
-        ms(e.p99Ms),
-        e.p99Ms <= ECHO_DEADLINE_MS / 2,
+        'hedges rescue the Echo calls the black hole takes',
+        '≥ 75% of them answered by a hedge (unhedged, none is; hedges come out of a 50% budget, which slow calls on a loaded machine draw on too)',
+        `${rescued} of ${holeEcho} rescued; ${pct(e.successRate)} of all ${e.calls} Echo calls OK`,
+        holeEcho > 0 && rescued >= 0.75 * holeEcho,
       );
       r.check(
         'unhedged calls sent to the black hole end at their deadline',
-        `longest ≤ deadline ${STREAM_DEADLINE_MS} ms + ${SLACK_MS} ms; DEADLINE_EXCEEDED`,
+        `longest ≤ deadline ${TIMEOUT_MS} ms + ${SLACK_MS} ms; DEADLINE_EXCEEDED`,
         `${ms(s.maxMs)}; ${formatCodes(s.codes)}`,
-        s.maxMs <= STREAM_DEADLINE_MS + SLACK_MS && s.calls - s.ok === (s.codes.DEADLINE_EXCEEDED ?? 0),
+        s.maxMs <= TIMEOUT_MS + SLACK_MS && s.calls - s.ok === (s.codes.DEADLINE_EXCEEDED ?? 0),
       );
       r.check(
         'black hole ejected',
-        'its breaker opens within 4 s',
-        opened ? `Open after ${ms((opened.time as number) - tHole)}` : 'still closed',
-        opened !== undefined && (opened.time as number) - tHole <= 4000,
+        `its breaker opens, on ≤ failureThreshold (${THRESHOLD}) failures`,
+        opened ? `Open after ${Number(opened.failures)} failures` : 'still closed',
+        opened !== undefined && Number(opened.failures) <= THRESHOLD,
       );
       r.check('picks avoid it once ejected', '< 1% of attempts', pct(holeShare, 1), holeShare < 0.01);
       expect(router.alive).toBe(true);
@@ -182,11 +213,21 @@ it('a black-hole backend: hedging and deadlines bound p99, and it is ejected', a
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/** Echo calls a backend ended as cancelled (code 1), so far. */
+const cancelledEcho = async (b: SibylProcess) =>
+  metricSum(await scrape(b.info.metrics as string), 'sibyl_backend_requests_total', {
+    method: 'Echo',
+    code: '1',
+  });
+
 /** The router's first "breaker Open" line for the black hole since `since` (epoch ms), once there is one. */
 const holeOpened = (router: SibylProcess, hole: SibylProcess, since: number) =>
   router.logs('breaker Open').find((l) => l.endpoint === hole.info.listening && (l.time ?? 0) >= since);
 
-/** Calls each backend has taken so far: answered or cancelled, plus those it holds. */
+/**
+ * Calls each backend has taken so far: answered or cancelled, plus those holding or waiting for a slot
+ * (a call held by the pause counts once it ends).
+ */
 async function received(backends: SibylProcess[]): Promise<number[]> {
   return Promise.all(
     backends.map(async (b) => {

@@ -40,7 +40,8 @@ export class Load {
   readonly outcomes: Outcome[] = [];
   private readonly clients: DemoClient[] = [];
   private timer?: NodeJS.Timeout;
-  private inflight = new Set<Promise<void>>();
+  /** Calls in flight, with when each started (performance.now()). */
+  private inflight = new Map<Promise<void>, number>();
   private sent = 0;
 
   constructor(private readonly o: LoadOptions) {
@@ -85,7 +86,7 @@ export class Load {
         ...(r.server ? { server: r.server } : {}),
       });
     });
-    this.inflight.add(p);
+    this.inflight.set(p, atMs);
     void p.finally(() => this.inflight.delete(p));
   }
 
@@ -101,10 +102,17 @@ export class Load {
     return n;
   }
 
+  /** Calls still in flight that started before `ms` (performance.now()). */
+  pendingBefore(ms: number): number {
+    let n = 0;
+    for (const at of this.inflight.values()) if (at < ms) n++;
+    return n;
+  }
+
   /** Stops sending and waits for every call in flight to end. */
   async stop(): Promise<this> {
     clearInterval(this.timer);
-    await Promise.all([...this.inflight]);
+    await Promise.all([...this.inflight.keys()]);
     return this;
   }
 
