@@ -1,7 +1,7 @@
 {{/*
 Envoy's bootstrap: what `sibyl xds-bootstrap --kind envoy` prints for the chart's values (a chart
 test checks they agree). ADS at the operator's control Service over TLS with the chart's CA and the
-ServiceAccount token, LDS and CDS from it, the admin interface on loopback, and a health listener
+ServiceAccount token, LDS and CDS from it, node metadata that sends access logs to the same server, the admin interface on loopback, and a health listener
 that serves only /ready and /stats/prometheus. node.id is replaced by each pod's name
 (--service-node).
 */}}
@@ -49,6 +49,7 @@ node:
     {{- with .Values.envoy.watchNamespace }}
     sibyl.dev/namespace: {{ . | quote }}
     {{- end }}
+    sibyl.dev/server: "{{ include "sibyl.controlHost" . }}:{{ .Values.operator.controlPort }}"
     sibyl.dev/token-file: {{ include "sibyl.tokenFile" . }}
     sibyl.dev/ca-file: {{ include "sibyl.caFile" . }}
 admin:
