@@ -56,6 +56,12 @@ export class LeastRequestLoad implements LoadMetric {
   onEndpointRemoved(id: string): void {
     this.state.delete(id);
   }
+
+  /** Its breaker lets it be tried again, or it is reachable again: its failures are set aside. */
+  onEndpointReadmitted(id: string): void {
+    const s = this.state.get(id);
+    if (s) s.failures = 0;
+  }
 }
 
 registerBalancer(

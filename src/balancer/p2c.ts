@@ -13,6 +13,8 @@ export interface LoadMetric {
   /** A call on `ep` ended (after the endpoint's in-flight count was lowered). */
   onCallEnded(ep: Endpoint, outcome: CallOutcome, nowMs: number): void;
   onEndpointRemoved?(id: string): void;
+  /** See Balancer.onEndpointReadmitted. */
+  onEndpointReadmitted?(id: string, nowMs: number): void;
 }
 
 /**
@@ -52,6 +54,10 @@ export class P2C implements Balancer {
 
   onEndpointRemoved(id: string): void {
     this.metric.onEndpointRemoved?.(id);
+  }
+
+  onEndpointReadmitted(id: string): void {
+    this.metric.onEndpointReadmitted?.(id, this.deps.clock.now());
   }
 
   /** The metric's figure for `ep` now; for tests and status. */

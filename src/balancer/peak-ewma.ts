@@ -53,6 +53,27 @@ export class PeakEwmaLoad implements LoadMetric {
     this.rtt.delete(id);
   }
 
+  /**
+   * Its breaker lets it be tried again: the peaks the failures left (each charged failurePenaltyMs)
+   * are set aside. It starts again at the median of the other endpoints' estimates, so it takes an
+   * ordinary share of calls (its breaker bounds the trials) and its own samples move it from there (at
+   * defaultRttMs it would wait for the decay in a pool faster than that).
+   */
+  onEndpointReadmitted(id: string, now: number): void {
+    const others = [...this.rtt.keys()].filter((k) => k !== id).map((k) => this.estimate(k, now));
+    if (others.length === 0) {
+      this.rtt.delete(id);
+      return;
+    }
+    others.sort((a, b) => a - b);
+    const mid = others.length >> 1;
+    const median =
+      others.length % 2
+        ? (others[mid] as number)
+        : ((others[mid - 1] as number) + (others[mid] as number)) / 2;
+    this.rtt.set(id, { ms: median, stampMs: now });
+  }
+
   /** The current RTT estimate in ms (Finagle's `get`: observe(0) then read). */
   estimate(id: string, now: number): number {
     return this.observe(id, 0, now);

@@ -206,6 +206,10 @@ export class Predictive implements Balancer {
     this.signals.onEndpointRemoved(id);
   }
 
+  onEndpointReadmitted(id: string): void {
+    this.signals.forgetFailures(id);
+  }
+
   /** The score of `ep` for `req` (lower is better), as `pick` computes it; for tests and status. */
   score(
     ep: Endpoint,

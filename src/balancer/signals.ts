@@ -232,6 +232,12 @@ export class RouterSignals {
     this.own.delete(id);
   }
 
+  /** Its breaker lets it be tried again: the failures that opened it no longer count. */
+  forgetFailures(id: string): void {
+    const s = this.own.get(id);
+    if (s) s.failed = 0;
+  }
+
   /** Fills and returns the (reused) feature object for `ep` and `req`, with baseline `b`. */
   features(ep: Endpoint, req: PickRequest, b: number, now: number): PredictiveFeatures {
     const f = this.f;

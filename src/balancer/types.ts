@@ -125,6 +125,15 @@ export interface Balancer {
   /** The endpoint left the pool: drop its state. */
   onEndpointRemoved?(id: string): void;
   /**
+   * The endpoint's circuit breaker lets it be tried again (Open → HalfOpen), or the endpoint is
+   * reachable again after failed connects (src/router/session-pool.ts). A policy that remembers
+   * the failures that opened it sets them aside here, or it would starve the very trial calls that
+   * decide whether the endpoint is back: PeakEwma charged each failure 1 s, which decays with τ = 10 s,
+   * so in a 5 ms pool its two random choices would not pick the endpoint for some 50 s. A trial that
+   * fails is charged again, and the breaker opens again.
+   */
+  onEndpointReadmitted?(id: string): void;
+  /**
    * What the policy knows of `ep` for `req` now, for a training sample taken at dispatch (before the
    * call is counted there). Only policies that keep per-endpoint figures (Predictive) have it.
    */

@@ -16,7 +16,14 @@ export class BreakerGate implements EndpointGate {
 
   constructor(
     spec: BreakerSpec,
-    deps: { clock: Clock; log: Logger; pool: string; onEvent?: (e: BreakerEvent) => void },
+    deps: {
+      clock: Clock;
+      log: Logger;
+      pool: string;
+      onEvent?: (e: BreakerEvent) => void;
+      /** An endpoint's breaker lets it be tried again (Open → HalfOpen; Balancer.onEndpointReadmitted). */
+      onReadmitted?: (id: string) => void;
+    },
   ) {
     this.breakers = new BreakerSet(spec, {
       clock: deps.clock,
@@ -39,6 +46,8 @@ export class BreakerGate implements EndpointGate {
             'breaker would open but the ejection cap is full',
           );
         }
+        if (e.type === 'transition' && e.from === 'Open' && e.to === 'HalfOpen')
+          deps.onReadmitted?.(e.endpoint);
         deps.onEvent?.(e);
       },
     });
@@ -59,6 +68,19 @@ export class BreakerGate implements EndpointGate {
   onCallEnded(id: string, outcome: CallOutcome): void {
     if (outcome.code === Status.CANCELLED) this.breakers.release(id);
     else this.breakers.onResult(id, outcome.ok);
+    if (!outcome.ok)
+      process.stderr.write(
+        JSON.stringify({ dbg: 'fail', id, t: Date.now(), code: outcome.code, st: this.breakers.state(id) }) +
+          '\n',
+      );
+  }
+
+  /**
+   * A connect to `id` made in the background failed (session-pool.ts): a failure like a call's, so a
+   * dead endpoint's breaker opens though no call was sent there.
+   */
+  onConnectFailed(id: string): void {
+    this.breakers.onResult(id, false);
   }
 
   sync(ids: Iterable<string>): void {

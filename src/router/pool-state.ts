@@ -96,7 +96,11 @@ export class PoolState {
   ) {
     this.route = route;
     const s = route.settings;
-    this.gate = new BreakerGate(s.circuitBreaker, { ...deps, pool: route.name });
+    this.gate = new BreakerGate(s.circuitBreaker, {
+      ...deps,
+      pool: route.name,
+      onReadmitted: (id) => this.balancer.onEndpointReadmitted?.(id),
+    });
     this.observer = {
       started: (call) => this.deps.observer?.()?.started(this.route.name, call),
       ended: (call, context, outcome) => {
@@ -153,7 +157,13 @@ export class PoolState {
     }
     for (const address of wanted) {
       if (this.endpoints.has(address)) continue;
-      const sessions = new SessionPool(address, this.deps.sessionOptions, this.deps);
+      const sessions = new SessionPool(address, this.deps.sessionOptions, {
+        ...this.deps,
+        events: {
+          reconnectFailed: () => this.gate.onConnectFailed(address),
+          reachable: () => this.balancer.onEndpointReadmitted?.(address),
+        },
+      });
       const limiter = createEndpointLimiter(route.settings.concurrency, this.deps);
       this.endpoints.set(address, new EndpointState(address, sessions, limiter));
       if (!first) this.deps.log.info({ pool: route.name, endpoint: address }, 'endpoint added');

@@ -13,6 +13,17 @@ import { loopbackAwareLookup } from '../util/net.js';
  * false so the balancer can skip it. A session that receives GOAWAY takes no new streams (those in
  * flight finish) and a new one is opened on demand. Idle sessions are pinged, and closed after
  * idleTimeoutMs without streams.
+ *
+ * Reachability is kept up in the background, as a gRPC subchannel does (TRANSIENT_FAILURE retries
+ * after its backoff by itself; a lost READY connection is re-established): when the last session is
+ * lost other than by the idle timeout, or a connect fails, the pool connects again on its own once the
+ * backoff has passed, until one succeeds. So a dead endpoint is found dead, and a restarted one found
+ * back, without a call having to be sent there, which matters because a balancer that charges
+ * failures (PeakEwma, Predictive) sends a failing endpoint no calls. Those background connects are
+ * reported (SessionPoolEvents): their failures count against the endpoint's circuit breaker (as
+ * Envoy's outlier detection counts connect failures as gateway failures), and a connect that succeeds
+ * after failures tells the balancer the endpoint is back (gRFC A58 resets a subchannel's weight when
+ * it becomes READY again).
  */
 export interface SessionPoolOptions {
   maxSessions: number;
@@ -34,6 +45,14 @@ export const DEFAULT_SESSION_POOL: SessionPoolOptions = {
   backoff: DEFAULT_BACKOFF,
 };
 
+/** What the pool tells its owner about the endpoint's reachability. */
+export interface SessionPoolEvents {
+  /** A connect made in the background (no call waited on it) failed. */
+  reconnectFailed(reason: string): void;
+  /** A connect succeeded after one or more failed: the endpoint is reachable again. */
+  reachable(): void;
+}
+
 /** Why no stream could be opened; the call never reached the upstream, so it is safe to retry. */
 class ConnectError extends Error {
   readonly reachedServer = false;
@@ -48,6 +67,8 @@ interface Entry {
   ready: Promise<void>;
   connected: boolean;
   draining: boolean;
+  /** Closed by the pool (idle timeout): not a loss to make good. */
+  retired: boolean;
   streams: number;
   idleSince: number;
 }
@@ -57,13 +78,16 @@ export class SessionPool {
   private readonly backoff: Backoff;
   private retryAtMs = 0;
   private lastError = '';
+  /** A connect failed and none has succeeded since. */
+  private failing = false;
   private closed = false;
   private readonly timer: NodeJS.Timeout;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly address: string,
     private readonly opts: SessionPoolOptions,
-    private readonly deps: { clock: Clock; random: Random; log: Logger },
+    private readonly deps: { clock: Clock; random: Random; log: Logger; events?: SessionPoolEvents },
   ) {
     this.backoff = new Backoff(opts.backoff, deps.random);
     this.timer = setInterval(() => this.sweep(), Math.min(opts.pingIntervalMs, opts.idleTimeoutMs));
@@ -132,6 +156,7 @@ export class SessionPool {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     for (const e of this.entries) e.session.close();
   }
 
@@ -139,6 +164,7 @@ export class SessionPool {
   destroy(): void {
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     for (const e of this.entries) e.session.destroy();
   }
 
@@ -190,6 +216,7 @@ export class SessionPool {
       ready,
       connected: false,
       draining: false,
+      retired: false,
       streams: 0,
       idleSince: clock.now(),
     };
@@ -204,6 +231,10 @@ export class SessionPool {
       this.backoff.reset();
       this.retryAtMs = 0;
       log.debug({ endpoint: this.address }, 'upstream session connected');
+      if (this.failing) {
+        this.failing = false;
+        this.deps.events?.reachable();
+      }
       settle();
     });
     let connectError: string | undefined;
@@ -227,14 +258,33 @@ export class SessionPool {
       if (!entry.connected) {
         this.failed(connectError ?? 'connection closed before HTTP/2 was set up');
         settle(new ConnectError(`${this.address}: ${this.lastError}`));
-      }
+      } else if (!entry.retired) this.scheduleReconnect(0); // lost: make it good if it was the last
     });
     return entry;
   }
 
   private failed(reason: string): void {
     this.lastError = `connect failed: ${reason}`;
-    this.retryAtMs = this.deps.clock.now() + this.backoff.next();
+    this.failing = true;
+    const delay = this.backoff.next();
+    this.retryAtMs = this.deps.clock.now() + delay;
+    this.scheduleReconnect(delay);
+  }
+
+  private scheduleReconnect(delayMs: number): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.reconnect();
+    }, delayMs);
+    this.retryTimer.unref();
+  }
+
+  /** A background connect, unless the pool is closed or a session is up or on its way. */
+  private reconnect(): void {
+    if (this.closed) return;
+    for (const e of this.entries) if (!e.draining && !e.session.closed && !e.session.destroyed) return;
+    this.connect().ready.catch(() => this.deps.events?.reconnectFailed(this.lastError));
   }
 
   /** Pings sessions that carry no streams (finding dead peers early) and closes long-idle ones. */
@@ -244,6 +294,7 @@ export class SessionPool {
       if (!e.connected || e.draining || e.streams > 0) continue;
       if (now - e.idleSince >= this.opts.idleTimeoutMs) {
         e.draining = true;
+        e.retired = true;
         e.session.close();
         continue;
       }

@@ -52,6 +52,9 @@ describe('LeastRequest (power of two choices)', () => {
     expect(b.load(x)).toBeCloseTo(Math.exp(-1) + 1, 9); // successes are not penalised
     x.inflight = 2;
     expect(b.load(x)).toBeCloseTo(Math.exp(-1) + 3, 9);
+    b.onEndpointReadmitted('x');
+    expect(b.load(x)).toBe(2); // readmitted: only its calls in flight count
+    b.onCallEnded(x, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });
     b.onEndpointRemoved('x');
     expect(b.load(x)).toBe(2);
   });

@@ -87,4 +87,29 @@ describe('PeakEwma (Finagle / Linkerd)', () => {
     b.onCallEnded(x, req, ok(700)); // a call that ends after removal is dropped
     expect(b.estimate('x')).toBe(30);
   });
+
+  it('starts an endpoint its breaker readmits at the median of the others, not at its failures', () => {
+    const clock = new ManualClock();
+    const b = peakEwma({ clock, random: seededRandom(3) });
+    const [x, y, z, w] = [endpoint('x'), endpoint('y'), endpoint('z'), endpoint('w')];
+    for (const e of [x, y, z, w]) b.pick([e]);
+    b.onCallEnded(y, req, ok(40));
+    b.onCallEnded(z, req, ok(50));
+    b.onCallEnded(w, req, ok(90));
+    b.onCallEnded(x, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });
+    expect(b.estimate('x')).toBe(1000);
+    clock.advance(1000);
+    b.onEndpointReadmitted('x');
+    const d = Math.exp(-0.1);
+    expect(b.estimate('x')).toBeCloseTo(50 * d, 9); // median of y, z, w now
+    b.onCallEnded(x, req, ok(200)); // and its own samples move it from there
+    expect(b.estimate('x')).toBe(200);
+  });
+
+  it('forgets a readmitted endpoint that is alone in the pool (the default RTT again)', () => {
+    const { b, x } = setup();
+    b.onCallEnded(x, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });
+    b.onEndpointReadmitted('x');
+    expect(b.estimate('x')).toBe(30);
+  });
 });

@@ -113,6 +113,19 @@ describe('Predictive', () => {
     expect(count(b, [sink, slow], 50)).toEqual({ slow: 50 });
   });
 
+  it('sets aside the failures that opened a breaker once it lets the endpoint be tried again', () => {
+    const { clock, b } = setup();
+    const sink = hinted('sink', 5);
+    b.pick([sink], req);
+    for (let i = 0; i < 10; i++) {
+      clock.advance(1);
+      b.onCallEnded(sink, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });
+    }
+    expect(b.score(sink, req)).toBeGreaterThan(500);
+    b.onEndpointReadmitted('sink');
+    expect(b.score(sink, req)).toBeCloseTo(b.score(hinted('twin', 5), req), 9); // as if it never failed
+  });
+
   it("shrinks the fleet's error rate in when fresh", () => {
     const { b } = setup();
     const e: Endpoint = { ...endpoint('e'), hints: { predictedLatencyMs: 10, errorRate: 0.5, atMs: T0 } };
