@@ -6,6 +6,7 @@ import { systemClock } from '../../util/clock.js';
 import { systemTimers } from '../../util/timers.js';
 import { XdsServer, type XdsServerOptions } from '../../xds/server.js';
 import type { XdsEndpointInput, XdsPoolInput } from '../../xds/types.js';
+import { quantile } from '../sim/metrics.js';
 import { echoClient, ready } from './open-loop.js';
 
 /** sibyl's ADS on its own grpc-js server on loopback, as the operator serves it on the control API. */
@@ -68,16 +69,20 @@ export function poolInput(
 }
 
 /**
- * Each backend's service time as the latency model would predict it for an idle endpoint: the median
- * latency of `calls` calls made one at a time straight to it (after `warmup` unmeasured ones, for its
- * JIT and connection), so no call waits in a queue and what is measured is the service time plus one
- * loopback round trip. The backends are calibrated at once, each by its own channel.
+ * Each backend's service time as the latency model should predict it (XdsEndpointInput
+ * .predictedServiceMs: the time one call holds a slot, without queueing): calls made one at a time
+ * straight to it (after `warmup` unmeasured ones, for its JIT and connection), so none waits in its
+ * queue, and of their latencies the `quantile`-th. Not the median: on a shared machine many calls
+ * also wait for a CPU, on the client or the backend, which is no part of the time a slot is held; the
+ * low end is the service time plus one loopback round trip, as Envoy's adaptive concurrency takes the
+ * minimum RTT for the latency without queueing. The backends are calibrated at once, each by its own
+ * channel.
  */
-export const CALIBRATION = { calls: 100, warmup: 30 } as const;
+export const CALIBRATION = { calls: 100, warmup: 30, quantile: 0.1 } as const;
 
 export async function calibrate(
   addresses: readonly string[],
-  { calls, warmup } = CALIBRATION,
+  { calls, warmup, quantile: q } = CALIBRATION,
 ): Promise<number[]> {
   return Promise.all(
     addresses.map(async (address) => {
@@ -94,8 +99,10 @@ export async function calibrate(
           );
           if (i >= warmup) ms.push(performance.now() - t0);
         }
-        ms.sort((a, b) => a - b);
-        return ms[ms.length >> 1] as number;
+        return quantile(
+          ms.sort((a, b) => a - b),
+          q,
+        );
       } finally {
         client.close();
       }
