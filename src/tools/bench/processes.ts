@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../util/errors.js';
@@ -153,4 +154,46 @@ export async function withProcesses<T>(f: (children: Child[]) => Promise<T>): Pr
   } finally {
     await Promise.all(children.map(stop));
   }
+}
+
+/**
+ * Polls `ready` every `intervalMs` until it returns true; throws `what` after `timeoutMs`, or at once
+ * what `ready` throws (a process that exited).
+ */
+export async function poll(
+  ready: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+  intervalMs = 50,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await ready())) {
+    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Whether a TCP connection to host:port succeeds. */
+export function accepts(address: string): Promise<boolean> {
+  const i = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const s = connect(Number(address.slice(i + 1)), address.slice(0, i));
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Waits until `child` accepts connections on 127.0.0.1:port; fails at once if it exits. */
+export function waitForPort(port: number, child: Child, timeoutMs = 10_000): Promise<void> {
+  return poll(
+    async () => {
+      if (child.proc.exitCode !== null) throw new Error(`${child.name} exited: ${child.stderr.join('')}`);
+      return accepts(`127.0.0.1:${port}`);
+    },
+    `${child.name} to listen on ${port}`,
+    timeoutMs,
+  );
 }

@@ -1,124 +1,74 @@
-import { spawn, execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
-import { cpus, homedir, loadavg, tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../util/duration.js';
 import { SibylError, errorMessage } from '../../util/errors.js';
 import { balancerNames } from '../../balancer/index.js';
+import { PROTO, findTool, ghzRun, xdsClientForSources } from './ghz.js';
+import { NGINX_TEMPLATE, findNginx } from './nginx.js';
 import { runPickBench } from './pick.js';
-import { startBenchBackend, startRouterWithPools, startSibyl, stop, track, type Child } from './processes.js';
-import { freePort } from '../../util/net.js';
+import { withPool, type DriverName, type Pool, type PoolSetup } from './proxy-pool.js';
+import { evaluateTargets, type ProxyBenchResult } from './proxy-result.js';
+import { formatMarkdown, formatProxyBench } from './proxy-report.js';
+import { medianRun, summarizeLoad, type RunResult } from './run-result.js';
 
 /**
- * `sibyl bench proxy` (bench/scenarios/README.md): the router against a direct connection and against nginx
- * `grpc_pass`, under ghz, all on 127.0.0.1. Backends (`sibyl backend`), the router (`sibyl router
- * --config`) and nginx each run as a child process, so the router shares its process with nothing.
+ * `sibyl bench proxy` (bench/scenarios/README.md): the router, nginx `grpc_pass` least_conn, Envoy
+ * programmed by sibyl's ADS and the proxyless gRPC clients (grpc-go, and grpc-js with sibyl's own
+ * policy) against a direct connection, all on 127.0.0.1. Backends (`sibyl backend`), the router,
+ * nginx, Envoy and the load clients each run as a child process; the ADS runs in this process.
  *
- * Measured, each run lasting --duration:
- *   - at a fixed rate (--rps): one backend directly (ghz dials one address), then the router and nginx
- *     in front of a homogeneous pool of --backends; the router's added latency is its p50 and p99 less
- *     the direct ones;
+ * Measured, each run lasting --duration, interleaved over --repeat rounds:
+ *   - at a fixed rate (--rps), ghz: one backend directly, then the router, nginx, the bare relay and
+ *     Envoy in front of a homogeneous pool of --backends; each one's added latency is its p50 and p99
+ *     less the direct ones. The proxyless clients, which ghz cannot be (it has no xds:///), each run
+ *     an open-loop load of their own at the same rate, direct and through the ADS, so their added
+ *     latency compares a client with itself;
  *   - one call at a time (ghz -c 1, one connection, 200 calls/s): each hop's own cost, no queueing;
- *   - the highest sustained rate (ghz with no --rps, -c --concurrency, --connections), directly and
- *     through each proxy, over the homogeneous pool and over a heterogeneous one (--hetero latencies);
- *   - what one pick costs, every policy (src/tools/bench/pick.ts, in this process; the target is checked
- *     against the slowest).
- * The issue's targets are reported, never asserted: pick ≤ 5 µs, added p50 ≤ 0.3 ms, the router's
- * highest rate ≥ half of nginx's.
+ *   - the highest sustained rate (ghz with no --rps), over the homogeneous pool and over a
+ *     heterogeneous one (--hetero);
+ *   - the tail on a pool of backends with limited slots (--tail, --tail-slots) at --tail-load of the
+ *     capacity sibyl estimates for it: Envoy against nginx least_conn, the router beside them;
+ *   - what one pick costs, every policy (pick.ts, in this process).
+ * Envoy's weights are sibyl's (src/xds/weights.ts: slots over predicted service time), from each
+ * backend's service time calibrated by calls made one at a time straight to it (ads.ts).
+ * The issue's targets are reported, never asserted.
  *
- * Each proxy gets 5 s flat out when its pool starts (a fresh Node process is slower until its JIT and
- * heap settle), and each measured run follows a 2 s warm-up run of the same load.
- * Calls/s counts the calls ghz skipped (--skipFirst 100) with the rest, over the whole run; latencies
- * are over the calls after them. Calls still in flight when a run's time is up are cut by
- * ghz closing its connections: counted apart as `cut`, not as errors.
+ * Each pool's proxies get 5 s flat out (its proxyless clients 5 s at --rps) when it starts, and each
+ * measured run follows a 2 s warm-up run of the same load. Calls/s counts the first 100 calls with the
+ * rest; latencies are over the calls after them. ghz's calls still in flight when a run's time is up
+ * are cut by ghz closing its connections: counted apart as `cut`, not as errors.
  */
 const HELP = `usage: sibyl bench proxy [flags]
 
-The router against a direct connection and nginx grpc_pass (least_conn) under ghz, on 127.0.0.1.
-Needs ghz (hack/k8s-tools.sh load) and nginx (Debian's, /usr/sbin/nginx). Build first: npm run build.
+The router, nginx grpc_pass (least_conn), Envoy programmed by sibyl's ADS and proxyless gRPC clients
+against a direct connection, on 127.0.0.1. Needs ghz (hack/k8s-tools.sh load), Envoy and
+sibyl-xds-client (hack/k8s-tools.sh) and nginx (WITH_NGINX=1 hack/system-deps.sh). Build first.
 
-  --duration D        length of each measured ghz run (default 10s; 11 runs, each after a 2s warm-up)
+  --duration D        length of each measured run (default 10s; each after a 2s warm-up)
   --rps N             the fixed rate for the latency comparison (default 1000)
   --backends N        backends in the homogeneous pool (default 4)
   --latency-ms MS     the homogeneous backends' service time (default 0)
   --hetero LIST       service times of the heterogeneous pool's backends, ms (default 0,1,2,5)
+  --tail LIST         service times of the tail pool's backends, ms (default 2,2,2,8,25; "" skips it)
+  --tail-slots N      each tail backend's slots, sibyl backend --concurrency (default 1)
+  --tail-load X       the share of the tail pool's estimated capacity offered (default 0.7)
   --concurrency N     ghz -c: calls in flight (default 50)
   --connections N     ghz --connections (default 4)
-  --policy NAME       the router's balancing policy (default LeastRequest, like least_conn)
+  --policy NAME       the router's balancing policy, and the pool's on the ADS (default LeastRequest)
   --nginx-workers N   nginx worker_processes (default 1: the router is one process too)
   --ghz PATH          ghz binary (default: $SIBYL_GHZ, PATH, then the sibyl-tools cache)
   --nginx PATH        nginx binary (default /usr/sbin/nginx, then PATH); "" skips nginx
+  --envoy PATH        Envoy binary (default: $SIBYL_ENVOY, PATH, the sibyl-tools cache); "" skips it
+  --xds-client PATH   sibyl-xds-client (the same way); "" skips grpc-go
+  --proxyless LIST    proxyless clients to measure: go, js (default go,js; "" none)
+  --base-id N         Envoy's --base-id (default from this process's id, so Envoys of others differ)
   --out DIR           write proxy.json and proxy.md there (default bench/results; "" for none)
   --repeat N          rounds of every measurement, interleaved; the median run is reported (default 1)
   --json              print the results as one JSON object`;
-
-export interface RunResult {
-  target: string;
-  /** The fixed rate asked of ghz, or undefined for "as fast as it goes". */
-  rps?: number;
-  callsPerSec: number;
-  count: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  meanMs: number;
-  errors: number;
-  /** Calls cut by ghz closing its connections when the run's time was up. */
-  cut: number;
-  statuses: Record<string, number>;
-  /** With --repeat: every run's figures; the result is the median run. */
-  runs?: { callsPerSec: number; p50Ms: number; p99Ms: number }[];
-}
-
-export interface ProxyBenchResult {
-  env: {
-    node: string;
-    cpus: number;
-    ghz: string;
-    nginx?: string;
-    nginxWorkers: number;
-    policy: string;
-    durationS: number;
-    concurrency: number;
-    connections: number;
-    backends: number;
-    latencyMs: number;
-    heteroLatenciesMs: number[];
-    repeat: number;
-    /** The machine's 1-minute load average around the runs: other work on it shows here. */
-    loadAverage: { before: number; after: number };
-  };
-  pick: { policy: string; endpoints: number; nsPerPick: number; nsPerCall: number }[];
-  fixedRate: { rps: number; direct?: RunResult; router: RunResult; nginx?: RunResult; relay?: RunResult };
-  addedLatency: {
-    router: { p50Ms: number; p99Ms: number };
-    nginx?: { p50Ms: number; p99Ms: number };
-    /** The bare node:http2 relay (relay.ts): what any proxy on node:http2 adds here. */
-    relay?: { p50Ms: number; p99Ms: number };
-  };
-  /** One call at a time (ghz -c 1, one connection) at a low rate: each hop's own cost, no queueing. */
-  oneAtATime: {
-    rps: number;
-    direct?: RunResult;
-    router: RunResult;
-    nginx?: RunResult;
-    relay?: RunResult;
-    added: {
-      router: { p50Ms: number; p99Ms: number };
-      nginx?: { p50Ms: number; p99Ms: number };
-      relay?: { p50Ms: number; p99Ms: number };
-    };
-  };
-  maxRate: {
-    homogeneous: { direct?: RunResult; router: RunResult; nginx?: RunResult; relay?: RunResult };
-    heterogeneous: { router: RunResult; nginx?: RunResult; relay?: RunResult };
-  };
-  targets: { name: string; target: string; value: string; met: boolean | undefined }[];
-}
 
 interface Options {
   durationS: number;
@@ -126,422 +76,273 @@ interface Options {
   backends: number;
   latencyMs: number;
   hetero: number[];
+  tail: number[];
+  tailSlots: number;
+  tailLoad: number;
   concurrency: number;
   connections: number;
   policy: string;
   nginxWorkers: number;
   ghz: string;
   nginx: string | undefined;
+  envoy: string | undefined;
+  xdsClient: string | undefined;
+  js: boolean;
+  baseId: number;
   out: string | undefined;
   json: boolean;
   repeat: number;
 }
 
-const HERE = fileURLToPath(import.meta.url);
-/** The repository (or installed package) root: this file is <root>/{src,dist}/bench/proxy.{ts,js}. */
-const ROOT = path.resolve(path.dirname(HERE), '..', '..', '..');
-const PROTO = path.join(ROOT, 'proto', 'sibyl', 'demo', 'v1', 'demo.proto');
-const RELAY = path.join(path.dirname(HERE), `relay${path.extname(HERE)}`);
-const NGINX_TEMPLATE = path.join(ROOT, 'hack', 'nginx', 'grpc-least-conn.conf.template');
-
-// ---------------------------------------------------------------------------------------------------
-// Pure parts (unit-tested): ghz's report, nginx's config, the table.
-
-/** ghz -O json, the fields read here (latencies in ns). */
-export interface GhzReport {
-  count: number;
-  total: number;
-  average: number;
-  rps: number;
-  latencyDistribution?: { percentage: number; latency: number }[] | null;
-  statusCodeDistribution?: Record<string, number> | null;
-  errorDistribution?: Record<string, number> | null;
-  options?: { skipFirst?: number };
-}
-
 const WARMUP_S = 2;
 const SINGLE_RPS = 200;
 const POOL_WARMUP_S = 5;
-const CUT_AT_END = /use of closed network connection|client connection is closing|context canceled/i;
 
-export function summarizeGhz(target: string, r: GhzReport, rps?: number): RunResult {
-  const q = (p: number) =>
-    ((r.latencyDistribution ?? []).find((d) => d.percentage === p)?.latency ?? NaN) / 1e6;
-  const statuses = { ...(r.statusCodeDistribution ?? {}) };
-  let cut = 0;
-  for (const [msg, n] of Object.entries(r.errorDistribution ?? {})) if (CUT_AT_END.test(msg)) cut += n;
-  const failed = Object.entries(statuses)
-    .filter(([code]) => code !== 'OK')
-    .reduce((a, [, n]) => a + n, 0);
-  const seconds = r.total / 1e9;
-  const skipped = r.options?.skipFirst ?? 0;
-  return {
-    target,
-    ...(rps !== undefined ? { rps } : {}),
-    callsPerSec: seconds > 0 ? (r.count + skipped) / seconds : 0,
-    count: r.count,
-    p50Ms: q(50),
-    p90Ms: q(90),
-    p99Ms: q(99),
-    meanMs: r.average / 1e6,
-    errors: Math.max(0, failed - cut),
-    cut,
-    statuses,
+/** How a target's client is driven: a ghz run, or a load client's open-loop run. */
+interface Shape {
+  concurrency: number;
+  connections: number;
+}
+type Runner = (rps: number | undefined, seconds: number, shape: Shape) => Promise<RunResult>;
+
+const ghzTarget = (o: Options, dir: string, name: string, address: string | undefined): Runner | undefined =>
+  address === undefined
+    ? undefined
+    : (rps, seconds, shape) => ghzRun(o.ghz, dir, name, address, { ...shape, rps, seconds });
+
+function driverTarget(p: Pool, name: DriverName): Runner | undefined {
+  const d = p.drivers[name];
+  if (!d) return undefined;
+  return async (rps, seconds) => {
+    if (rps === undefined) throw new Error(`${d.child.name} runs at a fixed rate only`);
+    return summarizeLoad(d.child.name, await d.load(rps, seconds), rps);
   };
 }
 
-/** The nginx config: the template (hack/nginx) with its ${...} fields filled. */
-export function renderNginxConf(
-  template: string,
-  v: { prefix: string; port: number; workers: number; backends: string[] },
-): string {
-  const fields: Record<string, string> = {
-    prefix: v.prefix,
-    port: String(v.port),
-    workers: String(v.workers),
-    servers: v.backends.map((b) => `    server ${b} max_fails=0;`).join('\n'),
-  };
-  return template.replace(/\$\{(\w+)\}/g, (m, k: string) => {
-    const f = fields[k];
-    if (f === undefined) throw new SibylError('ERR_CONFIG_INVALID', `nginx template: unknown field ${m}`);
-    return f;
-  });
-}
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join('  ')
-      .trimEnd();
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
-
-const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
-const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
-
-function runRow(label: string[], r: RunResult | undefined): string[] {
-  if (!r) return [...label, 'skipped', '', '', '', ''];
-  return [...label, f0(r.callsPerSec), f2(r.p50Ms), f2(r.p99Ms), String(r.errors), String(r.cut)];
-}
-
-type Added = { p50Ms: number; p99Ms: number };
-
-/** "Added over direct: router p50 +x ms, p99 +y ms; nginx …; relay …" for the hops measured. */
-function addedLine(a: { router: Added; nginx?: Added; relay?: Added }): string {
-  const part = (name: string, x: Added | undefined) =>
-    x ? `${name} p50 +${f2(x.p50Ms)} ms, p99 +${f2(x.p99Ms)} ms` : undefined;
-  const parts = [part('router', a.router), part('nginx', a.nginx), part('bare node:http2 relay', a.relay)];
-  return `Added over direct: ${parts.filter((x) => x !== undefined).join('; ')}`;
-}
-
-export function formatProxyBench(r: ProxyBenchResult): string {
-  const e = r.env;
-  const out: string[] = [];
-  out.push(
-    `sibyl bench proxy: load average ${e.loadAverage.before.toFixed(1)} before, ${e.loadAverage.after.toFixed(1)} after` +
-      (e.repeat > 1 ? `; median of ${e.repeat} interleaved runs` : ''),
-    `${e.backends} backends (${e.latencyMs} ms), heterogeneous pool ${e.heteroLatenciesMs.join('/')} ms; ` +
-      `ghz -c ${e.concurrency} --connections ${e.connections}, ${e.durationS}s a run; router policy ${e.policy}; ` +
-      `nginx ${e.nginx ?? 'skipped'} (${e.nginxWorkers} worker); ${e.cpus} CPUs, Node ${e.node}, ghz ${e.ghz}`,
-    '',
-    `At a fixed ${r.fixedRate.rps} calls/s (direct: one backend; proxies: the homogeneous pool)`,
-    table(
-      ['target', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'cut'],
-      [
-        runRow(['direct'], r.fixedRate.direct),
-        runRow(['router'], r.fixedRate.router),
-        runRow(['nginx'], r.fixedRate.nginx),
-        runRow(['relay'], r.fixedRate.relay),
-      ],
-    ),
-    '',
-    addedLine(r.addedLatency),
-    '',
-    `One call at a time (-c 1, one connection) at ${r.oneAtATime.rps} calls/s`,
-    table(
-      ['target', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'cut'],
-      [
-        runRow(['direct'], r.oneAtATime.direct),
-        runRow(['router'], r.oneAtATime.router),
-        runRow(['nginx'], r.oneAtATime.nginx),
-        runRow(['relay'], r.oneAtATime.relay),
-      ],
-    ),
-    addedLine(r.oneAtATime.added),
-    '',
-    'Highest sustained rate (no --rps)',
-    table(
-      ['pool', 'target', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'cut'],
-      [
-        runRow(['homogeneous', 'direct'], r.maxRate.homogeneous.direct),
-        runRow(['homogeneous', 'router'], r.maxRate.homogeneous.router),
-        runRow(['homogeneous', 'nginx'], r.maxRate.homogeneous.nginx),
-        runRow(['homogeneous', 'relay'], r.maxRate.homogeneous.relay),
-        runRow(['heterogeneous', 'router'], r.maxRate.heterogeneous.router),
-        runRow(['heterogeneous', 'nginx'], r.maxRate.heterogeneous.nginx),
-        runRow(['heterogeneous', 'relay'], r.maxRate.heterogeneous.relay),
-      ],
-    ),
-    '',
-    'Pick cost',
-    table(
-      ['policy', 'endpoints', 'ns/pick', 'ns/call'],
-      r.pick.map((p) => [p.policy, String(p.endpoints), f0(p.nsPerPick), f0(p.nsPerCall)]),
-    ),
-    '',
-    'Targets (reported, not asserted)',
-    table(
-      ['target', 'wanted', 'measured', 'met'],
-      r.targets.map((t) => [t.name, t.target, t.value, t.met === undefined ? 'n/a' : t.met ? 'yes' : 'NO']),
-    ),
-  );
-  return out.join('\n');
-}
-
-export function evaluateTargets(r: Omit<ProxyBenchResult, 'targets'>): ProxyBenchResult['targets'] {
-  const slowest = r.pick.reduce((a, b) => (b.nsPerPick > a.nsPerPick ? b : a));
-  const pick = slowest.nsPerPick;
-  const added = r.addedLatency.router.p50Ms;
-  const ratio = (router: RunResult, nginx: RunResult | undefined) =>
-    nginx && nginx.callsPerSec > 0 ? router.callsPerSec / nginx.callsPerSec : undefined;
-  const homo = ratio(r.maxRate.homogeneous.router, r.maxRate.homogeneous.nginx);
-  const het = ratio(r.maxRate.heterogeneous.router, r.maxRate.heterogeneous.nginx);
-  const pct = (x: number | undefined) => (x === undefined ? 'no nginx' : `${(x * 100).toFixed(0)}% of nginx`);
-  return [
-    {
-      name: 'pick (slowest)',
-      target: '≤ 5 µs',
-      value: `${(pick / 1000).toFixed(2)} µs (${slowest.policy}, ${slowest.endpoints})`,
-      met: pick <= 5000,
-    },
-    { name: 'added p50', target: '≤ 0.3 ms', value: `${f2(added)} ms`, met: added <= 0.3 },
-    {
-      name: 'throughput, homogeneous',
-      target: '≥ 50% of nginx',
-      value: pct(homo),
-      met: homo === undefined ? undefined : homo >= 0.5,
-    },
-    {
-      name: 'throughput, heterogeneous',
-      target: '≥ 50% of nginx',
-      value: pct(het),
-      met: het === undefined ? undefined : het >= 0.5,
-    },
-  ];
-}
-
-function formatMarkdown(r: ProxyBenchResult, command: string): string {
-  const missed = r.targets.filter((t) => t.met === false).map((t) => `${t.name} (${t.value})`);
-  const la = r.env.loadAverage;
-  return [
-    '# sibyl bench proxy',
-    '',
-    `Measured with \`${command}\` on ${new Date().toISOString().slice(0, 10)}; raw figures in proxy.json.`,
-    '',
-    '```',
-    formatProxyBench(r),
-    '```',
-    '',
-    '## Reading the figures',
-    '',
-    `- Everything ran on 127.0.0.1 on one ${r.env.cpus}-CPU machine: ghz, the backends, the router or nginx, ` +
-      `and whatever else the machine was doing (load average ${la.before.toFixed(1)} before the runs, ` +
-      `${la.after.toFixed(1)} after). The rates are those of the whole set-up, and latencies at a fixed ` +
-      'rate grow with the time each process waits for a CPU; a proxy that needs more CPU per call waits more.',
-    '- Direct is one grpc-js backend. The router is one Node process doing, for every call, the work of a ' +
-      'gRPC server and of a client (two HTTP/2 streams in node:http2); nginx does the same in C with ' +
-      `${r.env.nginxWorkers} worker.`,
-    '- "One call at a time" has no queueing anywhere: what each hop costs by itself.',
-    '- relay is a bare node:http2 relay (src/tools/bench/relay.ts: round robin, no limits, breakers, retries, ' +
-      'deadlines, cache or metrics): the floor for any proxy built on node:http2, measured beside the ' +
-      'router in the same run. The router minus the relay is what its features cost; the relay minus ' +
-      "direct is what Node's HTTP/2 costs per hop here.",
-    `- Targets: ${missed.length ? `missed: ${missed.join(', ')}` : 'all met'}.`,
-    '',
-  ].join('\n');
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Processes.
-
-async function waitForPort(port: number, child: Child, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (child.proc.exitCode !== null) throw new Error(`${child.name} exited: ${child.stderr.join('')}`);
-    if (Date.now() > until) throw new Error(`${child.name} did not listen on ${port} within ${timeoutMs}ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function startNginx(
-  bin: string,
-  dir: string,
-  backends: string[],
-  workers: number,
-): Promise<{ child: Child; listening: string }> {
-  const prefix = await mkdtemp(path.join(dir, 'nginx-'));
-  const port = await freePort();
-  const conf = path.join(prefix, 'nginx.conf');
-  const template = await readFile(NGINX_TEMPLATE, 'utf8');
-  await writeFile(conf, renderNginxConf(template, { prefix, port, workers, backends }));
-  const proc = spawn(bin, ['-p', prefix, '-c', conf, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const child = track('nginx', proc);
-  try {
-    await waitForPort(port, child);
-  } catch (e) {
-    const log = existsSync(path.join(prefix, 'error.log'))
-      ? readFileSync(path.join(prefix, 'error.log'), 'utf8')
-      : '';
-    throw new Error(`${errorMessage(e)}\n${log}`);
-  }
-  return { child, listening: `127.0.0.1:${port}` };
-}
-
-function execTool(bin: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(bin, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${path.basename(bin)} failed: ${errorMessage(err)}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-async function ghz(
-  o: Options,
-  dir: string,
-  target: string,
-  address: string,
-  rps: number | undefined,
-): Promise<RunResult> {
-  // A warm-up run first (connections, JIT, sessions upstream), then the one measured.
-  await ghzRun(o, dir, target, address, rps, WARMUP_S, 'warm-up');
-  return ghzRun(o, dir, target, address, rps, o.durationS);
-}
-
-async function ghzRun(
-  o: Options,
-  dir: string,
-  target: string,
-  address: string,
-  rps: number | undefined,
-  seconds: number,
-  what = 'measured',
-): Promise<RunResult> {
-  const out = path.join(dir, `ghz-${Date.now()}.json`);
-  const skipFirst = 100;
-  const args = (seconds: number, file: string) => [
-    '--proto',
-    PROTO,
-    '--call',
-    'sibyl.demo.v1.Demo/Echo',
-    '-d',
-    '{}',
-    '--insecure',
-    '-O',
-    'json',
-    '-o',
-    file,
-    '--skipFirst',
-    String(skipFirst),
-    '-z',
-    `${seconds}s`,
-    '-c',
-    String(o.concurrency),
-    '--connections',
-    String(o.connections),
-    ...(rps !== undefined ? ['--rps', String(rps)] : []),
-    address,
-  ];
-  if (!o.json) {
-    process.stderr.write(`  ghz ${target} ${rps ? `at ${rps}/s` : 'flat out'} for ${seconds}s (${what})\n`);
-  }
-  await execTool(o.ghz, args(seconds, out), (seconds + 60) * 1000);
-  const report = JSON.parse(await readFile(out, 'utf8')) as GhzReport;
-  await rm(out, { force: true });
-  return summarizeGhz(target, report, rps);
+function log(o: Options, s: string): void {
+  if (!o.json) process.stderr.write(`${s}\n`);
 }
 
 /**
  * Each target in turn, --repeat rounds of them (interleaved, so a burst of other work on the machine
- * lands on all of them alike); per target the median run: by p50 at a fixed rate, by calls/s flat out.
+ * lands on all of them alike), each measured run after a warm-up run; per target the median run.
  */
 async function measure<K extends string>(
   o: Options,
-  dir: string,
-  targets: Record<K, string | undefined>,
+  targets: Record<K, Runner | undefined>,
   rps: number | undefined,
-): Promise<Record<K, RunResult | undefined> & { router: RunResult }> {
+  shape: Shape = o,
+): Promise<Record<K, RunResult | undefined>> {
   const runs = new Map<K, RunResult[]>();
   for (let i = 0; i < o.repeat; i++) {
-    for (const [name, address] of Object.entries(targets) as [K, string | undefined][]) {
-      if (address === undefined) continue;
-      const r = await ghz(o, dir, name, address, rps);
-      runs.set(name, [...(runs.get(name) ?? []), r]);
+    for (const [name, run] of Object.entries(targets) as [K, Runner | undefined][]) {
+      if (!run) continue;
+      const how = rps ? `at ${rps}/s` : 'flat out';
+      log(o, `  ${name} ${how} for ${WARMUP_S}s (warm-up), then ${o.durationS}s`);
+      await run(rps, WARMUP_S, shape);
+      runs.set(name, [...(runs.get(name) ?? []), await run(rps, o.durationS, shape)]);
     }
   }
   const out = {} as Record<K, RunResult | undefined>;
   for (const name of Object.keys(targets) as K[]) {
     const rs = runs.get(name);
-    if (!rs) {
-      out[name] = undefined;
-      continue;
-    }
-    const sorted = [...rs].sort((a, b) =>
-      rps !== undefined ? a.p50Ms - b.p50Ms : b.callsPerSec - a.callsPerSec,
+    out[name] = rs ? medianRun(rs, rps !== undefined) : undefined;
+  }
+  return out;
+}
+
+/** Fresh processes: JIT tiers and heap sizes settle over the first several thousand calls. */
+async function warmPool(o: Options, dir: string, p: Pool): Promise<void> {
+  for (const [name, address] of Object.entries({
+    router: p.router,
+    nginx: p.nginx,
+    relay: p.relay,
+    envoy: p.envoy,
+  })) {
+    await ghzTarget(o, dir, name, address)?.(undefined, POOL_WARMUP_S, o);
+  }
+  for (const d of Object.values(p.drivers)) await d.load(o.rps, POOL_WARMUP_S);
+}
+
+function setup(o: Options, key: string, latencies: number[], extra: Partial<PoolSetup>): PoolSetup {
+  return {
+    key,
+    latencies,
+    slots: 0,
+    policy: o.policy,
+    relay: true,
+    ...(o.nginx ? { nginx: { bin: o.nginx, workers: o.nginxWorkers } } : {}),
+    ...extra,
+  };
+}
+
+async function version(bin: string, args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(bin, args, { timeout: 10_000 }, (err, stdout, stderr) => {
+      const text = `${stdout}${stderr}`.trim();
+      resolve(err ? 'unknown' : (/[0-9]+\.[0-9]+\.[0-9]+/.exec(text)?.[0] ?? text.split('\n')[0] ?? ''));
+    });
+  });
+}
+
+const diff = (r: RunResult, base: RunResult) => ({
+  p50Ms: r.p50Ms - base.p50Ms,
+  p99Ms: r.p99Ms - base.p99Ms,
+});
+const added = (r: RunResult | undefined, base: RunResult | undefined) =>
+  r && base ? diff(r, base) : undefined;
+/** `{name: value}` when the value is defined, else nothing: optional fields of the result. */
+const opt = <T>(name: string, v: T | undefined): Record<string, T> => (v === undefined ? {} : { [name]: v });
+
+async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
+  if (!existsSync(PROTO)) throw new SibylError('ERR_USAGE', `the demo proto is missing: ${PROTO}`);
+  if (o.nginx && !existsSync(NGINX_TEMPLATE)) {
+    throw new SibylError('ERR_USAGE', `the nginx template is missing: ${NGINX_TEMPLATE}`);
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'sibyl-bench-proxy-'));
+  try {
+    log(o, 'pick cost…');
+    // Every policy, at the pool's size and at 100 endpoints (Predictive scores them all).
+    const pick = [o.backends, 100].flatMap((endpoints) =>
+      runPickBench({ policies: balancerNames(), endpoints, picks: 50_000, runs: 5 }).map((p) => ({
+        policy: p.policy,
+        endpoints: p.endpoints,
+        nsPerPick: p.nsPerPick,
+        nsPerCall: p.nsPerCall,
+      })),
     );
-    const median = sorted[(sorted.length - 1) >> 1] as RunResult;
-    out[name] =
-      rs.length > 1
-        ? { ...median, runs: rs.map((r) => ({ callsPerSec: r.callsPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms })) }
-        : median;
-  }
-  return out as Record<K, RunResult | undefined> & { router: RunResult };
-}
+    const proxyless = o.xdsClient || o.js ? { proxyless: { go: o.xdsClient, js: o.js } } : {};
+    const envoy = (i: number) => (o.envoy ? { envoy: { bin: o.envoy, baseId: o.baseId + i } } : {});
 
-/** ghz: --ghz, $SIBYL_GHZ, PATH, the sibyl-tools bin dir (hack/k8s-tools.sh path), its ghz-* siblings. */
-function findGhz(explicit?: string): string | undefined {
-  const candidates: string[] = [];
-  if (explicit) return explicit;
-  if (process.env.SIBYL_GHZ) candidates.push(process.env.SIBYL_GHZ);
-  for (const d of (process.env.PATH ?? '').split(path.delimiter)) if (d) candidates.push(path.join(d, 'ghz'));
-  const cache =
-    process.env.SIBYL_TOOLS_DIR ??
-    path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'sibyl-tools');
-  candidates.push(path.join(cache, 'bin', 'ghz'));
-  if (existsSync(cache)) {
-    const versions = readdirSync(cache)
-      .filter((n) => n.startsWith('ghz-'))
-      .map((n) => path.join(cache, n, 'ghz'))
-      .filter((p) => existsSync(p))
-      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-    candidates.push(...versions);
-  }
-  return candidates.find((c) => existsSync(c));
-}
+    log(o, `homogeneous pool: ${o.backends} backends at ${o.latencyMs} ms`);
+    const loadBefore = loadavg()[0] as number;
+    const homoSetup = setup(o, 'bench/homogeneous', Array<number>(o.backends).fill(o.latencyMs), {
+      ...envoy(0),
+      ...proxyless,
+      offered: () => o.rps,
+    });
+    const homo = await withPool(homoSetup, dir, async (p) => {
+      await warmPool(o, dir, p);
+      const ghz = {
+        direct: ghzTarget(o, dir, 'direct', p.backends[0]),
+        router: ghzTarget(o, dir, 'router', p.router),
+        nginx: ghzTarget(o, dir, 'nginx', p.nginx),
+        relay: ghzTarget(o, dir, 'relay', p.relay),
+        envoy: ghzTarget(o, dir, 'envoy', p.envoy),
+      };
+      const drivers = {
+        goDirect: driverTarget(p, 'goDirect'),
+        goXds: driverTarget(p, 'goXds'),
+        jsDirect: driverTarget(p, 'jsDirect'),
+        jsXds: driverTarget(p, 'jsXds'),
+      };
+      return {
+        xds: p.xds,
+        fixed: await measure(o, { ...ghz, ...drivers }, o.rps),
+        single: await measure(o, ghz, SINGLE_RPS, { concurrency: 1, connections: 1 }),
+        max: await measure(o, ghz, undefined),
+      };
+    });
 
-function findNginx(flag: string | undefined): string | undefined {
-  if (flag !== undefined) return flag === '' ? undefined : flag;
-  const candidates = ['/usr/sbin/nginx'];
-  for (const d of (process.env.PATH ?? '').split(path.delimiter))
-    if (d) candidates.push(path.join(d, 'nginx'));
-  return candidates.find((c) => existsSync(c));
+    log(o, `heterogeneous pool: backends at ${o.hetero.join(', ')} ms`);
+    const het = await withPool(setup(o, 'bench/heterogeneous', o.hetero, {}), dir, async (p) => {
+      await warmPool(o, dir, p);
+      const t = { router: ghzTarget(o, dir, 'router', p.router), nginx: ghzTarget(o, dir, 'nginx', p.nginx) };
+      return measure(o, { ...t, relay: ghzTarget(o, dir, 'relay', p.relay) }, undefined);
+    });
+
+    let tail: ProxyBenchResult['tail'];
+    if (o.tail.length > 0) {
+      log(o, `tail pool: backends at ${o.tail.join(', ')} ms, ${o.tailSlots} slot(s) each`);
+      const tailSetup = setup(o, 'bench/tail', o.tail, {
+        slots: o.tailSlots,
+        relay: false,
+        ...envoy(1),
+        offered: (capacity) => Math.round(o.tailLoad * capacity),
+      });
+      tail = await withPool(tailSetup, dir, async (p) => {
+        const xds = p.xds;
+        if (!xds?.offeredCallsPerSec) throw new Error('the tail pool was not programmed on the ADS');
+        const rps = xds.offeredCallsPerSec;
+        await warmPool(o, dir, p);
+        const t = {
+          router: ghzTarget(o, dir, 'router', p.router),
+          nginx: ghzTarget(o, dir, 'nginx', p.nginx),
+        };
+        const r = await measure(o, { ...t, envoy: ghzTarget(o, dir, 'envoy', p.envoy) }, rps);
+        const router = r.router as RunResult;
+        const [slots, load, latenciesMs] = [o.tailSlots, o.tailLoad, o.tail];
+        return {
+          latenciesMs,
+          slots,
+          load,
+          rps,
+          xds,
+          router,
+          ...opt('nginx', r.nginx),
+          ...opt('envoy', r.envoy),
+        };
+      });
+    }
+
+    const f = homo.fixed;
+    const s = homo.single;
+    const direct = f.direct as RunResult; // always measured
+    const partial: Omit<ProxyBenchResult, 'targets'> = {
+      env: {
+        node: process.versions.node,
+        cpus: cpus().length,
+        ghz: await version(o.ghz, ['--version']),
+        ...(o.nginx ? { nginx: await version(o.nginx, ['-v']) } : {}),
+        nginxWorkers: o.nginxWorkers,
+        ...(o.envoy ? { envoy: await version(o.envoy, ['--version']) } : {}),
+        proxyless: [...(o.xdsClient ? ['grpc-go'] : []), ...(o.js ? ['grpc-js'] : [])],
+        policy: o.policy,
+        durationS: o.durationS,
+        concurrency: o.concurrency,
+        connections: o.connections,
+        backends: o.backends,
+        latencyMs: o.latencyMs,
+        heteroLatenciesMs: o.hetero,
+        repeat: o.repeat,
+        loadAverage: { before: loadBefore, after: loadavg()[0] as number },
+      },
+      pick,
+      fixedRate: { rps: o.rps, ...f, router: f.router as RunResult },
+      addedLatency: {
+        router: diff(f.router as RunResult, direct),
+        ...opt('nginx', added(f.nginx, direct)),
+        ...opt('relay', added(f.relay, direct)),
+        ...opt('envoy', added(f.envoy, direct)),
+        ...opt('goXds', added(f.goXds, f.goDirect)),
+        ...opt('jsXds', added(f.jsXds, f.jsDirect)),
+      },
+      oneAtATime: {
+        rps: SINGLE_RPS,
+        ...s,
+        router: s.router as RunResult,
+        added: {
+          router: diff(s.router as RunResult, s.direct as RunResult),
+          ...opt('nginx', added(s.nginx, s.direct)),
+          ...opt('relay', added(s.relay, s.direct)),
+          ...opt('envoy', added(s.envoy, s.direct)),
+        },
+      },
+      maxRate: {
+        homogeneous: { ...homo.max, router: homo.max.router as RunResult },
+        heterogeneous: { ...het, router: het.router as RunResult },
+      },
+      ...opt('xds', homo.xds),
+      ...opt('tail', tail),
+    };
+    return { ...partial, targets: evaluateTargets(partial) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The benchmark.
+// Flags.
 
 function intFlag(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
@@ -550,6 +351,29 @@ function intFlag(v: string | undefined, flag: string, dflt: number, min: number,
     throw new SibylError('ERR_USAGE', `--${flag} "${v}" must be an integer from ${min} to ${max}`);
   }
   return n;
+}
+
+/** A comma-separated list of service times in ms ("" for none when `empty`). */
+function latencies(v: string, flag: string, empty: boolean): number[] {
+  if (empty && v.trim() === '') return [];
+  const list = v.split(',').map((s) => Number(s.trim()));
+  if (list.length < 2 || list.some((x) => !Number.isFinite(x) || x < 0 || x > 10_000)) {
+    throw new SibylError('ERR_USAGE', `--${flag} "${v}": two or more latencies in ms, comma-separated`);
+  }
+  return list;
+}
+
+/** A binary found (and pinned: a symlink another run may move is resolved now), or undefined. */
+function tool(name: string, flag: string | undefined, env: string): string | undefined {
+  const bin = findTool(name, flag, env);
+  return bin && existsSync(bin) ? realpathSync(bin) : bin;
+}
+
+/** --xds-client, $SIBYL_XDS_CLIENT, the build of this checkout's sources, then as any tool. */
+function xdsClient(flag: string | undefined): string | undefined {
+  const explicit = flag ?? process.env.SIBYL_XDS_CLIENT;
+  if (explicit !== undefined) return explicit === '' ? undefined : explicit;
+  return xdsClientForSources() ?? tool('sibyl-xds-client', undefined, 'SIBYL_XDS_CLIENT');
 }
 
 function parseOptions(argv: string[]): Options | 'help' {
@@ -563,12 +387,19 @@ function parseOptions(argv: string[]): Options | 'help' {
         backends: { type: 'string' },
         'latency-ms': { type: 'string' },
         hetero: { type: 'string', default: '0,1,2,5' },
+        tail: { type: 'string', default: '2,2,2,8,25' },
+        'tail-slots': { type: 'string' },
+        'tail-load': { type: 'string' },
         concurrency: { type: 'string', short: 'c' },
         connections: { type: 'string' },
         policy: { type: 'string', default: 'LeastRequest' },
         'nginx-workers': { type: 'string' },
         ghz: { type: 'string' },
         nginx: { type: 'string' },
+        envoy: { type: 'string' },
+        'xds-client': { type: 'string' },
+        proxyless: { type: 'string', default: 'go,js' },
+        'base-id': { type: 'string' },
         out: { type: 'string', default: 'bench/results' },
         json: { type: 'boolean', default: false },
         repeat: { type: 'string' },
@@ -584,191 +415,52 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (durationMs < 1000 || durationMs > 600_000) {
     throw new SibylError('ERR_USAGE', `--duration ${v.duration}: from 1s to 10m`);
   }
-  const hetero = v.hetero.split(',').map((s) => Number(s.trim()));
-  if (hetero.length < 2 || hetero.some((x) => !Number.isFinite(x) || x < 0 || x > 10_000)) {
-    throw new SibylError('ERR_USAGE', `--hetero "${v.hetero}": two or more latencies in ms, comma-separated`);
-  }
-  const ghzBin = findGhz(v.ghz);
+  const ghzBin = findTool('ghz', v.ghz, 'SIBYL_GHZ');
   if (!ghzBin) {
     throw new SibylError('ERR_USAGE', 'ghz not found: run hack/k8s-tools.sh load, or pass --ghz PATH');
   }
   const latency = v['latency-ms'] === undefined ? 0 : Number(v['latency-ms']);
   if (!Number.isFinite(latency) || latency < 0)
     throw new SibylError('ERR_USAGE', '--latency-ms: a number ≥ 0');
+  const tailLoad = v['tail-load'] === undefined ? 0.7 : Number(v['tail-load']);
+  if (!(tailLoad > 0 && tailLoad <= 1)) throw new SibylError('ERR_USAGE', '--tail-load: a share in (0, 1]');
+  const proxyless = v.proxyless
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = proxyless.filter((p) => p !== 'go' && p !== 'js');
+  if (unknown.length) throw new SibylError('ERR_USAGE', `--proxyless: go, js (not ${unknown.join(', ')})`);
+  const envoy = tool('envoy', v.envoy, 'SIBYL_ENVOY');
+  const tail = latencies(v.tail, 'tail', true);
+  if (tail.length > 0 && !envoy) {
+    throw new SibylError(
+      'ERR_USAGE',
+      'the tail pool compares Envoy with nginx: Envoy not found (or --tail "")',
+    );
+  }
   return {
     durationS: Math.round(durationMs / 1000),
     rps: intFlag(v.rps, 'rps', 1000, 1, 1_000_000),
     backends: intFlag(v.backends, 'backends', 4, 1, 64),
     latencyMs: latency,
-    hetero,
+    hetero: latencies(v.hetero, 'hetero', false),
+    tail,
+    tailSlots: intFlag(v['tail-slots'], 'tail-slots', 1, 1, 10_000),
+    tailLoad,
     concurrency: intFlag(v.concurrency, 'concurrency', 50, 1, 10_000),
     connections: intFlag(v.connections, 'connections', 4, 1, 1000),
     policy: v.policy,
     nginxWorkers: intFlag(v['nginx-workers'], 'nginx-workers', 1, 1, 64),
     ghz: ghzBin,
     nginx: findNginx(v.nginx),
+    envoy,
+    xdsClient: proxyless.includes('go') ? xdsClient(v['xds-client']) : undefined,
+    js: proxyless.includes('js'),
+    baseId: intFlag(v['base-id'], 'base-id', 10_000 + (process.pid % 100_000) * 4, 0, 1_000_000),
     out: v.out || undefined,
     json: v.json,
     repeat: intFlag(v.repeat, 'repeat', 1, 1, 20),
   };
-}
-
-interface Stage {
-  backends: string[];
-  router: string;
-  nginx: string | undefined;
-  relay: string;
-}
-
-/** Starts a pool of backends with these service times, the router and nginx in front; runs `f`; stops all. */
-async function withPool<T>(
-  o: Options,
-  dir: string,
-  latencies: number[],
-  f: (s: Stage) => Promise<T>,
-): Promise<T> {
-  const children: Child[] = [];
-  try {
-    const backends = await Promise.all(
-      latencies.map((ms, i) => startBenchBackend(`backend ${i}`, ms, ['--name', `b${i}`])),
-    );
-    children.push(...backends.map((b) => b.child));
-    const addresses = backends.map((b) => b.listening);
-    const config = path.join(dir, `routes-${latencies.join('-')}.yaml`);
-    const pool = {
-      name: 'bench',
-      match: { services: ['sibyl.demo.v1.Demo'] },
-      endpoints: addresses.map((address) => ({ address })),
-      balancing: { policy: o.policy },
-    };
-    const router = await startRouterWithPools('router', config, [pool]);
-    children.push(router.child);
-    const relay = await startSibyl(
-      'relay',
-      addresses.flatMap((a) => ['--upstream', a]),
-      RELAY,
-    );
-    children.push(relay.child);
-    let nginx: string | undefined;
-    if (o.nginx) {
-      const n = await startNginx(o.nginx, dir, addresses, o.nginxWorkers);
-      children.push(n.child);
-      nginx = n.listening;
-    }
-    // Fresh processes: JIT tiers and heap sizes settle over the first several thousand calls.
-    for (const [name, address] of [
-      ['router', router.listening],
-      ['nginx', nginx],
-      ['relay', relay.listening],
-    ] as const) {
-      if (address) await ghzRun(o, dir, name, address, undefined, POOL_WARMUP_S, 'warm-up');
-    }
-    const result = await f({ backends: addresses, router: router.listening, nginx, relay: relay.listening });
-    // Something else on the machine stopping a backend or proxy mid-run would make every figure after it
-    // meaningless: refuse the results rather than print them.
-    const dead = children.filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
-    if (dead.length > 0) {
-      const which = dead.map((c) => `${c.name} (${c.proc.signalCode ?? `exit ${c.proc.exitCode}`})`);
-      throw new Error(`stopped during the runs, so the figures are void: ${which.join(', ')}`);
-    }
-    return result;
-  } finally {
-    await Promise.all(children.map(stop));
-  }
-}
-
-async function version(bin: string, args: string[]): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: 10_000 }, (err, stdout, stderr) => {
-      const text = `${stdout}${stderr}`.trim();
-      resolve(err ? 'unknown' : (/[0-9]+\.[0-9]+\.[0-9]+/.exec(text)?.[0] ?? text.split('\n')[0] ?? ''));
-    });
-  });
-}
-
-async function runProxyBench(o: Options): Promise<ProxyBenchResult> {
-  if (!existsSync(PROTO)) throw new SibylError('ERR_USAGE', `the demo proto is missing: ${PROTO}`);
-  if (o.nginx && !existsSync(NGINX_TEMPLATE)) {
-    throw new SibylError('ERR_USAGE', `the nginx template is missing: ${NGINX_TEMPLATE}`);
-  }
-  const dir = await mkdtemp(path.join(tmpdir(), 'sibyl-bench-proxy-'));
-  const stopAll = () => void rm(dir, { recursive: true, force: true });
-  try {
-    const log = (s: string) => (o.json ? undefined : process.stderr.write(`${s}\n`));
-    log('pick cost…');
-    // Every policy, at the pool's size and at 100 endpoints (Predictive scores them all).
-    const pick = [o.backends, 100].flatMap((endpoints) =>
-      runPickBench({ policies: balancerNames(), endpoints, picks: 50_000, runs: 5 }).map((p) => ({
-        policy: p.policy,
-        endpoints: p.endpoints,
-        nsPerPick: p.nsPerPick,
-        nsPerCall: p.nsPerCall,
-      })),
-    );
-
-    log(`homogeneous pool: ${o.backends} backends at ${o.latencyMs} ms`);
-    const loadBefore = loadavg()[0] as number;
-    const homo = await withPool(o, dir, Array<number>(o.backends).fill(o.latencyMs), async (s) => {
-      const targets = { direct: s.backends[0] as string, router: s.router, nginx: s.nginx, relay: s.relay };
-      return {
-        fixed: await measure(o, dir, targets, o.rps),
-        single: await measure({ ...o, concurrency: 1, connections: 1 }, dir, targets, SINGLE_RPS),
-        max: await measure(o, dir, targets, undefined),
-      };
-    });
-    log(`heterogeneous pool: backends at ${o.hetero.join(', ')} ms`);
-    const het = await withPool(o, dir, o.hetero, async (s) =>
-      measure(o, dir, { direct: undefined, router: s.router, nginx: s.nginx, relay: s.relay }, undefined),
-    );
-
-    const direct = homo.fixed.direct as RunResult; // always measured in the homogeneous pool
-    const added = (r: RunResult, base = direct) => ({
-      p50Ms: r.p50Ms - base.p50Ms,
-      p99Ms: r.p99Ms - base.p99Ms,
-    });
-    const single = homo.single.direct as RunResult;
-    const partial: Omit<ProxyBenchResult, 'targets'> = {
-      env: {
-        node: process.versions.node,
-        cpus: cpus().length,
-        ghz: await version(o.ghz, ['--version']),
-        ...(o.nginx ? { nginx: await version(o.nginx, ['-v']) } : {}),
-        nginxWorkers: o.nginxWorkers,
-        policy: o.policy,
-        durationS: o.durationS,
-        concurrency: o.concurrency,
-        connections: o.connections,
-        backends: o.backends,
-        latencyMs: o.latencyMs,
-        heteroLatenciesMs: o.hetero,
-        repeat: o.repeat,
-        loadAverage: { before: loadBefore, after: loadavg()[0] as number },
-      },
-      pick,
-      fixedRate: { rps: o.rps, ...homo.fixed },
-      addedLatency: {
-        router: added(homo.fixed.router),
-        ...(homo.fixed.nginx ? { nginx: added(homo.fixed.nginx) } : {}),
-        ...(homo.fixed.relay ? { relay: added(homo.fixed.relay) } : {}),
-      },
-      oneAtATime: {
-        rps: SINGLE_RPS,
-        ...homo.single,
-        added: {
-          router: added(homo.single.router, single),
-          ...(homo.single.nginx ? { nginx: added(homo.single.nginx, single) } : {}),
-          ...(homo.single.relay ? { relay: added(homo.single.relay, single) } : {}),
-        },
-      },
-      maxRate: {
-        homogeneous: homo.max,
-        heterogeneous: { router: het.router, nginx: het.nginx, relay: het.relay },
-      },
-    };
-    return { ...partial, targets: evaluateTargets(partial) };
-  } finally {
-    stopAll();
-  }
 }
 
 // Loaded by name (src/cli/commands.ts, src/cli/bench.ts).

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import path from 'node:path';
 import { quantile } from '../sim/metrics.js';
 import { table } from '../sim/report.js';
-import { echoClient, type EchoClient } from './echo-client.js';
+import { connectedEchoClient, type EchoClient } from './echo-client.js';
 import { startBenchBackend, startRouterWithPools, withProcesses } from './processes.js';
 
 /**
@@ -145,7 +145,7 @@ function call(c: EchoClient, priority: Priority, deadlineMs: number): Promise<Pr
 
 /** Calls per second `addresses` serve with `perTarget` calls in flight on each (closed loop). */
 async function capacity(addresses: readonly string[], perTarget: number, seconds: number): Promise<number> {
-  const clients = await Promise.all(addresses.map(echoClient));
+  const clients = await Promise.all(addresses.map(connectedEchoClient));
   try {
     let done = 0;
     let stop = false;
@@ -168,7 +168,7 @@ async function capacity(addresses: readonly string[], perTarget: number, seconds
 
 /** Open loop at `rps` on a fixed schedule, priorities in turn; the calls started after `warmupS`. */
 async function load(address: string, rps: number, warmupS: number, seconds: number, deadlineMs: number) {
-  const c = await echoClient(address);
+  const c = await connectedEchoClient(address);
   try {
     const n = Math.round(rps * (warmupS + seconds));
     const skip = Math.round(rps * warmupS);

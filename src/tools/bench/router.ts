@@ -8,7 +8,8 @@ import { quantile } from '../sim/metrics.js';
 import { parseDuration } from '../../util/duration.js';
 import { SibylError, errorMessage } from '../../util/errors.js';
 import { freePort } from '../../util/net.js';
-import { echoClient } from './echo-client.js';
+import { echoClient, ready } from './echo-client.js';
+import { openLoop, type CallLog } from './open-loop.js';
 import { startRouterWithPools, startSibyl, withProcesses, type Child } from './processes.js';
 import { formatOverload, overload, type OverloadComparison } from './router-overload.js';
 
@@ -113,12 +114,6 @@ const METHOD = '/sibyl.demo.v1.Demo/Echo';
 
 // ---------------------------------------------------------------------------------------------------
 // Pure parts.
-
-/** One run's calls: latency (ms) and status code of each. */
-export interface CallLog {
-  latencyMs: number[];
-  codes: number[];
-}
 
 /** Figures over the calls of every round; `backendCalls` is what the backends received meanwhile. */
 export function summariseCalls(log: CallLog, deadlineMs: number, backendCalls: number): LoadFigures {
@@ -260,11 +255,7 @@ async function startRouter(
   return { child, address: listening };
 }
 
-/**
- * An open-loop load: a call every 1/rps seconds for `seconds` (Poisson arrivals would add their own
- * bursts; a fixed schedule keeps the two settings' loads identical), each with the deadline; appends
- * every call's latency and status to `log`.
- */
+/** The open-loop load (open-loop.ts) of 64-byte Echo calls at `address`, into `log`. */
 async function load(
   address: string,
   rps: number,
@@ -272,30 +263,10 @@ async function load(
   deadlineMs: number,
   log?: CallLog,
 ): Promise<void> {
-  const client = await echoClient(address);
+  const client = echoClient(address);
   try {
-    const payload = Buffer.alloc(64, 1);
-    const n = Math.round(rps * seconds);
-    const t0 = performance.now();
-    const pending: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      const at = t0 + (i * 1000) / rps;
-      const wait = at - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      const start = performance.now();
-      pending.push(
-        new Promise<void>((resolve) => {
-          client.echo({ payload }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err) => {
-            if (log) {
-              log.latencyMs.push(performance.now() - start);
-              log.codes.push(err ? err.code : 0);
-            }
-            resolve();
-          });
-        }),
-      );
-    }
-    await Promise.all(pending);
+    await ready(client);
+    await openLoop(client, { rps, seconds, deadlineMs, request: { payload: Buffer.alloc(64, 1) } }, log);
   } finally {
     client.close();
   }

@@ -10,6 +10,9 @@
 //	  -> {"op":"batch","calls":N,"backends":{"b0":n,...},"errors":{"14":n,...},"lastError":"..."}
 //	{"op":"trace","rate":R}  calls at R/s until "stop"; each one -> {"op":"call","at":UNIX_MS,"backend":"b0","code":0}
 //	{"op":"stop"}  -> {"op":"stopped"}
+//	{"op":"load","rate":R,"seconds":S}  open loop: call i starts at i/R s whatever the calls before it
+//	  are doing, for S s; when all have ended -> {"op":"load","sent":N,"seconds":ELAPSED,
+//	  "latencyUs":[...],"codes":[...]} (each call's latency and status code, in the order they started)
 //
 // It exits when stdin closes.
 package main
@@ -48,6 +51,7 @@ type command struct {
 	Calls       int     `json:"calls"`
 	Concurrency int     `json:"concurrency"`
 	Rate        float64 `json:"rate"`
+	Seconds     float64 `json:"seconds"`
 }
 
 type client struct {
@@ -159,6 +163,33 @@ func (c *client) trace(rate float64, stop <-chan struct{}, done *sync.WaitGroup)
 	}
 }
 
+// load is an open-loop load for latency benchmarks (sibyl bench proxy): calls start on a fixed
+// schedule, each in its own goroutine, so a slow call delays none after it (no coordinated omission).
+// Each latency is from the call's start to its end, as ghz measures.
+func (c *client) load(cmd command) {
+	n := int(cmd.Rate * cmd.Seconds)
+	if cmd.Rate <= 0 || n <= 0 {
+		c.print(map[string]any{"op": "error", "error": "load needs rate > 0 and seconds > 0"})
+		return
+	}
+	every := time.Duration(float64(time.Second) / cmd.Rate)
+	latency, codes := make([]int64, n), make([]int, n)
+	var calls sync.WaitGroup
+	t0 := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(t0.Add(time.Duration(i) * every)))
+		calls.Add(1)
+		go func() {
+			defer calls.Done()
+			start := time.Now()
+			_, code, _ := c.call()
+			latency[i], codes[i] = time.Since(start).Microseconds(), code
+		}()
+	}
+	calls.Wait()
+	c.print(map[string]any{"op": "load", "sent": n, "seconds": time.Since(t0).Seconds(), "latencyUs": latency, "codes": codes})
+}
+
 func main() {
 	target := flag.String("target", "", "xds:///NAME")
 	method := flag.String("method", "/sibyl.demo.v1.Demo/Echo", "full method name")
@@ -194,6 +225,8 @@ func main() {
 		switch cmd.Op {
 		case "batch":
 			c.batch(cmd)
+		case "load":
+			c.load(cmd)
 		case "trace":
 			if stop == nil {
 				stop = make(chan struct{})
