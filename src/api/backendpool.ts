@@ -258,7 +258,7 @@ export const EndpointStatus = Type.Object({
 });
 
 /** xDS client families, from the node's user agent. */
-export const XDS_CLIENT_KINDS = ['envoy', 'grpc-go', 'grpc-js', 'grpc', 'unknown'] as const;
+const XDS_CLIENT_KINDS = ['envoy', 'grpc-go', 'grpc-js', 'grpc', 'unknown'] as const;
 
 const Count = () => Type.Optional(Type.Integer({ minimum: 0 }));
 const Version = () => Type.Optional(Type.String({ maxLength: 64 }));

@@ -6,7 +6,7 @@ import type { HoldoutMetrics } from '../model/model.js';
 import type { TrainingSample } from '../model/sample.js';
 import { trainModel, TRAIN_DEFAULTS, type TrainOptions } from '../model/train.js';
 import type { BackendChoice } from '../model/tf.js';
-import type { Scenario } from '../tools/sim/index.js';
+import type { Scenario } from '../tools/sim/scenario.js';
 import { SibylError, errorMessage } from '../util/errors.js';
 import { numberFlag, parseFlags } from './flags.js';
 
@@ -49,7 +49,10 @@ export interface SimulatorApi {
 
 /** The simulator, loaded only when --simulate asks for it. */
 async function loadSimulator(): Promise<SimulatorApi> {
-  const { collectSamples, loadScenario } = await import('../tools/sim/index.js');
+  const [{ collectSamples }, { loadScenario }] = await Promise.all([
+    import('../tools/sim/samples.js'),
+    import('../tools/sim/scenario.js'),
+  ]);
   return { collectSamples, loadScenario };
 }
 

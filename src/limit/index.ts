@@ -11,6 +11,6 @@ export { Gradient2Limit } from './gradient2.js';
 export { AimdLimit } from './aimd.js';
 export { VegasLimit } from './vegas.js';
 export { FixedLimit } from './fixed.js';
-export { QueueDelayLimit, QUEUE_DELAY_DEFAULTS, type QueueDelayOptions } from './queue-delay.js';
-export { WindowedLimit, WINDOW_DEFAULTS, type WindowOptions } from './windowed.js';
+export { QueueDelayLimit, QUEUE_DELAY_DEFAULTS } from './queue-delay.js';
+export { WindowedLimit } from './windowed.js';
 export { releaseOutcome } from './outcome.js';

@@ -12,7 +12,7 @@ export interface WindowOptions {
   minRttMs: number;
 }
 
-export const WINDOW_DEFAULTS: WindowOptions = {
+const WINDOW_DEFAULTS: WindowOptions = {
   minWindowMs: 100,
   maxWindowMs: 1000,
   windowSize: 10,

@@ -7,7 +7,7 @@ const FILE_METADATA = 'envoy.config.grpc_credential.v3.FileBasedMetadataConfig';
 const FILE_METADATA_PLUGIN = 'envoy.grpc_credentials.file_based_metadata';
 
 /** The log name Envoy streams under (StreamAccessLogsMessage.identifier.log_name). */
-export const ACCESS_LOG_NAME = 'sibyl.upstream';
+const ACCESS_LOG_NAME = 'sibyl.upstream';
 
 /** How often Envoy flushes its buffered entries (its default is 1 s too; set so it is explicit). */
 const FLUSH_MS = 1000;

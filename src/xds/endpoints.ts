@@ -7,7 +7,7 @@ import { resourceName, type XdsPoolInput } from './types.js';
  * and grpc-js-xds all stop sending it new calls and let calls in flight finish. An endpoint Kubernetes
  * does not call ready is UNHEALTHY, which every client leaves out too.
  */
-export function healthOf(e: { ready: boolean; draining: boolean }): 'HEALTHY' | 'DRAINING' | 'UNHEALTHY' {
+function healthOf(e: { ready: boolean; draining: boolean }): 'HEALTHY' | 'DRAINING' | 'UNHEALTHY' {
   if (!e.ready) return 'UNHEALTHY';
   return e.draining ? 'DRAINING' : 'HEALTHY';
 }

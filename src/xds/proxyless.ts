@@ -1,3 +1,4 @@
+import { PREDICTIVE_LB } from '../client/config.js';
 import { packAny, toStruct } from './proto.js';
 import { matchRoutes, proxylessAction, type Msg } from './routes.js';
 import { resourceName, type XdsPoolInput } from './types.js';
@@ -7,11 +8,8 @@ const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpCon
 const ROUTER = 'envoy.extensions.filters.http.router.v3.Router';
 const POLICIES = 'envoy.extensions.load_balancing_policies';
 
-/** The name sibyl's in-process policy registers under (the last segment of its TypedStruct type_url). */
-export const PREDICTIVE_POLICY = 'sibyl.PredictiveLb';
-
 /** Below this share of the estimated capacity, an open-loop weighted pick is safe. */
-export const WEIGHTED_BELOW = 0.5;
+const WEIGHTED_BELOW = 0.5;
 
 /**
  * The Listener a proxyless client asks for when it dials xds:///NAME.NAMESPACE: an api_listener
@@ -78,8 +76,8 @@ export function proxylessCluster(pool: XdsPoolInput): Msg {
       : policy(`${POLICIES}.least_request`, `${POLICIES}.least_request.v3.LeastRequest`, {
           choice_count: { value: 2 },
         });
-  const predictive = policy(PREDICTIVE_POLICY, 'xds.type.v3.TypedStruct', {
-    type_url: `type.googleapis.com/${PREDICTIVE_POLICY}`,
+  const predictive = policy(PREDICTIVE_LB, 'xds.type.v3.TypedStruct', {
+    type_url: `type.googleapis.com/${PREDICTIVE_LB}`,
     value: toStruct({
       pool: pool.key,
       policy: spec.balancing.policy,

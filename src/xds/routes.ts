@@ -68,7 +68,7 @@ export function proxylessAction(pool: XdsPoolInput): Msg {
  * predicted service time among ready endpoints (a call later than every endpoint's expectation is
  * late), quantised so prediction noise does not rewrite routes; undefined when nothing is predicted.
  */
-export function hedgeDelayMs(pool: XdsPoolInput): number | undefined {
+function hedgeDelayMs(pool: XdsPoolInput): number | undefined {
   const { delay } = pool.spec.hedging;
   if (delay !== 'Predicted') return delay;
   const predicted = pool.endpoints

@@ -43,7 +43,7 @@ export function hold(previous: number | undefined, estimate: number): number {
  * one (neutral: they neither attract nor shed traffic), and when none has one every endpoint is
  * equal. `equal` says the pool has nothing to weight by.
  */
-export function capacities(endpoints: readonly XdsEndpointInput[]): { values: number[]; equal: boolean } {
+function capacities(endpoints: readonly XdsEndpointInput[]): { values: number[]; equal: boolean } {
   const known = endpoints.map(capacity);
   const present = known.filter((c): c is number => c !== undefined);
   if (present.length === 0) return { values: endpoints.map(() => 1), equal: true };

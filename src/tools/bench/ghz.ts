@@ -25,7 +25,7 @@ export interface GhzLoad {
   seconds: number;
 }
 
-export function execTool(bin: string, args: string[], timeoutMs: number): Promise<string> {
+function execTool(bin: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(bin, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${path.basename(bin)} failed: ${errorMessage(err)}\n${stderr}`));
@@ -73,7 +73,7 @@ export async function ghzRun(
 }
 
 /** The sibyl-tools cache (hack/k8s-tools.sh): $SIBYL_TOOLS_DIR or ~/.cache/sibyl-tools. */
-export function toolsCache(): string {
+function toolsCache(): string {
   return (
     process.env.SIBYL_TOOLS_DIR ??
     path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'sibyl-tools')

@@ -17,8 +17,8 @@ import { startBenchBackend, startRouterWithPools, withProcesses } from './proces
  * to the unloaded p99, shed calls' latency, success by priority. Issue 18's targets: goodput ≥ 90% of
  * capacity, admitted p99 ≤ 1.5 × unloaded, critical ≥ default ≥ sheddable.
  */
-export const OVERLOAD = { slots: 2, latencyMs: 100, jitter: 0.1, initialLimit: 4, warmupS: 4 } as const;
-export const ALGORITHMS = ['Gradient2', 'QueueDelay'] as const;
+const OVERLOAD = { slots: 2, latencyMs: 100, jitter: 0.1, initialLimit: 4, warmupS: 4 } as const;
+const ALGORITHMS = ['Gradient2', 'QueueDelay'] as const;
 const PRIORITIES = ['critical', 'default', 'sheddable'] as const;
 type Priority = (typeof PRIORITIES)[number];
 const RESOURCE_EXHAUSTED = 8;

@@ -62,7 +62,7 @@ function policiesFlag(v: string | undefined, variants: Readonly<Record<string, P
 }
 
 /** The row Predictive+model: Predictive scoring with the latency model in `dir`. */
-export const MODEL_VARIANT = 'Predictive+model';
+const MODEL_VARIANT = 'Predictive+model';
 
 /**
  * Predictive with a model, loaded as the router loads the one the operator pushes (the shipped

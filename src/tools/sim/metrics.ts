@@ -54,7 +54,7 @@ export const CDF_POINTS: readonly number[] = [
 ];
 
 /** A growable array of latencies, sorted once at the end. */
-export class LatencyLog {
+class LatencyLog {
   private data = new Float64Array(4096);
   private n = 0;
   private sortedView: Float64Array | undefined;

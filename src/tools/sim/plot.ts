@@ -49,7 +49,7 @@ function order(policies: string[]): string[] {
   });
 }
 
-export function p99Spec(all: readonly ScenarioRuns[]): TopLevelSpec {
+function p99Spec(all: readonly ScenarioRuns[]): TopLevelSpec {
   const values = all.flatMap(({ report }) =>
     Object.entries(report.policies).map(([policy, p]) => ({
       scenario: report.scenario,
@@ -93,7 +93,7 @@ export function p99Spec(all: readonly ScenarioRuns[]): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-export function cdfSpec(run: ScenarioRuns): TopLevelSpec {
+function cdfSpec(run: ScenarioRuns): TopLevelSpec {
   const values = Object.entries(run.runs).flatMap(([policy, rs]) =>
     meanCdf(rs).map(({ p, ms }) => ({ policy, p, tail: 1 - p, ms: Math.max(ms, 0.01) })),
   );
@@ -138,7 +138,7 @@ export function cdfSpec(run: ScenarioRuns): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-export function goodputSpec(run: ScenarioRuns): TopLevelSpec {
+function goodputSpec(run: ScenarioRuns): TopLevelSpec {
   const values: { policy: string; second: number; rps: number }[] = [];
   for (const [policy, rs] of Object.entries(run.runs)) {
     const seconds = rs[0]?.timeline.ok.length ?? 0;
@@ -186,7 +186,8 @@ export function goodputSpec(run: ScenarioRuns): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-/** Writes every plot for `all` under `dir`; returns the files written. */
+/** Writes every plot for `all` under `dir`; returns the files written (bench/sim.ts loads it with import()). */
+// ts-unused-exports:disable-next-line
 export async function writePlots(all: readonly ScenarioRuns[], dir: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const files: string[] = [];

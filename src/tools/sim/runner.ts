@@ -121,7 +121,7 @@ export function runScenario(scenario: Scenario, options: RunScenarioOptions = {}
 }
 
 /** Means and 95% intervals over seeds. */
-export function summarise(rs: readonly RunResult[]): PolicySummary {
+function summarise(rs: readonly RunResult[]): PolicySummary {
   const ci95 = {} as Record<Figure, [number, number]>;
   const means = {} as Record<Figure, number>;
   for (const f of FIGURES) {

@@ -383,7 +383,7 @@ export function meanLogUniform(lo: number, hi: number): number {
  * The mean work of a call at speed 1, ms: Σ share · (costMs + costPerKiBMs · E[KiB]) / Σ share, with
  * the methods' own costs or one server's (`costs`, from expandServers).
  */
-export function meanCostMs(s: Scenario, costs?: readonly MethodCost[]): number {
+function meanCostMs(s: Scenario, costs?: readonly MethodCost[]): number {
   let total = 0;
   let shares = 0;
   s.methods.forEach((m, i) => {

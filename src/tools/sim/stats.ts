@@ -36,7 +36,7 @@ const T975 = [
   2.042,
 ];
 
-export function tQuantile975(df: number): number {
+function tQuantile975(df: number): number {
   return df < T975.length ? (T975[df] as number) : 1.96 + 2.4 / df;
 }
 

@@ -3,7 +3,7 @@ import type { ScenarioReport } from './runner.js';
 import type { Scenario } from './scenario.js';
 
 /** The baselines Predictive is held against (issue 7's targets). */
-export const BASELINES = ['RoundRobin', 'LeastRequest', 'PeakEwma', 'Prequal'];
+const BASELINES = ['RoundRobin', 'LeastRequest', 'PeakEwma', 'Prequal'];
 
 export interface Check {
   target: string;
@@ -25,7 +25,7 @@ export interface TargetReport {
 }
 
 /** Admitted calls' p99 over the unloaded p99, at most (issue 18). */
-export const ADMITTED_P99_RATIO = 1.5;
+const ADMITTED_P99_RATIO = 1.5;
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const ms = (x: number) => `${x.toFixed(1)}ms`;

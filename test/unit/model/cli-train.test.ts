@@ -11,7 +11,7 @@ import {
 } from '../../../src/cli/train.js';
 import { loadModel } from '../../../src/model/artifact.js';
 import type { TrainingSample } from '../../../src/model/sample.js';
-import type { Scenario } from '../../../src/tools/sim/index.js';
+import type { Scenario } from '../../../src/tools/sim/scenario.js';
 import { isSibylError } from '../../../src/util/errors.js';
 import { syntheticSamples } from './synthetic.js';
 
