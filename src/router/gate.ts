@@ -68,11 +68,6 @@ export class BreakerGate implements EndpointGate {
   onCallEnded(id: string, outcome: CallOutcome): void {
     if (outcome.code === Status.CANCELLED) this.breakers.release(id);
     else this.breakers.onResult(id, outcome.ok);
-    if (!outcome.ok)
-      process.stderr.write(
-        JSON.stringify({ dbg: 'fail', id, t: Date.now(), code: outcome.code, st: this.breakers.state(id) }) +
-          '\n',
-      );
   }
 
   /**
