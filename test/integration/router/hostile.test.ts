@@ -38,6 +38,14 @@ afterAll(() => {
 
 const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
 
+/**
+ * How long an input may go unanswered before it counts as unanswered. Far beyond the router's 1 s idle
+ * timeout, which closes the connections no GOAWAY can be earned on: at load average 14 that close took
+ * over 5 s (the former bound) for one of 50 connections opened at once. A router that never answers
+ * still fails, when the wait ends.
+ */
+const UNANSWERED_MS = 20_000;
+
 /** Sends raw bytes on a TCP connection; resolves with the frame types the router sent before it closed. */
 function rawTcp(data: Buffer): Promise<{ frames: number[]; closed: boolean }> {
   inputs++;
@@ -47,7 +55,7 @@ function rawTcp(data: Buffer): Promise<{ frames: number[]; closed: boolean }> {
     const timer = setTimeout(() => {
       s.destroy();
       resolve({ frames: frameTypes(Buffer.concat(got)), closed: false });
-    }, 5000);
+    }, UNANSWERED_MS);
     s.on('data', (d: Buffer) => got.push(d));
     s.on('error', () => undefined);
     s.on('close', () => {
@@ -83,7 +91,7 @@ function h2(headers: http2.OutgoingHttpHeaders, body?: Buffer): Promise<Answer> 
     const timer = setTimeout(() => {
       session.destroy();
       resolve(answer);
-    }, 5000);
+    }, UNANSWERED_MS);
     const st = session.request(
       { ':method': 'POST', ':path': '/sibyl.demo.v1.Demo/Echo', ...headers },
       { endStream: !body },
