@@ -31,7 +31,7 @@ then p50/p99 latency of L1, L2 and L3 hits and of misses, measured through real 
                          by sibyl's ADS → sibyl router), against a miss, Envoy alone and the direct
                          path, side by side (--latency-calls, --backend-latency-ms apply)
   --envoy PATH           Envoy binary (default: $SIBYL_ENVOY, PATH, the sibyl-tools cache)
-  --base-id N            Envoy's --base-id (default 340)
+  --base-id N            the Envoys' --base-id, N and N+1 (default 340)
 `;
 
 /** The warming settings sibyl's policy runs with in the replay (its CRD fields). */
