@@ -5,6 +5,7 @@ import { tokenFromFile } from '../control/client.js';
 import { SIBYL_VERSION } from '../util/version.js';
 import { pino } from 'pino';
 import { SibylError, errorMessage } from '../util/errors.js';
+import { isDialableIp } from '../grpc/address.js';
 import { numberFlag, parseFlags } from './flags.js';
 import { parseDuration } from '../util/duration.js';
 import { loadRouterConfig } from '../router/config.js';
@@ -71,6 +72,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values.control && !values.config)
     throw new SibylError('ERR_USAGE', `--config or --control is required\n\n${HELP}`);
+  if (values.advertise !== undefined && !isDialableIp(values.advertise))
+    throw new SibylError(
+      'ERR_USAGE',
+      `--advertise "${values.advertise}" must be an IP address and a port Envoy can dial (for example $(POD_IP):8080)`,
+    );
   if (!values['tls-cert'] !== !values['tls-key'])
     throw new SibylError('ERR_USAGE', '--tls-cert and --tls-key go together');
   const config = values.config;

@@ -1,6 +1,5 @@
-import { isIP } from 'node:net';
 import type { PoolCacheSpec } from '../cache/config.js';
-import { parseListenAddress } from '../grpc/address.js';
+import { isDialableIp } from '../grpc/address.js';
 import type { EndpointView } from '../telemetry/fleet.js';
 import { roundTo } from '../util/round.js';
 import type { XdsEndpointInput, XdsPoolInput } from '../xds/types.js';
@@ -55,21 +54,10 @@ function offeredCallsPerSec(endpoints: readonly AssessedEndpoint[], windowMs: nu
 }
 
 /**
- * A router's advertised address as Envoy's EDS takes it: an IP literal and a port (Envoy does not
- * resolve names in EDS). A router advertising anything else is left out rather than failing the pool.
- */
-function dialable(address: string): boolean {
-  try {
-    const { host, port } = parseListenAddress(address, 'advertise');
-    return isIP(host) !== 0 && port > 0 && host !== '0.0.0.0' && host !== '::';
-  } catch {
-    return false;
-  }
-}
-
-/**
  * The pool's cache as xDS input: the cacheable methods of the CacheTier serving it (the operator wrote
- * its cacheJson from a validated spec, tier-reconciler.ts) and the routers Envoy may send them through.
+ * its cacheJson from a validated spec, tier-reconciler.ts) and the routers Envoy may send them through:
+ * those that advertise an address Envoy's EDS can take (a router advertising anything else is left
+ * out rather than failing the pool's resources).
  */
 export function xdsCache(
   entry: PoolCacheEntry | undefined,
@@ -77,7 +65,7 @@ export function xdsCache(
 ): XdsPoolInput['cache'] {
   if (!entry?.cacheJson) return undefined;
   const methods = (JSON.parse(entry.cacheJson) as PoolCacheSpec).methods.map((m) => m.method).sort();
-  return methods.length ? { methods, routers: routers.filter(dialable) } : undefined;
+  return methods.length ? { methods, routers: routers.filter(isDialableIp) } : undefined;
 }
 
 /** A pool's view as xDS input: its match, resolved spec and the fleet's assessment of each endpoint. */
