@@ -16,6 +16,7 @@ import { resourceName, type XdsPoolInput } from './types.js';
 
 const HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const AGGREGATE = 'envoy.extensions.clusters.aggregate.v3.ClusterConfig';
+const PREVIOUS_PRIORITIES = 'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 
 /** The routers' EDS cluster and the aggregate cluster of a pool with cacheable methods. */
 export const routersClusterName = (key: string): string => `${resourceName(key)}/routers`;
@@ -97,8 +98,11 @@ export function cachedCluster(pool: XdsPoolInput): Msg {
 
 /**
  * The route action of a cacheable method: to the aggregate cluster, with the pool's timeout. Envoy
- * retries only what never reached a router (connect failure, a refused stream), which after the
- * ejection goes to the backends; retries and hedging of a miss are the router's, as without Envoy.
+ * retries only what never reached a router (connect failure, a refused stream), and a retry skips the
+ * priorities already tried (previous_priorities over the aggregate cluster's linearised priorities: the
+ * routers' first, the backends' next), so a router that refuses connections sends its call to the
+ * backends at once, before outlier detection has ejected it. Retries and hedging of a miss are the
+ * router's, as without Envoy.
  */
 export function cachedAction(pool: XdsPoolInput): Msg {
   return {
@@ -109,6 +113,10 @@ export function cachedAction(pool: XdsPoolInput): Msg {
       retry_on: 'connect-failure,refused-stream',
       num_retries: { value: 2 },
       retry_back_off: { base_interval: duration(5), max_interval: duration(50) },
+      retry_priority: {
+        name: 'envoy.retry_priorities.previous_priorities',
+        typed_config: packAny(PREVIOUS_PRIORITIES, { update_frequency: 1 }),
+      },
     },
   };
 }

@@ -7,14 +7,7 @@ import type { ControlClient } from '../../../src/control/client.js';
 import type { Operator } from '../../../src/operator/operator.js';
 import type { Router } from '../../../src/router/router.js';
 import type { Backend } from '../../../src/tools/backend/server.js';
-import {
-  demoClient,
-  echo,
-  echoCalls,
-  serverStream,
-  startBackends,
-  type DemoClient,
-} from '../../support/grpc.js';
+import { echo, echoCalls, serverStream, startBackends, type DemoClient } from '../../support/grpc.js';
 import { createNamespace, kubeConfig } from '../../support/kube.js';
 import { createPool, getPool } from '../../support/objects.js';
 import { metricValue, startOperator, subscribedRouters } from '../../support/operator.js';
@@ -22,7 +15,7 @@ import { logDir } from '../../support/procs.js';
 import { makeServingCert } from '../../support/tls.js';
 import { routerAccountToken } from '../../support/token.js';
 import { waitFor } from '../../support/wait.js';
-import { EnvoyProcess } from '../../support/xds.js';
+import { startEnvoy, type EnvoyProcess } from '../../support/xds.js';
 
 /**
  * A CacheTier with Envoy as the data plane, all parts real: an operator in this process (real
@@ -105,15 +98,12 @@ beforeAll(async () => {
   });
   [router] = subscribed.routers as [Router];
   [link] = subscribed.links as [ControlClient];
-  envoy = await EnvoyProcess.create('envoy-cache', 331, {
+  ({ envoy, client } = await startEnvoy('envoy-cache', 331, {
     server: `localhost:${port}`,
     caFile: join(tls.dir, 'ca.crt'),
     tokenFile,
     nodeId: 'envoy-cache',
-  });
-  envoy.start();
-  await envoy.ready();
-  client = demoClient(envoy.listen);
+  }));
 });
 
 afterAll(async () => {

@@ -45,8 +45,14 @@ describe('the cache path through routers behind Envoy', () => {
     expect(r[CHARGE]?.route).toMatchObject({
       cluster: 'cart.shop/cached',
       timeout: { seconds: 2 },
-      retry_policy: { retry_on: 'connect-failure,refused-stream', num_retries: { value: 2 } },
+      retry_policy: {
+        retry_on: 'connect-failure,refused-stream',
+        num_retries: { value: 2 },
+        retry_priority: { name: 'envoy.retry_priorities.previous_priorities' },
+      },
     });
+    const priority = ((r[CHARGE]?.route as Msg).retry_policy as Msg).retry_priority as Msg;
+    expect(unpackAny(priority.typed_config as AnyMessage)).toEqual({ update_frequency: 1 });
     expect((r[CHARGE]?.route as Msg).hedge_policy).toBeUndefined();
     const off = r[CHARGE]?.typed_per_filter_config as Record<string, AnyMessage>;
     expect(Object.keys(off)).toEqual(['sibyl.adaptive_concurrency.cart.shop']);
