@@ -5,6 +5,7 @@ import { tokenFromFile } from '../control/client.js';
 import { SIBYL_VERSION } from '../util/version.js';
 import { pino } from 'pino';
 import { SibylError, errorMessage } from '../util/errors.js';
+import { isDialableIp } from '../grpc/address.js';
 import { numberFlag, parseFlags } from './flags.js';
 import { parseDuration } from '../util/duration.js';
 import { loadRouterConfig } from '../router/config.js';
@@ -25,6 +26,8 @@ Prints {"listening":"HOST:PORT","metrics":"HOST:PORT"} on stdout once it serves;
                             (default /var/run/secrets/kubernetes.io/serviceaccount/token)
   --router-id ID            (default HOSTNAME-PID)   --namespace NS   pools of one namespace only
   --listen ADDR             gRPC address (default :8080; port 0 picks a free port)
+  --advertise ADDR          host:port where Envoy reaches this router (e.g. $(POD_IP):8080): the
+                            operator then sends Envoy a CacheTier's cacheable methods through it
   --metrics-addr ADDR       /metrics, /healthz, /readyz (default :9091; "" for none)
   --tls-cert FILE --tls-key FILE   serve TLS instead of h2c
   --max-message-bytes N     largest message either way (default 16777216)
@@ -47,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       'router-id': { type: 'string' },
       namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? '' },
       listen: { type: 'string', default: ':8080' },
+      advertise: { type: 'string' },
       'metrics-addr': { type: 'string', default: ':9091' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
@@ -68,6 +72,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values.control && !values.config)
     throw new SibylError('ERR_USAGE', `--config or --control is required\n\n${HELP}`);
+  if (values.advertise !== undefined && !isDialableIp(values.advertise))
+    throw new SibylError(
+      'ERR_USAGE',
+      `--advertise "${values.advertise}" must be an IP address and a port Envoy can dial (for example $(POD_IP):8080)`,
+    );
   if (!values['tls-cert'] !== !values['tls-key'])
     throw new SibylError('ERR_USAGE', '--tls-cert and --tls-key go together');
   const config = values.config;
@@ -94,6 +103,7 @@ export async function run(argv: string[]): Promise<number> {
         routerId: values['router-id'] ?? `${hostname()}-${process.pid}`,
         namespace: values.namespace as string,
         version: SIBYL_VERSION,
+        ...(values.advertise ? { advertise: values.advertise } : {}),
         log,
       })
     : undefined;

@@ -21,6 +21,8 @@ export interface ControlClientOptions {
   routerId: string;
   namespace: string;
   version: string;
+  /** host:port where data planes reach this router (Envoy sends it a CacheTier's cacheable methods). */
+  advertise?: string;
   /** Applies a routing world atomically; returns an error message to nack with, or undefined. */
   apply: (pools: readonly WirePool[], version: number, model: WireModel | undefined) => string | undefined;
   /** The load since the last call (the client adds routerId and version). */
@@ -114,6 +116,7 @@ export class ControlClient {
         namespace: this.o.namespace,
         version: this.o.version,
         routingVersion: this.appliedVersion,
+        advertise: this.o.advertise ?? '',
       },
     });
   }

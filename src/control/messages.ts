@@ -11,6 +11,8 @@ export interface Hello {
   namespace: string;
   version: string;
   routingVersion: number;
+  /** Where data planes reach the router's gRPC listener; empty: not offered to Envoy. */
+  advertise?: string;
 }
 
 export interface Ack {

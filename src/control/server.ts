@@ -33,6 +33,8 @@ export interface RouterSessionInfo {
   routerId: string;
   account: string;
   namespace: string;
+  /** Where data planes reach its gRPC listener; empty: not offered. */
+  advertise: string;
   ackedVersion: number;
   sentVersion: number;
   /** Pushes and bytes sent to this router (control traffic). */
@@ -54,7 +56,7 @@ class Session {
 
   constructor(
     readonly call: Call,
-    readonly info: { routerId: string; account: string; namespace: string },
+    readonly info: { routerId: string; account: string; namespace: string; advertise: string },
     private readonly o: ControlServerOptions & { serialize: (m: OutgoingControl) => number },
   ) {
     this.scheduler = new PushScheduler(o.pushIntervalMs ?? 1000, o.clock, o.timers, () => this.push());
@@ -128,6 +130,18 @@ export class ControlServer {
     return [...this.sessions].filter((s) => s.admits(pool)).length;
   }
 
+  /**
+   * The data-plane addresses of the routers that serve the pool and have applied a table (so they know
+   * it), sorted: where Envoy may send the pool's cacheable methods. A router that advertises nothing is
+   * left out; one that advertises the same address twice (a reconnect racing its old stream) counts once.
+   */
+  routerAddressesFor(pool: string): string[] {
+    const out = new Set<string>();
+    for (const s of this.sessions)
+      if (s.info.advertise && s.ackedVersion > 0 && s.admits(pool)) out.add(s.info.advertise);
+    return [...out].sort();
+  }
+
   async close(): Promise<void> {
     this.unsubscribe?.();
     for (const s of this.sessions) {
@@ -165,7 +179,12 @@ export class ControlServer {
         if (session) return;
         session = new Session(
           call,
-          { routerId: m.hello.routerId, account: auth.username ?? '', namespace: m.hello.namespace },
+          {
+            routerId: m.hello.routerId,
+            account: auth.username ?? '',
+            namespace: m.hello.namespace,
+            advertise: m.hello.advertise ?? '',
+          },
           { ...this.o, serialize: this.serialize },
         );
         this.sessions.add(session);
@@ -179,7 +198,10 @@ export class ControlServer {
       }
       if (!session) return this.fail(call, grpc.status.FAILED_PRECONDITION, 'send Hello first');
       if (m.msg === 'ack') {
+        const first = session.ackedVersion === 0 && m.ack.routingVersion > 0;
         session.ackedVersion = Math.max(session.ackedVersion, m.ack.routingVersion);
+        // A router that advertises a data-plane address is offered to Envoy once it has a table.
+        if (first && session.info.advertise) this.o.onRoutersChanged?.(this.routers());
       } else if (m.msg === 'nack') {
         this.o.log.warn(
           { router: session.info.routerId, version: m.nack.routingVersion, error: m.nack.error },

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { SibylError } from '../util/errors.js';
 
 export interface HostPort {
@@ -25,4 +26,17 @@ export function parseListenAddress(text: string, flag = '--listen'): HostPort {
 /** host:port, with brackets around an IPv6 host. */
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Whether `text` is an address another host can dial as given: an IP literal (Envoy's EDS resolves no
+ * names) that is not the unspecified address, and a port other than 0.
+ */
+export function isDialableIp(text: string): boolean {
+  try {
+    const { host, port } = parseListenAddress(text);
+    return isIP(host) !== 0 && port > 0 && host !== '0.0.0.0' && host !== '::';
+  } catch {
+    return false;
+  }
 }

@@ -137,7 +137,12 @@ export class ControlPlane {
       },
     });
     this.xds.addToServer(this.server.server);
-    this.xdsPublisher = new XdsPublisher(this.xds, TELEMETRY_WINDOW_MS, (k) => dataPlanes.forget(k));
+    this.xdsPublisher = new XdsPublisher(
+      this.xds,
+      TELEMETRY_WINDOW_MS,
+      { entry: d.cacheFor, routers: (pool) => this.server.routerAddressesFor(pool) },
+      (k) => dataPlanes.forget(k),
+    );
     this.resources = createResourceCollector({
       kubeConfig: d.kc,
       log,

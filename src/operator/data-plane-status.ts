@@ -30,9 +30,12 @@ export interface DataPlaneFacts {
   /** The endpoint weight pushed, by address. */
   readonly weights: ReadonlyMap<string, number>;
   readonly stockPolicy: string;
+  /** The cacheable methods Envoys send through routers, and those routers' addresses (cache-path.ts). */
+  readonly cache?: { readonly methods: readonly string[]; readonly routers: readonly string[] };
 }
 
 export const DATA_PLANE_SYNCED = 'DataPlaneSynced';
+export const CACHE_DATA_PATH = 'CacheDataPath';
 
 /** Error details are the clients' own text: kept whole up to this many characters. */
 const MAX_DETAIL = 900;
@@ -100,6 +103,33 @@ export function dataPlaneCondition(
     reason: 'Pending',
     message: `${pending} of ${clients.length} xDS clients have not yet answered the current resources`,
   };
+}
+
+/**
+ * The CacheDataPath condition: how Envoys serve a pool's cacheable methods (src/xds/cache-path.ts).
+ * Undefined when the pool has no cacheable methods or no Envoy has it. True while routers are
+ * registered to take them; False (NoRouters) when none is, so Envoy sends them to the backends
+ * uncached: cached calls still succeed, but nothing is cached.
+ */
+export function cacheDataPathCondition(facts: DataPlaneFacts): ConditionInput | undefined {
+  const { cache } = facts;
+  const envoys = facts.clients.filter((c) => c.kind === 'envoy').length;
+  if (!cache || envoys === 0) return undefined;
+  const methods = `${cache.methods.length} cacheable method${cache.methods.length === 1 ? '' : 's'}`;
+  const n = cache.routers.length;
+  return n > 0
+    ? {
+        type: CACHE_DATA_PATH,
+        status: 'True',
+        reason: 'ThroughRouters',
+        message: `Envoy (${envoys}) sends the ${methods} through ${n} sibyl router${n === 1 ? '' : 's'}, which answer hits and forward misses; other methods go straight to the backends, and so do cacheable ones when no router is reachable`,
+      }
+    : {
+        type: CACHE_DATA_PATH,
+        status: 'False',
+        reason: 'NoRouters',
+        message: `no sibyl router serving the pool advertises an address (router --advertise): Envoy (${envoys}) sends the ${methods} straight to the backends, uncached`,
+      };
 }
 
 /** Out-of-sync clients first (refused, then waiting), then by node id. */

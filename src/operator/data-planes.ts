@@ -92,6 +92,11 @@ export class DataPlanes {
     });
     if (clients.every((c) => c.current)) this.unsynced.delete(key);
     else this.unsynced.add(key);
-    return { clients, weights: view.weights, stockPolicy: view.stockPolicy };
+    return {
+      clients,
+      weights: view.weights,
+      stockPolicy: view.stockPolicy,
+      ...(view.cache ? { cache: view.cache } : {}),
+    };
   }
 }

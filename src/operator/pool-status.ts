@@ -10,7 +10,9 @@ import {
   type Condition,
 } from './conditions.js';
 import {
+  CACHE_DATA_PATH,
   DATA_PLANE_SYNCED,
+  cacheDataPathCondition,
   dataPlaneCondition,
   dataPlanesStatus,
   type DataPlaneFacts,
@@ -206,6 +208,10 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
   conditions = synced
     ? setCondition(conditions, synced, gen, now)
     : removeCondition(conditions, DATA_PLANE_SYNCED);
+  const cachePath = w.dataPlanes && cacheDataPathCondition(w.dataPlanes);
+  conditions = cachePath
+    ? setCondition(conditions, cachePath, gen, now)
+    : removeCondition(conditions, CACHE_DATA_PATH);
   events.push(
     ...conditionWarnings(prev.conditions, conditions, {
       Ready: 'False',

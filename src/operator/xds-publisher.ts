@@ -1,7 +1,10 @@
+import type { PoolCacheSpec } from '../cache/config.js';
+import { isDialableIp } from '../grpc/address.js';
 import type { EndpointView } from '../telemetry/fleet.js';
 import { roundTo } from '../util/round.js';
 import type { XdsEndpointInput, XdsPoolInput } from '../xds/types.js';
 import type { AssessedEndpoint, PoolView, RoutingPublisher } from './pool-view.js';
+import type { PoolCacheEntry } from './wire-pool.js';
 
 /** What the publisher needs of the ADS server (XdsServer). */
 export interface XdsPoolSink {
@@ -50,8 +53,27 @@ function offeredCallsPerSec(endpoints: readonly AssessedEndpoint[], windowMs: nu
   return roundTo(views.reduce((s, v) => s + v.calls, 0) / (windowMs / 1000), 1);
 }
 
+/**
+ * The pool's cache as xDS input: the cacheable methods of the CacheTier serving it (the operator wrote
+ * its cacheJson from a validated spec, tier-reconciler.ts) and the routers Envoy may send them through:
+ * those that advertise an address Envoy's EDS can take (a router advertising anything else is left
+ * out rather than failing the pool's resources).
+ */
+export function xdsCache(
+  entry: PoolCacheEntry | undefined,
+  routers: readonly string[],
+): XdsPoolInput['cache'] {
+  if (!entry?.cacheJson) return undefined;
+  const methods = (JSON.parse(entry.cacheJson) as PoolCacheSpec).methods.map((m) => m.method).sort();
+  return methods.length ? { methods, routers: routers.filter(isDialableIp) } : undefined;
+}
+
 /** A pool's view as xDS input: its match, resolved spec and the fleet's assessment of each endpoint. */
-export function xdsPoolInput(view: PoolView, telemetryWindowMs: number): XdsPoolInput {
+export function xdsPoolInput(
+  view: PoolView,
+  telemetryWindowMs: number,
+  cache?: XdsPoolInput['cache'],
+): XdsPoolInput {
   const assessed = view.fleet?.endpoints ?? [];
   const limits = concurrencies(assessed);
   const endpoints = assessed.map((a, i): XdsEndpointInput => {
@@ -73,6 +95,7 @@ export function xdsPoolInput(view: PoolView, telemetryWindowMs: number): XdsPool
     spec: view.spec,
     endpoints,
     ...(offered !== undefined ? { offeredCallsPerSec: offered } : {}),
+    ...(cache ? { cache } : {}),
   };
 }
 
@@ -86,12 +109,18 @@ export class XdsPublisher implements RoutingPublisher {
     private readonly xds: XdsPoolSink,
     /** The fleet telemetry's window, for the pool's offered load. */
     private readonly telemetryWindowMs: number,
+    /** The cache config of the CacheTier serving a pool and the routers that serve it (addresses). */
+    private readonly cache: {
+      entry: (pool: string) => PoolCacheEntry | undefined;
+      routers: (pool: string) => readonly string[];
+    },
     /** The pool is gone (what was kept of its clients' refusals can go too). */
     private readonly onRemoved?: (key: string) => void,
   ) {}
 
   publish(key: string, view: PoolView | undefined): void {
-    this.xds.setPool(key, view ? xdsPoolInput(view, this.telemetryWindowMs) : undefined);
+    const cache = view && xdsCache(this.cache.entry(key), this.cache.routers(key));
+    this.xds.setPool(key, view ? xdsPoolInput(view, this.telemetryWindowMs, cache) : undefined);
     if (!view) this.onRemoved?.(key);
   }
 }

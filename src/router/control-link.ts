@@ -18,6 +18,8 @@ export interface RouterLinkOptions {
   routerId: string;
   namespace: string;
   version: string;
+  /** host:port where data planes reach this router (ControlClientOptions.advertise). */
+  advertise?: string;
   log: Logger;
   /** Share of attempts kept as training samples (default 0.05). */
   sampleRate?: number;
@@ -53,6 +55,7 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
     routerId: o.routerId,
     namespace: o.namespace,
     version: o.version,
+    ...(o.advertise ? { advertise: o.advertise } : {}),
     apply: (pools: readonly WirePool[], version: number, model: WireModel | undefined) => {
       const table = tableFromWire(pools, version, systemClock.now());
       if (model && model.version !== modelVersion) {

@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { PushScheduler } from '../control/push-scheduler.js';
+import { cachedClusterName, routersClusterName } from './cache-path.js';
 import { structString, type DiscoveryRequest, type DiscoveryResponse, type XdsNode } from './proto.js';
 import type { XdsResources } from './resources.js';
 import type { NackRecord, XdsSession } from './session.js';
@@ -13,6 +14,7 @@ import {
   type EnvoyFleet,
   type TypeUrl,
   type XdsClientKind,
+  type XdsPoolInput,
   type XdsView,
 } from './types.js';
 
@@ -55,6 +57,8 @@ export interface XdsPoolView {
   readonly byKind: Readonly<Partial<Record<XdsClientKind, number>>>;
   readonly weights: ReadonlyMap<string, number>;
   readonly stockPolicy: string;
+  /** The cacheable methods Envoys send through routers, and those routers (cache-path.ts). */
+  readonly cache?: XdsPoolInput['cache'];
 }
 
 /** The client family from the node's user_agent_name (what Envoy, grpc-go and grpc-js-xds send). */
@@ -149,6 +153,14 @@ export class XdsClients {
         ...(fleet ? [[TYPE.route, fleet] as [TypeUrl, string]] : []),
         [TYPE.cluster, name],
         [TYPE.endpoint, name],
+        // Present only for a pool with cacheable methods (cache-path.ts); absent ones are left out below.
+        ...(fleet
+          ? ([
+              [TYPE.cluster, routersClusterName(key)],
+              [TYPE.endpoint, routersClusterName(key)],
+              [TYPE.cluster, cachedClusterName(key)],
+            ] as [TypeUrl, string][])
+          : []),
       ];
       const wanted = mine.filter(([t, n]) => c.session.wants(t, n) && all.get(t)?.has(n));
       // An Envoy has every listener and route; it concerns the pool when it has the pool's cluster.
@@ -158,7 +170,13 @@ export class XdsClients {
       clients.push({ ...infoOf(c), current });
       byKind[c.kind] = (byKind[c.kind] ?? 0) + 1;
     }
-    return { clients, byKind, weights: pushed.weights, stockPolicy: pushed.stock };
+    return {
+      clients,
+      byKind,
+      weights: pushed.weights,
+      stockPolicy: pushed.stock,
+      ...(pushed.cache ? { cache: pushed.cache } : {}),
+    };
   }
 }
 

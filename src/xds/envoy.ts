@@ -1,5 +1,6 @@
 import { parseListenAddress } from '../grpc/address.js';
 import { upstreamAccessLog } from './access-log-config.js';
+import { cachedAction, cacheableMethods } from './cache-path.js';
 import { packAny, type AnyMessage } from './proto.js';
 import { circuitBreakers } from './proxyless.js';
 import { duration, envoyAction, matchRoutes, type Msg } from './routes.js';
@@ -58,25 +59,43 @@ function disable(names: readonly string[]): Msg {
   return { typed_per_filter_config: Object.fromEntries(names.map((n) => [n, off])) };
 }
 
-/** The pool's routes on an Envoy listener. Idempotent methods it serves get hedged routes of their own. */
-function poolRoutes(pool: XdsPoolInput, adaptive: readonly string[]): { exact: Msg[]; prefix: Msg[] } {
+/**
+ * The pool's routes on an Envoy listener. Idempotent methods it serves get hedged routes of their
+ * own, and cacheable methods routes through the routers (cache-path.ts); a method it serves by its
+ * service gets such a route only when no pool claims that method exactly (`exactlyClaimed`), since
+ * the router would send it to that pool.
+ */
+function poolRoutes(
+  pool: XdsPoolInput,
+  adaptive: readonly string[],
+  exactlyClaimed: ReadonlySet<string>,
+): { exact: Msg[]; prefix: Msg[] } {
   const { exact, prefix } = matchRoutes(pool);
   const hedging = pool.spec.hedging.enabled;
   const idempotent = new Set(hedging ? pool.spec.idempotentMethods : []);
+  const cached = new Set(cacheableMethods(pool));
   const services = new Set(pool.match.services);
-  const extra = [...idempotent]
-    .filter((m) => !pool.match.methods.includes(m) && services.has(m.split('/')[1] ?? ''))
+  const extra = [...new Set([...idempotent, ...cached])]
+    .filter((m) => !exactlyClaimed.has(m) && services.has(m.split('/')[1] ?? ''))
     .map((m) => ({ path: m }));
   const others = disable(adaptive.filter((n) => n !== adaptiveFilterName(pool)));
-  const route = (match: Msg, hedged: boolean): Msg => ({
+  // A cache hit's quick answer would lower the pool's minimum RTT, so no adaptive concurrency filter
+  // samples a cacheable method's route: the router limits its misses' concurrency itself.
+  const route = (match: Msg, action: Msg, filters = others): Msg => ({
     name: `${pool.key} ${String(match.path ?? match.prefix)}`,
     match,
-    route: envoyAction(pool, hedged),
-    ...others,
+    route: action,
+    ...filters,
   });
+  const exactRoute = (m: Msg) => {
+    const path = String(m.path);
+    return cached.has(path)
+      ? route(m, cachedAction(pool), disable(adaptive))
+      : route(m, envoyAction(pool, idempotent.has(path)));
+  };
   return {
-    exact: [...exact, ...extra].map((m) => route(m, idempotent.has(String(m.path)))),
-    prefix: prefix.map((m) => route(m, false)),
+    exact: [...exact, ...extra].map(exactRoute),
+    prefix: prefix.map((m) => route(m, envoyAction(pool, false))),
   };
 }
 
@@ -101,7 +120,8 @@ const byKey = (pools: readonly XdsPoolInput[]) => [...pools].sort((a, b) => a.ke
 export function envoyRoutes(fleet: EnvoyFleet, pools: readonly XdsPoolInput[]): Msg {
   const sorted = byKey(pools);
   const adaptive = adaptiveFilters(sorted).map((f) => f.name);
-  const parts = sorted.map((p) => poolRoutes(p, adaptive));
+  const exactlyClaimed = new Set(sorted.flatMap((p) => p.match.methods));
+  const parts = sorted.map((p) => poolRoutes(p, adaptive, exactlyClaimed));
   const claimed = new Set<string>();
   const unclaimed = (r: Msg) => {
     const m = r.match as Msg;

@@ -2,6 +2,14 @@ import { createHash } from 'node:crypto';
 import type { WirePool } from '../control/messages.js';
 import { isUrgent } from '../control/urgency.js';
 import { formatAddress, parseListenAddress } from '../grpc/address.js';
+import {
+  cacheableMethods,
+  cachedCluster,
+  cachedClusterName,
+  routersCluster,
+  routersClusterName,
+  routersLoadAssignment,
+} from './cache-path.js';
 import { clusterLoadAssignment } from './endpoints.js';
 import { envoyCluster, envoyListener, envoyRoutes } from './envoy.js';
 import { packAny, type AnyMessage } from './proto.js';
@@ -71,7 +79,7 @@ export class XdsResources {
       this.weights.delete(key);
       if (!before) return { changed: false, urgent: false };
       this.pools.delete(key);
-      this.byName.delete(resourceName(key));
+      for (const n of names(key)) this.byName.delete(n);
       this.addresses.delete(key);
       this.generation++;
       return { changed: true, urgent: true };
@@ -81,7 +89,7 @@ export class XdsResources {
     const weights = keeper.update(input.endpoints);
     const entry = this.build(input, weights);
     this.pools.set(key, entry);
-    this.byName.set(resourceName(key), key);
+    for (const n of names(key)) this.byName.set(n, key);
     this.addresses.set(key, dialled(input));
     // The fleet listener and routes are built from the inputs later (per fleet), so a new input
     // counts as a change even when this pool's own resources came out the same.
@@ -95,7 +103,7 @@ export class XdsResources {
     return [...this.pools.keys()];
   }
 
-  /** The pool a resource belongs to (every resource of a pool is named NAME.NAMESPACE). */
+  /** The pool a resource belongs to (a pool's resources are named NAME.NAMESPACE, cache-path.ts's after it). */
   keyOf(name: string): string | undefined {
     return this.byName.get(name);
   }
@@ -110,10 +118,16 @@ export class XdsResources {
     return key && address ? { pool: key, address } : undefined;
   }
 
-  /** The weight pushed for each endpoint of a pool and the stock policy chosen (for status). */
-  pushed(key: string): { weights: ReadonlyMap<string, number>; stock: StockPolicy } | undefined {
+  /**
+   * The weight pushed for each endpoint of a pool, the stock policy chosen, and the cacheable methods
+   * Envoys send through how many routers (for status).
+   */
+  pushed(
+    key: string,
+  ): { weights: ReadonlyMap<string, number>; stock: StockPolicy; cache?: XdsPoolInput['cache'] } | undefined {
     const e = this.pools.get(key);
-    return e && { weights: e.weights, stock: e.stock };
+    const cache = e?.input.cache;
+    return e && { weights: e.weights, stock: e.stock, ...(cache?.methods.length ? { cache } : {}) };
   }
 
   /** Every resource a client of `view` may be sent (Envoys: those of its fleet). */
@@ -165,8 +179,19 @@ export class XdsResources {
       envoy: [
         [TYPE.cluster, this.encode(TYPE.cluster, envoyCluster(input))],
         [TYPE.endpoint, cla],
+        ...this.cachePath(input),
       ],
     };
+  }
+
+  /** A pool with cacheable methods: the routers' cluster and endpoints and the aggregate cluster. */
+  private cachePath(input: XdsPoolInput): [TypeUrl, Encoded][] {
+    if (cacheableMethods(input).length === 0) return [];
+    return [
+      [TYPE.cluster, this.encode(TYPE.cluster, routersCluster(input))],
+      [TYPE.endpoint, this.encode(TYPE.endpoint, routersLoadAssignment(input))],
+      [TYPE.cluster, this.encode(TYPE.cluster, cachedCluster(input))],
+    ];
   }
 
   private encode(type: TypeUrl, resource: Msg): Encoded {
@@ -176,6 +201,9 @@ export class XdsResources {
     return { name, any, hash: createHash('sha256').update(any.value).digest('base64url').slice(0, 16) };
   }
 }
+
+/** Every name a pool's resources go by. */
+const names = (key: string) => [resourceName(key), routersClusterName(key), cachedClusterName(key)];
 
 function dialled(input: XdsPoolInput): Map<string, string> {
   const out = new Map<string, string>();

@@ -16,6 +16,12 @@ export interface XdsPoolInput {
    * otherwise least-request, which reacts to queues.
    */
   readonly offeredCallsPerSec?: number;
+  /**
+   * The CacheTier serving the pool, when it has one: its cacheable methods (full gRPC paths), which
+   * Envoy sends through the routers that serve the pool (src/xds/cache-path.ts), and those routers'
+   * data-plane addresses (IP:port; none: Envoy sends them to the backends too).
+   */
+  readonly cache?: { readonly methods: readonly string[]; readonly routers: readonly string[] };
 }
 
 export interface XdsEndpointInput {

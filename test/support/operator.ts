@@ -74,11 +74,12 @@ export function reconciles(op: Operator, kind: 'BackendPool' | 'CacheTier'): Pro
 
 /**
  * sibyl routers in this process, each subscribed to the operator's control API on `port` over TLS
- * (trusting `ca`) with a ServiceAccount token, serving the pools of `namespace`.
+ * (trusting `ca`) with a ServiceAccount token, serving the pools of `namespace`; with `advertise`, each
+ * offers its address to data planes (router --advertise).
  */
 export async function subscribedRouters(
   ids: readonly string[],
-  o: { port: number; ca: Buffer; token: string; namespace: string },
+  o: { port: number; ca: Buffer; token: string; namespace: string; advertise?: boolean },
 ): Promise<{ routers: Router[]; links: ControlClient[] }> {
   const routers: Router[] = [];
   const links: ControlClient[] = [];
@@ -93,6 +94,8 @@ export async function subscribedRouters(
         routerId: id,
         namespace: o.namespace,
         version: 'test',
+        // Envoy reaches the router where it listens (127.0.0.1:PORT).
+        ...(o.advertise ? { advertise: router.address } : {}),
         log: makeLogger('router', 'silent'),
       }),
     );

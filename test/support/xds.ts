@@ -15,7 +15,7 @@ import type { XdsServerOptions } from '../../src/xds/server.js';
 import type { ResourceMutator } from '../../src/xds/resources.js';
 import type { Msg } from '../../src/xds/routes.js';
 import { TYPE, type XdsEndpointInput, type XdsPoolInput } from '../../src/xds/types.js';
-import { echo, quiet, type DemoClient } from './grpc.js';
+import { demoClient, echo, quiet, type DemoClient } from './grpc.js';
 import { logDir } from './procs.js';
 import { waitFor } from './wait.js';
 
@@ -235,3 +235,15 @@ export const EnvoyProcess = {
   create: (name: string, baseId: number, opts: BootstrapOptions): Promise<Envoy> =>
     Envoy.create(name, baseId, opts, { bin: 'envoy', dir: logDir }),
 };
+
+/** An Envoy started and ready (its listener from LDS accepting), and a demo client dialling it. */
+export async function startEnvoy(
+  name: string,
+  baseId: number,
+  opts: BootstrapOptions,
+): Promise<{ envoy: Envoy; client: DemoClient }> {
+  const envoy = await EnvoyProcess.create(name, baseId, opts);
+  envoy.start();
+  await envoy.ready();
+  return { envoy, client: demoClient(envoy.listen) };
+}

@@ -49,8 +49,8 @@ export interface TierLatency {
   miss: Percentiles;
 }
 
-const ECHO = '/sibyl.demo.v1.Demo/Echo';
-const POOL = 'bench-cache';
+export const ECHO = '/sibyl.demo.v1.Demo/Echo';
+export const POOL = 'bench-cache';
 
 /**
  * The tiers' figures (grpc-js client), and references: each client calling a backend that answers at
@@ -182,13 +182,13 @@ export async function measureTierLatency(o: LatencyOptions): Promise<LatencyResu
   }
 }
 
-function pct(xs: number[]): Percentiles {
+export function pct(xs: number[]): Percentiles {
   const s = [...xs].sort((a, b) => a - b);
   return { p50: quantile(s, 0.5), p99: quantile(s, 0.99) };
 }
 
 /** One grpc-js client, one call at a time, each timed from the call to its callback. */
-class Caller {
+export class Caller {
   private readonly client: grpc.Client & {
     echo(req: object, cb: (err: grpc.ServiceError | null) => void): grpc.ClientUnaryCall;
   };
@@ -307,7 +307,7 @@ async function tierCounts(metricsAddr: string, tier: string): Promise<Record<'hi
  * Runs `phase` and fails unless the router counted exactly `want` more `tier` lookups of each result
  * meanwhile: figures that would not measure what they say are refused.
  */
-async function checked<T>(
+export async function checked<T>(
   metricsAddr: string,
   tier: string,
   want: Partial<Record<'hit' | 'miss', number>>,

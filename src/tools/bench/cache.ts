@@ -7,6 +7,8 @@ import { parseDuration } from '../../util/duration.js';
 import { SibylError } from '../../util/errors.js';
 import { replayTrace, type ReplayResult } from './cache-replay.js';
 import { measureTierLatency, type Percentiles, type TierLatency } from './cache-latency.js';
+import { formatEnvoyCache, measureEnvoyCache } from './cache-envoy.js';
+import { findTool } from './ghz.js';
 
 const HELP = `usage: sibyl bench cache [flags]
 
@@ -25,6 +27,11 @@ then p50/p99 latency of L1, L2 and L3 hits and of misses, measured through real 
   --backend-latency-ms N the backend's service time (default 2)
   --no-latency           hit ratios only
   --sweep N,N,…          other L1 capacities to replay, table only (default 250,1000,2000; "" for none)
+  --envoy-path           instead: p50/p99 of an L1 hit with Envoy as the data plane (Envoy programmed
+                         by sibyl's ADS → sibyl router), against a miss, Envoy alone and the direct
+                         path, side by side (--latency-calls, --backend-latency-ms apply)
+  --envoy PATH           Envoy binary (default: $SIBYL_ENVOY, PATH, the sibyl-tools cache)
+  --base-id N            the Envoys' --base-id, N and N+1 (default 340)
 `;
 
 /** The warming settings sibyl's policy runs with in the replay (its CRD fields). */
@@ -249,12 +256,18 @@ export async function run(argv: string[]): Promise<number> {
       'backend-latency-ms': { type: 'string' },
       'no-latency': { type: 'boolean', default: false },
       sweep: { type: 'string' },
+      'envoy-path': { type: 'boolean', default: false },
+      envoy: { type: 'string' },
+      'base-id': { type: 'string' },
     },
   });
   if (v.help) {
     console.log(HELP);
     return 0;
   }
+  const calls = int(v['latency-calls'], 'latency-calls', 2000, 10);
+  const backendLatencyMs = int(v['backend-latency-ms'], 'backend-latency-ms', 2, 0);
+  if (v['envoy-path']) return envoyPath(v, calls, backendLatencyMs);
   const zipfS = v['zipf-s'] === undefined ? DEFAULT_TRACE.zipfS : Number(v['zipf-s']);
   if (!(zipfS >= 0)) throw new SibylError('ERR_USAGE', '--zipf-s must be a number ≥ 0');
   const trace: TraceSpec = {
@@ -264,7 +277,6 @@ export async function run(argv: string[]): Promise<number> {
     seed: int(v.seed, 'seed', DEFAULT_TRACE.seed, 0),
     zipfS,
   };
-  const calls = int(v['latency-calls'], 'latency-calls', 2000, 10);
   const json = v.json;
   const log = json ? () => undefined : (l: string) => console.log(l);
   const { result, details } = await runCacheBench({
@@ -276,7 +288,7 @@ export async function run(argv: string[]): Promise<number> {
       : {
           calls,
           warmup: Math.min(500, calls),
-          backendLatencyMs: int(v['backend-latency-ms'], 'backend-latency-ms', 2, 0),
+          backendLatencyMs,
           responseBytes: 512,
           redisUrl: v['redis-url'],
         },
@@ -286,5 +298,39 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (json) console.log(JSON.stringify(result));
   else console.log(`\n${formatCacheBench(result, details)}`);
+  return 0;
+}
+
+/** `--envoy-path`: a hit through Envoy → router against a miss, Envoy alone and direct (cache-envoy.ts). */
+async function envoyPath(
+  v: { json?: boolean; envoy?: string; 'base-id'?: string },
+  calls: number,
+  backendLatencyMs: number,
+): Promise<number> {
+  const envoyBin = findTool('envoy', v.envoy, 'SIBYL_ENVOY');
+  if (!envoyBin)
+    throw new SibylError('ERR_USAGE', '--envoy-path needs an Envoy: --envoy PATH or $SIBYL_ENVOY');
+  const log = v.json ? () => undefined : (l: string) => console.log(l);
+  log(`▶ a cache hit with Envoy as the data plane (${calls} calls per path, backend ${backendLatencyMs} ms)`);
+  const loadAverage = loadavg()[0] ?? 0;
+  const l = await measureEnvoyCache({
+    calls,
+    warmup: Math.min(500, calls),
+    backendLatencyMs,
+    responseBytes: 512,
+    envoyBin,
+    baseId: int(v['base-id'], 'base-id', 340, 0),
+    log,
+  });
+  if (v.json) console.log(JSON.stringify({ envoyPath: l }));
+  else
+    console.log(
+      [
+        '',
+        `One call at a time from a grpc-js client on loopback, ${cpus().length} CPUs, load average ${loadAverage.toFixed(1)} at the start; Envoy --concurrency 1.`,
+        '',
+        ...formatEnvoyCache(l),
+      ].join('\n'),
+    );
   return 0;
 }

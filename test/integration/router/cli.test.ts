@@ -63,6 +63,14 @@ it('refuses a bad routes file with exit status 2, the field path and the reason'
   expect(r.stderr()).toContain('pools[0].timeout: must be a duration');
 });
 
+it('refuses an --advertise address Envoy could not dial, with exit status 2', async () => {
+  for (const bad of [':8080', 'router-0.shop:8080', '10.0.0.7:0']) {
+    const r = sibyl(['router', '--control', '127.0.0.1:1', '--control-insecure', '--advertise', bad]);
+    expect(await r.exit).toBe(2);
+    expect(r.stderr()).toContain(`--advertise "${bad}" must be an IP address and a port Envoy can dial`);
+  }
+});
+
 it('backend and router run as processes: calls, /control, /metrics, reload, and a graceful drain on SIGTERM', async () => {
   const backend = sibyl([
     'backend',

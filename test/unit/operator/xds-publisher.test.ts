@@ -1,7 +1,7 @@
 import { resolvePoolSpec } from '../../../src/api/resolve.js';
 import type { PoolObject } from '../../../src/operator/context.js';
 import type { AssessedEndpoint, PoolView } from '../../../src/operator/pool-view.js';
-import { XdsPublisher, serviceTimeMs, xdsPoolInput } from '../../../src/operator/xds-publisher.js';
+import { XdsPublisher, serviceTimeMs, xdsCache, xdsPoolInput } from '../../../src/operator/xds-publisher.js';
 import type { EndpointView } from '../../../src/telemetry/fleet.js';
 import { systemClock } from '../../../src/util/clock.js';
 import { makeLogger } from '../../../src/util/log.js';
@@ -118,7 +118,8 @@ describe('XdsPublisher', () => {
         xds.setPool(k, i);
       },
     };
-    const p = new XdsPublisher(sink, 30_000, (k) => removed.push(k));
+    const noCache = { entry: () => undefined, routers: () => [] };
+    const p = new XdsPublisher(sink, 30_000, noCache, (k) => removed.push(k));
     const v = viewOf([
       { address: '10.0.0.1:80', view: ev({ p50Ms: 2 }) },
       { address: '10.0.0.2:80', view: ev({ p50Ms: 8 }) },
@@ -134,5 +135,35 @@ describe('XdsPublisher', () => {
     p.publish('ns/p', undefined);
     expect(xds.pool('ns/p')).toBeUndefined();
     expect(removed).toEqual(['ns/p']);
+  });
+});
+
+describe('xdsCache', () => {
+  const entry = (methods: string[]) => ({
+    cacheJson: JSON.stringify({ methods: methods.map((method) => ({ method, ttl: '5m' })) }),
+    flushToken: '',
+  });
+
+  it("takes the tier's cacheable methods, sorted, and the routers Envoy can dial", () => {
+    expect(
+      xdsCache(entry(['/a.S/Z', '/a.S/A']), [
+        '10.0.0.9:8080',
+        '[fd00::2]:8080',
+        'router-0.svc:8080',
+        ':8080',
+        '0.0.0.0:1',
+        'junk',
+      ]),
+    ).toEqual({ methods: ['/a.S/A', '/a.S/Z'], routers: ['10.0.0.9:8080', '[fd00::2]:8080'] });
+  });
+
+  it('is absent without a tier, or with a tier caching nothing', () => {
+    expect(xdsCache(undefined, ['10.0.0.9:8080'])).toBeUndefined();
+    expect(xdsCache({ cacheJson: '', flushToken: '' }, [])).toBeUndefined();
+    expect(xdsCache(entry([]), ['10.0.0.9:8080'])).toBeUndefined();
+  });
+
+  it('keeps the methods with no router, so Envoy still has their routes (to the backends)', () => {
+    expect(xdsCache(entry(['/a.S/A']), [])).toEqual({ methods: ['/a.S/A'], routers: [] });
   });
 });
