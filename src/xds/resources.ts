@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { WirePool } from '../control/messages.js';
 import { isUrgent } from '../control/urgency.js';
-import { formatAddress, parseListenAddress } from '../grpc/address.js';
-import { clusterLoadAssignment } from './endpoints.js';
+import { formatAddress } from '../grpc/address.js';
+import { clusterLoadAssignment, dataPlaneAddress } from './endpoints.js';
 import { envoyCluster, envoyListener, envoyRoutes } from './envoy.js';
 import { packAny, type AnyMessage } from './proto.js';
 import { proxylessCluster, proxylessListener, stockPolicy, type StockPolicy } from './proxyless.js';
@@ -180,7 +180,7 @@ export class XdsResources {
 function dialled(input: XdsPoolInput): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of input.endpoints) {
-    const { host, port } = parseListenAddress(e.address, `endpoint ${e.address} of ${input.key}:`);
+    const { host, port } = dataPlaneAddress(e.address, `endpoint ${e.address} of ${input.key}:`);
     out.set(formatAddress(host, port), e.address);
   }
   return out;
