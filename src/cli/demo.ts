@@ -53,5 +53,9 @@ export async function run(argv: string[]): Promise<number> {
     cache: !v['no-cache'],
     say: (l) => console.log(l),
   });
+  // With --keep the operator runs on, and the proxyless client's ADS stream to it would hold this
+  // process open: @grpc/grpc-js-xds's shared xDS client has no close. Everything left running is
+  // detached, so leave now.
+  if (v.keep) process.exit(0);
   return 0;
 }

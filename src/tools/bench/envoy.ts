@@ -49,14 +49,27 @@ export class EnvoyProcess {
     return new EnvoyProcess(name, baseId, { ...opts, listen, admin }, place);
   }
 
-  /** `detached`: in a process group of its own, as `sibyl demo --keep` leaves its processes. */
+  /**
+   * `detached`: in a process group of its own, to outlive this process (`sibyl demo --keep`). Envoy
+   * takes SIGTERM when its parent process exits (seen with the 1.40 wheel, whatever the process group),
+   * so a detached Envoy runs under a shell that stays as its parent: stopping the shell stops Envoy.
+   */
   start(opts: { detached?: boolean } = {}): ChildProcess {
     const log = openSync(this.log, 'a');
-    const child = spawn(
-      this.place.bin,
-      ['-c', this.file, '--concurrency', '1', '--base-id', String(this.baseId), '--log-level', 'warn'],
-      { stdio: ['ignore', log, log], detached: opts.detached === true },
-    );
+    const args = [
+      '-c',
+      this.file,
+      '--concurrency',
+      '1',
+      '--base-id',
+      String(this.baseId),
+      '--log-level',
+      'warn',
+    ];
+    const stdio: ['ignore', number, number] = ['ignore', log, log];
+    const child = opts.detached
+      ? spawn('sh', ['-c', '"$@" & wait $!', 'envoy', this.place.bin, ...args], { stdio, detached: true })
+      : spawn(this.place.bin, args, { stdio });
     closeSync(log); // the child has its own copy
     this.child = child;
     return child;
