@@ -18,7 +18,7 @@ kube-apiserver, etcd, kubectl, Envoy); \`make demo\` does both.
   --rps N               calls per second of traffic (default 200)
   --phase-seconds N     length of each measured phase (default 15)
   --policies LIST       policies the proxyless client runs, one phase each (default RoundRobin,Predictive)
-  --no-cache            skip the CacheTier phase (and the routers' traffic)`;
+  --no-cache            skip the routers and CacheTier phases`;
 
 // Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
 // ts-unused-exports:disable-next-line

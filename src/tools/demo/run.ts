@@ -185,10 +185,15 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       await measure(`grpc-js ${policy}`);
     }
     if (o.cache) {
-      o.say(
-        '▶ kubectl apply CacheTier shop-cache: Echo cached 10 s, L1 in each router, L2 in a Redis, warming on; traffic through the two routers (CacheTiers are served by routers)',
-      );
+      // CacheTiers are served by sibyl routers: the same traffic goes through them, first without the
+      // tier (the routers learn the pool, and the row to compare the cache with), then with it.
+      const last = o.policies[o.policies.length - 1] ?? '';
+      o.say('▶ routers: the same traffic through two sibyl routers, the data path of CacheTiers');
       traffic.to({ targets: routers });
+      await measure(`routers ${last}`);
+      o.say(
+        '▶ kubectl apply CacheTier shop-cache: Echo cached 10 s, L1 in each router, L2 in a Redis, warming on',
+      );
       redis = await startRedisServer({ detached: true });
       appendFileSync(join(logs, 'pids'), `${redis.pid}\n`);
       cluster.kubectl(['apply', '-f', '-'], cacheTierJson(NS, 'shop-cache', 'shop', redis.url));
@@ -197,7 +202,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         30_000,
         'CacheTier shop-cache to be Ready with its Redis reachable',
       );
-      await measure(`routers ${o.policies[o.policies.length - 1] ?? ''}+cache`);
+      await measure(`routers ${last}+cache`);
     }
     // Data planes report every second and the operator writes status every two: let it catch up.
     await sleep(3000);
