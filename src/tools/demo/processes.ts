@@ -46,6 +46,12 @@ export class Processes {
     }
   }
 
+  /** A child started elsewhere (the Envoy), stopped and recorded like the others. */
+  adopt(name: string, child: ChildProcess): void {
+    this.children.push({ name, child });
+    appendFileSync(join(this.logDir, 'pids'), `${child.pid}\n`);
+  }
+
   /** Lets the demo exit while the children run on (KEEP=1). */
   detach(): void {
     for (const { child } of this.children) child.unref();

@@ -1,13 +1,13 @@
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededRandom } from '../../util/clock.js';
-import { formatMs } from '../../util/duration.js';
 import { startRedisServer, type RedisServer } from '../../util/redis-server.js';
 import { Zipf } from '../../util/zipf.js';
-import { makeServingCert } from './certs.js';
 import { LocalCluster } from './cluster.js';
+import { proxylessPath, startEnvoy, startRouters } from './dataplanes.js';
 import { cacheTierJson, poolJson, serviceYaml, sliceJson, type DemoBackend } from './objects.js';
 import { Processes } from './processes.js';
+import { clearLine, phaseLine, progress, table } from './report.js';
 import { Traffic, type PhaseResult } from './traffic.js';
 
 export interface DemoOptions {
@@ -15,6 +15,7 @@ export interface DemoOptions {
   keep: boolean;
   rps: number;
   phaseSeconds: number;
+  /** The policies the proxyless grpc-js channel runs, one phase each (the pool's policy, patched). */
   policies: string[];
   /** Ends with a phase behind a CacheTier (L1 + L2 in a Redis the demo starts). */
   cache: boolean;
@@ -36,8 +37,11 @@ const BACKENDS: Array<{ name: string; latencyMs: number }> = [
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * `sibyl demo`: a local control plane, six backends, the operator and two routers connected to it,
- * traffic, the same traffic under each policy, and what `kubectl` shows at the moment that matters.
+ * `sibyl demo`: a local control plane, six backends, the operator, and the data planes it programs: an
+ * Envoy over xDS (the data path of most of the demo), a proxyless grpc-js channel in this process
+ * running sibyl's policy, and two routers for the CacheTier. The same open-loop traffic goes through
+ * each in turn while a backend slows and another fails, then what `kubectl` shows of it all.
+ * `stateDir/results.json` keeps each phase's figures (the demo's test reads them).
  */
 export async function runDemo(o: DemoOptions): Promise<void> {
   rmSync(o.stateDir, { recursive: true, force: true });
@@ -71,8 +75,8 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       }),
     );
     const token = cluster.kubectl(['create', 'token', 'sibyl-router', '-n', NS, '--duration', '24h']).trim();
-    writeFileSync(join(o.stateDir, 'router-token'), token);
-    const tls = makeServingCert(join(o.stateDir, 'tls'));
+    const tokenFile = join(o.stateDir, 'router-token');
+    writeFileSync(tokenFile, token);
 
     o.say('▶ starting six sibyl backends (b5 will slow down, b6 will start failing)');
     const backends: DemoBackend[] = [];
@@ -105,10 +109,11 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     }
     cluster.kubectl(['apply', '-f', '-'], serviceYaml(NS, 'shop'));
     for (const b of backends) cluster.kubectl(['apply', '-f', '-'], sliceJson(NS, 'shop', b));
-    cluster.kubectl(['apply', '-f', '-'], poolJson(NS, 'shop', 'shop', o.policies[0] ?? 'RoundRobin'));
+    cluster.kubectl(['apply', '-f', '-'], poolJson(NS, 'shop', 'shop', o.policies[0] ?? 'Predictive'));
 
-    o.say('▶ starting the operator and two routers subscribed to it');
+    o.say('▶ starting the operator, an Envoy it programs over xDS, and two routers (for the cache)');
     const controlPort = 20000 + Math.floor(Math.random() * 20000);
+    const server = `127.0.0.1:${controlPort}`;
     await procs.start('operator', [
       'operator',
       '--kubeconfig',
@@ -122,11 +127,11 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       '--status-interval',
       '2s',
       '--control-addr',
-      `127.0.0.1:${controlPort}`,
-      '--control-cert',
-      join(tls.dir, 'tls.crt'),
-      '--control-key',
-      join(tls.dir, 'tls.key'),
+      server,
+      // Plaintext on loopback: @grpc/grpc-js-xds 1.14 speaks neither TLS nor tokens to its xDS
+      // server. Routers still present their ServiceAccount token; a cluster install uses TLS.
+      '--control-insecure',
+      '--xds-allow-unauthenticated',
       '--allowed-routers',
       `${NS}/sibyl-router`,
       '--push-interval',
@@ -134,42 +139,22 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       '--report-interval',
       '1s',
     ]);
-    const routers: string[] = [];
-    for (const r of ['router-1', 'router-2']) {
-      const a = await procs.start(
-        r,
-        [
-          'router',
-          '--control',
-          `localhost:${controlPort}`,
-          '--control-ca',
-          join(tls.dir, 'ca.crt'),
-          '--token-file',
-          join(o.stateDir, 'router-token'),
-          '--namespace',
-          NS,
-          '--router-id',
-          r,
-          '--listen',
-          '127.0.0.1:0',
-          '--metrics-addr',
-          '127.0.0.1:0',
-        ],
-        { waitForJson: true },
-      );
-      routers.push(String(a.listening));
-    }
+    const envoy = await startEnvoy({ server, namespace: NS, baseId: controlPort, logs, procs });
+    const routers = await startRouters({ procs, controlPort, tokenFile, namespace: NS });
     await waitFor(
-      () => JSON.parse(cluster.kubectl(['get', 'bp', 'shop', '-n', NS, '-o', 'json'])).status?.routers === 2,
+      () => {
+        const st = poolStatus(cluster);
+        return st.routers === 2 && (st.dataPlanes?.byKind?.envoy ?? 0) >= 1;
+      },
       30_000,
-      'both routers to subscribe',
+      'the Envoy and both routers to subscribe',
     );
 
-    const traffic = new Traffic(routers, o.rps, 1000, seededRandom(7), new Zipf(2000, 1));
+    const traffic = new Traffic({ targets: [envoy.listen] }, o.rps, 1000, seededRandom(7), new Zipf(2000, 1));
     traffic.onTick = progress(o.say);
     traffic.start();
     o.say(
-      `▶ traffic: ${o.rps} calls/s of Echo (2,000 keys, Zipf popularity) through both routers; warming up`,
+      `▶ traffic: ${o.rps} calls/s of Echo (2,000 keys, Zipf popularity) through Envoy (${envoy.listen}); warming up`,
     );
     await sleep(5000);
     o.say('▶ trouble: b5 slows down to ~120 ms per call; b6 starts failing 60% of its calls');
@@ -178,30 +163,34 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     await sleep(3000);
 
     const results: PhaseResult[] = [];
-    for (const policy of o.policies) {
-      cluster.kubectl([
-        'patch',
-        'bp',
-        'shop',
-        '-n',
-        NS,
-        '--type',
-        'merge',
-        '-p',
-        JSON.stringify({ spec: { balancing: { policy } } }),
-      ]);
-      o.say(`▶ kubectl patch bp shop: policy ${policy}`);
+    const measure = async (name: string) => {
       await sleep(2000);
       traffic.discard();
       await sleep(o.phaseSeconds * 1000);
-      const r = traffic.phase(policy);
+      const r = traffic.phase(name);
       results.push(r);
       clearLine();
-      o.say(
-        `  ${policy}: p50 ${formatMs(r.p50Ms)}, p99 ${formatMs(r.p99Ms)}, errors ${r.errors} of ${r.calls}`,
-      );
+      o.say(phaseLine(r));
+    };
+    o.say("▶ Envoy: LEAST_REQUEST with sibyl's endpoint weights, learned from Envoy's access logs");
+    await measure('envoy');
+
+    const pool = `shop.${NS}`;
+    o.say(`▶ proxyless: a grpc-js channel to xds:///${pool} running sibyl's policy in process`);
+    traffic.to(proxylessPath(server, pool));
+    await traffic.ready(30_000);
+    for (const policy of o.policies) {
+      patchPolicy(cluster, policy);
+      o.say(`▶ kubectl patch bp shop: policy ${policy} (the grpc-js channel runs it)`);
+      await measure(`grpc-js ${policy}`);
     }
     if (o.cache) {
+      // CacheTiers are served by sibyl routers: the same traffic goes through them, first without the
+      // tier (the routers learn the pool, and the row to compare the cache with), then with it.
+      const last = o.policies[o.policies.length - 1] ?? '';
+      o.say('▶ routers: the same traffic through two sibyl routers, the data path of CacheTiers');
+      traffic.to({ targets: routers });
+      await measure(`routers ${last}`);
       o.say(
         '▶ kubectl apply CacheTier shop-cache: Echo cached 10 s, L1 in each router, L2 in a Redis, warming on',
       );
@@ -213,21 +202,20 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         30_000,
         'CacheTier shop-cache to be Ready with its Redis reachable',
       );
-      await sleep(2000);
-      traffic.discard();
-      await sleep(o.phaseSeconds * 1000);
-      const name = `${o.policies[o.policies.length - 1] ?? ''}+cache`;
-      const r = traffic.phase(name);
-      results.push(r);
-      clearLine();
-      o.say(
-        `  ${name}: p50 ${formatMs(r.p50Ms)}, p99 ${formatMs(r.p99Ms)}, errors ${r.errors} of ${r.calls}`,
-      );
-      // Routers report every second and the operator writes status every two: let it catch up.
-      await sleep(3000);
+      await measure(`routers ${last}+cache`);
     }
+    // Data planes report every second and the operator writes status every two: let it catch up.
+    await sleep(3000);
     traffic.onTick = undefined;
     clearLine();
+    // Envoy's own count of the calls it sent the pool's backends: the Envoy phase went through it.
+    const envoyUpstream = /sibyl_demo_shop\.upstream_rq_total: (\d+)/.exec(
+      await envoy.adminGet('/stats?filter=upstream_rq_total'),
+    )?.[1];
+    writeFileSync(
+      join(o.stateDir, 'results.json'),
+      JSON.stringify({ phases: results, envoyUpstreamRequests: Number(envoyUpstream ?? 0) }, null, 2),
+    );
     o.say('');
     o.say(
       table(
@@ -265,6 +253,21 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   }
 }
 
+interface PoolStatus {
+  routers?: number;
+  dataPlanes?: { byKind?: Record<string, number> };
+}
+
+function poolStatus(cluster: LocalCluster): PoolStatus {
+  return (JSON.parse(cluster.kubectl(['get', 'bp', 'shop', '-n', NS, '-o', 'json'])).status ??
+    {}) as PoolStatus;
+}
+
+function patchPolicy(cluster: LocalCluster, policy: string): void {
+  const patch = JSON.stringify({ spec: { balancing: { policy } } });
+  cluster.kubectl(['patch', 'bp', 'shop', '-n', NS, '--type', 'merge', '-p', patch]);
+}
+
 async function control(b: DemoBackend, patch: object): Promise<void> {
   const r = await fetch(`http://${b.metrics}/control`, {
     method: 'POST',
@@ -292,43 +295,4 @@ async function waitFor(check: () => boolean, ms: number, what: string): Promise<
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(250);
   }
-}
-
-const tty = process.stdout.isTTY;
-function clearLine(): void {
-  if (tty) process.stdout.write('\r\x1b[2K');
-}
-
-function progress(say: (l: string) => void) {
-  let last = 0;
-  return (s: { sent: number; inflight: number; recent: Array<{ ms: number; ok: boolean }> }) => {
-    const now = Date.now();
-    if (now - last < (tty ? 250 : 5000)) return;
-    last = now;
-    const ok = s.recent
-      .filter((x) => x.ok)
-      .map((x) => x.ms)
-      .sort((a, b) => a - b);
-    const p50 = ok[Math.floor(ok.length / 2)] ?? NaN;
-    const errs = s.recent.filter((x) => !x.ok).length;
-    const line = `  … ${s.sent} calls sent, ${s.inflight} in flight, recent p50 ${formatMs(p50)}, recent errors ${errs}/${s.recent.length}`;
-    if (tty) process.stdout.write(`\r\x1b[2K${line}`);
-    else say(line);
-  };
-}
-
-/** Every backend gets a column, also one that served nothing (a failing one behind an open breaker). */
-function table(rows: PhaseResult[], backends: string[]): string {
-  const head = ['policy', 'calls', 'p50', 'p99', 'errors', ...backends.map((b) => `%${b}`)];
-  const body = rows.map((r) => [
-    r.name,
-    String(r.calls),
-    formatMs(r.p50Ms),
-    formatMs(r.p99Ms),
-    `${((100 * r.errors) / Math.max(1, r.calls)).toFixed(2)}%`,
-    ...backends.map((b) => `${((100 * (r.byBackend[b] ?? 0)) / Math.max(1, r.ok)).toFixed(0)}`),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)));
-  const fmt = (row: string[]) => row.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
-  return [fmt(head), fmt(widths.map((w) => '-'.repeat(w))), ...body.map(fmt)].join('\n');
 }

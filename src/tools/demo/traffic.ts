@@ -21,14 +21,21 @@ interface Sample {
   backend: string;
 }
 
+/** Where the traffic goes: gRPC targets (an Envoy, routers, or xds:///NAME.NAMESPACE), with channel options. */
+export interface TrafficPath {
+  targets: string[];
+  options?: grpc.ClientOptions;
+}
+
 /**
- * Open-loop traffic (a Poisson stream at `rps`, spread over the routers) of Echo calls with a
+ * Open-loop traffic (a Poisson stream at `rps`, spread over the path's targets) of Echo calls with a
  * deadline, recorded per phase. Open loop, so a slow backend cannot slow the arrival of new calls
  * and hide its own tail (the "coordinated omission" trap). Each request names a key drawn from
  * `keys` (Zipf popularity, as real lookups have), so a cache in front of the pool has something to do.
  */
 export class Traffic {
-  private readonly clients: grpc.Client[];
+  private clients: grpc.Client[] = [];
+  private readonly opened: grpc.Client[] = [];
   private samples: Sample[] = [];
   private timer?: NodeJS.Timeout;
   private inflight = 0;
@@ -36,14 +43,37 @@ export class Traffic {
   onTick?: (s: { sent: number; inflight: number; recent: Sample[] }) => void;
 
   constructor(
-    routers: string[],
+    path: TrafficPath,
     private readonly rps: number,
     private readonly deadlineMs: number,
     private readonly random: Random,
     private readonly keys: Zipf,
   ) {
+    this.to(path);
+  }
+
+  /**
+   * Sends new calls along `path` from now on. The channels of earlier paths stay open, idle, until
+   * stop(): calls in flight finish there, and an xDS client stays connected to the operator, so
+   * `kubectl describe bp` at the end still lists it. The caller discards the samples that straddle.
+   */
+  to(path: TrafficPath): void {
     const Ctor = demoClientConstructor();
-    this.clients = routers.map((r) => new Ctor(r, grpc.credentials.createInsecure()));
+    this.clients = path.targets.map((t) => new Ctor(t, grpc.credentials.createInsecure(), path.options));
+    this.opened.push(...this.clients);
+  }
+
+  /** Resolves once every channel of the current path is connected (an xds: channel has its config). */
+  ready(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    return Promise.all(
+      this.clients.map(
+        (c) =>
+          new Promise<void>((resolve, reject) =>
+            c.waitForReady(deadline, (e) => (e ? reject(e) : resolve())),
+          ),
+      ),
+    ).then(() => undefined);
   }
 
   start(): void {
@@ -86,7 +116,7 @@ export class Traffic {
 
   stop(): void {
     clearInterval(this.timer);
-    for (const c of this.clients) c.close();
+    for (const c of this.opened) c.close();
   }
 
   private call(): void {

@@ -139,6 +139,16 @@ describe('ClusterLoadAssignment', () => {
     ]); // the duplicate address is left out: grpc-go refuses duplicates
     expect(clusterLoadAssignment(pool({}, []), new Map()).endpoints).toEqual([]);
   });
+
+  it('sends a loopback backend listed by name (b1.localhost, an FQDN EndpointSlice) as 127.0.0.1: xDS takes IPs only', () => {
+    const cla = clusterLoadAssignment(
+      pool({}, [{ address: 'b1.localhost:9001' }]),
+      new Map([['b1.localhost:9001', 7]]),
+    );
+    const ep = get(cla, 'endpoints.0.lb_endpoints.0');
+    expect(get(ep, 'endpoint.address.socket_address')).toEqual({ address: '127.0.0.1', port_value: 9001 });
+    expect(ep.load_balancing_weight).toEqual({ value: 7 });
+  });
 });
 
 describe('Envoy resources', () => {

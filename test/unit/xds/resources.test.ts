@@ -73,6 +73,13 @@ describe('XdsResources', () => {
     });
     expect(r.locate('p.ns', '10.0.0.2', 80)).toEqual({ pool: 'ns/p', address: '10.0.0.2:80' });
     expect(r.locate('v6.ns', '::1', 81)).toEqual({ pool: 'ns/v6', address: '[::1]:81' });
+    // A loopback backend listed by name (an FQDN EndpointSlice) is sent, and logged, as 127.0.0.1.
+    r.set('ns/named', {
+      ...pool([10]),
+      key: 'ns/named',
+      endpoints: [{ address: 'b1.localhost:82', ready: true, draining: false }],
+    });
+    expect(r.locate('named.ns', '127.0.0.1', 82)).toEqual({ pool: 'ns/named', address: 'b1.localhost:82' });
     expect(r.locate('p.ns', '10.0.0.9', 80)).toBeUndefined(); // not an endpoint of the pool
     expect(r.locate('other.ns', '10.0.0.1', 80)).toBeUndefined();
     r.set('ns/p', undefined);
