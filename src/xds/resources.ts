@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { WirePool } from '../control/messages.js';
 import { isUrgent } from '../control/urgency.js';
-import { formatAddress, parseListenAddress } from '../grpc/address.js';
+import { formatAddress } from '../grpc/address.js';
 import {
   cacheableMethods,
   cachedCluster,
