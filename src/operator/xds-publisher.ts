@@ -23,7 +23,9 @@ export interface XdsPoolSink {
  * time), and an endpoint no router called within the window has none (it then gets the pool's mean
  * capacity, src/xds/weights.ts). The model's per-call service-time prediction replaces it (issue 17).
  */
-export function serviceTimeMs(v: EndpointView | undefined): number | undefined {
+export function serviceTimeMs(
+  v: Pick<EndpointView, 'p50Ms' | 'recentP50Ms'> | undefined,
+): number | undefined {
   const medians = [v?.p50Ms, v?.recentP50Ms].filter((x): x is number => x !== undefined && x > 0);
   return medians.length ? roundTo(Math.min(...medians), 3) : undefined;
 }

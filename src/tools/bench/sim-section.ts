@@ -1,3 +1,4 @@
+import { verdict } from '../sim/report.js';
 import type { SimBenchResult } from './sim.js';
 
 const f1 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(1));
@@ -16,10 +17,12 @@ export function simSection(results: readonly SimBenchResult[], seeds: number): s
       `counts at the deadline), mean over ${seeds} seeds; error rate in brackets where any. ` +
       '`Predictive` is the policy with its built-in scoring (what a router runs without a model); ' +
       '`Predictive+model` scores with the shipped model (models/latency, what a router runs once the ' +
-      "operator pushes it). The targets are issue 7's, for `Predictive`.",
+      "operator pushes it). The targets are issue 7's, for `Predictive`. `EnvoyLeastRequest` and " +
+      "`WeightedRandom` are Envoy's weighted LEAST_REQUEST and a stock proxyless client's weighted pick, fed " +
+      "the endpoint weights the operator pushes; the Envoy targets are issue 16's, for `EnvoyLeastRequest`.",
     '',
-    `| scenario | ${policies.join(' | ')} | targets |`,
-    `| --- | ${policies.map(() => '---').join(' | ')} | --- |`,
+    `| scenario | ${policies.join(' | ')} | targets | Envoy targets |`,
+    `| --- | ${policies.map(() => '---').join(' | ')} | --- | --- |`,
   ];
   const misses: string[] = [];
   for (const r of results) {
@@ -29,12 +32,13 @@ export function simSection(results: readonly SimBenchResult[], seeds: number): s
       if (!s) return '-';
       return s.errorRate > 0.0005 ? `${f1(s.p99AllMs)} (${(100 * s.errorRate).toFixed(2)}%)` : f1(s.p99AllMs);
     });
-    const judged = r.targets.checks.filter((c) => c.met !== undefined);
-    const missed = judged.filter((c) => c.met === false);
-    for (const c of missed) misses.push(`- ${rep.scenario}: ${c.target}: ${c.detail}`);
-    const verdict =
-      missed.length === 0 ? `all ${judged.length} met` : `${missed.length} of ${judged.length} missed`;
-    out.push(`| ${rep.scenario} | ${cells.join(' | ')} | ${verdict} |`);
+    for (const t of [r.targets, r.dataPlaneTargets]) {
+      for (const c of t?.checks ?? []) {
+        if (c.met === false) misses.push(`- ${rep.scenario}, ${t!.candidate}: ${c.target}: ${c.detail}`);
+      }
+    }
+    const envoy = r.dataPlaneTargets ? verdict(r.dataPlaneTargets) : '-';
+    out.push(`| ${rep.scenario} | ${cells.join(' | ')} | ${verdict(r.targets)} | ${envoy} |`);
   }
   out.push('', misses.length === 0 ? 'Every target met.' : 'Targets missed:', ...misses, '');
   out.push('![p99 over all calls per policy per scenario, 95% intervals](sim-p99.svg)', '');

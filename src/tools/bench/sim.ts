@@ -12,7 +12,8 @@ import {
   type ScenarioRuns,
 } from '../sim/runner.js';
 import { loadScenario, type Scenario } from '../sim/scenario.js';
-import { evaluateTargets, type TargetReport } from '../sim/targets.js';
+import { ENVOY_LEAST_REQUEST } from '../sim/envoy-least-request.js';
+import { evaluateDataPlaneTargets, evaluateTargets, type TargetReport } from '../sim/targets.js';
 import { runGenerated } from './sim-generate.js';
 
 const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all | --generate N [--seed S]) [flags]
@@ -37,7 +38,7 @@ through each policy on a virtual clock, and prints a table per scenario with the
   --model DIR|none     adds the row Predictive+model: Predictive scoring with this latency model, as a
                        router does with the model the operator pushes (default models/latency; none:
                        no such row). The row Predictive is its built-in heuristic (no model).
-  --check              exit 1 when a target is missed`;
+  --check              exit 1 when a target is missed (Predictive's, or EnvoyLeastRequest's)`;
 
 function intFlag(flag: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -104,17 +105,25 @@ export async function simulateFiles(
     const t0 = performance.now();
     const runs = runScenario(scenario, { policies: o.policies, seeds: o.seeds, variants: o.variants });
     const targets = evaluateTargets(runs.report, scenario);
-    results.push({ scenario, runs, targets });
+    const dataPlaneTargets = runs.report.policies[ENVOY_LEAST_REQUEST]
+      ? evaluateDataPlaneTargets(runs.report, scenario)
+      : undefined;
+    results.push({ scenario, runs, targets, ...(dataPlaneTargets ? { dataPlaneTargets } : {}) });
     if (o.tables) {
       say(formatScenario(runs.report));
       say(formatTargets(targets));
+      if (dataPlaneTargets) say(formatTargets(dataPlaneTargets));
       say(`(${((performance.now() - t0) / 1000).toFixed(1)}s)\n`);
     }
   }
   if (o.tables && results.length > 1) {
     say(
       formatSummary(
-        results.map((r) => ({ report: r.runs.report, targets: r.targets })),
+        results.map((r) => ({
+          report: r.runs.report,
+          targets: r.targets,
+          ...(r.dataPlaneTargets ? { dataPlaneTargets: r.dataPlaneTargets } : {}),
+        })),
         o.policies,
       ),
     );
@@ -127,7 +136,7 @@ export async function simulateFiles(
     );
     for (const r of results) {
       const file = path.join(o.out, `${r.runs.report.scenario}.json`);
-      await writeFile(file, `${JSON.stringify({ ...r.runs.report, targets: r.targets }, null, 2)}\n`);
+      await writeFile(file, `${JSON.stringify(reportJson(r), null, 2)}\n`);
       written.push(file);
     }
     say(`wrote ${written.join(', ')}`);
@@ -139,7 +148,16 @@ export interface SimBenchResult {
   scenario: Scenario;
   runs: ScenarioRuns;
   targets: TargetReport;
+  /** Issue 16's targets for EnvoyLeastRequest, when it ran. */
+  dataPlaneTargets?: TargetReport;
 }
+
+/** A scenario's JSON: its report, Predictive's targets and EnvoyLeastRequest's when it ran. */
+const reportJson = (r: SimBenchResult) => ({
+  ...r.runs.report,
+  targets: r.targets,
+  ...(r.dataPlaneTargets ? { dataPlaneTargets: r.dataPlaneTargets } : {}),
+});
 
 export async function run(argv: string[]): Promise<number> {
   let values;
@@ -193,9 +211,11 @@ export async function run(argv: string[]): Promise<number> {
     say: values.json ? (l) => console.error(l) : (l) => console.log(l),
     tables: !values.json,
   });
-  const reports = results.map((r) => ({ ...r.runs.report, targets: r.targets }));
+  const reports = results.map(reportJson);
   if (values.json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
-  const missed = results.some((r) => r.targets.checks.some((c) => c.met === false));
+  const missed = results.some((r) =>
+    [r.targets, r.dataPlaneTargets].some((t) => t?.checks.some((c) => c.met === false)),
+  );
   return values.check && missed ? 1 : 0;
 }
 

@@ -10,6 +10,8 @@ import { EventQueue } from './event-queue.js';
 import { Recorder, type RunResult } from './metrics.js';
 import { Oracle } from './oracle.js';
 import { FLEET_LEAST_REQUEST, FleetLeastRequest } from './fleet-least-request.js';
+import { dataPlaneBalancer, isDataPlane } from './data-planes.js';
+import { OperatorWeights } from './operator-weights.js';
 import { NOISE_SIGMA, exponential, lognormalNoise, logUniform, stream } from './random.js';
 import { SimRouter, type PickWatcher, type SimEndpoint } from './router.js';
 import { capacityRps, expandServers, offeredRps, peakRps, type Scenario } from './scenario.js';
@@ -78,7 +80,10 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
   const deadlineMs = scenario.deadlineMs;
   const specs = expandServers(scenario);
   const servers = specs.map((s) => new SimServer(s, scenario.events, q, (c) => pool.release(c), warmupMs));
-  const telemetry = new Telemetry(servers);
+  const telemetry = new Telemetry(
+    servers,
+    isDataPlane(options.policy) ? new OperatorWeights(servers.length) : undefined,
+  );
   const recorder = new Recorder(
     servers.length,
     warmupMs,
@@ -97,7 +102,8 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
         ? new Oracle(deps, servers, deadlineMs)
         : options.policy === FLEET_LEAST_REQUEST
           ? new FleetLeastRequest(deps, () => routers)
-          : createBalancer(options.policy, deps, options.balancerConfig);
+          : (dataPlaneBalancer(options.policy, deps) ??
+            createBalancer(options.policy, deps, options.balancerConfig));
     const limiter = scenario.concurrency
       ? new Limiter(
           createLimitFromSpec(resolveConcurrency(scenario.concurrency), {
@@ -133,8 +139,8 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
   const endCall = (c: SimCall, ok: boolean, code: number, now: number): void => {
     const router = routers[c.router] as SimRouter;
     router.end(c, code);
-    telemetry.record(c.server, !ok);
     const latencyMs = now - c.startMs;
+    telemetry.record(c.server, !ok, latencyMs);
     recorder.ended(c.startMs, ok, false, latencyMs);
     observer?.onEnd(router, c, ok, latencyMs, now);
   };

@@ -96,20 +96,30 @@ export function formatTargets(t: TargetReport): string {
   return lines.join('\n');
 }
 
-/** One line per scenario: p99All per policy, the gap closed, and the targets missed. */
+/** "all N met", "M of N missed", or "-" when none was judged. */
+export function verdict(t: TargetReport): string {
+  const missed = t.checks.filter((c) => c.met === false).length;
+  const judged = t.checks.filter((c) => c.met !== undefined).length;
+  return judged === 0 ? '-' : missed === 0 ? `all ${judged} met` : `${missed} of ${judged} missed`;
+}
+
+/**
+ * One line per scenario: p99All per policy, the gap closed, and the targets missed (Predictive's, and
+ * EnvoyLeastRequest's where it ran).
+ */
 export function formatSummary(
-  entries: { report: ScenarioReport; targets: TargetReport }[],
+  entries: { report: ScenarioReport; targets: TargetReport; dataPlaneTargets?: TargetReport }[],
   policies: readonly string[],
 ): string {
-  const head = ['scenario', ...policies, 'gap closed', 'targets'];
-  const rows = entries.map(({ report, targets }) => {
-    const missed = targets.checks.filter((c) => c.met === false).length;
-    const judged = targets.checks.filter((c) => c.met !== undefined).length;
+  const dataPlane = entries.some((e) => e.dataPlaneTargets);
+  const head = ['scenario', ...policies, 'gap closed', 'targets', ...(dataPlane ? ['Envoy targets'] : [])];
+  const rows = entries.map(({ report, targets, dataPlaneTargets }) => {
     return [
       report.scenario,
       ...policies.map((p) => f1(report.policies[p]?.p99AllMs ?? NaN)),
       targets.gapClosed === undefined ? '-' : `${(100 * targets.gapClosed).toFixed(0)}%`,
-      judged === 0 ? '-' : missed === 0 ? `all ${judged} met` : `${missed} of ${judged} missed`,
+      verdict(targets),
+      ...(dataPlane ? [dataPlaneTargets ? verdict(dataPlaneTargets) : '-'] : []),
     ];
   });
   return ['p99All (ms, mean over seeds) per policy:', table(head, rows)].join('\n');

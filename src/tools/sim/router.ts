@@ -27,6 +27,8 @@ export interface TelemetryView {
   cpu: Float64Array;
   queueLength: Float64Array;
   errorRate: Float64Array;
+  /** The endpoint weights the operator pushes to data planes, when the policy reads them. */
+  weight?: Float64Array;
 }
 
 /** Sees each call's endpoint as the policy picked it, before the call is counted there. */
@@ -104,6 +106,7 @@ export class SimRouter {
       h.queueLength = view.queueLength[i] as number;
       h.errorRate = view.errorRate[i] as number;
       h.atMs = view.atMs;
+      if (view.weight) h.weight = view.weight[i] as number;
     }
   }
 }

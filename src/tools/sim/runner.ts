@@ -1,13 +1,22 @@
 import { balancerNames, type PredictFn } from '../../balancer/index.js';
 import { SibylError } from '../../util/errors.js';
 import { ORACLE, simulate } from './engine.js';
+import { DATA_PLANE_POLICIES } from './data-planes.js';
 import { FLEET_LEAST_REQUEST } from './fleet-least-request.js';
 import { CDF_POINTS, type PolicyFigures, type RunResult, type WindowFigures } from './metrics.js';
 import { capacityRps, type Scenario } from './scenario.js';
 import { meanInterval } from './stats.js';
 
 /** Every policy is compared with one configuration (the router's): nothing is tuned per scenario. */
-export const DEFAULT_POLICIES = [ORACLE, 'RoundRobin', 'LeastRequest', 'PeakEwma', 'Prequal', 'Predictive'];
+export const DEFAULT_POLICIES = [
+  ORACLE,
+  'RoundRobin',
+  'LeastRequest',
+  'PeakEwma',
+  'Prequal',
+  'Predictive',
+  ...DATA_PLANE_POLICIES,
+];
 
 const FIGURES = [
   'p50Ms',
@@ -70,7 +79,13 @@ export function checkPolicies(
   policies: readonly string[],
   variants: Readonly<Record<string, PolicyVariant>> = {},
 ): void {
-  const known = [ORACLE, FLEET_LEAST_REQUEST, ...balancerNames(), ...Object.keys(variants)];
+  const known = [
+    ORACLE,
+    FLEET_LEAST_REQUEST,
+    ...DATA_PLANE_POLICIES,
+    ...balancerNames(),
+    ...Object.keys(variants),
+  ];
   for (const p of policies) {
     if (!known.includes(p)) {
       throw new SibylError('ERR_USAGE', `unknown policy "${p}" (known: ${known.join(', ')})`);

@@ -1,3 +1,4 @@
+import type { OperatorWeights } from './operator-weights.js';
 import type { TelemetryView } from './router.js';
 import type { SimServer } from './server.js';
 
@@ -8,7 +9,8 @@ import type { SimServer } from './server.js';
  * error rate: the share of calls that every router saw fail there (any status, timeouts included) over
  * the interval. Each router receives the latest scrape at its own `reportIntervalS` push, so what it
  * acts on is between one push and one scrape interval old, and about half an interval older still for
- * figures averaged over the interval.
+ * figures averaged over the interval. With `weights` (the data planes' policies), each scrape also
+ * sets the endpoint weights the operator would push then, which reach the routers on the same pushes.
  */
 export class Telemetry {
   readonly view: TelemetryView;
@@ -19,23 +21,28 @@ export class Telemetry {
   private readonly lastBusy: Float64Array;
   private lastAt = 0;
 
-  constructor(private readonly servers: readonly SimServer[]) {
+  constructor(
+    private readonly servers: readonly SimServer[],
+    private readonly weights?: OperatorWeights,
+  ) {
     const n = servers.length;
     this.view = {
       atMs: 0,
       cpu: new Float64Array(n),
       queueLength: new Float64Array(n),
       errorRate: new Float64Array(n),
+      ...(weights ? { weight: weights.weight } : {}),
     };
     this.calls = new Float64Array(n);
     this.failures = new Float64Array(n);
     this.lastBusy = new Float64Array(n);
   }
 
-  /** A router saw a call to `server` end. */
-  record(server: number, failed: boolean): void {
+  /** A router saw a call to `server` end after `latencyMs`. */
+  record(server: number, failed: boolean, latencyMs: number): void {
     this.calls[server]!++;
     if (failed) this.failures[server]!++;
+    this.weights?.record(server, latencyMs);
   }
 
   scrape(now: number): void {
@@ -54,6 +61,7 @@ export class Telemetry {
       this.calls[i] = 0;
       this.failures[i] = 0;
     }
+    this.weights?.scrape(now);
     v.atMs = now;
     this.lastAt = now;
     this.ready = true;
