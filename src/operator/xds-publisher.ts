@@ -87,6 +87,7 @@ export function xdsPoolInput(
       draining: a.forceOpen,
       ...(s !== undefined ? { predictedServiceMs: s } : {}),
       ...(c !== undefined ? { concurrency: c } : {}),
+      ...(a.view && a.view.calls > 0 ? { errorRate: a.view.errorRate } : {}),
     };
   });
   const offered = offeredCallsPerSec(assessed, telemetryWindowMs);

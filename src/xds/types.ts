@@ -38,6 +38,8 @@ export interface XdsEndpointInput {
   readonly predictedServiceMs?: number;
   /** Calls it serves at once (its slots); 1 when unknown. */
   readonly concurrency?: number;
+  /** The share of its calls that failed over the telemetry window (0 when unknown). */
+  readonly errorRate?: number;
 }
 
 /** The client families sibyl tells apart, from the node's user_agent_name. */

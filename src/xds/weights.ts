@@ -15,11 +15,18 @@ import type { XdsEndpointInput } from './types.js';
 export const HYSTERESIS = 0.15;
 export const MAX_WEIGHT = 1_000_000;
 
-/** Calls per second one endpoint can complete, or undefined without a prediction. */
+/**
+ * Calls per second one endpoint can complete successfully (its goodput capacity), or undefined
+ * without a prediction. Failures are taken out: a server that fails every call in a millisecond has
+ * the shortest "service time" of all and would otherwise get the highest weight (the simulator's
+ * sinkhole scenario: 25.7% errors under EnvoyLeastRequest before this); here it gets the least weight
+ * until its fleet breaker drains it.
+ */
 export function capacity(e: XdsEndpointInput): number | undefined {
   const s = e.predictedServiceMs;
   if (s === undefined || !Number.isFinite(s) || s <= 0) return undefined;
-  return (Math.max(1, e.concurrency ?? 1) * 1000) / s;
+  const ok = 1 - Math.min(1, Math.max(0, e.errorRate ?? 0));
+  return ((Math.max(1, e.concurrency ?? 1) * 1000) / s) * ok;
 }
 
 /** x rounded to two significant figures, within [1, MAX_WEIGHT]. */

@@ -1,4 +1,6 @@
-import type { Balancer, BalancerDeps, Endpoint } from '../../balancer/index.js';
+import { resolveBreaker } from '../../api/resolve.js';
+import type { Balancer, BalancerDeps, CallOutcome, Endpoint, PickRequest } from '../../balancer/index.js';
+import { OutlierDetection } from './outlier-detection.js';
 
 export const ENVOY_LEAST_REQUEST = 'EnvoyLeastRequest';
 
@@ -32,6 +34,8 @@ interface Entry {
  * The schedule is rebuilt when the weights change (Envoy rebuilds it on every host-set update). Envoy
  * 1.29+ starts a new schedule a random number of picks in, so that its workers and its fleet do not
  * all begin on the same host; a random phase per host (deadline u / w) stands for that here.
+ * Hosts its outlier detection ejected are left out (outlier-detection.ts, with the breaker's defaults,
+ * as the operator programs it); when every host is ejected, all are used (Envoy's panic mode).
  */
 export class EnvoyLeastRequest implements Balancer {
   readonly name = ENVOY_LEAST_REQUEST;
@@ -41,19 +45,28 @@ export class EnvoyLeastRequest implements Balancer {
   private schedule: Entry[] | undefined;
   private now = 0;
   private order = 0;
+  private readonly outliers: OutlierDetection;
+  private clusterSize = 0;
 
   constructor(
     private readonly deps: BalancerDeps,
     private readonly bias = ACTIVE_REQUEST_BIAS,
     private readonly choices = CHOICE_COUNT,
-  ) {}
-
-  pick(candidates: readonly Endpoint[]): Endpoint {
-    if (this.changed(candidates)) this.rebuild(candidates);
-    return this.schedule ? this.pickAndAdd(this.schedule) : this.p2c(candidates);
+  ) {
+    this.outliers = new OutlierDetection(resolveBreaker(undefined), deps.clock);
   }
 
-  onCallEnded(): void {}
+  pick(candidates: readonly Endpoint[]): Endpoint {
+    this.clusterSize = candidates.length;
+    const healthy = candidates.filter((ep) => this.outliers.available(ep.id));
+    const hosts = healthy.length > 0 ? healthy : candidates;
+    if (this.changed(hosts)) this.rebuild(hosts);
+    return this.schedule ? this.pickAndAdd(this.schedule) : this.p2c(hosts);
+  }
+
+  onCallEnded(ep: Endpoint, _req: PickRequest, outcome: CallOutcome): void {
+    this.outliers.onResult(ep.id, outcome.ok, this.clusterSize);
+  }
 
   /** weight / (active + 1)^bias. */
   effectiveWeight(ep: Endpoint): number {

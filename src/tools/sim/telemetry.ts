@@ -42,7 +42,7 @@ export class Telemetry {
   record(server: number, failed: boolean, latencyMs: number): void {
     this.calls[server]!++;
     if (failed) this.failures[server]!++;
-    this.weights?.record(server, latencyMs);
+    this.weights?.record(server, failed, latencyMs);
   }
 
   scrape(now: number): void {

@@ -61,10 +61,15 @@ describe('serviceTimeMs', () => {
 });
 
 describe('xdsPoolInput', () => {
-  it('carries the match, the resolved spec, readiness, DRAINING for a fleet breaker, service times and the offered load', () => {
+  it('carries the match, the resolved spec, readiness, DRAINING for a fleet breaker, service times, error rates and the offered load', () => {
     const v = viewOf([
       { address: 'a:1', view: ev({ p50Ms: 2, calls: 600 }) },
-      { address: 'b:1', view: ev({ p50Ms: 10, calls: 300 }), forceOpen: true, breaker: 'Open' },
+      {
+        address: 'b:1',
+        view: ev({ p50Ms: 10, calls: 300, errorRate: 0.1 }),
+        forceOpen: true,
+        breaker: 'Open',
+      },
       { address: 'c:1', endpoint: { address: 'c:1', ready: false } },
     ]);
     expect(xdsPoolInput(v, 30_000)).toEqual({
@@ -72,8 +77,8 @@ describe('xdsPoolInput', () => {
       match: { services: ['sibyl.demo.v1.Demo'], methods: ['/x.Y/Z'] },
       spec: v.spec,
       endpoints: [
-        { address: 'a:1', ready: true, draining: false, predictedServiceMs: 2 },
-        { address: 'b:1', ready: true, draining: true, predictedServiceMs: 10 },
+        { address: 'a:1', ready: true, draining: false, predictedServiceMs: 2, errorRate: 0 },
+        { address: 'b:1', ready: true, draining: true, predictedServiceMs: 10, errorRate: 0.1 },
         { address: 'c:1', ready: false, draining: false },
       ],
       offeredCallsPerSec: 30, // 900 calls in the 30 s window

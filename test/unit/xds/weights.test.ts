@@ -17,6 +17,17 @@ describe('capacity', () => {
     expect(capacity(ep('a:1', 0))).toBeUndefined();
     expect(capacity(ep('a:1', Number.NaN))).toBeUndefined();
   });
+
+  it('counts only the calls that succeed: a server failing fast is not the fastest', () => {
+    expect(capacity({ ...ep('a:1', 10, 4), errorRate: 0.25 })).toBe(300);
+    expect(capacity({ ...ep('a:1', 1), errorRate: 1 })).toBe(0);
+    expect(new PoolWeights().update([{ ...ep('sink:1', 1), errorRate: 1 }, ep('ok:1', 20)])).toEqual(
+      new Map([
+        ['sink:1', 1],
+        ['ok:1', 50],
+      ]),
+    );
+  });
 });
 
 describe('quantise', () => {

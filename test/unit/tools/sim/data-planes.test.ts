@@ -97,11 +97,22 @@ describe('WeightedRandom', () => {
 });
 
 describe('OperatorWeights', () => {
+  it('gives a server that fails fast the least weight, not the most', () => {
+    const w = new OperatorWeights(2);
+    for (let k = 0; k < 100; k++) {
+      w.record(0, true, 1); // fails every call at once
+      w.record(1, false, 16);
+    }
+    w.scrape(1000);
+    expect(w.weight[0]).toBe(1);
+    expect(w.weight[1]).toBeGreaterThan(1);
+  });
+
   it('weights each server by 1 / its median latency, quantised, with hysteresis', () => {
     const w = new OperatorWeights(2);
     for (let k = 0; k < 100; k++) {
-      w.record(0, 4);
-      w.record(1, 16);
+      w.record(0, false, 4);
+      w.record(1, false, 16);
     }
     w.scrape(1000);
     expect(w.weight[0]! / w.weight[1]!).toBeGreaterThan(3);
@@ -109,8 +120,8 @@ describe('OperatorWeights', () => {
     const before = Array.from(w.weight);
     // a little slower: within the hysteresis band, nothing changes
     for (let k = 0; k < 100; k++) {
-      w.record(0, 4.2);
-      w.record(1, 16.5);
+      w.record(0, false, 4.2);
+      w.record(1, false, 16.5);
     }
     w.scrape(2000);
     expect(Array.from(w.weight)).toEqual(before);
