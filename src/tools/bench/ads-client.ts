@@ -50,7 +50,10 @@ export class AdsClient {
     listeners: readonly string[],
     private readonly onEds: (a: EdsArrival) => void = () => {},
   ) {
-    this.client = new Ads(address, grpc.credentials.createInsecure());
+    // A connection of its own, as a separate process would have (grpc-js shares subchannels otherwise).
+    this.client = new Ads(address, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+    });
     const open = (this.client as unknown as Record<string, () => Stream>).StreamAggregatedResources;
     this.call = (open as () => Stream).call(this.client);
     this.call.on('data', (r: DiscoveryResponse) => this.receive(r));
