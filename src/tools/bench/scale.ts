@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { parseDuration } from '../../util/duration.js';
 import { freePort } from '../../util/net.js';
 import { quantile as percentile } from '../sim/metrics.js';
 import { watchUsage } from './proc-usage.js';
+import { stop, track, type Child } from './processes.js';
 import { NAMESPACE, ROOT, StatusWatch, cluster, createPools, metric, slice } from './scale-cluster.js';
 import { connectFleet, type XdsFleet, type XdsScaleResult } from './scale-xds.js';
 
@@ -33,6 +34,8 @@ export interface ScaleResult {
   /** Over the churn: the operator's CPU (user + system) as a share of one core, and its most resident memory. */
   operatorCpuShare: number;
   operatorMaxRssMiB: number;
+  /** This process's CPU over the churn (the status watch and the simulated clients share it): near 1, its timings lag. */
+  benchCpuShare: number;
   xds?: XdsScaleResult;
 }
 
@@ -51,6 +54,7 @@ clients, on every simulated proxyless gRPC client that dials the pool. Build fir
   --xds-clients N           simulated proxyless ADS clients on the operator's control port (default 200;
                             0: none, and the operator serves no control API)
   --xds-pools-per-client K  pools each client dials, consecutive from a per-client offset (default 25)
+  --cpu-prof DIR            profile the operator (node --cpu-prof), written to DIR when it stops
   --json                    the result as JSON`;
 
 // Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
@@ -67,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
       hot: { type: 'string', default: '0' },
       'xds-clients': { type: 'string', default: '200' },
       'xds-pools-per-client': { type: 'string', default: '25' },
+      'cpu-prof': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     HELP,
@@ -81,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
     hotPools: Number(v.hot),
     xdsClients: Number(v['xds-clients']),
     xdsPoolsPerClient: Number(v['xds-pools-per-client']),
+    ...(v['cpu-prof'] ? { cpuProfDir: v['cpu-prof'] } : {}),
   });
   if (v.json) console.log(JSON.stringify(r));
   else {
@@ -96,6 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(
       `  operator during the churn  CPU ${pct(r.operatorCpuShare)} of a core, resident ${r.operatorRssMiB.toFixed(0)} MiB (most ${r.operatorMaxRssMiB.toFixed(0)} MiB)`,
     );
+    console.log(`  bench process (watch, clients) CPU ${pct(r.benchCpuShare)} of a core`);
     const x = r.xds;
     if (x) {
       console.log(
@@ -123,6 +130,8 @@ interface Opts {
   /** Simulated proxyless xDS clients on the operator's ADS (0 or absent: none, and no control API). */
   xdsClients?: number;
   xdsPoolsPerClient?: number;
+  /** Run the operator under node --cpu-prof, its profile written here when it stops. */
+  cpuProfDir?: string;
 }
 
 const pct = (share: number) => `${(share * 100).toFixed(0)}%`;
@@ -138,7 +147,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
   const env = cluster(dir, 'up');
   const kubeconfig = join(dir, 'kubeconfig');
   const bin = /PATH=([^:]+):/.exec(env)?.[1] ?? '';
-  let op: ChildProcess | undefined;
+  let op: Child | undefined;
   let fleet: XdsFleet | undefined;
   let status: StatusWatch | undefined;
   const xdsClients = o.xdsClients ?? 0;
@@ -162,24 +171,28 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
         ]
       : [];
     const t0 = performance.now();
-    op = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/cli/main.js'),
-        'operator',
-        '--kubeconfig',
-        kubeconfig,
-        '--namespace',
-        NAMESPACE,
-        '--leader-elect',
-        'false',
-        '--metrics-addr',
-        `127.0.0.1:${metricsPort}`,
-        '--status-interval',
-        o.statusInterval,
-        ...control,
-      ],
-      { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SIBYL_LOG_LEVEL: 'warn' } },
+    op = track(
+      'operator',
+      spawn(
+        process.execPath,
+        [
+          ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []),
+          join(ROOT, 'dist/cli/main.js'),
+          'operator',
+          '--kubeconfig',
+          kubeconfig,
+          '--namespace',
+          NAMESPACE,
+          '--leader-elect',
+          'false',
+          '--metrics-addr',
+          `127.0.0.1:${metricsPort}`,
+          '--status-interval',
+          o.statusInterval,
+          ...control,
+        ],
+        { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SIBYL_LOG_LEVEL: 'warn' } },
+      ),
     );
     const full = `${o.endpoints}/${o.endpoints}`;
     while ([...names].some((n) => summaries.get(n) !== full)) {
@@ -187,7 +200,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const convergeMs = performance.now() - t0;
-    const pid = op.pid as number;
+    const pid = op.proc.pid as number;
 
     const connected = xdsClients
       ? await connectFleet({
@@ -208,6 +221,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
     let changes = 0;
     let xdsChanges = 0;
     const usage = watchUsage(pid);
+    const ownCpu = process.cpuUsage();
     const start = performance.now();
     const gap = 1000 / o.changesPerSecond;
     const pending: Promise<void>[] = [];
@@ -243,6 +257,8 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
     }
     const elapsedMin = (performance.now() - start) / 60_000;
     const used = usage.stop();
+    const own = process.cpuUsage(ownCpu);
+    const benchCpuShare = (own.user + own.system) / 1000 / (elapsedMin * 60_000);
     await Promise.all(pending);
     if (fleet?.failures().length) throw new Error(`xDS clients failed: ${fleet.failures().join('; ')}`);
     const writes = (await metric(metricsPort, 'sibyl_status_writes_total')) - writes0;
@@ -261,6 +277,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
       operatorRssMiB: used.rssMiB,
       operatorCpuShare: used.cpuShare,
       operatorMaxRssMiB: used.maxRssMiB,
+      benchCpuShare,
       ...(connected
         ? {
             xds: {
@@ -275,7 +292,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
   } finally {
     fleet?.close();
     await status?.stop();
-    op?.kill('SIGTERM');
+    if (op) await stop(op); // SIGTERM, so that a profile is written before the API server goes
     cluster(dir, 'down');
   }
 }
