@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseFlags } from '../../cli/flags.js';
 import { seededRandom } from '../../util/clock.js';
 import { parseDuration } from '../../util/duration.js';
+import { errorMessage } from '../../util/errors.js';
 import { freePort } from '../../util/net.js';
 import { quantile as percentile } from '../sim/metrics.js';
 import { watchUsage } from './proc-usage.js';
@@ -36,6 +37,8 @@ export interface ScaleResult {
   operatorMaxRssMiB: number;
   /** This process's CPU over the churn (the status watch and the simulated clients share it): near 1, its timings lag. */
   benchCpuShare: number;
+  /** The operator's work queue over the churn (sibyl_workqueue_depth, sampled each second): keys waiting to reconcile. */
+  queueDepth: { mean: number; max: number };
   xds?: XdsScaleResult;
 }
 
@@ -54,6 +57,7 @@ clients, on every simulated proxyless gRPC client that dials the pool. Build fir
   --xds-clients N           simulated proxyless ADS clients on the operator's control port (default 200;
                             0: none, and the operator serves no control API)
   --xds-pools-per-client K  pools each client dials, consecutive from a per-client offset (default 25)
+  --operator-concurrency N  the operator's --concurrency, reconciles at once (default: its own, 4)
   --cpu-prof DIR            profile the operator (node --cpu-prof), written to DIR when it stops
   --json                    the result as JSON`;
 
@@ -72,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
       'xds-clients': { type: 'string', default: '200' },
       'xds-pools-per-client': { type: 'string', default: '25' },
       'cpu-prof': { type: 'string' },
+      'operator-concurrency': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     HELP,
@@ -87,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
     xdsClients: Number(v['xds-clients']),
     xdsPoolsPerClient: Number(v['xds-pools-per-client']),
     ...(v['cpu-prof'] ? { cpuProfDir: v['cpu-prof'] } : {}),
+    ...(v['operator-concurrency'] ? { operatorConcurrency: Number(v['operator-concurrency']) } : {}),
   });
   if (v.json) console.log(JSON.stringify(r));
   else {
@@ -101,6 +107,9 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`  status writes per minute   ${r.statusWritesPerMinute.toFixed(0)}`);
     console.log(
       `  operator during the churn  CPU ${pct(r.operatorCpuShare)} of a core, resident ${r.operatorRssMiB.toFixed(0)} MiB (most ${r.operatorMaxRssMiB.toFixed(0)} MiB)`,
+    );
+    console.log(
+      `  operator work queue        mean ${r.queueDepth.mean.toFixed(0)} keys waiting, most ${r.queueDepth.max}`,
     );
     console.log(`  bench process (watch, clients) CPU ${pct(r.benchCpuShare)} of a core`);
     const x = r.xds;
@@ -132,6 +141,7 @@ interface Opts {
   xdsPoolsPerClient?: number;
   /** Run the operator under node --cpu-prof, its profile written here when it stops. */
   cpuProfDir?: string;
+  operatorConcurrency?: number;
 }
 
 const pct = (share: number) => `${(share * 100).toFixed(0)}%`;
@@ -189,6 +199,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
           `127.0.0.1:${metricsPort}`,
           '--status-interval',
           o.statusInterval,
+          ...(o.operatorConcurrency ? ['--concurrency', String(o.operatorConcurrency)] : []),
           ...control,
         ],
         { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SIBYL_LOG_LEVEL: 'warn' } },
@@ -222,6 +233,15 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
     let xdsChanges = 0;
     const usage = watchUsage(pid);
     const ownCpu = process.cpuUsage();
+    const depths: number[] = [];
+    const sampler = setInterval(
+      () =>
+        void metric(metricsPort, 'sibyl_workqueue_depth').then(
+          (d) => depths.push(d),
+          (e: unknown) => console.error(`work queue depth not read: ${errorMessage(e)}`),
+        ),
+      1000,
+    );
     const start = performance.now();
     const gap = 1000 / o.changesPerSecond;
     const pending: Promise<void>[] = [];
@@ -257,6 +277,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
     }
     const elapsedMin = (performance.now() - start) / 60_000;
     const used = usage.stop();
+    clearInterval(sampler);
     const own = process.cpuUsage(ownCpu);
     const benchCpuShare = (own.user + own.system) / 1000 / (elapsedMin * 60_000);
     await Promise.all(pending);
@@ -278,6 +299,10 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
       operatorCpuShare: used.cpuShare,
       operatorMaxRssMiB: used.maxRssMiB,
       benchCpuShare,
+      queueDepth: {
+        mean: depths.reduce((a, b) => a + b, 0) / Math.max(1, depths.length),
+        max: Math.max(0, ...depths),
+      },
       ...(connected
         ? {
             xds: {
