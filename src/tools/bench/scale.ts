@@ -11,7 +11,8 @@ import { quantile as percentile } from '../sim/metrics.js';
 import { watchUsage } from './proc-usage.js';
 import { stop, track, type Child } from './processes.js';
 import { NAMESPACE, ROOT, StatusWatch, cluster, createPools, metric, slice } from './scale-cluster.js';
-import { connectFleet, type XdsFleet, type XdsScaleResult } from './scale-xds.js';
+import { formatScale, type ScaleResult } from './scale-report.js';
+import { connectFleet, type XdsFleet } from './scale-xds.js';
 
 /**
  * `sibyl bench scale`: the operator on a local control plane with K pools × M endpoints. Measures
@@ -21,26 +22,6 @@ import { connectFleet, type XdsFleet, type XdsScaleResult } from './scale-xds.js
  * a slice change to every client that dials the pool having acknowledged an assignment showing it is
  * measured too (issue 16's target: p99 ≤ 1 s).
  */
-export interface ScaleResult {
-  pools: number;
-  endpoints: number;
-  statusIntervalMs: number;
-  convergeMs: number;
-  changes: number;
-  observed: number;
-  delayMs: { p50: number; p99: number; max: number };
-  statusWritesPerMinute: number;
-  changesPerMinute: number;
-  operatorRssMiB: number;
-  /** Over the churn: the operator's CPU (user + system) as a share of one core, and its most resident memory. */
-  operatorCpuShare: number;
-  operatorMaxRssMiB: number;
-  /** This process's CPU over the churn (the status watch and the simulated clients share it): near 1, its timings lag. */
-  benchCpuShare: number;
-  /** The operator's work queue over the churn (sibyl_workqueue_depth, sampled each second): keys waiting to reconcile. */
-  queueDepth: { mean: number; max: number };
-  xds?: XdsScaleResult;
-}
 
 const HELP = `usage: sibyl bench scale [flags]
 
@@ -95,36 +76,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(v['operator-concurrency'] ? { operatorConcurrency: Number(v['operator-concurrency']) } : {}),
   });
   if (v.json) console.log(JSON.stringify(r));
-  else {
-    console.log(
-      `operator scale: ${r.pools} pools × ${r.endpoints} endpoints, status interval ${r.statusIntervalMs} ms`,
-    );
-    console.log(`  initial convergence        ${(r.convergeMs / 1000).toFixed(1)} s`);
-    console.log(
-      `  slice change → status      p50 ${r.delayMs.p50.toFixed(0)} ms, p99 ${r.delayMs.p99.toFixed(0)} ms, max ${r.delayMs.max.toFixed(0)} ms (${r.observed} of ${r.changes} changes)`,
-    );
-    console.log(`  slice changes per minute   ${r.changesPerMinute.toFixed(0)}`);
-    console.log(`  status writes per minute   ${r.statusWritesPerMinute.toFixed(0)}`);
-    console.log(
-      `  operator during the churn  CPU ${pct(r.operatorCpuShare)} of a core, resident ${r.operatorRssMiB.toFixed(0)} MiB (most ${r.operatorMaxRssMiB.toFixed(0)} MiB)`,
-    );
-    console.log(
-      `  operator work queue        mean ${r.queueDepth.mean.toFixed(0)} keys waiting, most ${r.queueDepth.max}`,
-    );
-    console.log(`  bench process (watch, clients) CPU ${pct(r.benchCpuShare)} of a core`);
-    const x = r.xds;
-    if (x) {
-      console.log(
-        `xDS: ${x.clients} simulated proxyless clients, ${x.poolsPerClient} pools each (${x.subscriptions} subscriptions, ${x.subscribersPerPool.min}–${x.subscribersPerPool.max} clients per pool)`,
-      );
-      console.log(`  initial sync               ${(x.syncMs / 1000).toFixed(1)} s`);
-      console.log(`  operator CPU, no changes   ${pct(x.idleCpuShare)} of a core`);
-      const met = x.delayMs.p99 <= x.targetP99Ms ? 'met' : 'MISSED';
-      console.log(
-        `  slice change → all ACKed   p50 ${x.delayMs.p50.toFixed(0)} ms, p99 ${x.delayMs.p99.toFixed(0)} ms, max ${x.delayMs.max.toFixed(0)} ms (${x.observed} of ${x.changes} changes); target p99 ≤ ${x.targetP99Ms} ms ${met}`,
-      );
-    }
-  }
+  else console.log(formatScale(r));
   return 0;
 }
 
@@ -143,8 +95,6 @@ interface Opts {
   cpuProfDir?: string;
   operatorConcurrency?: number;
 }
-
-const pct = (share: number) => `${(share * 100).toFixed(0)}%`;
 
 const stats = (sorted: number[]) => ({
   p50: percentile(sorted, 0.5),
@@ -276,6 +226,8 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
       await new Promise((r) => setTimeout(r, gap));
     }
     const elapsedMin = (performance.now() - start) / 60_000;
+    if (op.proc.exitCode !== null || op.proc.signalCode !== null)
+      throw new Error('the operator stopped during the changes, so the figures are void');
     const used = usage.stop();
     clearInterval(sampler);
     const own = process.cpuUsage(ownCpu);
