@@ -62,6 +62,8 @@ export class XdsResources {
   private readonly weights = new Map<string, PoolWeights>();
   private readonly fleets = new Map<string, { generation: number; built: readonly [Encoded, Encoded] }>();
   private readonly byName = new Map<string, string>();
+  /** all()'s answer per view (and Envoy fleet), for the generation it was built at. */
+  private readonly sets = new Map<string, { generation: number; set: ResourceSet }>();
   /** Per pool: each endpoint's address as data planes dial it (host and port, formatted) → the pool's. */
   private readonly addresses = new Map<string, Map<string, string>>();
   private generation = 0;
@@ -87,7 +89,7 @@ export class XdsResources {
     let keeper = this.weights.get(key);
     if (!keeper) this.weights.set(key, (keeper = new PoolWeights()));
     const weights = keeper.update(input.endpoints);
-    const entry = this.build(input, weights);
+    const entry = this.entry(input, weights);
     this.pools.set(key, entry);
     for (const n of names(key)) this.byName.set(n, key);
     this.addresses.set(key, dialled(input));
@@ -130,8 +132,21 @@ export class XdsResources {
     return e && { weights: e.weights, stock: e.stock, ...(cache?.methods.length ? { cache } : {}) };
   }
 
-  /** Every resource a client of `view` may be sent (Envoys: those of its fleet). */
+  /**
+   * Every resource a client of `view` may be sent (Envoys: those of its fleet). Built once per
+   * generation and view (and fleet): every push and every pool's status asks for it per client, and
+   * building it per call made the operator spend most of its time here at 200 clients × 500 pools.
+   */
   all(view: XdsView, fleet?: EnvoyFleet): ResourceSet {
+    const id = view === 'envoy' ? `envoy ${fleet ? JSON.stringify(fleet) : ''}` : view;
+    const cached = this.sets.get(id);
+    if (cached?.generation === this.generation) return cached.set;
+    const set = this.build(view, fleet);
+    this.sets.set(id, { generation: this.generation, set });
+    return set;
+  }
+
+  private build(view: XdsView, fleet?: EnvoyFleet): ResourceSet {
     const out = new Map<TypeUrl, Map<string, Encoded>>([
       [TYPE.listener, new Map()],
       [TYPE.route, new Map()],
@@ -165,7 +180,7 @@ export class XdsResources {
     return built;
   }
 
-  private build(input: XdsPoolInput, weights: ReadonlyMap<string, number>): PoolEntry {
+  private entry(input: XdsPoolInput, weights: ReadonlyMap<string, number>): PoolEntry {
     const cla = this.encode(TYPE.endpoint, clusterLoadAssignment(input, weights));
     return {
       input,

@@ -232,7 +232,8 @@ export async function run(argv: string[]): Promise<number> {
     '',
     `- Every policy on every scenario, with 95% intervals and plots: \`sibyl bench sim --all --seeds ${seeds} --plot\` (\`bench/results/*.json\`, \`*.svg\`).`,
     '- The router against a direct call and nginx `grpc_pass` under ghz: `hack/k8s-tools.sh load && sibyl bench proxy` ([proxy.md](proxy.md)).',
-    '- The operator at 500 pools × 20 endpoints: `sibyl bench scale`.',
+    '- A cache hit with Envoy as the data plane (Envoy → sibyl router) against a miss, Envoy alone and a direct call: `sibyl bench cache --envoy-path` ([cache-envoy.md](cache-envoy.md)).',
+    '- The operator at 500 pools × 20 endpoints with 200 simulated xDS clients: `sibyl bench scale` ([scale.md](scale.md)).',
     "- The measurements behind the model's and the Predictive policy's settings: [model.md](model.md).",
     '',
   ].join('\n');

@@ -1,49 +1,68 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import * as k8s from '@kubernetes/client-node';
-import { GROUP, VERSION } from '../../api/crd.js';
+import { parseFlags } from '../../cli/flags.js';
 import { seededRandom } from '../../util/clock.js';
 import { parseDuration } from '../../util/duration.js';
+import { errorMessage } from '../../util/errors.js';
+import { freePort } from '../../util/net.js';
 import { quantile as percentile } from '../sim/metrics.js';
+import { watchUsage } from './proc-usage.js';
+import { stop, track, type Child } from './processes.js';
+import { NAMESPACE, ROOT, StatusWatch, cluster, createPools, metric, slice } from './scale-cluster.js';
+import { formatScale, type ScaleResult } from './scale-report.js';
+import { connectFleet, type XdsFleet } from './scale-xds.js';
 
 /**
  * `sibyl bench scale`: the operator on a local control plane with K pools × M endpoints. Measures
  * the delay from an EndpointSlice change to the pool's status showing it (p50, p99), status writes per
- * minute under churn, and the operator's resident memory. The operator runs as its own process.
+ * minute under churn, and the operator's CPU and resident memory. The operator runs as its own
+ * process. With xDS clients (scale-xds.ts) it also serves ADS on its control port, and the delay from
+ * a slice change to every client that dials the pool having acknowledged an assignment showing it is
+ * measured too (issue 16's target: p99 ≤ 1 s).
  */
-export interface ScaleResult {
-  pools: number;
-  endpoints: number;
-  statusIntervalMs: number;
-  convergeMs: number;
-  changes: number;
-  observed: number;
-  delayMs: { p50: number; p99: number; max: number };
-  statusWritesPerMinute: number;
-  changesPerMinute: number;
-  operatorRssMiB: number;
-}
 
-const ROOT = new URL('../../../', import.meta.url).pathname;
+const HELP = `usage: sibyl bench scale [flags]
+
+The operator as its own process on a local control plane (hack/local-cluster.sh) with K pools × M
+endpoints; EndpointSlice changes at a fixed rate, each awaited on the pool's status and, with xDS
+clients, on every simulated proxyless gRPC client that dials the pool. Build first.
+
+  --pools K                 BackendPools, each with a Service and one EndpointSlice (default 500)
+  --endpoints M             endpoints per slice (default 20)
+  --duration D              how long slices are changed (default 60s)
+  --rate N, -r N            slice changes per second, to pools not still awaited (default 10)
+  --status-interval D       the operator's --status-interval (default 5s)
+  --hot N                   churn only N pools, changing each again before status shows it (default 0: all)
+  --xds-clients N           simulated proxyless ADS clients on the operator's control port (default 200;
+                            0: none, and the operator serves no control API)
+  --xds-pools-per-client K  pools each client dials, consecutive from a per-client offset (default 25)
+  --operator-concurrency N  the operator's --concurrency, reconciles at once (default: its own, 4)
+  --cpu-prof DIR            profile the operator (node --cpu-prof), written to DIR when it stops
+  --json                    the result as JSON`;
 
 // Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
 // ts-unused-exports:disable-next-line
 export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args: argv,
-    options: {
+  const v = parseFlags(
+    argv,
+    {
       pools: { type: 'string', default: '500' },
       endpoints: { type: 'string', default: '20' },
       duration: { type: 'string', default: '60s' },
       rate: { type: 'string', default: '10', short: 'r' },
       'status-interval': { type: 'string', default: '5s' },
       hot: { type: 'string', default: '0' },
+      'xds-clients': { type: 'string', default: '200' },
+      'xds-pools-per-client': { type: 'string', default: '25' },
+      'cpu-prof': { type: 'string' },
+      'operator-concurrency': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
-  });
+    HELP,
+  );
+  if (!v) return 0;
   const r = await runScale({
     pools: Number(v.pools),
     endpoints: Number(v.endpoints),
@@ -51,20 +70,13 @@ export async function run(argv: string[]): Promise<number> {
     changesPerSecond: Number(v.rate),
     statusInterval: v['status-interval'] as string,
     hotPools: Number(v.hot),
+    xdsClients: Number(v['xds-clients']),
+    xdsPoolsPerClient: Number(v['xds-pools-per-client']),
+    ...(v['cpu-prof'] ? { cpuProfDir: v['cpu-prof'] } : {}),
+    ...(v['operator-concurrency'] ? { operatorConcurrency: Number(v['operator-concurrency']) } : {}),
   });
   if (v.json) console.log(JSON.stringify(r));
-  else {
-    console.log(
-      `operator scale: ${r.pools} pools × ${r.endpoints} endpoints, status interval ${r.statusIntervalMs} ms`,
-    );
-    console.log(`  initial convergence        ${(r.convergeMs / 1000).toFixed(1)} s`);
-    console.log(
-      `  slice change → status      p50 ${r.delayMs.p50.toFixed(0)} ms, p99 ${r.delayMs.p99.toFixed(0)} ms, max ${r.delayMs.max.toFixed(0)} ms (${r.observed} of ${r.changes} changes)`,
-    );
-    console.log(`  slice changes per minute   ${r.changesPerMinute.toFixed(0)}`);
-    console.log(`  status writes per minute   ${r.statusWritesPerMinute.toFixed(0)}`);
-    console.log(`  operator resident memory   ${r.operatorRssMiB.toFixed(0)} MiB`);
-  }
+  else console.log(formatScale(r));
   return 0;
 }
 
@@ -76,157 +88,72 @@ interface Opts {
   statusInterval: string;
   /** Churn only these many pools, changing them again before status catches up (shows batching). */
   hotPools?: number;
+  /** Simulated proxyless xDS clients on the operator's ADS (0 or absent: none, and no control API). */
+  xdsClients?: number;
+  xdsPoolsPerClient?: number;
+  /** Run the operator under node --cpu-prof, its profile written here when it stops. */
+  cpuProfDir?: string;
+  operatorConcurrency?: number;
 }
 
-function cluster(dir: string, cmd: string): string {
-  return execFileSync(join(ROOT, 'hack/local-cluster.sh'), [cmd], {
-    encoding: 'utf8',
-    env: { ...process.env, SIBYL_CLUSTER_DIR: dir },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-}
-
-async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<unknown>): Promise<void> {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (i < items.length) await fn(items[i++] as T);
-    }),
-  );
-}
-
-function slice(name: string, m: number, ready: number): k8s.V1EndpointSlice {
-  return {
-    metadata: { name, labels: { 'kubernetes.io/service-name': name } },
-    addressType: 'FQDN',
-    ports: [{ name: 'grpc', port: 50051, protocol: 'TCP' }],
-    endpoints: Array.from({ length: m }, (_, j) => ({
-      addresses: [`e${j}.${name}.localhost`],
-      conditions: { ready: j < ready },
-      targetRef: { kind: 'Pod', name: `${name}-${j}`, namespace: 'bench' },
-    })),
-  };
-}
-
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
-}
+const stats = (sorted: number[]) => ({
+  p50: percentile(sorted, 0.5),
+  p99: percentile(sorted, 0.99),
+  max: sorted[sorted.length - 1] ?? NaN,
+});
 
 export async function runScale(o: Opts): Promise<ScaleResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sibyl-scale-'));
   const env = cluster(dir, 'up');
   const kubeconfig = join(dir, 'kubeconfig');
   const bin = /PATH=([^:]+):/.exec(env)?.[1] ?? '';
-  let op: ChildProcess | undefined;
+  let op: Child | undefined;
+  let fleet: XdsFleet | undefined;
+  let status: StatusWatch | undefined;
+  const xdsClients = o.xdsClients ?? 0;
   try {
-    execFileSync(join(bin, 'kubectl'), ['--kubeconfig', kubeconfig, 'apply', '-f', join(ROOT, 'crds')], {
-      stdio: 'ignore',
-    });
-    execFileSync(
-      join(bin, 'kubectl'),
-      ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', 'crd', '--all'],
-      { stdio: 'ignore' },
-    );
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(kubeconfig);
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const disc = kc.makeApiClient(k8s.DiscoveryV1Api);
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: 'bench' } } });
     const names = Array.from({ length: o.pools }, (_, i) => `p${i}`);
-    for (let i = 0; ; i++) {
-      try {
-        await custom.listNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace: 'bench',
-          plural: 'backendpools',
-        });
-        break;
-      } catch (e) {
-        if (i > 100) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    await pool(names, 16, async (n) => {
-      await core.createNamespacedService({
-        namespace: 'bench',
-        body: { metadata: { name: n }, spec: { clusterIP: 'None', ports: [{ name: 'grpc', port: 50051 }] } },
-      });
-      await disc.createNamespacedEndpointSlice({
-        namespace: 'bench',
-        body: slice(n, o.endpoints, o.endpoints),
-      });
-      await custom.createNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: 'bench',
-        plural: 'backendpools',
-        body: {
-          apiVersion: `${GROUP}/${VERSION}`,
-          kind: 'BackendPool',
-          metadata: { name: n },
-          spec: { service: { name: n }, match: { services: [`bench.${n}`] } },
-        },
-      });
-    });
-
-    // Watch status as a user would: the time a pool's status first shows the wanted summary.
-    const summaries = new Map<string, string>();
-    const waiters = new Map<
-      string,
-      { want: string; t0: number; done: (ms: number) => void; drop: () => void }
-    >();
-    const informer = k8s.makeInformer(
-      kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/bench/backendpools`,
-      () =>
-        custom.listNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace: 'bench',
-          plural: 'backendpools',
-        }) as never,
-    );
-    const seen = (obj: { metadata?: { name?: string }; status?: { endpointsSummary?: string } }) => {
-      const n = obj.metadata?.name ?? '';
-      const s = obj.status?.endpointsSummary ?? '';
-      summaries.set(n, s);
-      const w = waiters.get(n);
-      if (w && w.want === s) {
-        waiters.delete(n);
-        w.done(performance.now() - w.t0);
-      }
-    };
-    informer.on('add', seen as never);
-    informer.on('update', seen as never);
-    let finished = false;
-    informer.on('error', () => setTimeout(() => finished || void informer.start(), 500));
-    await informer.start();
+    const { kc, disc, custom } = await createPools(kubeconfig, bin, names, o.endpoints);
+    status = await StatusWatch.start(kc, custom);
+    const { summaries, waiters } = status;
 
     const metricsPort = 20000 + Math.floor(Math.random() * 20000);
+    const controlAddr = `127.0.0.1:${await freePort()}`;
+    // ADS on the control API, plaintext and without tokens: a local run (src/cli/operator.ts).
+    const control = xdsClients
+      ? [
+          '--control-addr',
+          controlAddr,
+          '--control-insecure',
+          '--xds-allow-unauthenticated',
+          '--allowed-routers',
+          `${NAMESPACE}/*`,
+        ]
+      : [];
     const t0 = performance.now();
-    op = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/cli/main.js'),
-        'operator',
-        '--kubeconfig',
-        kubeconfig,
-        '--namespace',
-        'bench',
-        '--leader-elect',
-        'false',
-        '--metrics-addr',
-        `127.0.0.1:${metricsPort}`,
-        '--status-interval',
-        o.statusInterval,
-      ],
-      { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SIBYL_LOG_LEVEL: 'warn' } },
+    op = track(
+      'operator',
+      spawn(
+        process.execPath,
+        [
+          ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []),
+          join(ROOT, 'dist/cli/main.js'),
+          'operator',
+          '--kubeconfig',
+          kubeconfig,
+          '--namespace',
+          NAMESPACE,
+          '--leader-elect',
+          'false',
+          '--metrics-addr',
+          `127.0.0.1:${metricsPort}`,
+          '--status-interval',
+          o.statusInterval,
+          ...(o.operatorConcurrency ? ['--concurrency', String(o.operatorConcurrency)] : []),
+          ...control,
+        ],
+        { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, SIBYL_LOG_LEVEL: 'warn' } },
+      ),
     );
     const full = `${o.endpoints}/${o.endpoints}`;
     while ([...names].some((n) => summaries.get(n) !== full)) {
@@ -234,12 +161,37 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const convergeMs = performance.now() - t0;
+    const pid = op.proc.pid as number;
+
+    const connected = xdsClients
+      ? await connectFleet({
+          pid,
+          address: controlAddr,
+          clients: xdsClients,
+          poolsPerClient: o.xdsPoolsPerClient ?? 25,
+          pools: names,
+          endpoints: o.endpoints,
+        })
+      : undefined;
+    fleet = connected?.fleet;
 
     const writes0 = await metric(metricsPort, 'sibyl_status_writes_total');
     const random = seededRandom(1);
     const lastSet = new Map<string, string>();
     const delays: number[] = [];
     let changes = 0;
+    let xdsChanges = 0;
+    const usage = watchUsage(pid);
+    const ownCpu = process.cpuUsage();
+    const depths: number[] = [];
+    const sampler = setInterval(
+      () =>
+        void metric(metricsPort, 'sibyl_workqueue_depth').then(
+          (d) => depths.push(d),
+          (e: unknown) => console.error(`work queue depth not read: ${errorMessage(e)}`),
+        ),
+      1000,
+    );
     const start = performance.now();
     const gap = 1000 / o.changesPerSecond;
     const pending: Promise<void>[] = [];
@@ -247,7 +199,7 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
       const hot = o.hotPools ? Math.min(o.hotPools, names.length) : 0;
       const n = names[Math.floor(random() * (hot || names.length))] as string;
       if (hot) waiters.get(n)?.drop();
-      if (hot || !waiters.has(n)) {
+      if (hot || !(waiters.has(n) || fleet?.awaiting(n))) {
         const current = Number((lastSet.get(n) ?? summaries.get(n) ?? full).split('/')[0]);
         let ready = 1 + Math.floor(random() * o.endpoints);
         if (ready === current) ready = ready === o.endpoints ? ready - 1 : ready + 1;
@@ -261,22 +213,30 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
             setTimeout(resolve, 60_000);
           }),
         );
+        if (fleet) {
+          xdsChanges++;
+          pending.push(fleet.expect(n, ready, performance.now()));
+        }
         await disc.replaceNamespacedEndpointSlice({
           name: n,
-          namespace: 'bench',
+          namespace: NAMESPACE,
           body: slice(n, o.endpoints, ready),
         });
       }
       await new Promise((r) => setTimeout(r, gap));
     }
     const elapsedMin = (performance.now() - start) / 60_000;
+    if (op.proc.exitCode !== null || op.proc.signalCode !== null)
+      throw new Error('the operator stopped during the changes, so the figures are void');
+    const used = usage.stop();
+    clearInterval(sampler);
+    const own = process.cpuUsage(ownCpu);
+    const benchCpuShare = (own.user + own.system) / 1000 / (elapsedMin * 60_000);
     await Promise.all(pending);
+    if (fleet?.failures().length) throw new Error(`xDS clients failed: ${fleet.failures().join('; ')}`);
     const writes = (await metric(metricsPort, 'sibyl_status_writes_total')) - writes0;
-    const rss =
-      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${op.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-    finished = true;
-    await informer.stop();
     delays.sort((a, b) => a - b);
+    const xdsDelays = [...(fleet?.delays ?? [])].sort((a, b) => a - b);
     return {
       pools: o.pools,
       endpoints: o.endpoints,
@@ -284,17 +244,32 @@ export async function runScale(o: Opts): Promise<ScaleResult> {
       convergeMs,
       changes,
       observed: delays.length,
-      delayMs: {
-        p50: percentile(delays, 0.5),
-        p99: percentile(delays, 0.99),
-        max: delays[delays.length - 1] ?? NaN,
-      },
+      delayMs: stats(delays),
       statusWritesPerMinute: writes / elapsedMin,
       changesPerMinute: changes / elapsedMin,
-      operatorRssMiB: rss,
+      operatorRssMiB: used.rssMiB,
+      operatorCpuShare: used.cpuShare,
+      operatorMaxRssMiB: used.maxRssMiB,
+      benchCpuShare,
+      queueDepth: {
+        mean: depths.reduce((a, b) => a + b, 0) / Math.max(1, depths.length),
+        max: Math.max(0, ...depths),
+      },
+      ...(connected
+        ? {
+            xds: {
+              ...connected.result,
+              changes: xdsChanges,
+              observed: xdsDelays.length,
+              delayMs: stats(xdsDelays),
+            },
+          }
+        : {}),
     };
   } finally {
-    op?.kill('SIGTERM');
+    fleet?.close();
+    await status?.stop();
+    if (op) await stop(op); // SIGTERM, so that a profile is written before the API server goes
     cluster(dir, 'down');
   }
 }

@@ -63,6 +63,22 @@ describe('XdsResources', () => {
     expect(r.keyOf('q.other')).toBe('other/q');
   });
 
+  it('answers all() from one set per view while nothing changes, and a new one after a change or a removal', () => {
+    const r = new XdsResources();
+    r.set('ns/p', pool([10, 10]));
+    const first = r.all('proxyless');
+    expect(r.all('proxyless')).toBe(first);
+    expect(r.all('envoy', fleet)).not.toBe(first);
+    r.set('ns/p', pool([10, 10])); // the same: no change, the same set
+    expect(r.all('proxyless')).toBe(first);
+    const eds = first.get(TYPE.endpoint)?.get('p.ns')?.hash;
+    const p = pool([10, 10]);
+    r.set('ns/p', { ...p, endpoints: [{ ...p.endpoints[0]!, ready: false }, p.endpoints[1]!] });
+    expect(r.all('proxyless').get(TYPE.endpoint)?.get('p.ns')?.hash).not.toBe(eds);
+    r.set('ns/p', undefined);
+    expect(r.all('proxyless').get(TYPE.endpoint)?.size).toBe(0);
+  });
+
   it("locates an access log entry: the cluster to its pool, the upstream address to the pool's endpoint", () => {
     const r = new XdsResources();
     r.set('ns/p', pool([10, 20]));
