@@ -28,14 +28,21 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<unknown>): P
   );
 }
 
-/** Pool `name`'s EndpointSlice: `m` endpoints, the first `ready` of them ready. */
+/**
+ * Pool `name`'s EndpointSlice: `m` endpoints, the first `ready` of them ready. Each endpoint has an IP
+ * of its own (10.x.y.z from the pool's number and the endpoint's): data planes take IPs only, and
+ * names under .localhost all go to them as 127.0.0.1 (src/xds/endpoints.ts), which would fold a pool's
+ * endpoints into one. Nothing dials them.
+ */
 export function slice(name: string, m: number, ready: number): k8s.V1EndpointSlice {
+  const k = Number(/\d+$/.exec(name)?.[0] ?? 0);
+  if (m > 254) throw new Error(`at most 254 endpoints per pool (one IPv4 /24 each), not ${m}`);
   return {
     metadata: { name, labels: { 'kubernetes.io/service-name': name } },
-    addressType: 'FQDN',
+    addressType: 'IPv4',
     ports: [{ name: 'grpc', port: 50051, protocol: 'TCP' }],
     endpoints: Array.from({ length: m }, (_, j) => ({
-      addresses: [`e${j}.${name}.localhost`],
+      addresses: [`10.${(k >> 8) & 255}.${k & 255}.${j + 1}`],
       conditions: { ready: j < ready },
       targetRef: { kind: 'Pod', name: `${name}-${j}`, namespace: NAMESPACE },
     })),

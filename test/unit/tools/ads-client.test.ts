@@ -12,7 +12,8 @@ import { waitFor } from '../../support/wait.js';
 
 let ads: Ads;
 let client: AdsClient | undefined;
-const addresses = (pool: string) => [0, 1, 2].map((i) => `e${i}.${pool}.localhost:50051`);
+// distinct IPs: names under .localhost all go to data planes as 127.0.0.1 (src/xds/endpoints.ts)
+const addresses = (pool: string) => [0, 1, 2].map((i) => `10.0.${pool.slice(1)}.${i + 1}:50051`);
 const node = { id: 'bench-0', cluster: 'bench', user_agent_name: 'gRPC sibyl-bench' };
 
 afterEach(async () => {
