@@ -11,6 +11,7 @@ import type {
 import { validateRouterConfig } from '../../src/router/config.js';
 import { Router, type RouterOptions } from '../../src/router/router.js';
 import { tableFromConfig } from '../../src/router/table.js';
+import { freePort } from '../../src/util/net.js';
 
 /** Real grpc-js backends, the real router and real grpc-js clients on loopback, for integration tests. */
 
@@ -28,6 +29,28 @@ export async function startBackends(n: number, opts: BackendOptions = {}, prefix
       }),
     ),
   );
+}
+
+/**
+ * Three backends b0..b2 on loopback addresses of their own (127.0.0.2–4), each serving its metrics on
+ * the same port: what a pool's Prometheus scraping expects (one port, each pod at its own host).
+ */
+export async function startBackendsOnOwnHosts(
+  opts: BackendOptions = {},
+): Promise<{ backends: Backend[]; metricsPort: number }> {
+  const metricsPort = await freePort();
+  const backends = await Promise.all(
+    [2, 3, 4].map(async (host, i) => {
+      const [b] = await startBackends(1, {
+        ...opts,
+        name: `b${i}`,
+        listen: `127.0.0.${host}:0`,
+        metricsAddr: `127.0.0.${host}:${metricsPort}`,
+      });
+      return b as Backend;
+    }),
+  );
+  return { backends, metricsPort };
 }
 
 /** A router in this process with one table made of `pools` (validated as a routes file would be). */

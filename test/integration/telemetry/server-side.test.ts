@@ -1,11 +1,11 @@
 import type { Operator } from '../../../src/operator/operator.js';
 import type { Backend } from '../../../src/tools/backend/server.js';
-import { quiet, startBackends } from '../../support/grpc.js';
+import { quiet, startBackendsOnOwnHosts } from '../../support/grpc.js';
 import { createNamespace } from '../../support/kube.js';
 import { Load } from '../../support/load.js';
 import { createPool, getPool, listEvents } from '../../support/objects.js';
 import { startOperator } from '../../support/operator.js';
-import { freePort, waitFor } from '../../support/wait.js';
+import { waitFor } from '../../support/wait.js';
 
 /**
  * Server-side telemetry alone: a pool of three real `sibyl backend`s (b0 fast, b1 slow, b2 failing
@@ -34,19 +34,9 @@ let load: Load | undefined;
 
 beforeAll(async () => {
   ns = await createNamespace('server-side');
-  const metricsPort = await freePort();
-  backends = await Promise.all(
-    [2, 3, 4].map(async (host, i) => {
-      const [b] = await startBackends(1, {
-        name: `b${i}`,
-        listen: `127.0.0.${host}:0`,
-        metricsAddr: `127.0.0.${host}:${metricsPort}`,
-        orca: true,
-        log: quiet(),
-      });
-      return b as Backend;
-    }),
-  );
+  const own = await startBackendsOnOwnHosts({ orca: true, log: quiet() });
+  backends = own.backends;
+  const metricsPort = own.metricsPort;
   backends[1]!.state.update({ latencyMs: 40 });
   backends[2]!.state.update({ errorRate: 1 });
   op = await startOperator(ns, {

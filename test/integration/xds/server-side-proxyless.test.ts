@@ -1,10 +1,10 @@
 import type { Operator } from '../../../src/operator/operator.js';
 import type { Backend } from '../../../src/tools/backend/server.js';
-import { quiet, startBackends } from '../../support/grpc.js';
+import { quiet, startBackendsOnOwnHosts } from '../../support/grpc.js';
 import { createNamespace } from '../../support/kube.js';
 import { createPool, getPool } from '../../support/objects.js';
 import { startOperator } from '../../support/operator.js';
-import { freePort, waitFor } from '../../support/wait.js';
+import { waitFor } from '../../support/wait.js';
 import { goClient, type GoXdsClient } from '../../support/xds.js';
 
 /**
@@ -23,18 +23,9 @@ let client: GoXdsClient | undefined;
 
 beforeAll(async () => {
   ns = await createNamespace('proxyless-server-side');
-  const metricsPort = await freePort();
-  backends = await Promise.all(
-    [2, 3, 4].map(async (host, i) => {
-      const [b] = await startBackends(1, {
-        name: `b${i}`,
-        listen: `127.0.0.${host}:0`,
-        metricsAddr: `127.0.0.${host}:${metricsPort}`,
-        log: quiet(),
-      });
-      return b as Backend;
-    }),
-  );
+  const own = await startBackendsOnOwnHosts({ log: quiet() });
+  backends = own.backends;
+  const metricsPort = own.metricsPort;
   backends[0]!.state.update({ latencyMs: 2 });
   backends[1]!.state.update({ latencyMs: 40 });
   backends[2]!.state.update({ latencyMs: 2, errorRate: 1 });
