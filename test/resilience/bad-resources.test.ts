@@ -174,7 +174,9 @@ it('bad resources through kubectl are refused or marked, and the good pool next 
       what: 'the router to hold a table',
     });
 
-    const load = new Load({ targets: [router.info.listening as string], rps: RPS, deadlineMs: 2000 });
+    // A generous deadline: the check is that bad resources disturb no call, and a call that a loaded
+    // machine starved for 2 s (one of 899 under two busy loops) is not a disturbance they caused.
+    const load = new Load({ targets: [router.info.listening as string], rps: RPS, deadlineMs: 10_000 });
     try {
       load.start();
       await waitFor(() => load.answered() >= RPS, { timeoutMs: 60_000, what: `${RPS} calls answered` });
