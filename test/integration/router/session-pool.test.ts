@@ -1,7 +1,11 @@
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import pino from 'pino';
-import { DEFAULT_SESSION_POOL, SessionPool } from '../../../src/router/session-pool.js';
+import {
+  DEFAULT_SESSION_POOL,
+  SessionPool,
+  type SessionPoolEvents,
+} from '../../../src/router/session-pool.js';
 import { systemClock, seededRandom } from '../../../src/util/clock.js';
 import { freePort, waitFor } from '../../support/wait.js';
 
@@ -10,18 +14,23 @@ import { freePort, waitFor } from '../../support/wait.js';
 // comes back on the same port is found and reported reachable, with no call sent in between.
 
 interface Server {
+  /** Connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
 async function serve(port: number): Promise<Server> {
   const server = http2.createServer();
   const sockets = new Set<Socket>();
+  let accepted = 0;
   server.on('connection', (s: Socket) => {
+    accepted++;
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {
+    connections: () => accepted,
     // SIGKILL-like: the port stops listening and every connection is cut without GOAWAY
     close: () =>
       new Promise<void>((r) => {
@@ -31,25 +40,29 @@ async function serve(port: number): Promise<Server> {
   };
 }
 
+/** A pool to 127.0.0.1:port with a short backoff, reporting to `events`. */
+function poolTo(port: number, events: SessionPoolEvents): SessionPool {
+  return new SessionPool(
+    `127.0.0.1:${port}`,
+    { ...DEFAULT_SESSION_POOL, backoff: { initialMs: 20, maxMs: 100, multiplier: 2, jitter: 0 } },
+    { clock: systemClock, random: seededRandom(1), log: pino({ level: 'silent' }), events },
+  );
+}
+
+async function openAndClose(pool: SessionPool): Promise<void> {
+  const stream = await pool.openStream({ ':method': 'POST', ':path': '/x' });
+  stream.on('error', () => undefined);
+  stream.close();
+}
+
 it('reports background connect failures while the server is gone and reachability once it is back', async () => {
   const port = await freePort();
   let server = await serve(port);
   const failures: string[] = [];
   let reachable = 0;
-  const pool = new SessionPool(
-    `127.0.0.1:${port}`,
-    { ...DEFAULT_SESSION_POOL, backoff: { initialMs: 20, maxMs: 100, multiplier: 2, jitter: 0 } },
-    {
-      clock: systemClock,
-      random: seededRandom(1),
-      log: pino({ level: 'silent' }),
-      events: { reconnectFailed: (why) => failures.push(why), reachable: () => reachable++ },
-    },
-  );
+  const pool = poolTo(port, { reconnectFailed: (why) => failures.push(why), reachable: () => reachable++ });
   try {
-    const stream = await pool.openStream({ ':method': 'POST', ':path': '/x' });
-    stream.on('error', () => undefined);
-    stream.close();
+    await openAndClose(pool);
     expect(pool.sessionCount).toBe(1);
     expect(failures).toEqual([]);
 
@@ -76,23 +89,19 @@ it('does not reconnect a session it closed itself, nor after it is closed', asyn
   const port = await freePort();
   const server = await serve(port);
   let events = 0;
-  const pool = new SessionPool(
-    `127.0.0.1:${port}`,
-    { ...DEFAULT_SESSION_POOL, backoff: { initialMs: 20, maxMs: 100, multiplier: 2, jitter: 0 } },
-    {
-      clock: systemClock,
-      random: seededRandom(1),
-      log: pino({ level: 'silent' }),
-      events: { reconnectFailed: () => events++, reachable: () => events++ },
-    },
-  );
-  const stream = await pool.openStream({ ':method': 'POST', ':path': '/x' });
-  stream.on('error', () => undefined);
-  stream.close();
+  const pool = poolTo(port, { reconnectFailed: () => events++, reachable: () => events++ });
+  await openAndClose(pool);
   pool.close();
   await waitFor(() => pool.sessionCount === 0, { timeoutMs: 10_000, what: 'the session to close' });
-  await server.close();
-  // a reconnect would have been scheduled at once (delay 0) and failed within a backoff step
-  await new Promise((r) => setTimeout(r, 200));
-  expect(events).toBe(0);
+  // A reconnect would be scheduled at once (delay 0) when the session closed, so it would reach the
+  // server before a connection opened after that close: open one and count.
+  const probe = poolTo(port, { reconnectFailed: () => undefined, reachable: () => undefined });
+  try {
+    await openAndClose(probe);
+    expect(server.connections()).toBe(2); // the first pool's session and the probe's, no reconnect
+    expect(events).toBe(0);
+  } finally {
+    probe.destroy();
+    await server.close();
+  }
 });
