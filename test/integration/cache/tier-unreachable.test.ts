@@ -76,5 +76,7 @@ it('RedisReachable=False names the error; deletion retries, then gives up after 
   const abandoned = (await listEvents(ns, 'api-cache')).find((e) => e.reason === 'CleanupAbandoned');
   expect(abandoned?.type).toBe('Warning');
   expect(abandoned?.message).toMatch(/removing the finalizer/);
-  expect(gone).toBeGreaterThanOrEqual(2500);
+  // The bound is counted from metadata.deletionTimestamp, which the API server keeps to whole seconds
+  // (truncated), so the 3 s limit can be reached as early as 2 s after the delete request.
+  expect(gone).toBeGreaterThanOrEqual(2000);
 });
