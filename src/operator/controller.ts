@@ -1,7 +1,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Informer } from '../kube/informer.js';
-import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
+import { WorkQueue, type Lane, type ReconcileResult } from '../kube/workqueue.js';
 import type { Random } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { OperatorMetrics } from './metrics.js';
@@ -12,13 +12,14 @@ export interface Reconciler {
 
 /** Where a controller's keys come from: bound once, when the controller is made. */
 export interface Watch {
-  bind(enqueue: (key: string) => void): void;
+  bind(enqueue: (key: string, lane: Lane) => void): void;
 }
 
 /**
  * Events on one informer, mapped to the keys to reconcile (controller-runtime's Watches with
  * EnqueueRequestsFromMapFunc). Adds and deletes always count; an update counts when `changed` says so
- * (a predicate), or always without one.
+ * (a predicate), or always without one. Its keys wait in the work queue's `event` lane: a change someone
+ * waits to see.
  */
 export function watch<T extends KubernetesObject>(
   informer: Informer<T>,
@@ -28,7 +29,7 @@ export function watch<T extends KubernetesObject>(
   return {
     bind(enqueue) {
       const all = (obj: T) => {
-        for (const k of keys(obj)) enqueue(k);
+        for (const k of keys(obj)) enqueue(k, 'event');
       };
       informer.on({
         add: all,
@@ -44,16 +45,16 @@ export function watch<T extends KubernetesObject>(
 /**
  * Keys from outside the API server (controller-runtime's source.Channel): routers' load reports, a
  * refitted model, a CacheTier's new config. Made before the parts that send on it and the controller
- * that watches it, so neither needs the other.
+ * that watches it, so neither needs the other. Its keys are `routine` unless sent as events.
  */
 export class KeyChannel implements Watch {
-  private readonly sinks: Array<(key: string) => void> = [];
+  private readonly sinks: Array<(key: string, lane: Lane) => void> = [];
 
-  send(key: string): void {
-    for (const s of this.sinks) s(key);
+  send(key: string, lane: Lane = 'routine'): void {
+    for (const s of this.sinks) s(key, lane);
   }
 
-  bind(enqueue: (key: string) => void): void {
+  bind(enqueue: (key: string, lane: Lane) => void): void {
     this.sinks.push(enqueue);
   }
 }
@@ -81,11 +82,11 @@ export class Controller {
     watches: readonly Watch[],
     private readonly o: ControllerOptions,
   ) {
-    for (const w of watches) w.bind((key) => this.enqueue(key));
+    for (const w of watches) w.bind((key, lane) => this.enqueue(key, lane));
   }
 
-  enqueue(key: string): void {
-    this.queue?.add(key);
+  enqueue(key: string, lane: Lane = 'routine'): void {
+    this.queue?.add(key, lane);
   }
 
   /** Whether the queue runs (this replica leads). */

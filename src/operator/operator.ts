@@ -19,6 +19,7 @@ import { RedisAdmin } from './cache-redis.js';
 import type { OperatorContext } from './context.js';
 import { ControlPlane, type ControlOptions } from './control-plane.js';
 import { Controller, KeyChannel } from './controller.js';
+import { KeepAliveKubeConfig } from '../kube/config.js';
 import { startHttp } from './http.js';
 import { OperatorMetrics } from './metrics.js';
 import { PoolReconciler } from './pool-reconciler.js';
@@ -126,7 +127,7 @@ export class Operator {
       kc: o.kc,
       redis: this.redis,
       configs: cacheConfigs,
-      enqueuePool: (k) => poolKeys.send(k),
+      enqueuePool: (k) => poolKeys.send(k, 'event'), // a tier's new cache config: a spec change
       ...(control ? { figures: (pools) => control.caches.figures(pools, ctx.clock.now()) } : {}),
       refreshMs: Math.max(1000, interval),
       ...(o.cache?.cleanupTimeoutMs ? { cleanupTimeoutMs: o.cache.cleanupTimeoutMs } : {}),
@@ -223,6 +224,7 @@ export class Operator {
     await this.redis.close();
     for (const i of this.informers()) i.stop();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
+    if (this.o.kc instanceof KeepAliveKubeConfig) this.o.kc.closeConnections();
   }
 
   /** Enqueue a pool by key (tests; the control stream and telemetry go through their KeyChannel). */

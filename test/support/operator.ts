@@ -5,7 +5,7 @@ import { linkRouter } from '../../src/router/control-link.js';
 import { Router } from '../../src/router/router.js';
 import { makeLogger } from '../../src/util/log.js';
 import { quiet } from './grpc.js';
-import { kubeConfig } from './kube.js';
+import { loadKubeConfig } from '../../src/kube/config.js';
 
 /** An operator in this process against the test control plane, watching one namespace. */
 /**
@@ -30,7 +30,7 @@ export async function startOperator(
   extra: Partial<OperatorOptions> & { kc?: k8s.KubeConfig } = {},
 ): Promise<Operator> {
   const op = new Operator({
-    kc: extra.kc ?? kubeConfig(),
+    kc: extra.kc ?? loadKubeConfig(process.env.KUBECONFIG), // as `sibyl operator` loads it: keep-alive
     log: makeLogger('operator', process.env.SIBYL_TEST_LOG_LEVEL ?? 'silent'),
     namespace: ns,
     statusIntervalMs: 300,

@@ -37,6 +37,34 @@ describe('WorkQueue', () => {
     expect(q.depth).toBe(0);
   });
 
+  it('runs event keys before routine ones; a routine key added as an event moves up, never runs twice', async () => {
+    const runs: string[] = [];
+    const firstRun = deferred();
+    const release = deferred();
+    const q = new WorkQueue(
+      async (k) => {
+        runs.push(k);
+        if (runs.length === 1) {
+          firstRun.resolve();
+          await release.promise;
+        }
+      },
+      { concurrency: 1, random: seededRandom(1) },
+      () => {},
+    );
+    q.add('busy');
+    await firstRun.promise;
+    for (const k of ['r1', 'r2', 'r3']) q.add(k); // routine: a resync
+    q.add('e1', 'event');
+    q.add('r3', 'event'); // was routine: moves to the event lane, once
+    q.add('e1'); // already an event: stays one
+    q.add('busy', 'event'); // running: once more afterwards, as an event
+    expect(q.depth).toBe(4);
+    release.resolve();
+    await q.idle();
+    expect(runs).toEqual(['busy', 'e1', 'r3', 'busy', 'r1', 'r2']);
+  });
+
   it('retries failures with backoff and honours requeueAfter', async () => {
     let n = 0;
     const errors: number[] = [];
