@@ -128,7 +128,7 @@ export function cacheDataPathCondition(facts: DataPlaneFacts): ConditionInput | 
         type: CACHE_DATA_PATH,
         status: 'False',
         reason: 'NoRouters',
-        message: `no sibyl router serving the pool advertises an address (router --advertise): Envoy (${envoys}) sends the ${methods} straight to the backends, uncached`,
+        message: `no sibyl router serving the pool advertises an address (router --advertise; the chart's router.withEnvoy=true): Envoy (${envoys}) sends the ${methods} straight to the backends, uncached`,
       };
 }
 

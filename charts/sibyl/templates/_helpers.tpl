@@ -32,9 +32,16 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.controlTLS.existingSecret | default (printf "%s-control-tls" .Release.Name) }}
 {{- end }}
 
-{{/* Whether the chart runs sibyl routers (dataPlane: sibyl) or Envoy (dataPlane: envoy). */}}
+{{/*
+Whether the chart runs sibyl routers (dataPlane: sibyl, or beside Envoy with router.withEnvoy as the
+path for CacheTiers' cacheable methods) and Envoy (dataPlane: envoy).
+*/}}
 {{- define "sibyl.routers" -}}
 {{- if and (eq .Values.dataPlane "sibyl") .Values.router.enabled }}true{{ end -}}
+{{- if and (eq .Values.dataPlane "envoy") .Values.router.withEnvoy }}true{{ end -}}
+{{- end }}
+{{- define "sibyl.cacheRouters" -}}
+{{- if and (eq .Values.dataPlane "envoy") .Values.router.withEnvoy }}true{{ end -}}
 {{- end }}
 {{- define "sibyl.envoy" -}}
 {{- if eq .Values.dataPlane "envoy" }}true{{ end -}}

@@ -85,6 +85,28 @@ it('dataPlane: sibyl runs the routers as before, and no Envoy', async () => {
   find(objs, 'ConfigMap', 's-xds-bootstrap');
 });
 
+it('dataPlane: envoy with router.withEnvoy runs routers beside Envoy, advertising their pod address, both accounts allowed', async () => {
+  const objs = await render('router.withEnvoy=true');
+  find(objs, 'Deployment', 's-envoy');
+  const pod = podOf(find(objs, 'Deployment', 's-router'));
+  const c = pod.containers[0] as Container & { env?: Array<{ name: string; valueFrom?: unknown }> };
+  expect(c.args).toContain('--advertise=$(POD_IP):8080');
+  expect(c.env).toEqual([{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }]);
+  expect(operatorArgs(objs)).toContain(
+    '--allowed-routers=sibyl-system/sibyl-router,sibyl-system/sibyl-envoy',
+  );
+  const np = find(objs, 'NetworkPolicy', 's-operator') as Obj & {
+    spec: { ingress: Array<{ from?: Array<{ podSelector: { matchLabels: Record<string, string> } }> }> };
+  };
+  const admitted = np.spec.ingress[0]?.from?.map(
+    (f) => f.podSelector.matchLabels['app.kubernetes.io/component'],
+  );
+  expect(admitted).toEqual(['envoy', 'router']);
+  // Routers alone (dataPlane: sibyl) advertise nothing: clients call them.
+  const alone = podOf(find(await render('dataPlane=sibyl'), 'Deployment', 's-router')).containers[0];
+  expect(alone?.args.some((a) => a.startsWith('--advertise'))).toBe(false);
+});
+
 it("Envoy's bootstrap is what sibyl xds-bootstrap --kind envoy prints, and envoy --mode validate accepts it", async () => {
   const options = {
     server: 's-operator.sibyl-system.svc:9443',
