@@ -47,6 +47,8 @@ export class BackendMetrics {
   private readonly started: Counter<GrpcLabels>;
   private readonly handled: Counter<GrpcLabels | 'grpc_code'>;
   private readonly handling: Histogram<GrpcLabels>;
+  /** Out-of-band ORCA streams open (OpenRcaService/StreamCoreMetrics), until the client cancels. */
+  readonly orcaStreams: Gauge;
 
   constructor(slots: Slots, opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -83,6 +85,11 @@ export class BackendMetrics {
       collect() {
         this.set(slots.busy);
       },
+    });
+    this.orcaStreams = new Gauge({
+      name: 'sibyl_backend_orca_streams',
+      help: 'Out-of-band ORCA report streams open.',
+      registers: [this.registry],
     });
     new Gauge({
       name: 'sibyl_backend_queued',

@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import type { Gauge } from 'prom-client';
 import type { OrcaReport } from '../../grpc/orca.js';
 import type { LoadSampler } from './orca.js';
 
@@ -14,7 +15,11 @@ const DEFAULT_INTERVAL_MS = 30_000;
  * this too, but only figures pushed into it beforehand and no memory utilisation; this reads them
  * when each report is due.
  */
-export function orcaService(load: LoadSampler, busyShare: () => number): grpc.UntypedServiceImplementation {
+export function orcaService(
+  load: LoadSampler,
+  busyShare: () => number,
+  open?: Gauge,
+): grpc.UntypedServiceImplementation {
   return {
     StreamCoreMetrics(call: grpc.ServerWritableStream<{ intervalMs?: number }, OrcaReport>) {
       const every = Math.max(MIN_INTERVAL_MS, call.request.intervalMs ?? DEFAULT_INTERVAL_MS);
@@ -26,7 +31,13 @@ export function orcaService(load: LoadSampler, busyShare: () => number): grpc.Un
         });
       report();
       const timer = setInterval(report, every);
-      const stop = () => clearInterval(timer);
+      open?.inc();
+      let stopped = false;
+      const stop = () => {
+        clearInterval(timer);
+        if (!stopped) open?.dec();
+        stopped = true;
+      };
       call.on('cancelled', stop);
       call.on('close', stop);
       call.on('error', stop);

@@ -79,7 +79,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
   if (load)
     server.addService(
       orcaServiceDefinition(),
-      orcaService(load, () => state.slots.busyShare),
+      orcaService(load, () => state.slots.busyShare, metrics.orcaStreams),
     );
   if (opts.reflection) addReflection(server, log);
 

@@ -53,6 +53,8 @@ it('streams reports every interval from a backend that serves them, and asks one
       settings(),
     );
     await waitFor(() => loads.length >= 4, { what: 'four ORCA reports', timeoutMs: 10_000 });
+    const orcaStreams = async () => (await orca!.metrics.orcaStreams.get()).values[0]?.value;
+    expect(await orcaStreams()).toBe(1);
     expect(new Set(loads.map((l) => l.address))).toEqual(new Set([a]));
     for (const l of loads) {
       expect(l.pool).toBe('ns/p');
@@ -72,9 +74,11 @@ it('streams reports every interval from a backend that serves them, and asks one
     src.track('ns/p', [{ address: a, namespace: 'ns' }], settings(false));
     expect(src.streams()).toBe(0);
     expect(released.sort()).toEqual([`127.0.0.1:${orca!.port}`, `127.0.0.1:${plain!.port}`].sort());
-    const n = loads.length;
-    await new Promise((r) => setTimeout(r, 600));
-    expect(loads.length).toBe(n);
+    // The stream really ended: the backend saw it go (so it writes no more reports), where a stream
+    // only forgotten by the source would stay open there and keep reporting.
+    await waitFor(async () => (await orcaStreams()) === 0, {
+      what: 'the backend to see its ORCA stream end',
+    });
   } finally {
     stop();
   }

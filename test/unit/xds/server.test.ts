@@ -65,7 +65,13 @@ function input(weights: number[], extra: Partial<XdsPoolInput> = {}): XdsPoolInp
 }
 
 const goNode = { id: 'go-1', cluster: 'c', user_agent_name: 'gRPC Go' };
-const settle = () => new Promise((r) => setTimeout(r, 150));
+const SHORT: Record<string, 'LDS' | 'CDS' | 'EDS'> = {
+  [TYPE.listener]: 'LDS',
+  [TYPE.cluster]: 'CDS',
+  [TYPE.endpoint]: 'EDS',
+};
+/** What the server has recorded of the (only) client for `type`: versions sent and ACKed. */
+const recorded = (type: string) => xds.clients()[0]?.types[SHORT[type] as 'LDS' | 'CDS' | 'EDS'];
 
 /** A server with the pool, and a grpc-go-like stream that asked for its `type` and ACKed the answer. */
 async function subscribed(type: string, o: Partial<XdsServerOptions> = {}): Promise<AdsStream> {
@@ -73,8 +79,9 @@ async function subscribed(type: string, o: Partial<XdsServerOptions> = {}): Prom
   xds.setPool('shop/cart', input([10, 20]));
   const s = new AdsStream(address);
   s.send(type, ['cart.shop'], undefined, undefined, goNode);
-  s.send(type, ['cart.shop'], await s.next(type));
-  await settle();
+  const first = await s.next(type);
+  s.send(type, ['cart.shop'], first);
+  await waitFor(() => recorded(type)?.acked === first.version_info, { what: 'the ACK recorded' });
   return s;
 }
 
@@ -111,10 +118,12 @@ it('pushes urgent changes at once and coalesces routine ones to one per push int
   const s = await subscribed(TYPE.endpoint);
   // Weights alone are routine: the first goes (no push yet this interval), the next two wait.
   xds.setPool('shop/cart', input([5, 20]));
-  await s.next(TYPE.endpoint, 2);
+  const second = await s.next(TYPE.endpoint, 2);
   xds.setPool('shop/cart', input([2.5, 20]));
   xds.setPool('shop/cart', input([1, 20]));
-  await settle();
+  // A push is written synchronously when it goes (PushScheduler.fire): the server's record shows none
+  // after the second, with no wait needed to tell.
+  expect(recorded(TYPE.endpoint)?.sent).toBe(second.version_info);
   expect(s.count(TYPE.endpoint)).toBe(2);
   timers.advance(1000);
   const coalesced = await s.next(TYPE.endpoint, 3);
@@ -156,8 +165,8 @@ it('a NACK is reported with the detail and counted, leaves the client on its ACK
   const metrics = await registry.metrics();
   expect(metrics).toContain('sibyl_xds_rejected_total{pool="shop/cart",kind="grpc-go",type="CDS"} 1');
   expect(metrics).toContain('sibyl_xds_clients{kind="grpc-go"} 1');
-  timers.advance(5000);
-  await settle();
+  timers.advance(5000); // the manual timers fire inside advance: any resend would be written by now
+  expect(recorded(TYPE.cluster)?.sent).toBe(second.version_info);
   expect(s.count(TYPE.cluster)).toBe(2);
   xds.setPool('shop/cart', input([10, 20], { spec: budget(60) }));
   await s.next(TYPE.cluster, 3);
@@ -203,7 +212,10 @@ it('ignores a stale nonce', async () => {
   xds.setPool('shop/cart', input([10, 10]));
   await s.next(TYPE.endpoint, 2);
   s.send(TYPE.endpoint, ['cart.shop'], first); // acknowledges a response that was superseded
-  await settle();
+  // The server reads a stream in order: once it has answered a later request (a listener), it has
+  // read the stale ACK.
+  s.send(TYPE.listener, ['cart.shop']);
+  await s.next(TYPE.listener);
   expect(xds.clients()[0]?.types.EDS).toEqual({ sent: '2' });
   s.call.end();
 });
