@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -71,4 +71,36 @@ export class Processes {
       ),
     );
   }
+}
+
+/** What the demo starts: its own CLI, Envoy and redis-server (a recycled pid is left alone). */
+const OURS = /dist\/cli\/main\.js|envoy|redis-server/;
+
+/**
+ * Stops the processes a previous `make demo KEEP=1` left running from `logDir` (its pids file), so a
+ * new demo does not orphan them when it clears the folder. Returns how many it signalled.
+ */
+export function stopLeftovers(logDir: string): number {
+  const file = join(logDir, 'pids');
+  if (!existsSync(file)) return 0;
+  let n = 0;
+  for (const pid of readFileSync(file, 'utf8')
+    .split('\n')
+    .map(Number)
+    .filter((p) => p > 0)) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone already
+    }
+    if (!OURS.test(cmdline)) continue;
+    try {
+      process.kill(pid, 'SIGTERM');
+      n++;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+  }
+  return n;
 }

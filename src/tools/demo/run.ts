@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededRandom } from '../../util/clock.js';
 import { startRedisServer, type RedisServer } from '../../util/redis-server.js';
@@ -6,7 +6,7 @@ import { Zipf } from '../../util/zipf.js';
 import { LocalCluster } from './cluster.js';
 import { proxylessPath, startEnvoy, startRouters } from './dataplanes.js';
 import { cacheTierJson, poolJson, serviceYaml, sliceJson, type DemoBackend } from './objects.js';
-import { Processes } from './processes.js';
+import { Processes, stopLeftovers } from './processes.js';
 import { clearLine, phaseLine, progress, table } from './report.js';
 import { Traffic, type PhaseResult } from './traffic.js';
 
@@ -44,10 +44,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `stateDir/results.json` keeps each phase's figures (the demo's test reads them).
  */
 export async function runDemo(o: DemoOptions): Promise<void> {
-  rmSync(o.stateDir, { recursive: true, force: true });
   const logs = join(o.stateDir, 'logs');
-  mkdirSync(logs, { recursive: true });
   const cluster = new LocalCluster(join(o.stateDir, 'cluster'));
+  // A previous run with KEEP=1 may still be up in this folder: stop it before clearing the folder.
+  const left = stopLeftovers(logs);
+  if (existsSync(cluster.dir)) cluster.down();
+  if (left > 0) o.say(`▶ stopped ${left} processes a previous demo (KEEP=1) left running`);
+  rmSync(o.stateDir, { recursive: true, force: true });
+  mkdirSync(logs, { recursive: true });
   const procs = new Processes(logs);
   let cleaned = false;
   let redis: RedisServer | undefined;
