@@ -138,11 +138,37 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
 
   const endCall = (c: SimCall, ok: boolean, code: number, now: number): void => {
     const router = routers[c.router] as SimRouter;
-    router.end(c, code);
     const latencyMs = now - c.startMs;
     telemetry.record(c.server, !ok, latencyMs);
+    if (c.probe) {
+      // its answer is the policy's only: no client figure, no observer, no router limit
+      c.clientDone = true;
+      c.call?.end(code);
+      return;
+    }
+    router.end(c, code);
     recorder.ended(c.startMs, ok, false, latencyMs);
     observer?.onEnd(router, c, ok, latencyMs, now);
+  };
+
+  /** Sends `c` to `server`, where it runs, waits, or fails (at once, or after a while). */
+  const toServer = (c: SimCall, server: number, now: number): void => {
+    c.server = server;
+    deadlines.push(c);
+    const failIn = (servers[server] as SimServer).arrive(c, now);
+    if (failIn === 0) endCall(c, false, Status.UNAVAILABLE, now);
+    else if (failIn > 0) q.push(now + failIn, EV_FAIL_REPLY, c, c.serial);
+  };
+
+  /** A probe of the policy's, alongside `c` just placed on `ep`: a copy of `c` on another server. */
+  const probe = (router: SimRouter, c: SimCall, ep: SimEndpoint, now: number): void => {
+    const handle = router.probe(c, ep);
+    if (!handle) return;
+    const p = pool.take().copyOf(c, now);
+    p.call = handle;
+    handle.start();
+    recorder.probed(now);
+    toServer(p, handle.target.index, now);
   };
 
   const arrive = (now: number): void => {
@@ -169,13 +195,10 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
       pool.release(c);
       return;
     }
-    c.server = ep.index;
     recorder.dispatched(ep.index, now);
-    deadlines.push(c);
     observer?.onDispatch(router, ep, c, now);
-    const failIn = (servers[ep.index] as SimServer).arrive(c, now);
-    if (failIn === 0) endCall(c, false, Status.UNAVAILABLE, now);
-    else if (failIn > 0) q.push(now + failIn, EV_FAIL_REPLY, c, c.serial);
+    toServer(c, ep.index, now);
+    probe(router, c, ep, now);
   };
 
   // the schedule's first events

@@ -1,8 +1,9 @@
 import { TrackedEndpoint } from '../../balancer/endpoint.js';
 import type { Balancer } from '../../balancer/index.js';
-import { Picker, type CallObserver } from '../../balancer/picker.js';
+import { Picker, probeBudget, type CallHandle, type CallObserver } from '../../balancer/picker.js';
 import { releaseOutcome, type Limiter } from '../../limit/index.js';
 import type { Clock } from '../../util/clock.js';
+import type { RetryBudget } from '../../util/retry-budget.js';
 import type { SimCall } from './call.js';
 
 /**
@@ -49,6 +50,8 @@ export interface PickWatcher {
 export class SimRouter {
   readonly endpoints: SimEndpoint[];
   private readonly picker: Picker<SimEndpoint>;
+  /** As the router's per pool: probes add at most PROBE_BUDGET_PERCENT of the calls. */
+  private readonly probes: RetryBudget;
 
   constructor(
     readonly index: number,
@@ -61,10 +64,24 @@ export class SimRouter {
     this.endpoints = Array.from({ length: servers }, (_, i) => new SimEndpoint(i));
     const onPick = watch?.onPick?.bind(watch);
     const observer: CallObserver<SimEndpoint> | undefined = onPick && {
-      started: (call) => onPick(this, call.target, call.req as SimCall, call.startedAtMs),
+      // clients' calls only: training samples are taken as the router takes them, at a client's pick
+      started: (call) =>
+        call.probe ? undefined : onPick(this, call.target, call.req as SimCall, call.startedAtMs),
       ended: () => undefined,
     };
     this.picker = new Picker(balancer, { clock, ...(observer ? { observer } : {}) });
+    this.probes = probeBudget(clock);
+  }
+
+  /**
+   * A probe's handle (not started) when the policy wants a copy of `c`, just placed on `picked`, sent to
+   * another endpoint (Picker.probe), within the probe budget; else undefined. Every method counts as
+   * idempotent here (bench/scenarios/README.md).
+   */
+  probe(c: SimCall, picked: SimEndpoint): CallHandle<SimEndpoint> | undefined {
+    if (!this.balancer.probeTarget) return undefined;
+    this.probes.onRequest();
+    return this.picker.probe(this.endpoints, c, picked, this.probes);
   }
 
   /**

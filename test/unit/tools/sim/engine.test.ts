@@ -124,6 +124,51 @@ describe('simulate', () => {
   });
 });
 
+describe('probes in the simulator', () => {
+  // one server of four 10× slower from 2 s to 8 s
+  const s = scenario({ events: [{ server: 0, fromS: 2, toS: 8, slowdown: 10 }], routers: 2 });
+  function run(probeMode: 'shadow' | 'call') {
+    let toSlow = 0;
+    let probesSeen = 0;
+    let dispatched = 0;
+    let ended = 0;
+    const observer: RunObserver = {
+      done: false,
+      onDispatch(_r, ep, c, now) {
+        dispatched++;
+        if (c.probe) probesSeen++;
+        if ((ep as { index: number }).index === 0 && now >= 3000 && now < 8000) toSlow++;
+      },
+      onEnd(_r, c) {
+        ended++;
+        if (c.probe) probesSeen++;
+      },
+    };
+    const r = simulate(s, { policy: 'Predictive', balancerConfig: { probeMode }, observer });
+    return { r, toSlow, probesSeen, dispatched, ended };
+  }
+
+  it('copies calls to the server the policy explores, within the budget, and counts them in no client figure', () => {
+    const shadow = run('shadow');
+    const call = run('call');
+    expect(call.r.probeRate).toBe(0);
+    expect(shadow.r.probeRate).toBeGreaterThan(0.002);
+    expect(shadow.r.probeRate).toBeLessThan(0.06); // 5% of calls, and a reserve of 1/s per router
+    // clients' calls only, in the figures and to the observer: the same calls as without probes
+    expect(shadow.r.calls).toBe(call.r.calls);
+    expect(shadow.r.timeline.offered).toEqual(call.r.timeline.offered);
+    expect(shadow.r.share.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect([shadow.probesSeen, shadow.dispatched]).toEqual([0, shadow.ended]);
+    // exploring with clients' calls sends more of them to the slowed server than probing does
+    expect(shadow.toSlow).toBeLessThan(call.toSlow);
+    expect(simulate(s, { policy: 'Predictive' })).toEqual(shadow.r); // deterministic; shadow by default
+  });
+
+  it('policies that name no probe target send none', () => {
+    expect(simulate(s, { policy: 'PeakEwma' }).probeRate).toBe(0);
+  });
+});
+
 describe('collectSamples', () => {
   it('returns up to maxSamples finished samples of what a router knew, deterministically', () => {
     const s = scenario({ events: [{ server: 0, fromS: 2, toS: 6, errorRate: 0.5 }] });
