@@ -195,7 +195,7 @@ export class Predictive implements Balancer {
     if (this.probeMode !== 'shadow' || candidates.length < 2) return undefined;
     const now = this.deps.clock.now();
     const ep = this.explore(candidates, this.signals.baselineMs(req, now), now);
-    return ep === picked || ep === undefined ? undefined : this.track(ep);
+    return ep === picked ? undefined : ep;
   }
 
   onCallStarted(ep: Endpoint, req: PickRequest): void {

@@ -28,7 +28,10 @@ export const ORACLE = 'Oracle';
 
 /** Watches a run call by call (the training-sample collector). */
 export interface RunObserver extends PickWatcher {
-  /** A call was placed on `ep` by `router` (its in-flight count already includes the call). */
+  /**
+   * A call was placed on `ep` by `router` (its in-flight count already includes the call); probes too
+   * (`c.probe`), as the router's own observer sees them.
+   */
   onDispatch(router: SimRouter, ep: SimEndpoint, c: SimCall, now: number): void;
   /** The call's outcome reached its router. */
   onEnd(router: SimRouter, c: SimCall, ok: boolean, latencyMs: number, now: number): void;
@@ -141,13 +144,13 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     const latencyMs = now - c.startMs;
     telemetry.record(c.server, !ok, latencyMs);
     if (c.probe) {
-      // its answer is the policy's only: no client figure, no observer, no router limit
+      // its answer is the policy's (and the observer's) only: no client figure, no router limit
       c.clientDone = true;
       c.call?.end(code);
-      return;
+    } else {
+      router.end(c, code);
+      recorder.ended(c.startMs, ok, false, latencyMs);
     }
-    router.end(c, code);
-    recorder.ended(c.startMs, ok, false, latencyMs);
     observer?.onEnd(router, c, ok, latencyMs, now);
   };
 
@@ -162,12 +165,18 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
 
   /** A probe of the policy's, alongside `c` just placed on `ep`: a copy of `c` on another server. */
   const probe = (router: SimRouter, c: SimCall, ep: SimEndpoint, now: number): void => {
-    const handle = router.probe(c, ep);
-    if (!handle) return;
+    if (!router.balancer.probeTarget) return;
+    // the copy is the probe's request: its handle keeps it to the end, when `c` may be reused
     const p = pool.take().copyOf(c, now);
+    const handle = router.probe(p, ep);
+    if (!handle) {
+      p.clientDone = p.serverDone = true;
+      return pool.release(p);
+    }
     p.call = handle;
     handle.start();
     recorder.probed(now);
+    observer?.onDispatch(router, handle.target, p, now);
     toServer(p, handle.target.index, now);
   };
 

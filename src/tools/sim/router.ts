@@ -64,9 +64,8 @@ export class SimRouter {
     this.endpoints = Array.from({ length: servers }, (_, i) => new SimEndpoint(i));
     const onPick = watch?.onPick?.bind(watch);
     const observer: CallObserver<SimEndpoint> | undefined = onPick && {
-      // clients' calls only: training samples are taken as the router takes them, at a client's pick
-      started: (call) =>
-        call.probe ? undefined : onPick(this, call.target, call.req as SimCall, call.startedAtMs),
+      // probes too, as the router's observer sees them (src/router/control-link.ts)
+      started: (call) => onPick(this, call.target, call.req as SimCall, call.startedAtMs),
       ended: () => undefined,
     };
     this.picker = new Picker(balancer, { clock, ...(observer ? { observer } : {}) });
@@ -74,14 +73,14 @@ export class SimRouter {
   }
 
   /**
-   * A probe's handle (not started) when the policy wants a copy of `c`, just placed on `picked`, sent to
-   * another endpoint (Picker.probe), within the probe budget; else undefined. Every method counts as
-   * idempotent here (bench/scenarios/README.md).
+   * A probe's handle (not started) when the policy wants `copy`, a copy of a call just placed on
+   * `picked`, sent to another endpoint (Picker.probe), within the probe budget; else undefined. Every
+   * method counts as idempotent here (bench/scenarios/README.md).
    */
-  probe(c: SimCall, picked: SimEndpoint): CallHandle<SimEndpoint> | undefined {
+  probe(copy: SimCall, picked: SimEndpoint): CallHandle<SimEndpoint> | undefined {
     if (!this.balancer.probeTarget) return undefined;
     this.probes.onRequest();
-    return this.picker.probe(this.endpoints, c, picked, this.probes);
+    return this.picker.probe(this.endpoints, copy, picked, this.probes);
   }
 
   /**

@@ -104,7 +104,7 @@ it('probes reach the slowed endpoint, clients do not, and it wins back traffic o
     },
     { what: 'b0 to win back a share of the calls', timeoutMs: 30_000, intervalMs: 0 },
   );
-  await waitFor(async () => (await total()) === 700 + after.length + (await probes()), {
+  await waitFor(async () => (await total()) === 600 + after.length + (await probes()), {
     what: 'probes to finish',
   });
   expect((await served(b0)) - recovered.served - count(after, 'b0')).toBeGreaterThan(0);
