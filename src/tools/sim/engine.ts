@@ -143,14 +143,9 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     const router = routers[c.router] as SimRouter;
     const latencyMs = now - c.startMs;
     telemetry.record(c.server, !ok, latencyMs);
-    if (c.probe) {
-      // its answer is the policy's (and the observer's) only: no client figure, no router limit
-      c.clientDone = true;
-      c.call?.end(code);
-    } else {
-      router.end(c, code);
-      recorder.ended(c.startMs, ok, false, latencyMs);
-    }
+    router.end(c, code);
+    // a probe's answer is the policy's (and the observer's) only: no client figure
+    if (!c.probe) recorder.ended(c.startMs, ok, false, latencyMs);
     observer?.onEnd(router, c, ok, latencyMs, now);
   };
 

@@ -1,7 +1,7 @@
 import { TrackedEndpoint } from '../../balancer/endpoint.js';
 import type { Balancer } from '../../balancer/index.js';
 import { Picker, probeBudget, type CallHandle, type CallObserver } from '../../balancer/picker.js';
-import { releaseOutcome, type Limiter } from '../../limit/index.js';
+import { releaseOutcome, type Limiter, type Token } from '../../limit/index.js';
 import type { Clock } from '../../util/clock.js';
 import type { RetryBudget } from '../../util/retry-budget.js';
 import type { SimCall } from './call.js';
@@ -75,12 +75,25 @@ export class SimRouter {
   /**
    * A probe's handle (not started) when the policy wants `copy`, a copy of a call just placed on
    * `picked`, sent to another endpoint (Picker.probe), within the probe budget; else undefined. Every
-   * method counts as idempotent here (bench/scenarios/README.md).
+   * method counts as idempotent here (bench/scenarios/README.md). With a limiter, the probe takes a
+   * slot only if one is free at sheddable priority (`copy.token`, released by `end`), as the router's
+   * endpoint limiters give probes: under overload no probe adds to the load.
    */
   probe(copy: SimCall, picked: SimEndpoint): CallHandle<SimEndpoint> | undefined {
     if (!this.balancer.probeTarget) return undefined;
     this.probes.onRequest();
-    return this.picker.probe(this.endpoints, copy, picked, this.probes);
+    let token: Token | undefined;
+    const allowance = {
+      tryWithdraw: (): boolean => {
+        if (this.limiter && !(token = this.limiter.tryAcquire({ priority: 'sheddable' }))) return false;
+        if (this.probes.tryWithdraw()) return true;
+        token?.release('ignore');
+        return false;
+      },
+    };
+    const handle = this.picker.probe(this.endpoints, copy, picked, allowance);
+    if (handle) copy.token = token;
+    return handle;
   }
 
   /**
@@ -101,7 +114,7 @@ export class SimRouter {
     return picked.call.target;
   }
 
-  /** The call's answer (or its deadline) reached the router: its handle ends, the limit hears of it. */
+  /** The call's (or probe's) answer or its deadline reached the router: its handle ends, the limit hears of it. */
   end(c: SimCall, code: number): void {
     c.clientDone = true;
     const outcome = c.call?.end(code);

@@ -165,6 +165,20 @@ describe('probes in the simulator', () => {
     expect(simulate(s, { policy: 'Predictive' })).toEqual(shadow.r); // deterministic; shadow by default
   });
 
+  it('a probe takes a slot of the router’s limiter only if one is free at sheddable priority', () => {
+    const rate = (limit?: number) =>
+      simulate(
+        scenario(limit ? { concurrency: { algorithm: 'Fixed', initialLimit: limit, maxLimit: limit } } : {}),
+        {
+          policy: 'Predictive',
+        },
+      ).probeRate;
+    // limit 2: a sheddable call may hold one of its slots, and the call a probe copies holds one
+    expect(rate(2)).toBe(0);
+    console.log('RATES', rate(4), rate(8), rate());
+    expect(rate(4)).toBeLessThan(rate());
+  });
+
   it('policies that name no probe target send none', () => {
     expect(simulate(s, { policy: 'PeakEwma' }).probeRate).toBe(0);
   });
