@@ -43,14 +43,9 @@ class Ranked implements Balancer {
 
 const req: PickRequest = { method: '/x.Y/Z', payloadBytes: 10 };
 
-function setup(
-  limits: Array<number | undefined>,
-  preference: string[],
-  o: { refuse?: string[] } = {},
-  lim = {},
-) {
-  const timers = new ManualTimers(1000);
-  const eps = limits.map(
+/** Endpoints e0, e1, … each with a fixed concurrency limit of `limits[i]` (none when undefined). */
+function endpoints(limits: Array<number | undefined>, timers: ManualTimers, lim = {}): Ep[] {
+  return limits.map(
     (l, i) =>
       new Ep(
         `e${i}`,
@@ -59,6 +54,16 @@ function setup(
           : new Limiter(new FixedLimit({ initialLimit: l }), { clock: timers, timers }, lim),
       ),
   );
+}
+
+function setup(
+  limits: Array<number | undefined>,
+  preference: string[],
+  o: { refuse?: string[] } = {},
+  lim = {},
+) {
+  const timers = new ManualTimers(1000);
+  const eps = endpoints(limits, timers, lim);
   const balancer = new Ranked(preference);
   const gateEnded: Array<[string, number]> = [];
   const picker = new Picker<Ep>(balancer, {
@@ -291,15 +296,7 @@ describe('Picker.probe: a copy of a call the balancer wants measured elsewhere',
 
   function probing(limits: Array<number | undefined>, target = 'e1', spec = {}) {
     const timers = new ManualTimers(1000);
-    const eps = limits.map(
-      (l, i) =>
-        new Ep(
-          `e${i}`,
-          l === undefined
-            ? undefined
-            : new Limiter(new FixedLimit({ initialLimit: l }), { clock: timers, timers }),
-        ),
-    );
+    const eps = endpoints(limits, timers);
     const gate = new BreakerGate(
       { failureThreshold: 2, recoveryTimeoutMs: 1000, halfOpenMaxCalls: 1, maxEjectionPercent: 100, ...spec },
       { clock: timers, log: pino({ level: 'silent' }), pool: 'p' },
