@@ -53,16 +53,18 @@ export type { PredictFn, PredictiveFeatures } from './types.js';
  * at random (power of d choices, Mitzenmacher). Ties, and near-ties within `tieTolerance` (5%) of the
  * best score, are broken at random.
  *
- * Exploration: with probability `exploration` (0.05) a uniformly random candidate is named for a probe
- * (Balancer.probeTarget): a shadow copy of this call, sent there by the router or simulator, whose answer no
- * client waits on, so estimates of avoided servers stay current and routers sharing the same stale view
- * do not herd. The client's call itself always goes where the score says: a slow server never holds a
- * client's call just to be measured. Only a server where this router has nothing in flight is named
- * (one probe at a time), a failing one with probability (1 − e)^20 only, and only with a call whose
- * baseline is at most `probeCostLimit` (2) × a typical call's (a probe takes the server's capacity
- * like any call). A server whose own samples are old is explored up to 4× as often. With
- * `probeMode: 'call'` the explored server gets the client's call instead (the behaviour before probes,
- * kept for comparison and for data paths that cannot send a copy).
+ * Exploration: with probability `exploration` (0.05) a uniformly random candidate is named for a
+ * probe (Balancer.probeTarget): a shadow copy of this call, sent there by the router or simulator,
+ * whose answer no client waits on, so estimates of avoided servers stay current and routers sharing
+ * the same stale view do not herd. The client's call itself always goes where the score says: a slow
+ * server never holds a client's call just to be measured. Only a server where this router has nothing
+ * in flight is named (one probe at a time), a failing one with probability (1 − e)^20 only, and only
+ * with a call whose baseline is at most `probeCostLimit` (2) × a typical call's (a probe takes the
+ * server's capacity like any call). A server whose own samples are old is explored up to 4× as
+ * often. With `probeMode: 'call'` the explored server gets the client's call instead (the behaviour
+ * before probes, kept for comparison). A data path that sends no copies (the in-process grpc-js
+ * policy) then explores not at all: an avoided server's own figures fade (Recovery, below) and the
+ * plain score tries it again with a client's call.
  *
  * Recovery (test/unit/balancer/predictive-recovery.test.ts): a server that was slow and is fast again
  * must win back its share within seconds. Own figures of a server we no longer send to fade towards
@@ -72,8 +74,8 @@ export type { PredictFn, PredictiveFeatures } from './types.js';
  * Config (PredictiveConfig): exploration, failurePenaltyMs (1000), memoryMs (decay of own figures,
  * 5000), hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight
  * (0.5), defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (5), waitWeight (0.5),
- * forgetMs (300), tieTolerance (0.05), probeCostLimit (2), probeMode ('shadow'). The model's predict function is a
- * dependency (BalancerDeps.predict), not an option.
+ * forgetMs (300), tieTolerance (0.05), probeCostLimit (2), probeMode ('shadow'). The model's predict
+ * function is a dependency (BalancerDeps.predict), not an option.
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
  * one configuration for all of them. Its formulas (S, L and the stall floor) are computed by pure
  * functions in signals.ts (serviceEstimateMs, builtinEstimateMs), because the learned model takes L as
@@ -188,8 +190,8 @@ export class Predictive implements Balancer {
   }
 
   /**
-   * The endpoint to measure with a shadow copy of `req` (Balancer.probeTarget), by the exploration rule (the
-   * header): never `picked`, which the client's own call measures. None in probeMode 'call'.
+   * The endpoint to measure with a shadow copy of `req` (Balancer.probeTarget), by the exploration
+   * rule (the header): never `picked`, which the client's own call measures. None in probeMode 'call'.
    */
   probeTarget(candidates: readonly Endpoint[], req: PickRequest, picked: Endpoint): Endpoint | undefined {
     if (this.probeMode !== 'shadow' || candidates.length < 2) return undefined;

@@ -17,10 +17,10 @@ import type { RequestBody } from './request-body.js';
 
 /**
  * Probes (docs/architecture.md, "Balancing, breakers and limits"): when the pool's policy wants an
- * endpoint measured (Balancer.probeTarget, asked through Picker.probe), the router sends it a shadow copy of
- * the client's call and discards the answer, so an avoided endpoint is measured without a client
- * waiting on it. As Envoy's request mirroring, the copy is fire-and-forget: it never delays, fails or
- * cancels the client's call, and nothing of it reaches the client.
+ * endpoint measured (Balancer.probeTarget, asked through Picker.probe), the router sends it a shadow
+ * copy of the client's call and discards the answer, so an avoided endpoint is measured without a
+ * client waiting on it. As Envoy's request mirroring, the copy is fire-and-forget: it never delays,
+ * fails or cancels the client's call, and nothing of it reaches the client.
  *
  * Only a copy that is safe and whole: the method is in the pool's idempotentMethods and the request
  * body has ended and was kept (RequestBody.canHedge, as for a hedge), so a streaming or large call, or

@@ -114,7 +114,7 @@ export class SimRouter {
     return picked.call.target;
   }
 
-  /** The call's (or probe's) answer or its deadline reached the router: its handle ends, the limit hears of it. */
+  /** A call's (or probe's) answer or deadline reached the router: its handle ends, the limit hears of it. */
   end(c: SimCall, code: number): void {
     c.clientDone = true;
     const outcome = c.call?.end(code);
