@@ -1,6 +1,7 @@
 import { isServerFault } from '../grpc/status.js';
 import { releaseOutcome, type Limiter, type Priority, type Token } from '../limit/index.js';
 import type { Clock } from '../util/clock.js';
+import { RetryBudget } from '../util/retry-budget.js';
 import { isSibylError } from '../util/errors.js';
 import type { OpenCall, TrackedEndpoint } from './endpoint.js';
 import type { Balancer, CallOutcome, Endpoint, LoadReport, PickRequest } from './types.js';
@@ -23,6 +24,12 @@ import type { Balancer, CallOutcome, Endpoint, LoadReport, PickRequest } from '.
  * sent (in-flight counts, the balancer, the observer), `end(code)` when it is over (the endpoint's
  * counts, the balancer, the gate, the limiter's slot, the observer). A handle ended before it started
  * gives its slot and breaker trial back without telling anyone of a call.
+ *
+ * Probes (`probe`): after a pick, the balancer may name another endpoint it wants measured with a copy
+ * of the call (Balancer.probeTarget). The probe's handle does the same bookkeeping (the endpoint's counts,
+ * the balancer learns its latency, the breaker sees its failures, the limiter its slot), but it is
+ * marked (`probe`), takes a limiter slot only if one is free at 'sheddable' priority, and is admitted
+ * only by a Closed breaker: a probe never waits, never displaces a client's call, never uses a trial.
  */
 export interface Choosable {
   readonly ep: TrackedEndpoint;
@@ -35,6 +42,30 @@ export interface CallGate {
   /** The call goes to `id`: takes a half-open trial slot; false if it may not after all. */
   admit(id: string): boolean;
   onCallEnded(id: string, outcome: CallOutcome): void;
+  /**
+   * A probe may go to `id`: only while its breaker is Closed, and it takes no half-open trial slot
+   * (a trial decides whether clients' calls go there again; a probe's answer decides nothing for a
+   * client). Absent: the gate admits no probes.
+   */
+  admitProbe?(id: string): boolean;
+  /** A probe admitted by admitProbe ended (it took no slot; its verdict counts while still Closed). */
+  onProbeEnded?(id: string, outcome: CallOutcome): void;
+}
+
+/** What caps the probes a data path sends (probeBudget). */
+export interface ProbeAllowance {
+  tryWithdraw(): boolean;
+}
+
+/** Probes add at most this share of a pool's calls, in percent (as hedging.maxPercent caps hedges). */
+const PROBE_BUDGET_PERCENT = 5;
+
+/**
+ * The probe budget of one pool on one router (or simulated router): every call that could carry a
+ * probe deposits (onRequest), every probe withdraws; a reserve of one a second lets a quiet pool probe.
+ */
+export function probeBudget(clock: Clock): RetryBudget {
+  return new RetryBudget(PROBE_BUDGET_PERCENT, clock, { minPerSecond: 1, maxBalance: 10 });
 }
 
 /** Sees every call start and end: `started` returns what it wants back at the end. */
@@ -87,6 +118,35 @@ export class Picker<C extends Choosable> {
       eps = endpointsOf(cands);
     }
     return full ? { type: 'queue', full } : { type: 'unavailable' };
+  }
+
+  /**
+   * A probe's handle (not started) when the balancer wants an endpoint of `candidates` other than
+   * `picked` measured with a copy of `req`, and `allowance` (a probe budget), the endpoint's limiter
+   * (a free slot, sheddable priority) and the gate (Closed breaker) all let it go; else undefined.
+   * `candidates` are those of the pick.
+   */
+  probe(
+    candidates: readonly C[],
+    req: PickRequest,
+    picked: C,
+    allowance?: ProbeAllowance,
+  ): CallHandle<C> | undefined {
+    if (!this.balancer.probeTarget || candidates.length < 2) return undefined;
+    const eps = endpointsOf(candidates);
+    const target = this.balancer.probeTarget(eps, req, picked.ep);
+    const i = target === undefined ? -1 : eps.indexOf(target);
+    const c = candidates[i];
+    if (c === undefined || c === picked) return undefined;
+    const token = c.limiter?.tryAcquire({ priority: 'sheddable' });
+    if (c.limiter && !token) return undefined;
+    // the gate's probe admission takes nothing; the budget is spent last, on a probe that goes
+    const admitted = !this.deps.gate || (this.deps.gate.admitProbe?.(c.ep.id) ?? false);
+    if (admitted && (allowance?.tryWithdraw() ?? true)) {
+      return new CallHandle(c, token, this.balancer, req, this.deps, true);
+    }
+    token?.release('ignore');
+    return undefined;
   }
 
   /**
@@ -155,6 +215,8 @@ export class CallHandle<C extends Choosable> implements OpenCall {
     readonly balancer: Balancer,
     readonly req: PickRequest,
     private readonly deps: PickerDeps<C>,
+    /** A probe (Picker.probe): a copy of a call whose answer no client waits on. */
+    readonly probe = false,
   ) {}
 
   get endpoint(): TrackedEndpoint {
@@ -184,7 +246,7 @@ export class CallHandle<C extends Choosable> implements OpenCall {
     if (!this.started) {
       // Never sent: the limiter's slot and the breaker's trial go back; no call to speak of.
       this.token?.release('ignore');
-      this.deps.gate?.onCallEnded(ep.id, { ok: true, code, latencyMs: 0, startedAtMs: now });
+      if (!this.probe) this.deps.gate?.onCallEnded(ep.id, { ok: true, code, latencyMs: 0, startedAtMs: now });
       return undefined;
     }
     const outcome = {
@@ -195,7 +257,8 @@ export class CallHandle<C extends Choosable> implements OpenCall {
     };
     ep.callEnded();
     this.balancer.onCallEnded(ep, this.req, outcome);
-    this.deps.gate?.onCallEnded(ep.id, outcome);
+    if (this.probe) this.deps.gate?.onProbeEnded?.(ep.id, outcome);
+    else this.deps.gate?.onCallEnded(ep.id, outcome);
     this.token?.release(releaseOutcome(code), outcome.latencyMs);
     this.deps.observer?.ended(this, this.context, outcome);
     return outcome;

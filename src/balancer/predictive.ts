@@ -51,11 +51,20 @@ export type { PredictFn, PredictiveFeatures } from './types.js';
  * Whole pool scored when it has at most `scoreAllMax` (16) endpoints — on mixed pools scoring every
  * server closes far more of the gap to an oracle than scoring a few — else `sampleSize` (4) distinct ones
  * at random (power of d choices, Mitzenmacher). Ties, and near-ties within `tieTolerance` (5%) of the
- * best score, are broken at random, and with probability `exploration` (0.05) a uniformly random
- * candidate is taken, so estimates of avoided servers stay current and routers sharing the same stale
- * view do not herd; but only one where this router has nothing in flight, a failing one with
- * probability (1 − e)^20 only, and only with a call whose baseline is at most `probeCostLimit` (2) ×
- * a typical call's. A server whose own samples are old is explored up to 4× as often.
+ * best score, are broken at random.
+ *
+ * Exploration: with probability `exploration` (0.05) a uniformly random candidate is named for a
+ * probe (Balancer.probeTarget): a shadow copy of this call, sent there by the router or simulator,
+ * whose answer no client waits on, so estimates of avoided servers stay current and routers sharing
+ * the same stale view do not herd. The client's call itself always goes where the score says: a slow
+ * server never holds a client's call just to be measured. Only a server where this router has nothing
+ * in flight is named (one probe at a time), a failing one with probability (1 − e)^20 only, and only
+ * with a call whose baseline is at most `probeCostLimit` (2) × a typical call's (a probe takes the
+ * server's capacity like any call). A server whose own samples are old is explored up to 4× as
+ * often. With `probeMode: 'call'` the explored server gets the client's call instead (the behaviour
+ * before probes, kept for comparison). A data path that sends no copies (the in-process grpc-js
+ * policy) then explores not at all: an avoided server's own figures fade (Recovery, below) and the
+ * plain score tries it again with a client's call.
  *
  * Recovery (test/unit/balancer/predictive-recovery.test.ts): a server that was slow and is fast again
  * must win back its share within seconds. Own figures of a server we no longer send to fade towards
@@ -65,8 +74,8 @@ export type { PredictFn, PredictiveFeatures } from './types.js';
  * Config (PredictiveConfig): exploration, failurePenaltyMs (1000), memoryMs (decay of own figures,
  * 5000), hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight
  * (0.5), defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (5), waitWeight (0.5),
- * forgetMs (300), tieTolerance (0.05), probeCostLimit (2). The model's predict function is a
- * dependency (BalancerDeps.predict), not an option.
+ * forgetMs (300), tieTolerance (0.05), probeCostLimit (2), probeMode ('shadow'). The model's predict
+ * function is a dependency (BalancerDeps.predict), not an option.
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
  * one configuration for all of them. Its formulas (S, L and the stall floor) are computed by pure
  * functions in signals.ts (serviceEstimateMs, builtinEstimateMs), because the learned model takes L as
@@ -93,6 +102,7 @@ export const PredictiveConfig = Type.Object(
     sampleSize: Type.Integer({ minimum: 2, maximum: 64, default: 4 }),
     tieTolerance: Type.Number({ minimum: 0, default: 0.05 }),
     probeCostLimit: Type.Number({ minimum: 0, default: 2 }),
+    probeMode: Type.Union([Type.Literal('shadow'), Type.Literal('call')], { default: 'shadow' }),
   },
   { additionalProperties: false },
 );
@@ -112,6 +122,7 @@ export class Predictive implements Balancer {
   private readonly sampleSize: number;
   private readonly tieTolerance: number;
   private readonly probeCostLimit: number;
+  private readonly probeMode: 'shadow' | 'call';
   private readonly picked = new Int32Array(64);
   private scores = new Float64Array(64);
   private scored = new Int32Array(64);
@@ -128,6 +139,7 @@ export class Predictive implements Balancer {
     this.sampleSize = config.sampleSize;
     this.tieTolerance = config.tieTolerance;
     this.probeCostLimit = config.probeCostLimit;
+    this.probeMode = config.probeMode;
   }
 
   pick(candidates: readonly Endpoint[], req: PickRequest): Endpoint {
@@ -135,27 +147,10 @@ export class Predictive implements Balancer {
     const rnd = this.deps.random;
     if (n === 1) return this.track(candidates[0]!);
     const now = this.deps.clock.now();
-    const explore = Math.min(1, STALE_BOOST * this.exploration);
     const b = this.signals.baselineMs(req, now);
-    // Probe with cheap calls only: a short call tells as much about a server's speed as a long one
-    // (ratios are normalised by method and payload), and a long call sent at random to a slow server
-    // is a tail event: on the mixed pool such probes were a fifth of the calls over the p99.
-    if (this.exploration > 0 && b <= this.probeCostLimit * this.signals.typicalMs(now) && rnd() < explore) {
-      // Explore a server only while none of our calls is open there (one probe at a time: a stalled
-      // server does not collect them), and hardly ever one we know is failing, where a call costs the
-      // client the deadline; its failure rate decays and the plain score tries it again in time.
-      // The rate grows with how stale our own figures for it are (up to STALE_BOOST × for one we have
-      // not heard from in a memoryMs): a server we stopped sending to is known only by old samples and
-      // a lagging operator figure, and only a probe shows it has recovered. One we use stays at the
-      // base rate.
-      const ep = candidates[randomIndex(rnd, n)]!;
-      const boost = 1 + (STALE_BOOST - 1) * this.signals.staleness(ep, now);
-      if (
-        rnd() * explore < Math.min(1, this.exploration * boost) &&
-        ep.inflight === 0 &&
-        (1 - this.signals.failureRate(ep, now)) ** 20 > rnd()
-      )
-        return this.track(ep);
+    if (this.probeMode === 'call') {
+      const ep = this.explore(candidates, b, now);
+      if (ep) return this.track(ep);
     }
     let m = 0;
     let bestScore = Infinity;
@@ -192,6 +187,17 @@ export class Predictive implements Balancer {
       if ((s <= limit || s === bestScore) && rnd() * ++ties < 1) pick = this.scored[j]!;
     }
     return this.track(candidates[pick]!);
+  }
+
+  /**
+   * The endpoint to measure with a shadow copy of `req` (Balancer.probeTarget), by the exploration
+   * rule (the header): never `picked`, which the client's own call measures. None in probeMode 'call'.
+   */
+  probeTarget(candidates: readonly Endpoint[], req: PickRequest, picked: Endpoint): Endpoint | undefined {
+    if (this.probeMode !== 'shadow' || candidates.length < 2) return undefined;
+    const now = this.deps.clock.now();
+    const ep = this.explore(candidates, this.signals.baselineMs(req, now), now);
+    return ep === picked ? undefined : ep;
   }
 
   onCallStarted(ep: Endpoint, req: PickRequest): void {
@@ -240,6 +246,35 @@ export class Predictive implements Balancer {
    */
   dispatchFeatures(ep: Endpoint, req: PickRequest): PredictiveFeatures {
     return this.signals.dispatchFeatures(ep, req, this.deps.clock.now());
+  }
+
+  /**
+   * Exploration (the header): with probability `exploration`, boosted for a server we have not heard
+   * from lately, a uniformly random candidate to measure, or undefined. `b` is the call's baseline.
+   */
+  private explore(candidates: readonly Endpoint[], b: number, now: number): Endpoint | undefined {
+    const rnd = this.deps.random;
+    const explore = Math.min(1, STALE_BOOST * this.exploration);
+    // Explore with cheap calls only: a short call tells as much about a server's speed as a long one
+    // (ratios are normalised by method and payload), and a long call sent at random to a slow server
+    // is a tail event (when it is a client's: on the mixed pool such calls were a fifth of those over
+    // the p99), and a long probe takes as much of the server as a long call.
+    if (!(this.exploration > 0 && b <= this.probeCostLimit * this.signals.typicalMs(now) && rnd() < explore))
+      return undefined;
+    // Explore a server only while none of our calls is open there (one probe at a time: a stalled
+    // server does not collect them), and hardly ever one we know is failing, where a call costs the
+    // deadline; its failure rate decays and the plain score tries it again in time.
+    // The rate grows with how stale our own figures for it are (up to STALE_BOOST × for one we have
+    // not heard from in a memoryMs): a server we stopped sending to is known only by old samples and
+    // a lagging operator figure, and only a probe shows it has recovered. One we use stays at the
+    // base rate.
+    const ep = candidates[randomIndex(rnd, candidates.length)]!;
+    const boost = 1 + (STALE_BOOST - 1) * this.signals.staleness(ep, now);
+    const chosen =
+      rnd() * explore < Math.min(1, this.exploration * boost) &&
+      ep.inflight === 0 &&
+      (1 - this.signals.failureRate(ep, now)) ** 20 > rnd();
+    return chosen ? ep : undefined;
   }
 
   private taken(i: number, k: number): boolean {

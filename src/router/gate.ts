@@ -70,6 +70,20 @@ export class BreakerGate implements EndpointGate {
     else this.breakers.onResult(id, outcome.ok);
   }
 
+  /** Probes go only to a Closed breaker, and take no half-open trial slot (picker.ts CallGate). */
+  admitProbe(id: string): boolean {
+    return this.breakers.state(id) === 'Closed';
+  }
+
+  /**
+   * A probe's verdict counts like a call's while the breaker is still Closed. Not otherwise: in
+   * HalfOpen it would be taken for a trial's, and an Open breaker ignores late results anyway.
+   */
+  onProbeEnded(id: string, outcome: CallOutcome): void {
+    if (outcome.code !== Status.CANCELLED && this.breakers.state(id) === 'Closed')
+      this.breakers.onResult(id, outcome.ok);
+  }
+
   /**
    * A connect to `id` made in the background failed (session-pool.ts): a failure like a call's, so a
    * dead endpoint's breaker opens though no call was sent there.

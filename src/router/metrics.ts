@@ -27,6 +27,7 @@ export class RouterMetrics {
   readonly retries: Counter<'pool' | 'reason'>;
   readonly rejected: Counter<'reason'>;
   readonly hedges: Counter<'pool'>;
+  readonly probes: Counter<'pool'>;
   readonly shed: Histogram<'pool'>;
 
   /** The per-call series of `pool`, made on first use and kept (pools are few; codes are 17). */
@@ -80,6 +81,12 @@ export class RouterMetrics {
     this.hedges = new Counter({
       name: 'sibyl_router_hedges_total',
       help: 'Second attempts sent because the first had not answered within the hedge delay.',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.probes = new Counter({
+      name: 'sibyl_router_probes_total',
+      help: "Probes sent: shadow copies of idempotent unary calls to an endpoint the pool's policy wants measured, their answers discarded (not counted in sibyl_router_requests_total).",
       labelNames: ['pool'],
       registers,
     });

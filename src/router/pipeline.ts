@@ -21,6 +21,7 @@ import { headerValue, upstreamRequestHeaders } from './headers.js';
 import { InternalStream } from './internal-stream.js';
 import type { RouterMetrics } from './metrics.js';
 import type { EndpointState, PoolState } from './pool-state.js';
+import { maybeProbe } from './probe.js';
 import { RequestBody } from './request-body.js';
 import { checkRequest } from './request-check.js';
 import type { PoolRoute, RoutingTable } from './table.js';
@@ -310,7 +311,9 @@ class CallPipeline {
         return Status.UNAVAILABLE;
       }
       tried.add(picked.call.target);
-      last = await this.forwardOrHedge(pool, picked.call, req, priority, tried);
+      const attempt = this.forwardOrHedge(pool, picked.call, req, priority, tried); // started now
+      if (n === 1) this.probe(pool, req, picked.call);
+      last = await attempt;
       if (!this.retryReason(last, n, route)) break;
       if (!pool.budget.tryWithdraw()) {
         this.log.debug({ pool: route.name }, 'retry budget spent');
@@ -400,6 +403,19 @@ class CallPipeline {
       },
     );
     return { attempt, done };
+  }
+
+  /** A probe alongside the call's first attempt, when the policy wants one and the call allows (probe.ts). */
+  private probe(pool: PoolState, req: PickRequest, picked: CallHandle<EndpointState>): void {
+    const { path, headers, deadlineAtMs } = this;
+    void maybeProbe(this.env, pool, {
+      path,
+      headers,
+      req,
+      body: this.body as RequestBody,
+      picked,
+      deadlineAtMs,
+    });
   }
 
   /** Why this failed attempt may go to another endpoint, or undefined when it may not. */

@@ -8,7 +8,13 @@ import {
   type CallOutcome,
   type PredictFn,
 } from '../balancer/index.js';
-import { Picker, type CallHandle, type CallObserver, type Choosable } from '../balancer/picker.js';
+import {
+  Picker,
+  probeBudget,
+  type CallHandle,
+  type CallObserver,
+  type Choosable,
+} from '../balancer/picker.js';
 import { Status } from '../grpc/status.js';
 import type { Limiter } from '../limit/index.js';
 import type { Clock, Random } from '../util/clock.js';
@@ -81,6 +87,8 @@ export class PoolState {
   budget: RetryBudget;
   /** Hedges may add at most hedging.maxPercent of requests. */
   hedgeBudget: RetryBudget;
+  /** Probes (probe.ts) may add at most PROBE_BUDGET_PERCENT of the calls that could carry one. */
+  readonly probeBudget: RetryBudget;
   readonly latencies = new LatencyTracker();
   admission: Admission;
   readonly gate: BreakerGate;
@@ -104,13 +112,16 @@ export class PoolState {
     this.observer = {
       started: (call) => this.deps.observer?.()?.started(this.route.name, call),
       ended: (call, context, outcome) => {
-        if (outcome.code === Status.OK) this.latencies.record(call.req.method, outcome.latencyMs);
+        // the method's recent latency sets the hedge delay: clients' calls only, not probes
+        if (outcome.code === Status.OK && !call.probe)
+          this.latencies.record(call.req.method, outcome.latencyMs);
         this.deps.observer?.()?.ended(this.route.name, call, context, outcome);
       },
     };
     this.picker = this.makePicker(route);
     this.budget = this.retryBudget(route);
     this.hedgeBudget = this.hedgeBudgetOf(route);
+    this.probeBudget = probeBudget(deps.clock);
     this.admission = createAdmission(s.concurrency, deps, () => this.endpoints.size);
     this.cache = this.makeCache(route);
     this.syncEndpoints(route, true);

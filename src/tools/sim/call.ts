@@ -30,6 +30,8 @@ export class SimCall implements PickRequest {
   deadlineAt = 0;
   /** Started after warm-up: counted in the results. */
   measured = false;
+  /** A probe: a shadow copy of a client's call (copyOf), its answer for the policy only. */
+  probe = false;
   /** The call's handle on the endpoint its router picked. */
   call: CallHandle<Choosable> | undefined;
   token: Token | undefined;
@@ -40,6 +42,21 @@ export class SimCall implements PickRequest {
   slot = -1;
   clientDone = false;
   serverDone = false;
+
+  /** Makes this call a probe: a copy of `c` (same method, payload and work), started at `now`. */
+  copyOf(c: SimCall, now: number): this {
+    this.probe = true;
+    this.method = c.method;
+    this.methodIndex = c.methodIndex;
+    this.payloadBytes = c.payloadBytes;
+    this.baseWorkMs = c.baseWorkMs;
+    this.noise = c.noise;
+    this.failU = c.failU;
+    this.router = c.router;
+    this.startMs = now;
+    this.deadlineAt = c.deadlineAt;
+    return this;
+  }
 }
 
 export class CallPool {
@@ -53,6 +70,7 @@ export class CallPool {
     c.call = undefined;
     c.token = undefined;
     c.slot = -1;
+    c.probe = false;
     c.clientDone = false;
     c.serverDone = false;
     return c;

@@ -28,7 +28,10 @@ export const ORACLE = 'Oracle';
 
 /** Watches a run call by call (the training-sample collector). */
 export interface RunObserver extends PickWatcher {
-  /** A call was placed on `ep` by `router` (its in-flight count already includes the call). */
+  /**
+   * A call was placed on `ep` by `router` (its in-flight count already includes the call); probes too
+   * (`c.probe`), as the router's own observer sees them.
+   */
   onDispatch(router: SimRouter, ep: SimEndpoint, c: SimCall, now: number): void;
   /** The call's outcome reached its router. */
   onEnd(router: SimRouter, c: SimCall, ok: boolean, latencyMs: number, now: number): void;
@@ -138,11 +141,38 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
 
   const endCall = (c: SimCall, ok: boolean, code: number, now: number): void => {
     const router = routers[c.router] as SimRouter;
-    router.end(c, code);
     const latencyMs = now - c.startMs;
     telemetry.record(c.server, !ok, latencyMs);
-    recorder.ended(c.startMs, ok, false, latencyMs);
+    router.end(c, code);
+    // a probe's answer is the policy's (and the observer's) only: no client figure
+    if (!c.probe) recorder.ended(c.startMs, ok, false, latencyMs);
     observer?.onEnd(router, c, ok, latencyMs, now);
+  };
+
+  /** Sends `c` to `server`, where it runs, waits, or fails (at once, or after a while). */
+  const toServer = (c: SimCall, server: number, now: number): void => {
+    c.server = server;
+    deadlines.push(c);
+    const failIn = (servers[server] as SimServer).arrive(c, now);
+    if (failIn === 0) endCall(c, false, Status.UNAVAILABLE, now);
+    else if (failIn > 0) q.push(now + failIn, EV_FAIL_REPLY, c, c.serial);
+  };
+
+  /** A probe of the policy's, alongside `c` just placed on `ep`: a copy of `c` on another server. */
+  const probe = (router: SimRouter, c: SimCall, ep: SimEndpoint, now: number): void => {
+    if (!router.balancer.probeTarget) return;
+    // the copy is the probe's request: its handle keeps it to the end, when `c` may be reused
+    const p = pool.take().copyOf(c, now);
+    const handle = router.probe(p, ep);
+    if (!handle) {
+      p.clientDone = p.serverDone = true;
+      return pool.release(p);
+    }
+    p.call = handle;
+    handle.start();
+    recorder.probed(now);
+    observer?.onDispatch(router, handle.target, p, now);
+    toServer(p, handle.target.index, now);
   };
 
   const arrive = (now: number): void => {
@@ -169,13 +199,10 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
       pool.release(c);
       return;
     }
-    c.server = ep.index;
     recorder.dispatched(ep.index, now);
-    deadlines.push(c);
     observer?.onDispatch(router, ep, c, now);
-    const failIn = (servers[ep.index] as SimServer).arrive(c, now);
-    if (failIn === 0) endCall(c, false, Status.UNAVAILABLE, now);
-    else if (failIn > 0) q.push(now + failIn, EV_FAIL_REPLY, c, c.serial);
+    toServer(c, ep.index, now);
+    probe(router, c, ep, now);
   };
 
   // the schedule's first events

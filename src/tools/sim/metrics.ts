@@ -33,6 +33,8 @@ export interface WindowFigures {
 
 export interface RunResult extends PolicyFigures {
   calls: number;
+  /** Probes sent (shadow copies of calls, Balancer.probeTarget) over `calls`, after warm-up. */
+  probeRate: number;
   shedRate: number;
   shedMaxMs: number;
   /** Steady part after `load.ramp`, when the scenario has one. */
@@ -125,6 +127,7 @@ export class Recorder {
   private readonly sent: Float64Array;
   private readonly offered: number[];
   private readonly okPerS: number[];
+  private probes = 0;
 
   constructor(
     servers: number,
@@ -145,6 +148,11 @@ export class Recorder {
   /** A call started at `startMs` was sent to `server`. */
   dispatched(server: number, startMs: number): void {
     if (startMs >= this.main.fromMs) this.sent[server]!++;
+  }
+
+  /** A probe was sent at `atMs` (its answer is no client's: it counts in no other figure). */
+  probed(atMs: number): void {
+    if (atMs >= this.main.fromMs) this.probes++;
   }
 
   /** A call started at `startMs` ended: answered OK, or failed (shed: refused by the router's limiter). */
@@ -174,6 +182,7 @@ export class Recorder {
       maxInflight,
       share: Array.from(this.sent, (x) => (sent > 0 ? x / sent : 0)),
       calls: n,
+      probeRate: n > 0 ? this.probes / n : 0,
       shedRate: n > 0 ? w.shed / n : 0,
       shedMaxMs: w.shedMaxMs,
       timeline: { offered: this.offered, ok: this.okPerS },

@@ -1,8 +1,9 @@
 import { TrackedEndpoint } from '../../balancer/endpoint.js';
 import type { Balancer } from '../../balancer/index.js';
-import { Picker, type CallObserver } from '../../balancer/picker.js';
-import { releaseOutcome, type Limiter } from '../../limit/index.js';
+import { Picker, probeBudget, type CallHandle, type CallObserver } from '../../balancer/picker.js';
+import { releaseOutcome, type Limiter, type Token } from '../../limit/index.js';
 import type { Clock } from '../../util/clock.js';
+import type { RetryBudget } from '../../util/retry-budget.js';
 import type { SimCall } from './call.js';
 
 /**
@@ -49,6 +50,8 @@ export interface PickWatcher {
 export class SimRouter {
   readonly endpoints: SimEndpoint[];
   private readonly picker: Picker<SimEndpoint>;
+  /** As the router's per pool: probes add at most PROBE_BUDGET_PERCENT of the calls. */
+  private readonly probes: RetryBudget;
 
   constructor(
     readonly index: number,
@@ -61,10 +64,36 @@ export class SimRouter {
     this.endpoints = Array.from({ length: servers }, (_, i) => new SimEndpoint(i));
     const onPick = watch?.onPick?.bind(watch);
     const observer: CallObserver<SimEndpoint> | undefined = onPick && {
+      // probes too, as the router's observer sees them (src/router/control-link.ts)
       started: (call) => onPick(this, call.target, call.req as SimCall, call.startedAtMs),
       ended: () => undefined,
     };
     this.picker = new Picker(balancer, { clock, ...(observer ? { observer } : {}) });
+    this.probes = probeBudget(clock);
+  }
+
+  /**
+   * A probe's handle (not started) when the policy wants `copy`, a copy of a call just placed on
+   * `picked`, sent to another endpoint (Picker.probe), within the probe budget; else undefined. Every
+   * method counts as idempotent here (bench/scenarios/README.md). With a limiter, the probe takes a
+   * slot only if one is free at sheddable priority (`copy.token`, released by `end`), as the router's
+   * endpoint limiters give probes: under overload no probe adds to the load.
+   */
+  probe(copy: SimCall, picked: SimEndpoint): CallHandle<SimEndpoint> | undefined {
+    if (!this.balancer.probeTarget) return undefined;
+    this.probes.onRequest();
+    let token: Token | undefined;
+    const allowance = {
+      tryWithdraw: (): boolean => {
+        if (this.limiter && !(token = this.limiter.tryAcquire({ priority: 'sheddable' }))) return false;
+        if (this.probes.tryWithdraw()) return true;
+        token?.release('ignore');
+        return false;
+      },
+    };
+    const handle = this.picker.probe(this.endpoints, copy, picked, allowance);
+    if (handle) copy.token = token;
+    return handle;
   }
 
   /**
@@ -85,7 +114,7 @@ export class SimRouter {
     return picked.call.target;
   }
 
-  /** The call's answer (or its deadline) reached the router: its handle ends, the limit hears of it. */
+  /** A call's (or probe's) answer or deadline reached the router: its handle ends, the limit hears of it. */
   end(c: SimCall, code: number): void {
     c.clientDone = true;
     const outcome = c.call?.end(code);

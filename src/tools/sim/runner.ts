@@ -39,6 +39,8 @@ export interface PolicySummary extends PolicyFigures {
   peak?: WindowFigures;
   /** For overload scenarios with a limiter: p99 of successful calls at 10% load, same policy and seeds. */
   unloadedP99Ms?: number;
+  /** Probes sent per call (mean over seeds), for a policy that sends any (Balancer.probeTarget). */
+  probeRate?: number;
 }
 
 /** `sibyl bench sim --json`: bench/scenarios/README.md's object, plus seeds, capacity and intervals. */
@@ -150,6 +152,8 @@ function summarise(rs: readonly RunResult[]): PolicySummary {
     (_, i) => rs.reduce((a, r) => a + (r.share[i] ?? 0), 0) / rs.length,
   );
   const s: PolicySummary = { ...means, share, ci95 };
+  const probeRate = rs.reduce((a, r) => a + r.probeRate, 0) / rs.length;
+  if (probeRate > 0) s.probeRate = probeRate;
   const peaks = rs.map((r) => r.peak).filter((p): p is WindowFigures => p !== undefined);
   if (peaks.length > 0) {
     const avg = (k: keyof WindowFigures) => meanInterval(peaks.map((p) => p[k])).mean;

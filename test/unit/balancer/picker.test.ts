@@ -4,6 +4,8 @@ import type { Balancer, CallOutcome, Endpoint, PickRequest } from '../../../src/
 import { Status } from '../../../src/grpc/status.js';
 import { FixedLimit, Limiter, type Priority } from '../../../src/limit/index.js';
 import { ManualTimers } from '../../../src/util/timers.js';
+import { BreakerGate } from '../../../src/router/gate.js';
+import { pino } from 'pino';
 
 // The Picker: pick → limit → breaker, and one handle per call doing its bookkeeping once. Each endpoint's
 // limiter is consulted after the pick; a full endpoint is set aside, and only when all are full does a
@@ -41,14 +43,9 @@ class Ranked implements Balancer {
 
 const req: PickRequest = { method: '/x.Y/Z', payloadBytes: 10 };
 
-function setup(
-  limits: Array<number | undefined>,
-  preference: string[],
-  o: { refuse?: string[] } = {},
-  lim = {},
-) {
-  const timers = new ManualTimers(1000);
-  const eps = limits.map(
+/** Endpoints e0, e1, … each with a fixed concurrency limit of `limits[i]` (none when undefined). */
+function endpoints(limits: Array<number | undefined>, timers: ManualTimers, lim = {}): Ep[] {
+  return limits.map(
     (l, i) =>
       new Ep(
         `e${i}`,
@@ -57,6 +54,16 @@ function setup(
           : new Limiter(new FixedLimit({ initialLimit: l }), { clock: timers, timers }, lim),
       ),
   );
+}
+
+function setup(
+  limits: Array<number | undefined>,
+  preference: string[],
+  o: { refuse?: string[] } = {},
+  lim = {},
+) {
+  const timers = new ManualTimers(1000);
+  const eps = endpoints(limits, timers, lim);
   const balancer = new Ranked(preference);
   const gateEnded: Array<[string, number]> = [];
   const picker = new Picker<Ep>(balancer, {
@@ -270,5 +277,123 @@ describe('CallHandle: one call’s bookkeeping, once', () => {
     c.end(Status.OK);
     expect(balancer.ended).toHaveLength(1);
     expect(other.ended).toHaveLength(0);
+  });
+});
+
+describe('Picker.probe: a copy of a call the balancer wants measured elsewhere', () => {
+  /** Ranked, and names `target` for a probe whatever the pick. */
+  class Prober extends Ranked {
+    constructor(
+      preference: string[],
+      private readonly target: string,
+    ) {
+      super(preference);
+    }
+    probeTarget(eps: readonly Endpoint[]): Endpoint | undefined {
+      return eps.find((e) => e.address === this.target);
+    }
+  }
+
+  function probing(limits: Array<number | undefined>, target = 'e1', spec = {}) {
+    const timers = new ManualTimers(1000);
+    const eps = endpoints(limits, timers);
+    const gate = new BreakerGate(
+      { failureThreshold: 2, recoveryTimeoutMs: 1000, halfOpenMaxCalls: 1, maxEjectionPercent: 100, ...spec },
+      { clock: timers, log: pino({ level: 'silent' }), pool: 'p' },
+    );
+    gate.sync(eps.map((e) => e.ep.id));
+    const balancer = new Prober(['e0', 'e1', 'e2'], target);
+    const seen: string[] = [];
+    const picker = new Picker<Ep>(balancer, {
+      clock: timers,
+      gate,
+      observer: {
+        started: (call) => seen.push(`started ${call.endpoint.address} probe ${call.probe}`),
+        ended: (call, _ctx, o) => seen.push(`ended ${call.endpoint.address} probe ${call.probe} ${o.code}`),
+      },
+    });
+    return { timers, eps, gate, balancer, picker, seen };
+  }
+
+  it('names the balancer’s target, never the picked endpoint, and does the bookkeeping once', () => {
+    const { eps, picker, balancer, timers, seen } = probing([2, 2]);
+    const call = callOf(picker.pickNow(eps, req));
+    call.start();
+    expect(call.probe).toBe(false);
+    // the balancer naming the picked endpoint itself gets no probe
+    expect(
+      new Picker<Ep>(new Prober(['e0'], 'e0'), { clock: timers }).probe(eps, req, eps[0]!),
+    ).toBeUndefined();
+    const probe = picker.probe(eps, req, call.target) as CallHandle<Ep>;
+    expect(probe.probe).toBe(true);
+    expect(probe.target).toBe(eps[1]);
+    expect(eps[1]?.limiter?.inflight).toBe(1);
+    probe.start();
+    expect(eps[1]?.ep.inflight).toBe(1);
+    timers.advance(30);
+    expect(probe.end(Status.OK)).toMatchObject({ ok: true, latencyMs: 30 });
+    expect(probe.end(Status.OK)).toBeUndefined();
+    call.end(Status.OK);
+    expect(eps[1]?.ep.inflight).toBe(0);
+    expect(eps[1]?.limiter?.inflight).toBe(0);
+    expect(balancer.started).toEqual(['e0:1', 'e1:1']);
+    expect(balancer.ended.map(([a, o]) => `${a} ${o.latencyMs}`)).toEqual(['e1 30', 'e0 30']);
+    expect(seen).toEqual([
+      'started e0 probe false',
+      'started e1 probe true',
+      'ended e1 probe true 0',
+      'ended e0 probe false 0',
+    ]);
+  });
+
+  it('takes a limiter slot only if one is free at sheddable priority, and never waits', () => {
+    // limit 4: sheddable calls may hold 3 slots
+    const { eps, picker } = probing([4, 4]);
+    const held = [0, 1, 2].map(() => callOf(picker.pickNow([eps[1]!], req, 'default')));
+    expect(picker.probe(eps, req, eps[0]!)).toBeUndefined();
+    expect(eps[1]?.limiter?.inflight).toBe(3);
+    expect(picker.pickNow([eps[1]!], req, 'default').type).toBe('complete'); // a client's call still fits
+    for (const c of held) c.end(Status.CANCELLED);
+  });
+
+  it('spends the allowance only on a probe that goes, and gives the slot back when it is spent', () => {
+    const { eps, picker } = probing([4, 4]);
+    let asked = 0;
+    const spent = { tryWithdraw: () => (asked++, false) };
+    expect(picker.probe(eps, req, eps[0]!, spent)).toBeUndefined();
+    expect(asked).toBe(1);
+    expect(eps[1]?.limiter?.inflight).toBe(0);
+    expect(picker.probe([eps[0]!], req, eps[0]!, spent)).toBeUndefined(); // nothing else to measure
+    expect(asked).toBe(1);
+  });
+
+  it('goes only to a Closed breaker, never takes a half-open trial, and its failures count', () => {
+    const { eps, picker, gate, timers } = probing([undefined, undefined]);
+    const fail = () => {
+      const p = picker.probe(eps, req, eps[0]!) as CallHandle<Ep>;
+      p.start();
+      p.end(Status.UNAVAILABLE);
+    };
+    fail();
+    fail(); // failureThreshold 2: probes' failures open the breaker as calls' do
+    expect(gate.breakers.state('e1')).toBe('Open');
+    expect(picker.probe(eps, req, eps[0]!)).toBeUndefined();
+    timers.advance(1000);
+    expect(gate.allows('e1')).toBe(true); // HalfOpen, its one trial slot free
+    expect(picker.probe(eps, req, eps[0]!)).toBeUndefined();
+    expect(gate.admit('e1')).toBe(true); // the trial is still there for a client's call
+  });
+
+  it('a probe ended before it started gives its slot back and tells no one', () => {
+    const { eps, picker, balancer, seen } = probing([2, 2]);
+    const p = picker.probe(eps, req, eps[0]!) as CallHandle<Ep>;
+    expect(p.end(Status.CANCELLED)).toBeUndefined();
+    expect(eps[1]?.limiter?.inflight).toBe(0);
+    expect([balancer.started, balancer.ended, seen]).toEqual([[], [], []]);
+  });
+
+  it('a balancer without probeTarget names nothing', () => {
+    const { eps, picker } = setup([undefined, undefined], ['e0', 'e1']);
+    expect(picker.probe(eps, req, eps[0]!)).toBeUndefined();
   });
 });

@@ -45,14 +45,75 @@ describe('Predictive', () => {
     expect(count(b, [stale, fresh], 100)).toEqual({ fresh: 100 });
   });
 
-  it('explores at the configured rate, and not at all at 0', () => {
+  it("explores at the configured rate with probes, and the client's call still goes to the best", () => {
     const eps = [hinted('best', 1), hinted('b', 20), hinted('c', 20), hinted('d', 20)];
     const n = 20_000;
-    const explored = (e: number) => n - (count(setup({ exploration: e }, 7).b, eps, n).best ?? 0);
-    expect(explored(0)).toBe(0);
-    // a uniform random pick lands on the best one a quarter of the time
-    expect(explored(0.2) / n).toBeCloseTo(0.2 * 0.75, 2);
-    expect(explored(0.05) / n).toBeCloseTo(0.05 * 0.75, 2);
+    const run = (e: number) => {
+      const { b } = setup({ exploration: e }, 7);
+      const picks = count(b, eps, n);
+      let probed = 0;
+      let onPicked = 0;
+      for (let i = 0; i < n; i++) {
+        const picked = b.pick(eps, req);
+        const t = b.probeTarget(eps, req, picked);
+        if (t) probed++;
+        if (t === picked) onPicked++;
+      }
+      expect(onPicked).toBe(0); // the client's call measures its own endpoint
+      return { picks, probed };
+    };
+    expect(run(0)).toEqual({ picks: { best: n }, probed: 0 });
+    // the client's calls never go elsewhere; a uniform random target is another than the best 3/4 of the time
+    const r = run(0.2);
+    expect(r.picks).toEqual({ best: n });
+    expect(r.probed / n).toBeCloseTo(0.2 * 0.75, 2);
+    expect(run(0.05).probed / n).toBeCloseTo(0.05 * 0.75, 2);
+  });
+
+  it("with probeMode 'call', explores with the client's own calls (the behaviour before probes)", () => {
+    const eps = [hinted('best', 1), hinted('b', 20), hinted('c', 20), hinted('d', 20)];
+    const n = 20_000;
+    const { b } = setup({ exploration: 0.2, probeMode: 'call' }, 7);
+    expect((n - (count(b, eps, n).best ?? 0)) / n).toBeCloseTo(0.2 * 0.75, 2);
+    expect(b.probeTarget(eps, req, eps[0]!)).toBeUndefined();
+  });
+
+  it('names for a probe only a server where nothing of ours is open, and hardly ever a failing one', () => {
+    const { clock, b } = setup({ exploration: 1 }, 5);
+    const [best, busy, failing] = [hinted('best', 1), hinted('busy', 20), hinted('failing', 20)];
+    busy.inflight = 1;
+    busy.oldestInflightStartMs = T0;
+    b.pick([failing], req);
+    for (let i = 0; i < 20; i++) {
+      clock.advance(1);
+      b.onCallEnded(failing, req, { ok: false, code: 14, latencyMs: 1, startedAtMs: 0 });
+    }
+    const eps = [best, busy, failing];
+    const targets: Record<string, number> = {};
+    for (let i = 0; i < 2000; i++) {
+      const t = b.probeTarget(eps, req, b.pick(eps, req));
+      if (t) targets[t.id] = (targets[t.id] ?? 0) + 1;
+    }
+    expect(targets.busy).toBeUndefined();
+    expect(targets.failing ?? 0).toBeLessThan(20);
+    expect(b.probeTarget([best], req, best)).toBeUndefined(); // one endpoint: nothing to explore
+  });
+
+  it('explores a server it has not heard from lately up to 4× as often', () => {
+    const { clock, b } = setup({ exploration: 0.05 }, 11);
+    const [best, stale] = [hinted('best', 1), hinted('stale', 20)];
+    b.pick([best], req);
+    b.pick([stale], req);
+    for (let i = 0; i < 5; i++) b.onCallEnded(best, req, ok(1)); // the method's baseline first
+    b.onCallEnded(stale, req, ok(20));
+    const rate = () => {
+      let probed = 0;
+      for (let i = 0; i < 20_000; i++) if (b.probeTarget([best, stale], req, best)) probed++;
+      return probed / 20_000;
+    };
+    expect(rate()).toBeCloseTo(0.05 / 2, 2); // fresh samples: the base rate, half the draws name best
+    clock.advance(60_000); // many memoryMs later
+    expect(rate()).toBeCloseTo((4 * 0.05) / 2, 2);
   });
 
   it('counts its own calls in flight, so routers do not herd onto one server', () => {
@@ -85,7 +146,7 @@ describe('Predictive', () => {
     expect(b.score(busy, req)).toBeCloseTo(300, 9);
   });
 
-  it('probes with cheap calls only: a long call is never sent to a random server', () => {
+  it('probes with cheap calls only: a long call is never copied to a random server', () => {
     const { clock, b } = setup({ exploration: 1 }, 3);
     const [best, other] = [hinted('best', 1), hinted('other', 30)];
     const get: PickRequest = { method: '/t.S/Get', payloadBytes: 100 };
@@ -96,8 +157,14 @@ describe('Predictive', () => {
       clock.advance(1);
       b.onCallEnded(best, i % 10 ? get : search, ok(i % 10 ? 1 : 20));
     }
-    expect(count(b, [best, other], 200, search)).toEqual({ best: 200 });
-    expect(count(b, [best, other], 200, get).other).toBeGreaterThan(40);
+    const probes = (r: PickRequest) => {
+      let n = 0;
+      for (let i = 0; i < 200; i++) if (b.probeTarget([best, other], r, b.pick([best, other], r))) n++;
+      return n;
+    };
+    expect(probes(search)).toBe(0);
+    expect(probes(get)).toBeGreaterThan(40);
+    expect(count(b, [best, other], 200, get)).toEqual({ best: 200 });
   });
 
   it('treats failures as expensive: a server failing fast scores worse than a slow healthy one', () => {

@@ -124,6 +124,66 @@ describe('simulate', () => {
   });
 });
 
+describe('probes in the simulator', () => {
+  // one server of four 10× slower from 2 s to 8 s
+  const s = scenario({ events: [{ server: 0, fromS: 2, toS: 8, slowdown: 10 }], routers: 2 });
+  function run(probeMode: 'shadow' | 'call') {
+    let toSlow = 0;
+    const dispatched = { calls: 0, probes: 0 };
+    const ended = { calls: 0, probes: 0 };
+    const observer: RunObserver = {
+      done: false,
+      onDispatch(_r, ep, c, now) {
+        dispatched[c.probe ? 'probes' : 'calls']++;
+        if (!c.probe && ep.index === 0 && now >= 3000 && now < 8000) toSlow++;
+      },
+      onEnd(_r, c) {
+        ended[c.probe ? 'probes' : 'calls']++;
+      },
+    };
+    const r = simulate(s, { policy: 'Predictive', balancerConfig: { probeMode }, observer });
+    return { r, toSlow, dispatched, ended };
+  }
+
+  it('copies calls to the server the policy explores, within the budget, and counts them in no client figure', () => {
+    const shadow = run('shadow');
+    const call = run('call');
+    expect(call.r.probeRate).toBe(0);
+    expect(call.dispatched.probes).toBe(0);
+    expect(shadow.r.probeRate).toBeGreaterThan(0.002);
+    expect(shadow.r.probeRate).toBeLessThan(0.06); // 5% of calls, and a reserve of 1/s per router
+    // clients' calls only in the figures: the same calls as without probes
+    expect(shadow.r.calls).toBe(call.r.calls);
+    expect(shadow.r.timeline.offered).toEqual(call.r.timeline.offered);
+    expect(shadow.r.share.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    // the observer (training samples) sees every probe start and end, told apart from calls
+    expect(shadow.dispatched.probes).toBeGreaterThan(0);
+    expect(shadow.ended).toEqual(shadow.dispatched);
+    expect(shadow.dispatched.calls).toBe(call.dispatched.calls);
+    // exploring with clients' calls sends more of them to the slowed server than probing does
+    expect(shadow.toSlow).toBeLessThan(call.toSlow);
+    expect(simulate(s, { policy: 'Predictive' })).toEqual(shadow.r); // deterministic; shadow by default
+  });
+
+  it('a probe takes a slot of the router’s limiter only if one is free at sheddable priority', () => {
+    const rate = (limit?: number) =>
+      simulate(
+        scenario(limit ? { concurrency: { algorithm: 'Fixed', initialLimit: limit, maxLimit: limit } } : {}),
+        {
+          policy: 'Predictive',
+        },
+      ).probeRate;
+    // limit 2: a sheddable call may hold one of its slots, and the call a probe copies holds one
+    expect(rate(2)).toBe(0);
+    console.log('RATES', rate(4), rate(8), rate());
+    expect(rate(4)).toBeLessThan(rate());
+  });
+
+  it('policies that name no probe target send none', () => {
+    expect(simulate(s, { policy: 'PeakEwma' }).probeRate).toBe(0);
+  });
+});
+
 describe('collectSamples', () => {
   it('returns up to maxSamples finished samples of what a router knew, deterministically', () => {
     const s = scenario({ events: [{ server: 0, fromS: 2, toS: 6, errorRate: 0.5 }] });
