@@ -81,7 +81,13 @@ export const Balancing = Type.Object({
     }),
   ),
   exploration: Type.Optional(
-    Type.Number({ minimum: 0, maximum: 0.5, default: 0.05, description: 'Share of picks spent exploring.' }),
+    Type.Number({
+      minimum: 0,
+      maximum: 0.5,
+      default: 0.05,
+      description:
+        "Predictive's exploration rate: the share of calls that may carry a probe, a shadow copy of an idempotentMethods call sent to an endpoint the policy avoids, its answer discarded.",
+    }),
   ),
   model: Type.Optional(
     Type.Object({
