@@ -7,7 +7,7 @@ import { ManualTimers } from '../../../src/util/timers.js';
 import type { XdsNack } from '../../../src/xds/clients.js';
 import { unpackAny } from '../../../src/xds/proto.js';
 import { XdsServer, type XdsServerOptions } from '../../../src/xds/server.js';
-import { TYPE, type XdsPoolInput } from '../../../src/xds/types.js';
+import { SHORT, TYPE, type TypeUrl, type XdsPoolInput } from '../../../src/xds/types.js';
 import { AdsStream } from '../../support/ads-stream.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -65,16 +65,11 @@ function input(weights: number[], extra: Partial<XdsPoolInput> = {}): XdsPoolInp
 }
 
 const goNode = { id: 'go-1', cluster: 'c', user_agent_name: 'gRPC Go' };
-const SHORT: Record<string, 'LDS' | 'CDS' | 'EDS'> = {
-  [TYPE.listener]: 'LDS',
-  [TYPE.cluster]: 'CDS',
-  [TYPE.endpoint]: 'EDS',
-};
 /** What the server has recorded of the (only) client for `type`: versions sent and ACKed. */
-const recorded = (type: string) => xds.clients()[0]?.types[SHORT[type] as 'LDS' | 'CDS' | 'EDS'];
+const recorded = (type: TypeUrl) => xds.clients()[0]?.types[SHORT[type]];
 
 /** A server with the pool, and a grpc-go-like stream that asked for its `type` and ACKed the answer. */
-async function subscribed(type: string, o: Partial<XdsServerOptions> = {}): Promise<AdsStream> {
+async function subscribed(type: TypeUrl, o: Partial<XdsServerOptions> = {}): Promise<AdsStream> {
   await start(o);
   xds.setPool('shop/cart', input([10, 20]));
   const s = new AdsStream(address);
