@@ -12,6 +12,7 @@ import {
   type FeaturesFile,
 } from './features.js';
 import type { Activation, DenseLayer, HoldoutMetrics, LatencyModel, TrainingInfo } from './model.js';
+import type { QuantileCalibration } from './quantiles.js';
 
 /**
  * The model on disk and on the wire (docs/architecture.md, "Model"). A directory holds three files:
@@ -66,6 +67,7 @@ export interface ModelFile {
   };
   layers: { inputs: number; outputs: number; activation: Activation }[];
   weights: WeightsRef;
+  calibration?: QuantileCalibration;
   metrics?: HoldoutMetrics;
   training?: TrainingInfo;
 }
@@ -92,8 +94,8 @@ function sha256(data: Uint8Array | string): string {
 
 /**
  * The model's version: a hash of everything the forward pass reads (features, normalisation, target,
- * shapes, weights), so two artefacts with equal versions predict the same. Metrics and training info
- * are left out.
+ * shapes, weights, and the quantile calibration when there is one), so two artefacts with equal
+ * versions predict the same. Metrics and training info are left out.
  */
 export function modelVersion(model: LatencyModel): string {
   const meta = JSON.stringify({
@@ -102,6 +104,7 @@ export function modelVersion(model: LatencyModel): string {
     normalisation: model.normalisation,
     target: model.target,
     layers: model.layers.map((l) => [l.inputs, l.outputs, l.activation]),
+    ...(model.calibration ? { calibration: model.calibration } : {}),
   });
   return sha256(Buffer.concat([Buffer.from(meta), encodeWeights(model)])).slice(0, 16);
 }
@@ -144,6 +147,7 @@ function modelFile(
       ...where,
     },
   };
+  if (model.calibration) f.calibration = model.calibration;
   if (model.metrics) f.metrics = model.metrics;
   if (model.training) f.training = model.training;
   return f;
@@ -334,6 +338,7 @@ function fromModelFile(f: unknown, weights: Uint8Array, where: string): LatencyM
     },
     layers,
   };
+  if (o.calibration !== undefined) model.calibration = o.calibration;
   if (o.metrics) model.metrics = o.metrics;
   if (o.training) model.training = o.training;
   validateModel(model, where);
@@ -408,4 +413,26 @@ export function validateModel(model: LatencyModel, where = 'model'): void {
       `the output layer has ${width} outputs; a model with quantile ${String(quantile)} needs ${heads}`,
     );
   }
+  if (model.calibration !== undefined) checkCalibration(model.calibration, where);
+}
+
+/** A calibration table: ascending levels in (0, 1), one finite non-decreasing score each. */
+function checkCalibration(c: QuantileCalibration, where: string): void {
+  const { levels, scores, samples, source } = (c ?? {}) as Partial<QuantileCalibration>;
+  if (!Array.isArray(levels) || !Array.isArray(scores) || levels.length !== scores.length) {
+    fail(where, 'calibration must have levels and scores of one length');
+  }
+  levels.forEach((q, k) => {
+    if (!(typeof q === 'number' && q > 0 && q < 1) || (k > 0 && !(q > (levels[k - 1] as number)))) {
+      fail(where, 'calibration.levels must ascend strictly between 0 and 1');
+    }
+    const s = scores[k];
+    if (typeof s !== 'number' || !Number.isFinite(s) || (k > 0 && s < (scores[k - 1] as number))) {
+      fail(where, 'calibration.scores must be finite and non-decreasing');
+    }
+  });
+  if (!(typeof samples === 'number' && Number.isInteger(samples) && samples > 0)) {
+    fail(where, 'calibration.samples must be a positive whole number');
+  }
+  if (source !== 'holdout' && source !== 'live') fail(where, 'calibration.source must be holdout or live');
 }

@@ -1,5 +1,6 @@
 import { seededRandom } from '../util/clock.js';
 import type { Normalisation } from './features.js';
+import type { QuantileCalibration } from './quantiles.js';
 
 /**
  * The latency model as plain data: what training produces, what the artefact stores, what the
@@ -60,6 +61,11 @@ export interface HoldoutMetrics {
   baselineMaeLog: number;
   /** Share of holdout latencies at or below the predicted p90 (≈ 0.9 when calibrated). */
   p90Coverage?: number;
+  /**
+   * Share of holdout latencies at or below their per-call predicted p99 (quantiles.ts), measured on the
+   * half of the holdout the calibration did not use; goal 0.99.
+   */
+  p99Coverage?: number;
 }
 
 export interface TrainingInfo {
@@ -82,6 +88,8 @@ export interface LatencyModel {
   normalisation: Normalisation;
   target: TargetScaling;
   layers: DenseLayer[];
+  /** Conformal scores for per-call quantiles (quantiles.ts); absent: the log-normal reading alone. */
+  calibration?: QuantileCalibration;
   metrics?: HoldoutMetrics;
   training?: TrainingInfo;
 }
@@ -135,6 +143,11 @@ export function cloneModel(m: LatencyModel): LatencyModel {
     },
     target: { ...m.target },
     layers: m.layers.map((l) => ({ ...l, weights: l.weights.slice(), bias: l.bias.slice() })),
+    calibration: m.calibration && {
+      ...m.calibration,
+      levels: [...m.calibration.levels],
+      scores: [...m.calibration.scores],
+    },
     metrics: m.metrics && { ...m.metrics },
     training: m.training && { ...m.training },
   };
