@@ -147,14 +147,58 @@ export const Hedging = Type.Object({
     Type.String({
       maxLength: 32,
       default: 'Predicted',
-      description: '"Predicted" (the predicted p90 of the picked endpoint) or a duration.',
+      description:
+        '"Predicted" (the call\'s own predicted latency at the picked endpoint, at `quantile`) or a fixed duration.',
       ...rules({
         rule: `self == 'Predicted' || ${IS_DURATION}`,
         message: 'must be Predicted or a duration such as 20ms',
       }),
     }),
   ),
+  quantile: Type.Optional(
+    Type.Number({
+      minimum: 0.5,
+      maximum: 0.999,
+      default: 0.9,
+      description:
+        "With delay Predicted: the quantile of the call's predicted latency after which it is hedged (0.9: a call slower than 9 in 10 like it).",
+    }),
+  ),
   maxPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 10 })),
+});
+
+/**
+ * Per-try deadlines from the model: each try gets max(multiplier × its predicted p99, floor), capped at
+ * ceiling and at the call's own deadline (docs/reliability.md, "Deadlines").
+ */
+export const PredictedTimeout = Type.Object(
+  {
+    multiplier: Type.Optional(
+      Type.Number({
+        minimum: 1,
+        maximum: 100,
+        default: 2,
+        description: "A try's deadline is this many times its predicted p99 latency.",
+      }),
+    ),
+    floor: Type.Optional(
+      Duration({ default: '10ms', min: '1ms', max: '1h', description: 'No try gets a shorter deadline.' }),
+    ),
+    ceiling: Type.Optional(
+      Duration({ min: '1ms', max: '1h', description: "No try gets a longer deadline (none: the call's)." }),
+    ),
+  },
+  rules({
+    rule: '!has(self.ceiling) || !has(self.floor) || duration(self.ceiling) >= duration(self.floor)',
+    message: 'ceiling must not be below floor',
+  }),
+);
+
+export const Timeout = Type.Object({
+  default: Type.Optional(
+    Duration({ min: '1ms', max: '1h', description: 'Deadline for calls that carry none.' }),
+  ),
+  predicted: Type.Optional(PredictedTimeout),
 });
 
 export const Telemetry = Type.Object({
@@ -222,9 +266,7 @@ export const BackendPoolSpec = Type.Object(
     concurrency: Type.Optional(Concurrency),
     retries: Type.Optional(Retries),
     hedging: Type.Optional(Hedging),
-    timeout: Type.Optional(
-      Duration({ min: '1ms', max: '1h', description: 'Deadline for calls that carry none.' }),
-    ),
+    timeout: Type.Optional(Timeout),
     telemetry: Type.Optional(Telemetry),
     cacheTierRef: Type.Optional(Type.Object({ name: Name() })),
   },

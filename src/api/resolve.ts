@@ -6,6 +6,7 @@ import {
   CircuitBreaker,
   Concurrency,
   Hedging,
+  PredictedTimeout,
   Retries,
   Telemetry,
   type BackendPoolSpec,
@@ -41,11 +42,23 @@ export interface ResolvedPoolSpec {
     readonly enabled: boolean;
     /** 'Predicted', or a fixed delay in ms. */
     readonly delay: 'Predicted' | number;
+    /** With delay 'Predicted': the quantile of the call's predicted latency that is its hedge delay. */
+    readonly quantile: number;
     readonly maxPercent: number;
   };
+  /** spec.timeout.default: the deadline of calls that carry none, ms. */
   readonly timeoutMs?: number;
+  /** spec.timeout.predicted: per-try deadlines from the model. */
+  readonly predictedTimeout?: PredictedTimeoutSpec;
   readonly telemetry: TelemetrySpec;
   readonly idempotentMethods: readonly string[];
+}
+
+/** Each try's deadline: clamp(multiplier × its predicted p99, floorMs, ceilingMs), within the call's. */
+export interface PredictedTimeoutSpec {
+  readonly multiplier: number;
+  readonly floorMs: number;
+  readonly ceilingMs?: number;
 }
 
 export interface BreakerSpec {
@@ -110,9 +123,10 @@ export function resolvePoolSpec(spec: Omit<BackendPoolSpec, 'match'>): ResolvedP
     hedging: {
       enabled: h.enabled,
       delay: h.delay === 'Predicted' ? 'Predicted' : parseDuration(h.delay),
+      quantile: h.quantile,
       maxPercent: h.maxPercent,
     },
-    ...(spec.timeout ? { timeoutMs: parseDuration(spec.timeout) } : {}),
+    ...resolveTimeout(spec.timeout),
     telemetry: {
       intervalMs: parseDuration(t.interval),
       ...(prom
@@ -133,6 +147,30 @@ export function resolvePoolSpec(spec: Omit<BackendPoolSpec, 'match'>): ResolvedP
       metricsApi: t.metricsApi,
     },
     idempotentMethods: [...(spec.idempotentMethods ?? [])],
+  };
+}
+
+/**
+ * spec.timeout. A bare duration (the field's shape before it gained `predicted`) still reads as the
+ * default deadline, so objects stored by an older release keep their meaning.
+ */
+export function resolveTimeout(
+  spec: BackendPoolSpec['timeout'] | string,
+): Pick<ResolvedPoolSpec, 'timeoutMs' | 'predictedTimeout'> {
+  if (spec === undefined) return {};
+  if (typeof spec === 'string') return { timeoutMs: parseDuration(spec) };
+  const p = spec.predicted && withDefaults(PredictedTimeout, spec.predicted);
+  return {
+    ...(spec.default !== undefined ? { timeoutMs: parseDuration(spec.default) } : {}),
+    ...(p
+      ? {
+          predictedTimeout: {
+            multiplier: p.multiplier,
+            floorMs: parseDuration(p.floor),
+            ...(p.ceiling !== undefined ? { ceilingMs: parseDuration(p.ceiling) } : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -66,7 +66,16 @@ const refused = (): Refused[] => {
       ...apply(pool('b3', { ...svc, hedging: { enabled: true } })),
       /hedging/,
     ],
-    ['timeout not a duration', ...apply(pool('b4', { ...svc, timeout: 'soon' })), /spec\.timeout/],
+    [
+      'timeout not a duration',
+      ...apply(pool('b4', { ...svc, timeout: { default: 'soon' } })),
+      /spec\.timeout\.default/,
+    ],
+    [
+      'a per-try ceiling below its floor',
+      ...apply(pool('b4c', { ...svc, timeout: { predicted: { floor: '50ms', ceiling: '20ms' } } })),
+      /spec\.timeout\.predicted: Invalid value.*ceiling must not be below floor/,
+    ],
     [
       'zero failure threshold',
       ...apply(pool('b5', { ...svc, circuitBreaker: { failureThreshold: 0 } })),

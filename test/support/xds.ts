@@ -48,7 +48,7 @@ export function zeroWeightsWhile(on: () => boolean): ResourceMutator {
 
 /** A spec that sets every section a data plane is programmed from (retries on three codes, one unknown to xDS). */
 export const EVERY_POLICY = {
-  timeout: '3s',
+  timeout: { default: '3s' },
   retries: { maxAttempts: 3, retryOn: ['unavailable', 'internal', 'aborted'], budgetPercent: 50 },
   hedging: { enabled: true, delay: '40ms' },
   idempotentMethods: ['/sibyl.demo.v1.Demo/Echo'],

@@ -57,7 +57,7 @@ export function poolJson(ns: string, name: string, service: string, policy: stri
         maxEjectionPercent: 50,
       },
       retries: { maxAttempts: 2, retryOn: ['unavailable'], budgetPercent: 20 },
-      timeout: '1s',
+      timeout: { default: '1s' },
       telemetry: { interval: '2s', orca: true, metricsApi: false },
     },
   });

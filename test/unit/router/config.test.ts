@@ -18,7 +18,7 @@ pools:
     retries: {maxAttempts: 3, retryOn: [unavailable, resource-exhausted], budgetPercent: 10}
     hedging: {enabled: true, delay: 20ms, maxPercent: 5}
     idempotentMethods: [/shop.Catalog/Get]
-    timeout: 2s
+    timeout: {default: 2s}
   - name: search
     match: {services: [shop.Search]}
     endpoints: [{address: "[::1]:7000"}]
@@ -68,7 +68,11 @@ describe('router config file', () => {
       { concurrency: { minLimit: 50, initialLimit: 10 } },
       'pools[0].concurrency: minLimit must not exceed initialLimit',
     ],
-    ['a bad duration', { timeout: '5 seconds' }, 'pools[0].timeout: must be a duration such as 500ms'],
+    [
+      'a bad duration',
+      { timeout: { default: '5 seconds' } },
+      'pools[0].timeout.default: must be a duration such as 500ms',
+    ],
     [
       'a duration below its minimum',
       { circuitBreaker: { recoveryTimeout: '1ms' } },
@@ -117,7 +121,7 @@ describe('router config file', () => {
     const file = join(dir, 'routes.yaml');
     writeFileSync(
       file,
-      'pools:\n  - name: p\n    match: {services: [a.B]}\n    endpoints: [{address: "h:99999"}]\n    timeout: soon\n',
+      'pools:\n  - name: p\n    match: {services: [a.B]}\n    endpoints: [{address: "h:99999"}]\n    timeout: {default: soon}\n',
     );
     let err: unknown;
     try {
@@ -129,7 +133,7 @@ describe('router config file', () => {
     expect((err as Error).message).toBe(
       `${file}: 2 problems:\n` +
         '  pools[0].endpoints[0].address: port must be from 1 to 65535\n' +
-        '  pools[0].timeout: must be a duration such as 500ms, 5s or 1m30s',
+        '  pools[0].timeout.default: must be a duration such as 500ms, 5s or 1m30s',
     );
     expect(() => loadRouterConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read/);
     expect(() => parseRouterConfig('pools: [', 'x.yaml')).toThrow(/x.yaml: not valid YAML/);

@@ -9,7 +9,7 @@ pools:
   - name: a
     match: {services: [pkg.A]}
     endpoints: [{address: "h:1"}]
-    timeout: 2s
+    timeout: {default: 2s}
 `),
 );
 const grpc = { ':method': 'POST', ':path': '/pkg.A/Get', 'content-type': 'application/grpc+proto' };

@@ -38,7 +38,7 @@ function pool(
 describe('proxyless resources', () => {
   it('a Listener NAME.NAMESPACE: api_listener, inline routes, exact methods first, the router filter last', () => {
     const l = proxylessListener(
-      pool({ match: { services: ['shop.Cart'], methods: ['/shop.Pay/Charge'] }, timeout: '2s' }),
+      pool({ match: { services: ['shop.Cart'], methods: ['/shop.Pay/Charge'] }, timeout: { default: '2s' } }),
     );
     expect(l.name).toBe('cart.shop');
     const hcm = unpack(get(l, 'api_listener.api_listener'));

@@ -14,7 +14,7 @@ function pool(key: string, match: XdsPoolInput['match'], cache?: XdsPoolInput['c
     match,
     spec: resolvePoolSpec({
       endpoints: [{ address: '10.0.0.1:8080' }],
-      timeout: '2s',
+      timeout: { default: '2s' },
       hedging: { enabled: true, delay: '20ms' },
       idempotentMethods: [CHARGE],
       concurrency: { minLimit: 2, maxLimit: 20 },
