@@ -371,6 +371,22 @@ export const BackendPoolStatus = Type.Object({
       version: Type.Optional(Type.String({ maxLength: 128 })),
       samples: Type.Optional(Type.Integer()),
       holdoutError: Type.Optional(Type.Number()),
+      p99Coverage: Type.Optional(
+        Type.Object(
+          {
+            holdout: Type.Optional(
+              Type.Number({
+                description: 'On the half of the training holdout the calibration did not use.',
+              }),
+            ),
+            live: Type.Optional(
+              Type.Number({ description: "On the routers' calls since this model was installed." }),
+            ),
+            liveSamples: Type.Optional(Type.Integer()),
+          },
+          { description: 'Share of calls at or below their predicted p99 latency (goal 0.99).' },
+        ),
+      ),
     }),
   ),
   endpoints: Type.Optional(Type.Array(EndpointStatus, { maxItems: 1000 })),

@@ -1,6 +1,9 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { saveModel, modelVersion } from '../model/artifact.js';
+import { loadModel, saveModel, modelVersion } from '../model/artifact.js';
+import { MIN_CALIBRATION_SAMPLES, P99, calibrate, scoredSamples, splitScored } from '../model/calibrate.js';
+import { evaluate, usableSample } from '../model/evaluate.js';
+import { coverage } from '../model/quantiles.js';
 import { sampleProblem } from '../model/features.js';
 import type { HoldoutMetrics } from '../model/model.js';
 import type { TrainingSample } from '../model/sample.js';
@@ -26,6 +29,9 @@ Trains the latency model (docs/architecture.md, "Model") and writes model.json, 
   --batch-size N         (default ${TRAIN_DEFAULTS.batchSize})
   --learning-rate X      Adam's step size (default ${TRAIN_DEFAULTS.learningRate})
   --holdout F            share of samples held out for evaluation (default ${TRAIN_DEFAULTS.holdoutFraction})
+  --calibrate            do not train: calibrate the per-call quantiles of the model at --out on these
+                         samples (use a --seed it was not trained with), half to fit, half to measure
+                         p99 coverage, and write it back (src/model/quantiles.ts)
   --backend B            auto | tensorflow | wasm | cpu (default auto: tfjs-node if installed, else WASM)
   --json                 print the summary as one JSON object`;
 
@@ -137,6 +143,44 @@ export async function readSamplesFile(file: string): Promise<TrainingSample[]> {
   return out;
 }
 
+/** --calibrate: the model at `dir` gets its quantile scores from `samples`, and is written back. */
+async function calibrateAt(
+  dir: string,
+  samples: readonly TrainingSample[],
+  source: string,
+  seed: number,
+  json: boolean,
+): Promise<number> {
+  const model = await loadModel(dir);
+  const usable = samples.filter((s) => usableSample(s));
+  const cal = calibrate(model, usable, 'holdout', seed);
+  if (!cal) {
+    throw new SibylError(
+      'ERR_USAGE',
+      `--calibrate: ${usable.length} usable samples; at least ${MIN_CALIBRATION_SAMPLES} are needed`,
+    );
+  }
+  const before = coverage(splitScored(scoredSamples(model, usable), seed).test, P99, model.calibration);
+  model.calibration = cal.calibration;
+  model.metrics = { ...(model.metrics ?? evaluate(model, usable)), p99Coverage: cal.p99Coverage };
+  const written = await saveModel(model, dir);
+  const version = modelVersion(model);
+  if (json) {
+    console.log(JSON.stringify({ out: dir, version, source, before, ...cal }));
+    return 0;
+  }
+  console.log(`samples: ${usable.length} usable, from ${source}`);
+  console.log(
+    `p99 coverage on ${cal.tested} samples not used to fit: ${(100 * cal.p99Coverage).toFixed(2)}% ` +
+      `(before: ${(100 * before).toFixed(2)}%); scores ${cal.calibration.levels
+        .map((q, k) => `${q}: ${(cal.calibration.scores[k] as number).toFixed(3)}`)
+        .join(', ')}`,
+  );
+  for (const p of written) console.log(`wrote ${p}`);
+  console.log(`model version ${version}`);
+  return 0;
+}
+
 function summary(m: HoldoutMetrics): string {
   const parts = [
     `MAE of ln latency ${m.maeLog.toFixed(4)} (a typical error of ×${Math.exp(m.maeLog).toFixed(3)})`,
@@ -144,6 +188,7 @@ function summary(m: HoldoutMetrics): string {
     `baseline (predict the mean) ${m.baselineMaeLog.toFixed(4)}`,
   ];
   if (m.p90Coverage !== undefined) parts.push(`p90 coverage ${(100 * m.p90Coverage).toFixed(1)}%`);
+  if (m.p99Coverage !== undefined) parts.push(`calibrated p99 coverage ${(100 * m.p99Coverage).toFixed(2)}%`);
   return parts.join(', ');
 }
 
@@ -163,6 +208,7 @@ export async function run(argv: string[]): Promise<number> {
       holdout: { type: 'string' },
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
+      calibrate: { type: 'boolean', default: false },
     },
     HELP,
   );
@@ -206,6 +252,7 @@ export async function run(argv: string[]): Promise<number> {
     source = `file: ${path.basename(values.samples)}`;
   }
   options.source = source;
+  if (values.calibrate) return calibrateAt(values.out, samples, source, seed, values.json);
 
   const result = await trainModel(samples, options);
   const written = await saveModel(result.model, values.out);

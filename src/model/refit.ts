@@ -1,4 +1,5 @@
 import { isSibylError, errorMessage } from '../util/errors.js';
+import { calibrate } from './calibrate.js';
 import { evaluate, usableSample } from './evaluate.js';
 import { FEATURES_VERSION } from './features.js';
 import type { HoldoutMetrics, LatencyModel } from './model.js';
@@ -85,6 +86,12 @@ export async function refit(
     throw e;
   }
   const candidateMetrics = evaluate(candidate, holdout);
+  // the routers' samples: the candidate's quantiles are calibrated on live traffic
+  const cal = calibrate(candidate, holdout, 'live', seed);
+  if (cal) {
+    candidate.calibration = cal.calibration;
+    candidateMetrics.p99Coverage = cal.p99Coverage;
+  }
   candidate.metrics = candidateMetrics;
   const candidateError = candidateMetrics.maeLog;
   const base = { candidate, candidateMetrics, candidateError };

@@ -1,5 +1,6 @@
 import { seededRandom } from '../util/clock.js';
 import { SibylError } from '../util/errors.js';
+import { calibrate } from './calibrate.js';
 import { evaluate, usableSample } from './evaluate.js';
 import {
   FEATURE_COUNT,
@@ -75,30 +76,9 @@ export interface TrainResult {
   durationMs: number;
 }
 
-/**
- * A seeded split: a Fisher–Yates shuffle of indices, the first ⌈fraction · n⌉ (at least one when
- * n ≥ 2) held out. Order within each part follows the input.
- */
-export function splitHoldout<T>(
-  samples: readonly T[],
-  fraction: number,
-  seed: number,
-): { train: T[]; holdout: T[] } {
-  const n = samples.length;
-  const idx = Array.from({ length: n }, (_, i) => i);
-  const rnd = seededRandom(seed ^ 0x5eed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [idx[i], idx[j]] = [idx[j] as number, idx[i] as number];
-  }
-  const h = n >= 2 ? Math.min(n - 1, Math.max(1, Math.ceil(fraction * n))) : 0;
-  const held = new Uint8Array(n);
-  for (let k = 0; k < h; k++) held[idx[k] as number] = 1;
-  const train: T[] = [];
-  const holdout: T[] = [];
-  samples.forEach((s, i) => (held[i] ? holdout : train).push(s));
-  return { train, holdout };
-}
+import { splitHoldout } from './split.js';
+
+export { splitHoldout };
 
 /** Usable samples of `samples` (see usableSample), or ERR_MODEL when fewer than `min`. */
 export function usableSamples(
@@ -239,7 +219,9 @@ export async function fitModel(
 
 /**
  * The whole recipe: keep the usable samples (ERR_MODEL when fewer than minSamples), split off a seeded
- * holdout, fit on the rest, and evaluate on the holdout with the typed-array forward pass.
+ * holdout, fit on the rest, and evaluate on the holdout with the typed-array forward pass; then
+ * calibrate the per-call quantiles on half the holdout and measure p99 coverage on the other half
+ * (calibrate.ts). The MAE is over the whole holdout: calibration does not move the mean head.
  */
 export async function trainModel(
   samples: readonly TrainingSample[],
@@ -254,6 +236,11 @@ export async function trainModel(
     droppedSamples: samples.length - usable.length,
   });
   const metrics = evaluate(model, holdout);
+  const cal = calibrate(model, holdout, 'holdout', o.seed);
+  if (cal) {
+    model.calibration = cal.calibration;
+    metrics.p99Coverage = cal.p99Coverage;
+  }
   model.metrics = metrics;
   return { model, metrics, train, holdout, durationMs: performance.now() - started };
 }

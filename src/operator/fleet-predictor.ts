@@ -5,6 +5,11 @@ export interface ModelStatus {
   version?: string;
   samples: number;
   holdoutError?: number;
+  /** Share of holdout calls under their predicted p99 (the half the calibration did not use). */
+  p99CoverageHoldout?: number;
+  /** Share of the routers' calls since install under their predicted p99, and how many. */
+  p99CoverageLive?: number;
+  liveSamples?: number;
   ready: boolean;
   reason: string;
 }

@@ -14,13 +14,25 @@ import {
   seenEstimateRange,
 } from '../model/predictor.js';
 import { refit, type RefitResult } from '../model/refit.js';
+import { P99, calibrate, scoredSamples, splitScored } from '../model/calibrate.js';
 import { evaluate, usableSample } from '../model/evaluate.js';
+import { coverage } from '../model/quantiles.js';
 import type { TrainingSample } from '../model/sample.js';
 import type { EndpointView } from '../telemetry/fleet.js';
 import { errorMessage } from '../util/errors.js';
 import { roundTo } from '../util/round.js';
 import { fleetInput } from './fleet-features.js';
 import type { ModelStatus, Prediction, Predictor } from './fleet-predictor.js';
+
+/** Live p99 coverage may miss 0.99 by this much before the quantiles are recalibrated (the issue's ± 0.5). */
+export const COVERAGE_TOLERANCE = 0.005;
+
+export interface LiveCoverage {
+  coverage: number;
+  samples: number;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 /**
  * The operator's latency model (docs/architecture.md): the shipped default at start, refitted on the routers'
@@ -35,6 +47,10 @@ export class ModelManager implements Predictor {
   private reason = 'no model loaded yet';
   private refitting = false;
   private readonly error: Gauge;
+  private readonly coverage: Gauge<'set'>;
+  /** Samples added since the model in force was installed: the live figures use only these. */
+  private fresh = 0;
+  private live?: LiveCoverage;
   private readonly raw = new Float64Array(FEATURE_COUNT);
   private readonly out = new Float64Array(2);
 
@@ -47,6 +63,12 @@ export class ModelManager implements Predictor {
     this.error = new Gauge({
       name: 'sibyl_model_holdout_error',
       help: 'Holdout mean absolute error of ln latency of the model in force.',
+      registers: [registry],
+    });
+    this.coverage = new Gauge({
+      name: 'sibyl_model_p99_coverage',
+      help: 'Share of calls at or below their predicted p99 (goal 0.99): set="holdout" on the half of the holdout the calibration did not use, set="live" on routers\' samples since the model was installed.',
+      labelNames: ['set'],
       registers: [registry],
     });
   }
@@ -65,6 +87,12 @@ export class ModelManager implements Predictor {
       ...(this.version ? { version: this.version } : {}),
       samples: this.samples.length,
       ...(this.model?.metrics ? { holdoutError: roundTo(this.model.metrics.maeLog, 4) } : {}),
+      ...(this.model?.metrics?.p99Coverage !== undefined
+        ? { p99CoverageHoldout: roundTo(this.model.metrics.p99Coverage, 4) }
+        : {}),
+      ...(this.live
+        ? { p99CoverageLive: roundTo(this.live.coverage, 4), liveSamples: this.live.samples }
+        : {}),
       ready: this.fwd !== undefined,
       reason: this.reason,
     };
@@ -76,7 +104,52 @@ export class ModelManager implements Predictor {
 
   addSamples(wire: readonly WireTrainingSample[]): void {
     for (const s of wire) this.samples.push(s);
+    this.fresh += wire.length;
     if (this.samples.length > this.maxSamples) this.samples.splice(0, this.samples.length - this.maxSamples);
+  }
+
+  /** The routers' usable samples since the model in force was installed, oldest first. */
+  private freshSamples(): TrainingSample[] {
+    return this.samples.slice(-Math.min(this.fresh, this.samples.length)).filter((x) => usableSample(x));
+  }
+
+  /**
+   * Live p99 coverage: the share of the routers' calls since the model was installed that took no longer
+   * than their predicted p99 (quantiles.ts), with the calibration in force. Updates status and the
+   * gauge; undefined until there are samples.
+   */
+  measureLiveCoverage(): LiveCoverage | undefined {
+    const usable = this.freshSamples();
+    if (!this.fwd || usable.length === 0) return undefined;
+    const c = coverage(scoredSamples(this.fwd, usable), P99, this.model?.calibration);
+    this.live = { coverage: c, samples: usable.length };
+    this.coverage.set({ set: 'live' }, c);
+    return this.live;
+  }
+
+  /**
+   * Split-conformal recalibration on live traffic (quantiles.ts): when the live p99 coverage misses its
+   * goal by more than COVERAGE_TOLERANCE, the scores are refitted on half of the routers' samples since
+   * install and judged on the other half; the new calibration is installed (a new model version, which
+   * routers load) only if its coverage there is closer to the goal than the calibration in force. The
+   * shipped model is calibrated on the simulator; real backends' tails differ, and the scores are
+   * cheap to refit where the weights are not.
+   */
+  recalibrate(seed = 1): string | undefined {
+    if (!this.model || !this.fwd) return undefined;
+    const usable = this.freshSamples();
+    const live = this.measureLiveCoverage();
+    if (!live || Math.abs(live.coverage - P99) <= COVERAGE_TOLERANCE) return undefined;
+    const cal = calibrate(this.fwd, usable, 'live', seed);
+    if (!cal) return undefined;
+    const { test } = splitScored(scoredSamples(this.fwd, usable), seed);
+    const before = coverage(test, P99, this.model.calibration);
+    if (Math.abs(cal.p99Coverage - P99) >= Math.abs(before - P99)) return undefined;
+    const why =
+      `quantiles recalibrated on ${usable.length} live samples: p99 coverage ` +
+      `${pct(before)} → ${pct(cal.p99Coverage)} on the half not used to fit`;
+    this.install({ ...this.model, calibration: cal.calibration }, why);
+    return why;
   }
 
   /**
@@ -139,7 +212,12 @@ export class ModelManager implements Predictor {
     this.fwd = new ForwardModel(model);
     this.version = modelVersion(model);
     this.reason = why;
+    this.fresh = 0;
+    this.live = undefined;
+    this.coverage.reset();
     if (model.metrics) this.error.set(model.metrics.maeLog);
+    if (model.metrics?.p99Coverage !== undefined)
+      this.coverage.set({ set: 'holdout' }, model.metrics.p99Coverage);
     this.routing.setModel({ version: this.version, artifactJson: modelToJson(model) });
     this.log.info({ version: this.version, why }, 'latency model in force');
   }

@@ -2,6 +2,7 @@ import type { BackendPool, BackendPoolStatus, EndpointStatus, PolicyName } from 
 import type { ResolvedPoolSpec } from '../api/resolve.js';
 import type { ActiveAnomaly } from '../anomaly/monitor.js';
 import { formatMs } from '../util/duration.js';
+import { roundSignificant, roundTo } from '../util/round.js';
 import {
   conditionWarnings,
   findCondition,
@@ -243,12 +244,30 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
       version: w.model.version,
       samples: w.model.samples,
       ...(w.model.holdoutError !== undefined ? { holdoutError: w.model.holdoutError } : {}),
+      ...p99Coverage(w.model),
     };
   }
   if (w.routingVersion !== undefined) status.routingVersion = w.routingVersion;
   const dataPlanes = w.dataPlanes && dataPlanesStatus(w.dataPlanes);
   if (dataPlanes) status.dataPlanes = dataPlanes;
   return { status, events };
+}
+
+/**
+ * status.model.p99Coverage, to 0.1 point and the sample count to two figures (finer would rewrite status
+ * at every measurement).
+ */
+function p99Coverage(m: ModelStatus): {
+  p99Coverage?: NonNullable<BackendPoolStatus['model']>['p99Coverage'];
+} {
+  const r = (x: number) => roundTo(x, 3);
+  const c = {
+    ...(m.p99CoverageHoldout !== undefined ? { holdout: r(m.p99CoverageHoldout) } : {}),
+    ...(m.p99CoverageLive !== undefined
+      ? { live: r(m.p99CoverageLive), liveSamples: roundSignificant(m.liveSamples ?? 0, 2) }
+      : {}),
+  };
+  return Object.keys(c).length > 0 ? { p99Coverage: c } : {};
 }
 
 /** The weight pushed to xDS clients for an endpoint, when the ADS server holds the pool. */

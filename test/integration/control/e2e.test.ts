@@ -140,9 +140,12 @@ it('moves traffic off a backend that slows down, and back when it recovers', asy
   for (let i = 1; (after.share[slow.name] ?? 0) < 0.12 && (i < 13 || Date.now() - t1 < 45_000); i++)
     after = await traffic(200);
   const live = op.control?.model.liveError();
+  const covered = op.control?.model.measureLiveCoverage();
   console.log(
-    `shipped model on live samples: MAE of ln latency ${live?.maeLog.toFixed(3)} over ${live?.samples} samples`,
+    `shipped model on live samples: MAE of ln latency ${live?.maeLog.toFixed(3)} over ${live?.samples} samples; ` +
+      `p99 coverage ${((covered?.coverage ?? NaN) * 100).toFixed(2)}% over ${covered?.samples} samples`,
   );
+  expect(covered?.samples).toBeGreaterThan(0);
   console.log(
     `recovered backend share ${((after.share[slow.name] ?? 0) * 100).toFixed(1)}% after ${Date.now() - t1} ms`,
   );
@@ -162,6 +165,8 @@ it('kubectl describe shows live figures, breaker states and the decision', async
   expect(out).toMatch(/latencyP99Ms:\s+\d/);
   expect(out).toMatch(/Breaker:\s+Closed/);
   expect(out).toMatch(/Routers:\s+2/);
+  // the model's per-call p99 coverage on its holdout, measured when it was calibrated
+  expect(out).toMatch(/Holdout:\s+0\.9\d+/);
 });
 
 it('routers keep serving while the operator is away, and catch up when it returns', async () => {

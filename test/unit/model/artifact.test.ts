@@ -152,4 +152,21 @@ describe('model artifact', () => {
     writeFileSync(path.join(dir, 'model.json'), '{not json');
     expect(await loadError(dir)).toMatch(/model\.json: not JSON/);
   });
+
+  it('keeps the quantile calibration, counts it in the version, and refuses a malformed one', () => {
+    const m = model();
+    const plain = modelVersion(m);
+    m.calibration = { levels: [0.5, 0.99], scores: [0, 3], samples: 100, source: 'holdout' };
+    expect(modelVersion(m)).not.toBe(plain);
+    const back = modelFromJson(modelToJson(m));
+    expect(back.calibration).toEqual(m.calibration);
+    expect(modelVersion(back)).toBe(modelVersion(m));
+    const bad = (c: object) => modelError(() => validateModel({ ...cloneModel(m), calibration: c as never }));
+    expect(bad({ ...m.calibration, scores: [3, 0] })).toMatch(/scores must be finite and non-decreasing/);
+    expect(bad({ ...m.calibration, levels: [0.5, 1] })).toMatch(
+      /levels must ascend strictly between 0 and 1/,
+    );
+    expect(bad({ ...m.calibration, scores: [0] })).toMatch(/levels and scores of one length/);
+    expect(bad({ ...m.calibration, source: 'guess' })).toMatch(/source must be holdout or live/);
+  });
 });

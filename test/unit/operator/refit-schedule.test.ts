@@ -13,19 +13,30 @@ const pool = (name: string, balancing?: object): PoolObject =>
     spec: { endpoints: [], match: { services: ['a.B'] }, ...(balancing ? { balancing } : {}) },
   }) as unknown as PoolObject;
 
-function setup(pools: PoolObject[], result: RefitResult | undefined = { promoted: true, reason: 'better' }) {
+function setup(
+  pools: PoolObject[],
+  result: RefitResult | undefined = { promoted: true, reason: 'better' },
+  recalibrated?: string,
+) {
   const store = new Store<PoolObject>();
   for (const p of pools) store.put(p);
   const clock = new ManualClock(0);
   const asked: number[] = [];
   const events: string[] = [];
   const enqueued: string[] = [];
+  let measured = 0;
+  let recalibrations = 0;
   const schedule = new RefitSchedule({
     model: {
       refit: async (minSamples) => {
         asked.push(minSamples);
         return result;
       },
+      recalibrate: () => {
+        recalibrations++;
+        return recalibrated;
+      },
+      measureLiveCoverage: () => measured++,
     },
     pools: store,
     events: {
@@ -37,7 +48,15 @@ function setup(pools: PoolObject[], result: RefitResult | undefined = { promoted
     clock,
     log: pino({ level: 'silent' }),
   });
-  return { schedule, clock, asked, events, enqueued };
+  return {
+    schedule,
+    clock,
+    asked,
+    events,
+    enqueued,
+    measured: () => measured,
+    recalibrations: () => recalibrations,
+  };
 }
 
 test('refits at the shortest retrain interval among Predictive pools, with the fewest samples any asks for', async () => {
@@ -53,7 +72,8 @@ test('refits at the shortest retrain interval among Predictive pools, with the f
   await schedule.tick();
   expect(asked).toEqual([300]);
   expect(events.sort()).toEqual(['a Normal ModelPromoted', 'b Normal ModelPromoted']);
-  expect(enqueued.sort()).toEqual(['ns/a', 'ns/b']);
+  // the first tick measured live coverage and asked both pools to show it; the refit asked again
+  expect(enqueued.sort()).toEqual(['ns/a', 'ns/a', 'ns/b', 'ns/b']);
   // The next refit waits a whole interval from this one.
   clock.advance(119_999);
   await schedule.tick();
@@ -73,4 +93,25 @@ test('does nothing without a Predictive pool, and says ModelRejected when the ca
   await rejected.schedule.tick();
   expect(rejected.asked).toEqual([1000]);
   expect(rejected.events).toEqual(['a Warning ModelRejected']);
+});
+
+test('measures live coverage every 30 s, and recalibrates only after a refit that promoted nothing', async () => {
+  const t = setup([pool('a')], { promoted: false, reason: 'worse' }, 'quantiles recalibrated');
+  await t.schedule.tick();
+  expect(t.measured()).toBe(1);
+  t.clock.advance(29_999);
+  await t.schedule.tick();
+  expect(t.measured()).toBe(1);
+  t.clock.advance(1);
+  await t.schedule.tick();
+  expect(t.measured()).toBe(2);
+  expect(t.recalibrations()).toBe(0);
+  t.clock.set(300_000);
+  await t.schedule.tick();
+  expect(t.recalibrations()).toBe(1);
+  expect(t.events).toEqual(['a Warning ModelRejected', 'a Normal ModelRecalibrated']);
+  const promoted = setup([pool('a')]);
+  promoted.clock.set(300_000);
+  await promoted.schedule.tick();
+  expect(promoted.recalibrations()).toBe(0);
 });
