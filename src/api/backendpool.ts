@@ -194,7 +194,7 @@ export const PredictedTimeout = Type.Object(
   }),
 );
 
-export const Timeout = Type.Object({
+const Timeout = Type.Object({
   default: Type.Optional(
     Duration({ min: '1ms', max: '1h', description: 'Deadline for calls that carry none.' }),
   ),

@@ -1,6 +1,5 @@
 import { seededRandom } from '../util/clock.js';
 import type { Normalisation } from './features.js';
-import type { QuantileCalibration } from './quantiles.js';
 
 /**
  * The latency model as plain data: what training produces, what the artefact stores, what the
@@ -80,6 +79,18 @@ export interface TrainingInfo {
   backend: string;
   /** Where the samples came from (e.g. "simulator: heterogeneous, pause; seed 1"). */
   source?: string;
+}
+
+/** Conformal scores for per-call quantiles (quantiles.ts reads them). */
+export interface QuantileCalibration {
+  /** Quantile levels, ascending, each strictly between 0 and 1. */
+  levels: number[];
+  /** The score s(level) at each level: an empirical quantile of (t − μ) / σ, non-decreasing. */
+  scores: number[];
+  /** How many samples the scores came from. */
+  samples: number;
+  /** Where they came from: "holdout" (training's calibration half) or "live" (routers' samples). */
+  source: 'holdout' | 'live';
 }
 
 export interface LatencyModel {

@@ -2,7 +2,9 @@ import type { PredictiveFeatures } from '../balancer/signals.js';
 import { SibylError } from '../util/errors.js';
 import { FEATURE_COUNT, blankInput, dispatchInput, featurizeInto } from './features.js';
 import { ForwardModel } from './forward.js';
-import type { LatencyModel } from './model.js';
+import type { LatencyModel, QuantileCalibration } from './model.js';
+
+export type { QuantileCalibration } from './model.js';
 
 /**
  * Per-call latency quantiles from the model's two heads (docs/architecture.md, "Model"), for per-try
@@ -30,21 +32,10 @@ import type { LatencyModel } from './model.js';
 export const CALIBRATION_LEVELS: readonly number[] = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999];
 
 /** The least σ used, in ln units (a spread of ±1%): two touching heads still give an interval. */
-export const SIGMA_FLOOR = 0.01;
+const SIGMA_FLOOR = 0.01;
 
 /** z of the normal distribution at 0.9 (Φ⁻¹(0.9)). */
 export const Z90 = 1.2815515655446004;
-
-export interface QuantileCalibration {
-  /** Quantile levels, ascending, each strictly between 0 and 1. */
-  levels: number[];
-  /** The score s(level) at each level: an empirical quantile of (t − μ) / σ, non-decreasing. */
-  scores: number[];
-  /** How many samples the scores came from. */
-  samples: number;
-  /** Where they came from: "holdout" (training's calibration half) or "live" (routers' samples). */
-  source: 'holdout' | 'live';
-}
 
 /** A call's q-quantile latency at an endpoint from its dispatch features, ms; undefined when unknown. */
 export type QuantileFn = (f: PredictiveFeatures, q: number) => number | undefined;

@@ -25,7 +25,7 @@ import { fleetInput } from './fleet-features.js';
 import type { ModelStatus, Prediction, Predictor } from './fleet-predictor.js';
 
 /** Live p99 coverage may miss 0.99 by this much before the quantiles are recalibrated (the issue's ± 0.5). */
-export const COVERAGE_TOLERANCE = 0.005;
+const COVERAGE_TOLERANCE = 0.005;
 
 export interface LiveCoverage {
   coverage: number;

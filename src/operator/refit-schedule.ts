@@ -24,7 +24,7 @@ export interface RefitScheduleDeps {
 }
 
 /** How often live p99 coverage is measured (a forward pass per recent sample: not every tick). */
-export const COVERAGE_EVERY_MS = 30_000;
+const COVERAGE_EVERY_MS = 30_000;
 
 /**
  * When to refit the latency model: at the shortest retrain interval among Predictive pools, once the

@@ -62,7 +62,7 @@ it('a black-hole backend: hedges rescue its calls, deadlines end the rest, and i
       // Hedging at the p90 costs ~10% of calls; the black hole takes a quarter of the picks until it is
       // ejected: a budget under ~35% would leave some of its calls unhedged (they then meet the deadline).
       hedging: { enabled: true, delay: 'Predicted', maxPercent: 50 },
-      timeout: `${TIMEOUT_MS}ms`,
+      timeout: { default: `${TIMEOUT_MS}ms` },
       circuitBreaker: {
         failureThreshold: THRESHOLD,
         recoveryTimeout: '30s',

@@ -56,11 +56,15 @@ function routes(file: string, address: string, extra = ''): string {
 }
 
 it('refuses a bad routes file with exit status 2, the field path and the reason', async () => {
-  const file = routes('bad.yaml', '127.0.0.1:1', '    retries: {maxAttempts: 0}\n    timeout: never\n');
+  const file = routes(
+    'bad.yaml',
+    '127.0.0.1:1',
+    '    retries: {maxAttempts: 0}\n    timeout: {default: never}\n',
+  );
   const r = sibyl(['router', '--config', file, '--listen', '127.0.0.1:0', '--metrics-addr', '']);
   expect(await r.exit).toBe(2);
   expect(r.stderr()).toContain('pools[0].retries.maxAttempts');
-  expect(r.stderr()).toContain('pools[0].timeout: must be a duration');
+  expect(r.stderr()).toContain('pools[0].timeout.default: must be a duration');
 });
 
 it('refuses an --advertise address Envoy could not dial, with exit status 2', async () => {
