@@ -37,6 +37,8 @@ export interface AttemptResult {
   lostRace?: boolean;
   /** The ORCA load report of the response's trailers (or Trailers-Only headers), when it had one. */
   load?: OrcaReport;
+  /** The try's own deadline (try-timer.ts) cancelled it, not the call's deadline or the client. */
+  expired?: boolean;
 }
 
 /** Where an attempt's request bytes come from: the live body, or a replay of a complete one (a hedge). */

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import { modelFromJson } from '../model/artifact.js';
 import { dispatchSample } from '../model/dispatch.js';
+import { ForwardModel } from '../model/forward.js';
 import { createPredictor } from '../model/predictor.js';
+import { createQuantileFn } from '../model/quantiles.js';
 import type { Router } from './router.js';
 import { systemClock, systemRandom } from '../util/clock.js';
 import { systemTimers } from '../util/timers.js';
@@ -60,7 +62,11 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
       const table = tableFromWire(pools, version, systemClock.now());
       if (model && model.version !== modelVersion) {
         // A model that does not load is refused with the whole update (nack); the old one stays.
-        router.setPredictor(createPredictor(modelFromJson(model.artifactJson, `model ${model.version}`)));
+        const fwd = new ForwardModel(modelFromJson(model.artifactJson, `model ${model.version}`));
+        const predictor = createPredictor(fwd);
+        // the pick's prediction, and each call's own quantiles for its try deadline and hedge delay
+        router.setPredictor(predictor);
+        router.setQuantiles(createQuantileFn(fwd));
         modelVersion = model.version;
         o.log.info({ model: model.version }, 'latency model installed');
       }

@@ -1,10 +1,11 @@
 /**
- * The router's own recent latencies per method, for hedging's "Predicted" delay when the operator has
- * pushed no prediction: the p90 of the last `size` successful calls of that method. The quantile is
- * recomputed every `size / 8` samples, so a hedge decision costs a map lookup.
+ * The router's own recent latencies per method: the fallback of hedging's "Predicted" delay and of
+ * per-try deadlines (try-deadline.ts) when no model prediction is at hand, from the last `size`
+ * successful calls of that method. The sorted window is rebuilt every `size / 8` samples, so a
+ * quantile costs a map lookup and an index.
  */
 export class LatencyTracker {
-  private readonly byMethod = new Map<string, { ring: Float64Array; n: number; p90?: number }>();
+  private readonly byMethod = new Map<string, { ring: Float64Array; n: number; sorted?: Float64Array }>();
 
   constructor(
     private readonly size = 256,
@@ -21,14 +22,18 @@ export class LatencyTracker {
     }
     e.ring[e.n % this.size] = ms;
     e.n++;
-    if (e.n >= this.minSamples && (e.p90 === undefined || e.n % Math.max(1, this.size / 8) === 0)) {
-      const sorted = Float64Array.from(e.ring.subarray(0, Math.min(e.n, this.size))).sort();
-      e.p90 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.9))];
+    if (e.n >= this.minSamples && (e.sorted === undefined || e.n % Math.max(1, this.size / 8) === 0)) {
+      e.sorted = Float64Array.from(e.ring.subarray(0, Math.min(e.n, this.size))).sort();
     }
   }
 
-  /** The recent p90 of `method`, ms, or undefined before minSamples calls. */
-  p90(method: string): number | undefined {
-    return this.byMethod.get(method)?.p90;
+  /**
+   * The recent q-quantile of `method`, ms (the ⌊n·q⌋-th smallest of the window, 0-based), or
+   * undefined before minSamples calls.
+   */
+  quantile(method: string, q: number): number | undefined {
+    const sorted = this.byMethod.get(method)?.sorted;
+    if (!sorted || !(q >= 0 && q <= 1)) return undefined;
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
   }
 }

@@ -27,6 +27,8 @@ export class RouterMetrics {
   readonly retries: Counter<'pool' | 'reason'>;
   readonly rejected: Counter<'reason'>;
   readonly hedges: Counter<'pool'>;
+  readonly tryTimeouts: Counter<'pool' | 'outcome'>;
+  readonly hedgeDelay: Histogram<'pool' | 'source'>;
   readonly probes: Counter<'pool'>;
   readonly shed: Histogram<'pool'>;
 
@@ -82,6 +84,19 @@ export class RouterMetrics {
       name: 'sibyl_router_hedges_total',
       help: 'Second attempts sent because the first had not answered within the hedge delay.',
       labelNames: ['pool'],
+      registers,
+    });
+    this.tryTimeouts = new Counter({
+      name: 'sibyl_router_try_timeouts_total',
+      help: 'Tries cancelled at their own deadline (spec.timeout.predicted), by pool and what became of the call: retried on another endpoint, or failed (DEADLINE_EXCEEDED to the client: a method not idempotent, response bytes already sent, no attempt or retry budget left).',
+      labelNames: ['pool', 'outcome'],
+      registers,
+    });
+    this.hedgeDelay = new Histogram({
+      name: 'sibyl_router_hedge_delay_seconds',
+      help: "The hedge delay of each hedged-eligible call, by pool and where it came from: fixed (the spec's), model (the call's own predicted hedging.quantile), operator (the endpoint's predicted p90), observed (this router's recent quantile of the method).",
+      labelNames: ['pool', 'source'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
     this.probes = new Counter({

@@ -13,6 +13,7 @@ import { Status, isServerFault, statusName } from '../grpc/status.js';
 import { formatGrpcTimeout } from '../grpc/timeout.js';
 import type { Priority } from '../limit/index.js';
 import type { Clock } from '../util/clock.js';
+import type { Timers } from '../util/timers.js';
 import { priorityOf } from './admission.js';
 import { Attempt, type AttemptResult, type BodySource } from './attempt.js';
 import { CapturingDownstream, serveAnswer } from './capture.js';
@@ -20,11 +21,13 @@ import { raceWithHedge, type Launched } from './hedge.js';
 import { headerValue, upstreamRequestHeaders } from './headers.js';
 import { InternalStream } from './internal-stream.js';
 import type { RouterMetrics } from './metrics.js';
-import type { EndpointState, PoolState } from './pool-state.js';
+import type { CallPredictions, EndpointState, PoolState } from './pool-state.js';
 import { maybeProbe } from './probe.js';
 import { RequestBody } from './request-body.js';
 import { checkRequest } from './request-check.js';
 import type { PoolRoute, RoutingTable } from './table.js';
+import { describeTryDeadline } from './try-deadline.js';
+import { underDeadline } from './try-timer.js';
 
 /**
  * The per-call pipeline (docs/architecture.md, "Router"): check the request → match a pool → admission
@@ -34,7 +37,9 @@ import type { PoolRoute, RoutingTable } from './table.js';
  * reports) is its call handle's (src/balancer/picker.ts), ended once when the attempt settles. The
  * cache step is the pool cache's getOrLoad around the backend steps: a hit, or the answer of the call
  * already fetching the same key, is served from memory; otherwise this call goes to a backend and its
- * response is recorded (CapturingDownstream) to be shared and filled.
+ * response is recorded (CapturingDownstream) to be shared and filled. Each try may have a deadline of
+ * its own (spec.timeout.predicted; try-deadline.ts, try-timer.ts): a try past it is cancelled and the
+ * call retried elsewhere where that is safe (retryable).
  */
 export interface PipelineOptions {
   maxMessageBytes: number;
@@ -48,6 +53,8 @@ export interface PipelineEnv {
   metrics: RouterMetrics;
   log: Logger;
   clock: Clock;
+  /** Hedge delays and per-try deadlines run on these. */
+  timers: Timers;
   options: PipelineOptions;
 }
 
@@ -314,11 +321,16 @@ class CallPipeline {
       const attempt = this.forwardOrHedge(pool, picked.call, req, priority, tried); // started now
       if (n === 1) this.probe(pool, req, picked.call);
       last = await attempt;
-      if (!this.retryReason(last, n, route)) break;
-      if (!pool.budget.tryWithdraw()) {
-        this.log.debug({ pool: route.name }, 'retry budget spent');
+      if (!this.retryReason(last, n, route)) {
+        this.countTryTimeout(last, route, false);
         break;
       }
+      if (!pool.budget.tryWithdraw()) {
+        this.log.debug({ pool: route.name }, 'retry budget spent');
+        this.countTryTimeout(last, route, false);
+        break;
+      }
+      this.countTryTimeout(last, route, true);
       this.env.metrics.retries.inc({ pool: route.name, reason: statusName(last.code) });
       this.log.debug(
         { pool: route.name, endpoint: picked.call.endpoint.address, code: last.code, attempt: n },
@@ -343,9 +355,13 @@ class CallPipeline {
     tried: Set<EndpointState>,
   ): Promise<AttemptResult> {
     const body = this.body as RequestBody;
-    const a = this.startAttempt(pool, first, body);
-    const delay = pool.hedgeDelayMs(this.path, first.target);
-    if (delay === undefined) return a.done;
+    // the model's view of the call at `first` is taken before the call is counted there
+    const predicted = pool.predictions(first, true);
+    const a = this.startAttempt(pool, first, body, predicted);
+    const hedge = pool.hedgeDelay(this.path, first.target, predicted.hedgeMs);
+    if (hedge === undefined) return a.done;
+    const delay = hedge.ms;
+    this.env.metrics.hedgeDelay.observe({ pool: pool.route.name, source: hedge.source }, delay / 1000);
     pool.hedgeBudget.onRequest();
     const launch = (): Launched | undefined => {
       if (this.down.isCommitted || this.down.isFinished || !body.canHedge) return undefined;
@@ -356,22 +372,31 @@ class CallPipeline {
         return undefined;
       }
       tried.add(second.call.target);
+      const secondPredicted = pool.predictions(second.call, false);
       this.env.metrics.hedges.inc({ pool: pool.route.name });
       this.log.debug(
         { pool: pool.route.name, endpoint: second.call.endpoint.address, delayMs: delay },
         'hedging',
       );
-      return this.startAttempt(pool, second.call, body.replay());
+      return this.startAttempt(pool, second.call, body.replay(), secondPredicted);
     };
-    return raceWithHedge(a, delay, launch, (r) => !this.retryable(r, pool.route));
+    const isFinal = (r: AttemptResult) => !this.retryable(r, pool.route);
+    return raceWithHedge(a, delay, launch, isFinal, this.env.timers);
   }
 
   /**
    * One attempt on the call's endpoint: its handle starts now and ends when the attempt settles, with
    * the response's ORCA load report when the pool reads them. `body` is the live request body, or a
-   * replay of it for a hedge.
+   * replay of it for a hedge. `predicted` (the call's quantiles at this endpoint) sets its try deadline.
+   * The upstream grpc-timeout stays the call's: the router ends a try itself (RST_STREAM), whereas a
+   * backend answering DEADLINE_EXCEEDED on its own would look like a final answer.
    */
-  private startAttempt(pool: PoolState, call: CallHandle<EndpointState>, body: BodySource): Launched {
+  private startAttempt(
+    pool: PoolState,
+    call: CallHandle<EndpointState>,
+    body: BodySource,
+    predicted: CallPredictions,
+  ): Launched {
     const { clock, options } = this.env;
     const left = this.deadlineAtMs - clock.now();
     const headers = upstreamRequestHeaders(
@@ -402,7 +427,35 @@ class CallPipeline {
         throw e;
       },
     );
-    return { attempt, done };
+    return this.withTryDeadline(pool, { attempt, done }, predicted.p99Ms, left);
+  }
+
+  /** The try under its own deadline, when the pool sets one and a p99 is known (try-deadline.ts). */
+  private withTryDeadline(
+    pool: PoolState,
+    launched: Launched,
+    predictedP99Ms: number | undefined,
+    left: number,
+  ): Launched {
+    const d = pool.tryDeadline(this.path, predictedP99Ms, left);
+    const spec = pool.route.settings.predictedTimeout;
+    if (!d || !spec) return launched;
+    const ms = Math.round(d.ms);
+    const message = `no answer from ${launched.attempt.endpoint} within the try's deadline of ${ms}ms (${describeTryDeadline(d, spec)})`;
+    const guarded = underDeadline(launched, d.ms, message, this.env.timers);
+    const done = guarded.done.then((r) => {
+      // Response bytes already reached the client: no retry; the call ends here with the try's status.
+      if (r.expired && r.delivered && !r.lostRace) this.down.endWithStatus(Status.DEADLINE_EXCEEDED, message);
+      return r;
+    });
+    return { attempt: guarded.attempt, done };
+  }
+
+  /** sibyl_router_try_timeouts_total for a call whose last try passed its own deadline. */
+  private countTryTimeout(r: AttemptResult, route: PoolRoute, retried: boolean): void {
+    if (!r.expired) return;
+    this.env.metrics.tryTimeouts.inc({ pool: route.name, outcome: retried ? 'retried' : 'failed' });
+    this.log.debug({ pool: route.name, retried }, r.message);
   }
 
   /** A probe alongside the call's first attempt, when the policy wants one and the call allows (probe.ts). */
@@ -427,6 +480,11 @@ class CallPipeline {
   /** Whether a result could be sent again elsewhere by its kind alone (not counting attempts or budget). */
   private retryable(r: AttemptResult, route: PoolRoute): string | undefined {
     if (r.delivered || this.down.isFinished) return undefined;
+    // Past its own deadline: elsewhere if the backend never saw it, or may act on it twice.
+    if (r.expired) {
+      if (!r.reachedServer) return 'not-sent';
+      return route.idempotentMethods.has(this.path) ? 'try-deadline' : undefined;
+    }
     if (r.code === Status.CANCELLED || r.code === Status.DEADLINE_EXCEEDED) return undefined;
     // Never reached an application: always safe to send elsewhere.
     if (!r.reachedServer) return 'not-sent';

@@ -26,11 +26,14 @@ import { PoolCache } from '../cache/pool-cache.js';
 import type { CacheMetrics } from '../cache/metrics.js';
 import type { WarmFetch } from '../cache/warmer.js';
 import { createAdmission, createEndpointLimiter } from './admission.js';
+import type { QuantileFn } from '../model/quantiles.js';
 import { BreakerGate } from './gate.js';
+import { hedgeDelay, type HedgeDelay } from './hedge-delay.js';
 import { LatencyTracker } from './latency.js';
 import type { Admission } from './seams.js';
 import { SessionPool, type SessionPoolOptions } from './session-pool.js';
 import type { PoolRoute } from './table.js';
+import { tryDeadline, type TryDeadline } from './try-deadline.js';
 
 /**
  * What the router keeps per pool between tables: the picker (balancer and call handles), the endpoints
@@ -72,6 +75,8 @@ export interface PoolDeps {
   timers?: Timers;
   /** The learned model's prediction for the Predictive policy (answers undefined without a model). */
   predict?: PredictFn;
+  /** The learned model's per-call quantiles now (none until the operator pushed a model). */
+  quantiles?: () => QuantileFn | undefined;
   /** The router's observer now (it may be installed after the pool is made). */
   observer?: () => RouterCallObserver | undefined;
   /** Where pool caches count their lookups (the router's registry). */
@@ -79,6 +84,17 @@ export interface PoolDeps {
   /** How a pool cache's warmer makes a call again through this router (pipeline.ts internalCall). */
   warmFetch?: WarmFetch;
 }
+
+/** A call's predicted latency quantiles at one endpoint, ms (absent: no model, or none asked for). */
+export interface CallPredictions {
+  /** Its p99, for its try deadline (only when the pool sets spec.timeout.predicted). */
+  p99Ms?: number;
+  /** Its `hedging.quantile`, for its hedge delay (only for a hedged, idempotent, "Predicted" call). */
+  hedgeMs?: number;
+}
+
+/** The level of a try deadline's prediction (spec.timeout.predicted: "multiplier × its predicted p99"). */
+const TRY_DEADLINE_QUANTILE = 0.99;
 
 export class PoolState {
   route: PoolRoute;
@@ -112,7 +128,8 @@ export class PoolState {
     this.observer = {
       started: (call) => this.deps.observer?.()?.started(this.route.name, call),
       ended: (call, context, outcome) => {
-        // the method's recent latency sets the hedge delay: clients' calls only, not probes
+        // the method's recent latencies set hedge delays and try deadlines without a model: clients'
+        // calls only, not probes
         if (outcome.code === Status.OK && !call.probe)
           this.latencies.record(call.req.method, outcome.latencyMs);
         this.deps.observer?.()?.ended(this.route.name, call, context, outcome);
@@ -206,15 +223,57 @@ export class PoolState {
   }
 
   /**
-   * How long to wait before hedging a call to `st`, or undefined for no hedge: only when the pool
-   * hedges and the method is idempotent. "Predicted" is the operator's p90 for the endpoint, else this
-   * router's recent p90 for the method (none until it has seen enough calls).
+   * The call's predicted quantiles at the endpoint it was picked for, from the model and the dispatch
+   * features its policy has of that endpoint (Predictive's; other policies keep none, and get no
+   * prediction). Take them before the call starts there, as the pick saw the endpoint (the features
+   * object is the policy's, reused: read at once). `hedged`: the first try of a call that may hedge.
    */
-  hedgeDelayMs(method: string, st: EndpointState): number | undefined {
+  predictions(call: CallHandle<EndpointState>, hedged: boolean): CallPredictions {
+    const quantile = this.deps.quantiles?.();
+    const s = this.route.settings;
+    const wantP99 = s.predictedTimeout !== undefined;
+    const wantHedge =
+      hedged &&
+      s.hedging.enabled &&
+      s.hedging.delay === 'Predicted' &&
+      this.route.idempotentMethods.has(call.req.method);
+    if (!quantile || !(wantP99 || wantHedge)) return {};
+    const f = call.balancer.dispatchFeatures?.(call.endpoint, call.req);
+    if (!f) return {};
+    const p99Ms = wantP99 ? quantile(f, TRY_DEADLINE_QUANTILE) : undefined;
+    const hedgeMs = wantHedge ? quantile(f, s.hedging.quantile) : undefined;
+    return {
+      ...(p99Ms !== undefined ? { p99Ms } : {}),
+      ...(hedgeMs !== undefined ? { hedgeMs } : {}),
+    };
+  }
+
+  /** The hedge delay of a call of `method` first sent to `st` (hedge-delay.ts); undefined: no hedge. */
+  hedgeDelay(method: string, st: EndpointState, predictedMs: number | undefined): HedgeDelay | undefined {
     const h = this.route.settings.hedging;
-    if (!h.enabled || !this.route.idempotentMethods.has(method)) return undefined;
-    if (h.delay !== 'Predicted') return h.delay;
-    return st.ep.hints?.predictedP90Ms ?? this.latencies.p90(method);
+    return hedgeDelay({
+      hedging: h,
+      idempotent: this.route.idempotentMethods.has(method),
+      predictedMs,
+      operatorP90Ms: st.ep.hints?.predictedP90Ms,
+      observedMs: h.delay === 'Predicted' ? this.latencies.quantile(method, h.quantile) : undefined,
+    });
+  }
+
+  /** The deadline of a try of `method` (try-deadline.ts); undefined: only the call's own deadline. */
+  tryDeadline(
+    method: string,
+    predictedP99Ms: number | undefined,
+    remainingMs: number,
+  ): TryDeadline | undefined {
+    const spec = this.route.settings.predictedTimeout;
+    if (!spec) return undefined;
+    return tryDeadline({
+      spec,
+      predictedP99Ms,
+      observedP99Ms: this.latencies.quantile(method, TRY_DEADLINE_QUANTILE),
+      remainingMs,
+    });
   }
 
   /** Why no endpoint can take a call, for the UNAVAILABLE message. */

@@ -4,8 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Endpoint } from '../balancer/types.js';
 import type { PredictFn } from '../balancer/predictive.js';
+import type { QuantileFn } from '../model/quantiles.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { SibylError, errorMessage } from '../util/errors.js';
+import { systemTimers, type Timers } from '../util/timers.js';
 import { formatAddress, parseListenAddress } from '../grpc/address.js';
 import { createMetricsServer } from './http.js';
 import { LimiterAdmission } from './admission.js';
@@ -34,6 +36,8 @@ export interface RouterOptions {
   log?: Logger;
   clock?: Clock;
   random?: Random;
+  /** Hedge delays and per-try deadlines run on these; real timers when absent. */
+  timers?: Timers;
 }
 
 /**
@@ -67,6 +71,7 @@ export class Router {
       metrics: this.metrics,
       log: this.log,
       clock,
+      timers: opts.timers ?? systemTimers,
       options: {
         maxMessageBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024,
         retryBufferBytes: opts.retryBufferBytes ?? 256 * 1024,
@@ -127,6 +132,7 @@ export class Router {
             log: this.log,
             sessionOptions: this.sessionOptions,
             predict: this.predict,
+            quantiles: () => this.quantiles,
             observer: () => this.observer,
             cacheMetrics: this.cacheMetrics,
             warmFetch: (req) => internalCall(this.env, req),
@@ -226,6 +232,16 @@ export class Router {
   /** Installs (or removes) the learned latency model the Predictive policy scores with. */
   setPredictor(fn: PredictFn | undefined): void {
     this.model = fn;
+  }
+
+  private quantiles: QuantileFn | undefined;
+
+  /**
+   * Installs (or removes) the learned model's per-call quantiles (src/model/quantiles.ts), which set
+   * per-try deadlines (spec.timeout.predicted) and "Predicted" hedge delays (hedging.quantile).
+   */
+  setQuantiles(fn: QuantileFn | undefined): void {
+    this.quantiles = fn;
   }
 
   private observer: RouterCallObserver | undefined;

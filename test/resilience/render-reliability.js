@@ -76,12 +76,26 @@ function render(file, target) {
       for (const [label, value] of r.figures) lines.push(`- ${label}: ${value}`);
     }
   }
+  lines.push('', ...DEADLINES);
   lines.push('');
   writeFileSync(target, lines.join('\n'));
   const ok = cases.filter((c) => passed(records.get(c.id))).length;
   console.log(`[resilience] ${target} written: ${ok} of ${cases.length} cases pass`);
   return 0;
 }
+
+/** A section of static text (no figures), kept on every render: what bounds each try of a call. */
+const DEADLINES = [
+  '## Deadlines',
+  '',
+  'Not a fault-injection case: how the router bounds each try of a call (`src/router/try-deadline.ts`, `try-timer.ts`, `hedge-delay.ts`).',
+  '',
+  "- **The call's deadline**: the client's `grpc-timeout` (less 10%, at most 10 ms, so the router answers first and the endpoint is charged) or the pool's `spec.timeout.default`, whichever is shorter. Past it the router cancels every attempt and answers DEADLINE_EXCEEDED.",
+  "- **Each try's deadline** (`spec.timeout.predicted: {multiplier, floor, ceiling}`): max(multiplier × the call's predicted p99 at the endpoint picked, floor), capped at the ceiling; none when that would not end before the call's own deadline. The p99 is the learned model's calibrated per-call quantile (`src/model/quantiles.ts`: the call's method, payload and the endpoint's state, as the pool's Predictive policy sees them); without a model (or under a policy that keeps no per-endpoint figures) it is the router's recent p99 of the method over its last 256 successful calls; before 20 of those, a try has only the call's deadline. The upstream `grpc-timeout` stays the call's: the router ends the try itself.",
+  "- **A try past its deadline** is cancelled (RST_STREAM CANCEL upstream). It goes to another endpoint when the method is in `idempotentMethods` (or the request never reached the backend), nothing of the response has reached the client, attempts remain (`retries.maxAttempts`) and the retry budget allows; otherwise the client gets DEADLINE_EXCEEDED saying which endpoint did not answer within which deadline and how it was set (e.g. `no answer from 10.0.0.7:50051 within the try's deadline of 150ms (3 × the predicted p99 of 41 ms, raised to the floor)`). A try whose response has started is not retried: the call ends with DEADLINE_EXCEEDED in its trailers, so a pool serving long-lived streams should leave `timeout.predicted` unset. `sibyl_router_try_timeouts_total{pool,outcome}` counts them (`retried`, `failed`).",
+  "- **Hedges** (`hedging.delay: Predicted`): each call's hedge delay is its own predicted `hedging.quantile` (default 0.9) at its first endpoint, else the operator's p90 for the endpoint, else the router's recent quantile of the method, within the hedge budget (`hedging.maxPercent`). A try that passes its deadline while its hedge runs lets the hedge finish. `sibyl_router_hedge_delay_seconds{pool,source}` records every delay used and where it came from (`model`, `operator`, `observed`, `fixed`).",
+  '- Tests: `test/unit/router/try-deadline.test.ts` (the choices, the timer on a controlled clock) and `test/integration/router/predicted-deadlines.test.ts` (the shipped model in a real router: a stalled try cancelled and retried, the client succeeds; a method that is not idempotent gets DEADLINE_EXCEEDED; a 64 KiB call waits longer before its hedge than a small one).',
+];
 
 const cell = (s) => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 

@@ -44,11 +44,11 @@ describe('LatencyTracker', () => {
   it('gives the p90 of recent calls once it has enough of them', () => {
     const t = new LatencyTracker(100, 20);
     for (let i = 1; i <= 19; i++) t.record('/m', i);
-    expect(t.p90('/m')).toBeUndefined();
+    expect(t.quantile('/m', 0.9)).toBeUndefined();
     for (let i = 20; i <= 100; i++) t.record('/m', i);
-    expect(t.p90('/m')).toBe(91);
+    expect(t.quantile('/m', 0.9)).toBe(91);
     for (let i = 0; i < 100; i++) t.record('/m', 1000);
-    expect(t.p90('/m')).toBe(1000);
-    expect(t.p90('/other')).toBeUndefined();
+    expect(t.quantile('/m', 0.9)).toBe(1000);
+    expect(t.quantile('/other', 0.9)).toBeUndefined();
   });
 });
