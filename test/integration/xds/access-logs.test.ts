@@ -9,6 +9,7 @@ import { systemClock } from '../../../src/util/clock.js';
 import { demoClient, echo, quiet, startBackends, type DemoClient } from '../../support/grpc.js';
 import { waitFor } from '../../support/wait.js';
 import { EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
+import { MethodLatencies } from '../../../src/telemetry/method-latency.js';
 
 /**
  * "ALS samples reach the model": two real Envoys 1.40, configured by sibyl's ADS, stream their
@@ -26,6 +27,7 @@ const telemetry = new FleetTelemetry(systemClock);
 const model = new ModelManager(new RoutingState(1), quiet(), new Registry());
 const intake = new TelemetryIntake({
   telemetry,
+  methods: new MethodLatencies(30_000),
   caches: new CacheView(),
   addSamples: (s) => model.addSamples(s),
   changed: () => undefined,

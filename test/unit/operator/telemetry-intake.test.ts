@@ -7,6 +7,7 @@ import { sampleProblem } from '../../../src/model/features.js';
 import { FleetTelemetry } from '../../../src/telemetry/fleet.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { endpointLoadOf, loadReport } from '../../support/load-report.js';
+import { MethodLatencies } from '../../../src/telemetry/method-latency.js';
 
 const load = (address: string, calls: number, latencyMs: number, failures = 0) =>
   endpointLoadOf(address, calls, failures, latencyMs, { inflight: 0 });
@@ -19,6 +20,7 @@ function setup() {
   const changed: string[] = [];
   const intake = new TelemetryIntake({
     telemetry,
+    methods: new MethodLatencies(30_000),
     caches: new CacheView(),
     addSamples: (s) => samples.push(...s),
     changed: (p) => changed.push(p),
