@@ -1,6 +1,5 @@
 import type { PredictedTimeoutSpec } from '../api/resolve.js';
 import type { MethodFigures } from '../telemetry/method-latency.js';
-import { roundSignificant } from '../util/round.js';
 
 /** Where a method's p99 came from: the latency model, or the calls observed. */
 export type DeadlineSource = 'Model' | 'Observed';
@@ -37,10 +36,13 @@ export interface DeadlineInput {
   readonly previous?: readonly MethodDeadline[];
 }
 
+/** x to two significant figures (toPrecision: no binary residue such as 7.6000000000000005 in status). */
+const twoFigures = (x: number): number => Number(x.toPrecision(2));
+
 /** clamp(multiplier × p99, floor, ceiling) to two significant figures, whole ms (docs/reliability.md). */
 export function perTryTimeoutMs(spec: PredictedTimeoutSpec, p99Ms: number): number {
   const raw = Math.max(spec.multiplier * p99Ms, spec.floorMs);
-  const rounded = Math.max(1, Math.round(roundSignificant(raw, 2)));
+  const rounded = Math.max(1, Math.round(twoFigures(raw)));
   return Math.max(spec.floorMs, Math.min(rounded, spec.ceilingMs ?? Infinity));
 }
 
@@ -87,7 +89,7 @@ export function methodDeadlines(input: DeadlineInput): MethodDeadline[] {
       ? before
       : {
           method: m.method,
-          predictedP99Ms: roundSignificant(p.p99, 2),
+          predictedP99Ms: twoFigures(p.p99),
           perTryTimeoutMs: timeout,
           source: p.source,
         };

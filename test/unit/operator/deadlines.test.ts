@@ -24,6 +24,8 @@ describe('per-try deadlines per method', () => {
     expect(perTryTimeoutMs(spec, 2)).toBe(10);
     expect(perTryTimeoutMs({ ...spec, ceilingMs: 200 }, 123.4)).toBe(200);
     expect(perTryTimeoutMs({ multiplier: 3, floorMs: 1 }, 0.1)).toBe(1);
+    const [d] = methodDeadlines({ spec, methods: [m('/a.A/Get', 20, 7.56)], modelP99Ms: noModel });
+    expect(d?.predictedP99Ms).toBe(7.6); // no binary residue in status
   });
 
   it('from the observed p99 with at least 20 calls, from the model when it gives one', () => {
