@@ -52,6 +52,8 @@ export class TelemetryIntake {
       if (v) samples.push(observedSample(c, v, p.baselineMs));
     }
     telemetry.ingest(r.report);
+    const now = this.d.clock.now();
+    for (const [pool, methods] of r.methods) this.d.methods.record(pool, methods, now, 'client');
     this.d.addSamples(samples);
     this.touched(r.report);
   }

@@ -13,8 +13,12 @@ export interface MethodFigures {
 /** The most methods kept per pool: a backend exporting a label per request path must not grow this. */
 export const MAX_METHODS_PER_POOL = 256;
 
+/** Who counted the calls: their clients (Envoys' access logs) or the backends themselves. */
+export type MethodSource = 'client' | 'server';
+
 interface Slice {
   at: number;
+  source: MethodSource;
   calls: number;
   counts: number[];
 }
@@ -23,15 +27,23 @@ interface Slice {
  * Each pool's latencies per gRPC method over a sliding window, pooled over its endpoints: the observed
  * source of per-method deadlines (src/operator/deadlines.ts). Fed with the backends' own histograms
  * per method (server-calls.ts servedBetween, from grpc_server_handling_seconds by grpc_service and
- * grpc_method), which count every client's calls, proxyless ones included. Time is passed in; pure
- * otherwise. Methods past MAX_METHODS_PER_POOL are not kept (the first seen are).
+ * grpc_method), which count every client's calls, proxyless ones included, and with the attempts
+ * Envoys log (telemetry/als.ts). Both count the same calls, so a method's figures are its clients'
+ * when they have any in the window, else the server side's, never both added (as the fleet view does
+ * per endpoint). Time is passed in; pure otherwise. Methods past MAX_METHODS_PER_POOL are not kept
+ * (the first seen are).
  */
 export class MethodLatencies {
   private readonly pools = new Map<string, Map<string, Slice[]>>();
 
   constructor(private readonly windowMs: number) {}
 
-  record(pool: string, methods: ReadonlyMap<string, CallCounts>, at: number): void {
+  record(
+    pool: string,
+    methods: ReadonlyMap<string, CallCounts>,
+    at: number,
+    source: MethodSource = 'server',
+  ): void {
     if (methods.size === 0) return;
     let p = this.pools.get(pool);
     if (!p) this.pools.set(pool, (p = new Map()));
@@ -42,7 +54,7 @@ export class MethodLatencies {
         if (p.size >= MAX_METHODS_PER_POOL) continue;
         p.set(method, (slices = []));
       }
-      slices.push({ at, calls: c.calls, counts: [...c.counts] });
+      slices.push({ at, source, calls: c.calls, counts: [...c.counts] });
     }
     this.prune(p, at);
   }
@@ -53,7 +65,9 @@ export class MethodLatencies {
     if (!p) return [];
     this.prune(p, now);
     const out: MethodFigures[] = [];
-    for (const [method, slices] of p) {
+    for (const [method, all] of p) {
+      const client = all.filter((s) => s.source === 'client');
+      const slices = client.length ? client : all;
       const counts = new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
       let calls = 0;
       for (const s of slices) {
