@@ -362,6 +362,24 @@ const DataPlanesStatus = Type.Object({
   unlisted: Type.Optional(Type.Integer({ description: 'Clients beyond the list.' })),
 });
 
+/** How many per-method deadlines status lists at most (src/operator/deadlines.ts MAX_DEADLINES). */
+const MAX_LISTED_DEADLINES = 256;
+
+const DEADLINE_SOURCES = ['Model', 'Observed'] as const;
+
+const MethodDeadlineStatus = Type.Object({
+  method: Type.String({ maxLength: 512, description: 'The gRPC method, /package.Service/Method.' }),
+  predictedP99Ms: Type.Number({ description: "A typical call's p99 latency, ms (two figures)." }),
+  perTryTimeoutMs: Type.Integer({
+    minimum: 1,
+    description: "Each try's deadline: clamp(multiplier × p99, floor, ceiling), ms.",
+  }),
+  source: Enum(DEADLINE_SOURCES, {
+    description:
+      "Model: the latency model's p99 for the method on the pool's endpoints; Observed: the backends' own histograms.",
+  }),
+});
+
 export const BackendPoolStatus = Type.Object({
   observedGeneration: Type.Optional(Type.Integer()),
   conditions: Type.Optional(Conditions()),
@@ -402,6 +420,13 @@ export const BackendPoolStatus = Type.Object({
   routers: Type.Optional(Type.Integer()),
   routingVersion: Type.Optional(Type.Integer()),
   dataPlanes: Type.Optional(DataPlanesStatus),
+  deadlines: Type.Optional(
+    Type.Array(MethodDeadlineStatus, {
+      maxItems: MAX_LISTED_DEADLINES,
+      description:
+        "With spec.timeout.predicted: the per-try deadline in force for each method called within the telemetry window (Envoy routes' per_try_timeout).",
+    }),
+  ),
 });
 
 export type BackendPoolSpec = Static<typeof BackendPoolSpec>;

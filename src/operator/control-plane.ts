@@ -10,6 +10,7 @@ import { RoutingState } from '../control/routing-state.js';
 import { ControlServer, DEFAULT_REPORT_INTERVAL_MS } from '../control/server.js';
 import { createResourceCollector, type ResourceCollector } from '../telemetry/collector.js';
 import { FleetBreakers, FleetTelemetry, type FleetBreakerTransition } from '../telemetry/fleet.js';
+import { MethodLatencies } from '../telemetry/method-latency.js';
 import { systemTimers } from '../util/timers.js';
 import { AnomalyObserver } from './anomaly-observer.js';
 import { CacheView } from './cache-view.js';
@@ -93,8 +94,10 @@ export class ControlPlane {
     const clock = ctx.clock;
     this.model = new ModelManager(this.routing, log, registry);
     const telemetry = new FleetTelemetry(clock, TELEMETRY_WINDOW_MS);
+    const methods = new MethodLatencies(TELEMETRY_WINDOW_MS);
     const intake = new TelemetryIntake({
       telemetry,
+      methods,
       caches: this.caches,
       addSamples: (s) => this.model.addSamples(s),
       changed: (pool) => poolKeys.send(pool),
@@ -147,7 +150,7 @@ export class ControlPlane {
       kubeConfig: d.kc,
       log,
       registry,
-      onServed: (r) => intake.served(r),
+      onServed: (r, m) => intake.served(r, m),
       onLoad: (pool, address, load) => intake.load(pool, address, load),
     });
     this.fleet = new FleetView({
@@ -162,6 +165,8 @@ export class ControlPlane {
         onTransition: anomalyEvents(ctx, registry),
       }),
       routers: (pool) => this.server.routersFor(pool),
+      methods,
+      clock,
     });
     this.publisher = new RouterPublisher(this.routing, d.cacheFor);
     this.refits = new RefitSchedule({

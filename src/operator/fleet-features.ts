@@ -33,6 +33,23 @@ export function fleetInput(v: EndpointView, baselineMs?: number): FeatureInput {
 }
 
 /**
+ * The model's input for a typical call of one method on the endpoint: the endpoint's fleet input with
+ * the method's own cost (its observed median over the pool, `methodMs`) as the method-cost input, and
+ * the built-in estimate scaled from the pool's typical call to this method's (the endpoint's state
+ * relative to the pool, recentLatencyMs, is the same for every method). For per-method deadlines
+ * (deadlines.ts), which ask for the p99 of such a call.
+ */
+export function methodInput(v: EndpointView, poolTypicalMs: number, methodMs: number): FeatureInput {
+  const input = fleetInput(v, poolTypicalMs);
+  const scale = poolTypicalMs > 0 ? methodMs / poolTypicalMs : 1;
+  return {
+    ...input,
+    methodCostMs: methodMs,
+    builtinEstimateMs: (input.builtinEstimateMs as number) * scale,
+  };
+}
+
+/**
  * A training sample from a call an Envoy logged. An access log carries no dispatch-time state (Envoy's
  * in-flight count, its view of the endpoint), so the sample's features are what the operator knew of
  * the endpoint when the interval began — its fleet view before the interval's own report is taken in —

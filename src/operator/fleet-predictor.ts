@@ -33,4 +33,15 @@ export interface Predictor {
     view: EndpointView | undefined,
     baselineMs?: number,
   ): Prediction | undefined;
+  /**
+   * The q-quantile of a typical call of a method on the endpoint, ms (fleet-features.ts methodInput):
+   * the model's own calibrated figure (src/model/quantiles.ts), for per-method deadlines; undefined
+   * without a model.
+   */
+  methodQuantileMs?(
+    view: EndpointView,
+    poolTypicalMs: number,
+    methodMs: number,
+    q: number,
+  ): number | undefined;
 }

@@ -1,8 +1,11 @@
 import type { ResolvedPoolSpec } from '../api/resolve.js';
-import type { FleetTelemetry } from '../telemetry/fleet.js';
+import type { EndpointView, FleetTelemetry } from '../telemetry/fleet.js';
+import type { MethodFigures, MethodLatencies } from '../telemetry/method-latency.js';
+import type { Clock } from '../util/clock.js';
 import type { ResourceSource } from '../telemetry/resources.js';
 import type { AnomalyObserver } from './anomaly-observer.js';
 import type { PoolObject } from './context.js';
+import { methodDeadlines, type MethodDeadline } from './deadlines.js';
 import { endpointViews, typicalLatencyMs } from './endpoint-views.js';
 import type { Resolution } from './endpoints.js';
 import type { Predictor } from './fleet-predictor.js';
@@ -23,6 +26,9 @@ export interface FleetViewDeps {
   anomalies: AnomalyObserver;
   /** Routers subscribed to a pool. */
   routers: (pool: string) => number;
+  /** Each pool's latencies per gRPC method (the backends' own histograms), for per-method deadlines. */
+  methods: MethodLatencies;
+  clock: Clock;
 }
 
 /**
@@ -39,6 +45,7 @@ export class FleetView implements FleetObserver {
     const endpoints = resolution.ok ? this.assess(key, pool, spec, resolution.endpoints) : [];
     if (!resolution.ok) d.resources.untrack(key);
     const figures = new Map(endpoints.map((a) => [a.endpoint.address, endpointFigures(a)]));
+    const deadlines = this.deadlines(key, pool, spec, endpoints);
     if (resolution.ok) {
       const views = new Map(endpoints.map((a) => [a.endpoint.address, a.view]));
       d.anomalies.observe(key, pool, spec.telemetry.intervalMs, figures, views);
@@ -49,12 +56,48 @@ export class FleetView implements FleetObserver {
       routers: d.routers(key),
       anomalies: d.anomalies.active(key),
       model: d.predictor.status,
+      ...(deadlines ? { deadlines } : {}),
     };
   }
 
   forget(key: string): void {
+    this.d.methods.forget(key);
     this.d.resources.untrack(key);
     this.d.anomalies.forget(key);
+  }
+
+  /**
+   * With spec.timeout.predicted, each method's per-try deadline (deadlines.ts): the model's p99 for a
+   * typical call of the method, the highest over the endpoints calls may land on (ready, breaker not
+   * held open), else the p99 the backends observed; held against what status lists now.
+   */
+  private deadlines(
+    key: string,
+    pool: PoolObject,
+    spec: ResolvedPoolSpec,
+    endpoints: readonly AssessedEndpoint[],
+  ): MethodDeadline[] | undefined {
+    const { d } = this;
+    if (!spec.predictedTimeout) return undefined;
+    const live = endpoints
+      .filter((a) => a.endpoint.ready && !a.forceOpen)
+      .map((a) => a.view)
+      .filter((v): v is EndpointView => v !== undefined);
+    const typical = typicalLatencyMs(live);
+    const ask = d.predictor.methodQuantileMs?.bind(d.predictor);
+    const modelP99Ms = (m: MethodFigures): number | undefined => {
+      if (!ask || !d.predictor.ready || typical === undefined || m.p50Ms === undefined) return undefined;
+      const p99s = live
+        .map((v) => ask(v, typical, m.p50Ms as number, 0.99))
+        .filter((x): x is number => x !== undefined);
+      return p99s.length ? Math.max(...p99s) : undefined;
+    };
+    return methodDeadlines({
+      spec: spec.predictedTimeout,
+      methods: d.methods.figures(key, d.clock.now()),
+      modelP99Ms,
+      previous: pool.status?.deadlines ?? [],
+    });
   }
 
   private assess(

@@ -92,6 +92,7 @@ function poolWorld(view: PoolView, ctx: Pick<OperatorContext, 'tiers' | 'wallClo
     ...(fleet
       ? { figures: fleet.figures, routers: fleet.routers, model: fleet.model, anomalies: fleet.anomalies }
       : {}),
+    ...(fleet?.deadlines ? { deadlines: fleet.deadlines } : {}),
   };
 }
 

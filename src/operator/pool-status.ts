@@ -21,6 +21,7 @@ import {
 import type { PendingEvent } from './context.js';
 import { decisionSentence } from './decision.js';
 import type { Resolution } from './endpoints.js';
+import type { MethodDeadline } from './deadlines.js';
 import type { ModelStatus } from './fleet-predictor.js';
 import type { EndpointFigures } from './pool-view.js';
 
@@ -42,6 +43,8 @@ export interface PoolWorld {
   model?: ModelStatus;
   /** What xDS clients have of the pool (absent: the ADS server does not hold it). */
   dataPlanes?: DataPlaneFacts;
+  /** With spec.timeout.predicted: each method's per-try deadline (deadlines.ts). */
+  deadlines?: readonly MethodDeadline[];
   now: Date;
 }
 
@@ -250,6 +253,7 @@ export function buildPoolStatus(w: PoolWorld): PoolStatusResult {
   if (w.routingVersion !== undefined) status.routingVersion = w.routingVersion;
   const dataPlanes = w.dataPlanes && dataPlanesStatus(w.dataPlanes);
   if (dataPlanes) status.dataPlanes = dataPlanes;
+  if (w.spec.predictedTimeout && w.deadlines?.length) status.deadlines = w.deadlines.map((d) => ({ ...d }));
   return { status, events };
 }
 

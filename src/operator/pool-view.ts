@@ -5,6 +5,7 @@ import type { EndpointView } from '../telemetry/fleet.js';
 import type { ResourceFigures } from '../telemetry/resources.js';
 import type { PoolObject } from './context.js';
 import type { Resolution, ResolvedEndpoint } from './endpoints.js';
+import type { MethodDeadline } from './deadlines.js';
 import type { ModelStatus, Prediction } from './fleet-predictor.js';
 
 /** Live figures for one endpoint, merged into status (status-figures.ts makes them). */
@@ -38,6 +39,8 @@ export interface FleetFacts {
   readonly anomalies: readonly ActiveAnomaly[];
   /** The latency model in force. */
   readonly model: ModelStatus;
+  /** With spec.timeout.predicted: each method's per-try deadline (deadlines.ts). */
+  readonly deadlines?: readonly MethodDeadline[];
 }
 
 /**

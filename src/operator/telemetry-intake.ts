@@ -1,6 +1,8 @@
 import type { LoadReport, WireTrainingSample } from '../control/messages.js';
 import type { AccessLogReport } from '../telemetry/als.js';
+import type { CallCounts } from '../telemetry/call-counts.js';
 import type { EndpointView, FleetTelemetry } from '../telemetry/fleet.js';
+import type { MethodLatencies } from '../telemetry/method-latency.js';
 import type { Clock } from '../util/clock.js';
 import type { CacheView } from './cache-view.js';
 import { typicalLatencyMs } from './endpoint-views.js';
@@ -8,6 +10,8 @@ import { observedSample } from './fleet-features.js';
 
 export interface TelemetryIntakeDeps {
   telemetry: FleetTelemetry;
+  /** Each pool's latencies per gRPC method, for per-method deadlines. */
+  methods: MethodLatencies;
   caches: CacheView;
   /** Where training samples go (ModelManager.addSamples). */
   addSamples: (samples: readonly WireTrainingSample[]) => void;
@@ -48,13 +52,17 @@ export class TelemetryIntake {
       if (v) samples.push(observedSample(c, v, p.baselineMs));
     }
     telemetry.ingest(r.report);
+    const now = this.d.clock.now();
+    for (const [pool, methods] of r.methods) this.d.methods.record(pool, methods, now, 'client');
     this.d.addSamples(samples);
     this.touched(r.report);
   }
 
-  /** A backend's own counts of the calls it served (one scrape). */
-  served(r: LoadReport): void {
+  /** A backend's own counts of the calls it served (one scrape), in all and per gRPC method. */
+  served(r: LoadReport, methods: ReadonlyMap<string, CallCounts> = new Map()): void {
     this.d.telemetry.ingest(r, 'server');
+    const now = this.d.clock.now();
+    for (const pool of new Set(r.endpoints.map((e) => e.pool))) this.d.methods.record(pool, methods, now);
     this.touched(r);
   }
 

@@ -92,6 +92,9 @@ export function xdsPoolInput(
   });
   const offered = offeredCallsPerSec(assessed, telemetryWindowMs);
   const match = view.pool.spec.match;
+  const deadlines = view.spec.predictedTimeout
+    ? (view.fleet?.deadlines ?? []).map((d) => ({ method: d.method, perTryTimeoutMs: d.perTryTimeoutMs }))
+    : [];
   return {
     key: view.key,
     match: { services: match.services ?? [], methods: match.methods ?? [] },
@@ -99,6 +102,7 @@ export function xdsPoolInput(
     endpoints,
     ...(offered !== undefined ? { offeredCallsPerSec: offered } : {}),
     ...(cache ? { cache } : {}),
+    ...(deadlines.length ? { deadlines } : {}),
   };
 }
 

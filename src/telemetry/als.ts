@@ -1,5 +1,5 @@
 import type { LoadReport } from '../control/messages.js';
-import { isServerFault } from '../grpc/status.js';
+import { Status, isServerFault } from '../grpc/status.js';
 import type { Random } from '../util/clock.js';
 import { Reservoir } from '../util/reservoir.js';
 import { emptyCounts, endpointLoad, type CallCounts } from './call-counts.js';
@@ -13,6 +13,8 @@ interface UpstreamCall {
   code: number;
   latencyMs: number;
   requestBytes: number;
+  /** The gRPC method (the request's :path), when the entry carries it. */
+  method?: string;
 }
 
 /** A call kept for training: where it went, its request size, and what was observed. */
@@ -24,10 +26,14 @@ export interface ObservedCall {
   failed: boolean;
 }
 
-/** One Envoy's interval: its calls in a router's LoadReport shape, and a sample of them. */
+/**
+ * One Envoy's interval: its calls in a router's LoadReport shape, a sample of them, and the latencies
+ * per pool and gRPC method of the attempts an upstream answered.
+ */
 export interface AccessLogReport {
   report: LoadReport;
   observed: ObservedCall[];
+  methods: ReadonlyMap<string, ReadonlyMap<string, CallCounts>>;
 }
 
 /**
@@ -40,6 +46,7 @@ export interface AccessLogReport {
  */
 export class AccessLogAggregator {
   private acc = new Map<string, { pool: string; address: string; counts: CallCounts }>();
+  private methods = new Map<string, Map<string, CallCounts>>();
   private readonly sample: Reservoir<ObservedCall>;
 
   constructor(random: Random, maxSamples = 200) {
@@ -55,6 +62,17 @@ export class AccessLogAggregator {
     if (failed) a.counts.errors.set(c.code, (a.counts.errors.get(c.code) ?? 0) + 1);
     const i = bucketOf(c.latencyMs);
     a.counts.counts[i] = (a.counts.counts[i] as number) + 1;
+    // Per method, only attempts the upstream answered: one Envoy reset (a hedge that lost, a try its
+    // per-try timeout cut, a caller gone) lasted as long as Envoy let it, and counting it would feed
+    // the deadlines made from these figures (src/operator/deadlines.ts) back into themselves.
+    if (c.method && c.code !== Status.CANCELLED) {
+      let pool = this.methods.get(c.pool);
+      if (!pool) this.methods.set(c.pool, (pool = new Map()));
+      let m = pool.get(c.method);
+      if (!m) pool.set(c.method, (m = emptyCounts()));
+      m.calls++;
+      m.counts[i] = (m.counts[i] as number) + 1;
+    }
     this.sample.offer({
       pool: c.pool,
       address: c.address,
@@ -69,10 +87,13 @@ export class AccessLogAggregator {
     const observed = this.sample.drain();
     if (this.acc.size === 0) return undefined;
     const endpoints = [...this.acc.values()].map((a) => endpointLoad(a.pool, a.address, a.counts));
+    const methods = this.methods;
     this.acc = new Map();
+    this.methods = new Map();
     return {
       report: { routerId: reporter, routingVersion: 0, intervalMs, endpoints, samples: [], caches: [] },
       observed,
+      methods,
     };
   }
 }

@@ -4,9 +4,8 @@ import type { Registry } from 'prom-client';
 import type { Clock, Random } from '../util/clock.js';
 import type { Timers } from '../util/timers.js';
 import { PodMetricsSource, kubePodMetricsApi, type PodMetricsApi } from './pod-metrics.js';
-import type { LoadReport } from '../control/messages.js';
 import { OrcaSource, type OrcaLoad } from './orca-oob.js';
-import { PrometheusSource } from './prometheus.js';
+import { PrometheusSource, type ServedListener } from './prometheus.js';
 import type { Scraper } from './scrape-http.js';
 import type { ResourceEndpoint, ResourceFigures, ResourceSource, TelemetrySettings } from './resources.js';
 
@@ -70,8 +69,11 @@ export interface CollectorOptions {
   /** Prometheus scrapes in flight at once (default 8). */
   concurrency?: number;
   discoveryIntervalMs?: number;
-  /** The backends' own counts of the calls they served, per scrape (server side of the fleet view). */
-  onServed?: (report: LoadReport) => void;
+  /**
+   * The backends' own counts of the calls they served, per scrape (server side of the fleet view), and
+   * the same per gRPC method.
+   */
+  onServed?: ServedListener;
   /** Out-of-band ORCA reports; without it, the operator subscribes to none. */
   onLoad?: (pool: string, address: string, load: OrcaLoad) => void;
 }

@@ -5,7 +5,7 @@ import { systemClock, systemRandom, type Clock, type Random } from '../util/cloc
 import { errorMessage } from '../util/errors.js';
 import { makeLogger } from '../util/log.js';
 import { systemTimers, type TimerHandle, type Timers } from '../util/timers.js';
-import { endpointLoad } from './call-counts.js';
+import { endpointLoad, type CallCounts } from './call-counts.js';
 import { collectionsCounter, type CollectionsCounter } from './counters.js';
 import type { ResourceEndpoint, ResourceFigures, ResourceSource, TelemetrySettings } from './resources.js';
 import {
@@ -66,9 +66,14 @@ export interface PrometheusSourceOptions {
   jitter?: number;
   /** Where to count scrapes (sibyl_telemetry_collections_total{source="prometheus",result}). */
   registry?: Registry;
-  /** Each endpoint's calls between two scrapes, as a one-endpoint LoadReport of the server side. */
-  onServed?: (report: LoadReport) => void;
+  /**
+   * Each endpoint's calls between two scrapes, as a one-endpoint LoadReport of the server side, and
+   * the same calls per gRPC method (the histogram series that carry grpc_service and grpc_method).
+   */
+  onServed?: ServedListener;
 }
+
+export type ServedListener = (report: LoadReport, methods: ReadonlyMap<string, CallCounts>) => void;
 
 /** The reporter name the backends' own counts go under in the fleet view. */
 const SERVED_REPORTER = 'prometheus';
@@ -125,7 +130,7 @@ export class PrometheusSource implements ResourceSource {
   private readonly concurrency: number;
   private readonly jitter: number;
   private readonly counter?: CollectionsCounter;
-  private readonly onServed?: (report: LoadReport) => void;
+  private readonly onServed?: ServedListener;
   private readonly pools = new Map<string, Pool>();
   private readonly queue: Target[] = [];
   private running = 0;
@@ -344,15 +349,18 @@ export class PrometheusSource implements ResourceSource {
     t.lastServed = sample;
     const dt = prev ? sample.at - prev.at : 0;
     if (!prev?.served || !(dt > 0) || dt > maxGap || !this.onServed) return;
-    const { counts, inflight } = servedBetween(prev.served, sample.served);
-    this.onServed({
-      routerId: SERVED_REPORTER,
-      routingVersion: 0,
-      intervalMs: Math.round(dt),
-      endpoints: [endpointLoad(t.pool.key, t.address, counts, inflight !== undefined ? { inflight } : {})],
-      samples: [],
-      caches: [],
-    });
+    const { counts, inflight, methods } = servedBetween(prev.served, sample.served);
+    this.onServed(
+      {
+        routerId: SERVED_REPORTER,
+        routingVersion: 0,
+        intervalMs: Math.round(dt),
+        endpoints: [endpointLoad(t.pool.key, t.address, counts, inflight !== undefined ? { inflight } : {})],
+        samples: [],
+        caches: [],
+      },
+      methods,
+    );
   }
 
   private failed(t: Target, e: unknown): void {

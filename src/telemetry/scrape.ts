@@ -1,8 +1,7 @@
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { loopbackFor } from '../util/net.js';
 import type { ResourceFigures } from './resources.js';
 import { readServerCounters, type ServerCounters, type ServerSeries } from './server-calls.js';
-import { seriesValue, type SeriesSelector } from './series.js';
+import { parseExposition, seriesValue, type SeriesSelector } from './series.js';
 
 /**
  * The pure parts of scraping a backend's Prometheus endpoint (prometheus.ts runs the scrapes): what
@@ -34,8 +33,7 @@ export interface ScrapeSample {
  * Throws on a malformed exposition.
  */
 export function readScrape(text: string, series: ScrapeSeries, at: number): ScrapeSample {
-  // The parser drops the last sample of an exposition that does not end in a newline.
-  const families = parsePrometheusTextFormat(text.endsWith('\n') ? text : `${text}\n`);
+  const families = parseExposition(text);
   const served = readServerCounters(families, series);
   return {
     at,

@@ -1,4 +1,7 @@
-import type { PrometheusFamily, PrometheusSample } from 'parse-prometheus-text-format';
+import parsePrometheusTextFormat, {
+  type PrometheusFamily,
+  type PrometheusSample,
+} from 'parse-prometheus-text-format';
 import { SibylError } from '../util/errors.js';
 
 /** A series to read: a metric name and, optionally, labels a sample must carry. */
@@ -32,6 +35,22 @@ export function parseSeriesSelector(text: string): SeriesSelector {
     }
   }
   return { name: m[1] as string, labels };
+}
+
+/**
+ * Parses an exposition (text format 0.0.4; OpenMetrics text parses too). Throws on a malformed one.
+ *
+ * Histograms are read sample by sample: parse-prometheus-text-format 1.1.1 folds a histogram family
+ * into one sample whatever its label sets (its flattenMetrics keeps one `buckets` map, so a later
+ * series' buckets overwrite an earlier one's, and drops the labels and the _count), which would leave
+ * one method of a backend's grpc_server_handling_seconds and lose which. Without its `# TYPE …
+ * histogram` line the family's _bucket, _sum and _count samples come out as untyped series with every
+ * label, `le` included (test/unit/telemetry/server-calls.test.ts checks both behaviours). The parser
+ * also drops the last sample of an exposition that does not end in a newline.
+ */
+export function parseExposition(text: string): PrometheusFamily[] {
+  const body = text.replace(/^#\s+TYPE\s+\S+\s+histogram\s*$/gm, '');
+  return parsePrometheusTextFormat(body.endsWith('\n') ? body : `${body}\n`);
 }
 
 /** The samples of the selected family that carry the selector's labels. */

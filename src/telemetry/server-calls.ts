@@ -20,8 +20,11 @@ export interface ServerSeries {
 
 /** The cumulative counters of one scrape, per series (label set). */
 export interface ServerCounters {
-  /** Per series: cumulative counts by upper bound in seconds (+Inf as Infinity), and the count. */
-  latency: Map<string, { buckets: Map<number, number>; count: number }>;
+  /**
+   * Per series: cumulative counts by upper bound in seconds (+Inf as Infinity), the count, and the
+   * gRPC method ("/service/method") when the series carries grpc_service and grpc_method.
+   */
+  latency: Map<string, { buckets: Map<number, number>; count: number; method?: string }>;
   /** Per series: its status (from grpc_code; undefined when unknown) and value. */
   handled: Map<string, { code: number | undefined; value: number }>;
   started?: number;
@@ -49,19 +52,23 @@ export function readServerCounters(
   series: ServerSeries,
 ): ServerCounters | undefined {
   const latency: ServerCounters['latency'] = new Map();
-  for (const s of selectedSamples(families, series.latency)) {
-    if (!s.buckets) continue;
-    const buckets = new Map<number, number>();
-    for (const [le, v] of Object.entries(s.buckets)) {
-      const bound = le === '+Inf' ? Infinity : num(le);
-      if (!Number.isNaN(bound) && Number.isFinite(num(v))) buckets.set(bound, num(v));
-    }
-    const count = num(s.count);
-    latency.set(labelKey(s), {
-      buckets,
-      count: Number.isFinite(count) ? count : (buckets.get(Infinity) ?? 0),
-    });
+  const entry = (key: string, labels: Record<string, string> | undefined) => {
+    let h = latency.get(key);
+    if (!h) latency.set(key, (h = { buckets: new Map(), count: NaN, ...methodOf(labels) }));
+    return h;
+  };
+  // The histogram's samples one by one (see parseExposition: its buckets keep their labels).
+  for (const s of selectedSamples(families, { ...series.latency, name: `${series.latency.name}_bucket` })) {
+    const le = s.labels?.le;
+    const bound = le === '+Inf' ? Infinity : num(le);
+    const v = num(s.value);
+    if (!Number.isNaN(bound) && Number.isFinite(v)) entry(labelKey(s, 'le'), s.labels).buckets.set(bound, v);
   }
+  for (const s of selectedSamples(families, { ...series.latency, name: `${series.latency.name}_count` })) {
+    const v = num(s.value);
+    if (Number.isFinite(v)) entry(labelKey(s), s.labels).count = v;
+  }
+  for (const h of latency.values()) if (!Number.isFinite(h.count)) h.count = h.buckets.get(Infinity) ?? 0;
   const handled: ServerCounters['handled'] = new Map();
   for (const s of selectedSamples(families, series.handled)) {
     const value = num(s.value);
@@ -78,10 +85,28 @@ export function readServerCounters(
   };
 }
 
-/** One endpoint's calls between two scrapes, and its calls in flight at the second. */
-interface ServedCalls {
+/**
+ * The gRPC method of a series, "/service/method" as the request path spells it, from go-grpc-middleware's
+ * labels (grpc_service is the fully qualified service); nothing when either is missing or the series
+ * is a streaming method's (grpc_type other than unary).
+ */
+function methodOf(labels: Record<string, string> | undefined): { method?: string } {
+  const service = labels?.grpc_service;
+  const method = labels?.grpc_method;
+  // A stream's handling time is the stream's life, not a call's latency: no deadline is made of it.
+  const type = labels?.grpc_type;
+  if (type !== undefined && type !== 'unary') return {};
+  return service && method ? { method: `/${service}/${method}` } : {};
+}
+
+/**
+ * One endpoint's calls between two scrapes, its calls in flight at the second, and its latencies per
+ * gRPC method (from the histogram series that name one).
+ */
+export interface ServedCalls {
   counts: CallCounts;
   inflight?: number;
+  methods: Map<string, CallCounts>;
 }
 
 /**
@@ -96,6 +121,7 @@ interface ServedCalls {
  */
 export function servedBetween(prev: ServerCounters, next: ServerCounters): ServedCalls {
   const counts = emptyCounts();
+  const methods = new Map<string, CallCounts>();
   const restarted =
     prev.startTime !== undefined && next.startTime !== undefined && prev.startTime !== next.startTime;
   for (const [key, n] of next.latency) {
@@ -110,12 +136,15 @@ export function servedBetween(prev: ServerCounters, next: ServerCounters): Serve
       cumulative.push(total);
     }
     const per = cumulative.map((c, i) => Math.max(0, c - (i > 0 ? (cumulative[i - 1] as number) : 0)));
-    rebucketInto(
-      les.map((s) => s * 1000),
-      per,
-      counts.counts,
-    );
+    const ms = les.map((s) => s * 1000);
+    rebucketInto(ms, per, counts.counts);
     counts.calls += total;
+    if (n.method && total > 0) {
+      let m = methods.get(n.method);
+      if (!m) methods.set(n.method, (m = emptyCounts()));
+      rebucketInto(ms, per, m.counts);
+      m.calls += total;
+    }
   }
   let handled = 0;
   for (const [key, n] of next.handled) {
@@ -128,5 +157,5 @@ export function servedBetween(prev: ServerCounters, next: ServerCounters): Serve
   }
   const inflight =
     next.started !== undefined && next.handled.size > 0 ? Math.max(0, next.started - handled) : undefined;
-  return { counts, ...(inflight !== undefined ? { inflight } : {}) };
+  return { counts, ...(inflight !== undefined ? { inflight } : {}), methods };
 }

@@ -18,7 +18,7 @@ export interface AccessLogEntry {
     upstream_cluster?: string;
     response_flags?: Record<string, unknown>;
   };
-  request?: { request_body_bytes?: number };
+  request?: { request_body_bytes?: number; path?: string };
   response?: {
     response_code?: { value?: number };
     response_headers?: Record<string, string>;
@@ -34,6 +34,8 @@ interface LoggedAttempt {
   code: number;
   latencyMs: number;
   requestBytes: number;
+  /** The gRPC method, "/package.Service/Method" (the request's :path). */
+  method?: string;
 }
 
 const ms = (d: Duration | undefined): number | undefined =>
@@ -86,5 +88,6 @@ export function loggedAttempt(e: AccessLogEntry): LoggedAttempt | undefined {
     code: attemptStatus(e),
     latencyMs: ms(c.time_to_last_upstream_rx_byte) ?? ms(c.duration) ?? 0,
     requestBytes: e.request?.request_body_bytes ?? 0,
+    ...(e.request?.path ? { method: e.request.path.split('?')[0] as string } : {}),
   };
 }

@@ -115,7 +115,13 @@ export class AccessLogService {
           skipped++;
           continue;
         }
-        agg.record({ ...where, code: a.code, latencyMs: a.latencyMs, requestBytes: a.requestBytes });
+        agg.record({
+          ...where,
+          code: a.code,
+          latencyMs: a.latencyMs,
+          requestBytes: a.requestBytes,
+          ...(a.method ? { method: a.method } : {}),
+        });
       }
     });
     const end = () => {

@@ -61,9 +61,10 @@ function disable(names: readonly string[]): Msg {
 
 /**
  * The pool's routes on an Envoy listener. Idempotent methods it serves get hedged routes of their
- * own, and cacheable methods routes through the routers (cache-path.ts); a method it serves by its
- * service gets such a route only when no pool claims that method exactly (`exactlyClaimed`), since
- * the router would send it to that pool.
+ * own, methods with a predicted deadline routes with that per_try_timeout (routes.ts envoyAction), and
+ * cacheable methods routes through the routers (cache-path.ts, which keep the routers' own deadlines);
+ * a method it serves by its service gets such a route only when no pool claims that method exactly
+ * (`exactlyClaimed`), since the router would send it to that pool.
  */
 function poolRoutes(
   pool: XdsPoolInput,
@@ -72,10 +73,12 @@ function poolRoutes(
 ): { exact: Msg[]; prefix: Msg[] } {
   const { exact, prefix } = matchRoutes(pool);
   const hedging = pool.spec.hedging.enabled;
-  const idempotent = new Set(hedging ? pool.spec.idempotentMethods : []);
+  const idempotent = new Set(pool.spec.idempotentMethods);
+  const hedged = new Set(hedging ? pool.spec.idempotentMethods : []);
   const cached = new Set(cacheableMethods(pool));
+  const deadlines = new Map((pool.deadlines ?? []).map((d) => [d.method, d.perTryTimeoutMs]));
   const services = new Set(pool.match.services);
-  const extra = [...new Set([...idempotent, ...cached])]
+  const extra = [...new Set([...hedged, ...cached, ...deadlines.keys()])]
     .filter((m) => !exactlyClaimed.has(m) && services.has(m.split('/')[1] ?? ''))
     .map((m) => ({ path: m }));
   const others = disable(adaptive.filter((n) => n !== adaptiveFilterName(pool)));
@@ -89,9 +92,11 @@ function poolRoutes(
   });
   const exactRoute = (m: Msg) => {
     const path = String(m.path);
+    const timeoutMs = deadlines.get(path);
+    const perTry = timeoutMs !== undefined ? { timeoutMs, idempotent: idempotent.has(path) } : undefined;
     return cached.has(path)
       ? route(m, cachedAction(pool), disable(adaptive))
-      : route(m, envoyAction(pool, idempotent.has(path)));
+      : route(m, envoyAction(pool, hedged.has(path), perTry));
   };
   return {
     exact: [...exact, ...extra].map(exactRoute),

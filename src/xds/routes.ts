@@ -78,26 +78,50 @@ function hedgeDelayMs(pool: XdsPoolInput): number | undefined {
 }
 
 /**
+ * What a per-try deadline adds to an idempotent method's retry_on: Envoy retries a try its
+ * per_try_timeout cut only under `5xx` or `gateway-error` (its RetryStateImpl: a per-try timeout is a
+ * stream reset answered like a 504), and `reset` covers an endpoint that drops the stream. Only
+ * idempotent methods get them: a try that timed out may have been carried out.
+ */
+const DEADLINE_RETRY_ON = ['gateway-error', 'reset'];
+
+/** A method's per-try deadline (ms) and whether the pool lists it as idempotent. */
+export interface MethodPerTry {
+  readonly timeoutMs: number;
+  readonly idempotent: boolean;
+}
+
+/**
  * Envoy's route action: the spec's timeout only for calls without grpc-timeout
  * (grpc_timeout_header_max 0 lets the caller's deadline through unbounded, and a route timeout of 0
  * disables Envoy's 15 s default, which would cut long streams); retries on gRPC statuses, each on
  * another host, within the cluster's retry budget; hedging on the per-try timeout for idempotent
  * methods.
+ *
+ * `perTry.timeoutMs`, the method's predicted deadline (src/operator/deadlines.ts), becomes the route's
+ * per_try_timeout: a try past it is cancelled (Envoy caps it at the call's own deadline, which grpc-timeout
+ * sets). An idempotent method's try is then retried on another endpoint, at least once, within the
+ * cluster's retry budget (DEADLINE_RETRY_ON); any other method's is not. A hedged route keeps its hedge
+ * delay as per_try_timeout: Envoy has one per-try timer per route, and with hedge_on_per_try_timeout
+ * it launches a hedge instead of cancelling the try.
  */
-export function envoyAction(pool: XdsPoolInput, hedged: boolean): Msg {
+export function envoyAction(pool: XdsPoolInput, hedged: boolean, perTry?: MethodPerTry): Msg {
   const { retries, timeoutMs } = pool.spec;
-  const on = retryOn(pool);
   const hedge = hedged ? hedgeDelayMs(pool) : undefined;
-  const attempts = hedge !== undefined ? Math.max(2, retries.maxAttempts) : retries.maxAttempts;
+  const deadline = hedge === undefined ? perTry?.timeoutMs : undefined;
+  const retryCut = deadline !== undefined && perTry?.idempotent === true;
+  const on = [retryOn(pool), ...(retryCut ? DEADLINE_RETRY_ON : [])].filter((x) => x).join(',');
+  const attempts = hedge !== undefined || retryCut ? Math.max(2, retries.maxAttempts) : retries.maxAttempts;
+  const tryTimeout = hedge ?? deadline;
   return {
     cluster: resourceName(pool.key),
     timeout: duration(timeoutMs ?? 0),
     max_stream_duration: { grpc_timeout_header_max: duration(0) },
-    ...(attempts > 1 && (on || hedge !== undefined)
+    ...((attempts > 1 && (on || hedge !== undefined)) || deadline !== undefined
       ? {
           retry_policy: {
             retry_on: on,
-            num_retries: { value: attempts - 1 },
+            num_retries: { value: on || hedge !== undefined ? attempts - 1 : 0 },
             retry_back_off: RETRY_BACKOFF,
             retry_host_predicate: [
               {
@@ -106,7 +130,7 @@ export function envoyAction(pool: XdsPoolInput, hedged: boolean): Msg {
               },
             ],
             host_selection_retry_max_attempts: 3,
-            ...(hedge !== undefined ? { per_try_timeout: duration(hedge) } : {}),
+            ...(tryTimeout !== undefined ? { per_try_timeout: duration(tryTimeout) } : {}),
           },
         }
       : {}),

@@ -22,6 +22,11 @@ export interface XdsPoolInput {
    * data-plane addresses (IP:port; none: Envoy sends them to the backends too).
    */
   readonly cache?: { readonly methods: readonly string[]; readonly routers: readonly string[] };
+  /**
+   * With spec.timeout.predicted: each method's per-try deadline in force (src/operator/deadlines.ts),
+   * by full gRPC path; Envoy routes get it as per_try_timeout (src/xds/routes.ts).
+   */
+  readonly deadlines?: readonly { readonly method: string; readonly perTryTimeoutMs: number }[];
 }
 
 export interface XdsEndpointInput {

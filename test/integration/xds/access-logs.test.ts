@@ -9,6 +9,7 @@ import { systemClock } from '../../../src/util/clock.js';
 import { demoClient, echo, quiet, startBackends, type DemoClient } from '../../support/grpc.js';
 import { waitFor } from '../../support/wait.js';
 import { EnvoyProcess, poolInput, startAds, type Ads } from '../../support/xds.js';
+import { MethodLatencies } from '../../../src/telemetry/method-latency.js';
 
 /**
  * "ALS samples reach the model": two real Envoys 1.40, configured by sibyl's ADS, stream their
@@ -24,8 +25,10 @@ const envoys: EnvoyProcess[] = [];
 const clients: DemoClient[] = [];
 const telemetry = new FleetTelemetry(systemClock);
 const model = new ModelManager(new RoutingState(1), quiet(), new Registry());
+const methods = new MethodLatencies(30_000);
 const intake = new TelemetryIntake({
   telemetry,
+  methods,
   caches: new CacheView(),
   addSamples: (s) => model.addSamples(s),
   changed: () => undefined,
@@ -102,6 +105,10 @@ it("gives the fleet view every endpoint's calls, latency and errors from the acc
   expect(failing?.calls).toBeGreaterThan(0);
   expect(failing?.errorRate).toBe(1);
   expect(answered.b2).toBeUndefined(); // every call b2 failed was retried elsewhere, or failed
+  // Envoy logs each attempt's :path: latencies per method, for per-method deadlines
+  const echo = methods.figures(KEY, systemClock.now()).find((m) => m.method === '/sibyl.demo.v1.Demo/Echo');
+  console.log(`ALS per method: ${JSON.stringify(echo)}`);
+  expect(echo?.calls).toBeGreaterThan(0);
 });
 
 it('opens the fleet breaker of the endpoint failing on both Envoys', () => {

@@ -11,6 +11,7 @@ import { ResourceCollector } from '../../../src/telemetry/collector.js';
 import { FleetBreakers, FleetTelemetry } from '../../../src/telemetry/fleet.js';
 import { LATENCY_BOUNDS_MS } from '../../../src/telemetry/histogram.js';
 import { ManualClock, seededRandom } from '../../../src/util/clock.js';
+import { MethodLatencies } from '../../../src/telemetry/method-latency.js';
 
 const KEY = 'ns/shop';
 const ADDRS = ['10.0.0.1:50051', '10.0.0.2:50051', '10.0.0.3:50051'];
@@ -68,6 +69,8 @@ function run(points: number, drift: number, hit: (i: number) => number | undefin
       onTransition: (_p, t) => out.push(t),
     }),
     routers: () => 1,
+    methods: new MethodLatencies(30_000),
+    clock,
   });
   const spec = resolvePoolSpec(pool.spec);
   for (i = 0; i < points; i++) {

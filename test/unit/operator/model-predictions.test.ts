@@ -47,3 +47,20 @@ test('blendPrediction: a quarter of the correction, nothing outside the training
   expect(blendPrediction(NaN, 10, b)).toBeUndefined();
   expect(blendPrediction(100, 50, { ...b, trust: 1 })).toBe(50);
 });
+
+test("a method's p99 from the model: above its median, rising with the method's cost, none without a model", async () => {
+  const m = new ModelManager(new RoutingState(1), pino({ level: 'silent' }), new Registry());
+  const v = view(5);
+  expect(m.methodQuantileMs(v, 5, 5, 0.99)).toBeUndefined();
+  await m.loadDefault('models/latency');
+  const p50 = m.methodQuantileMs(v, 5, 5, 0.5) as number;
+  const p99 = m.methodQuantileMs(v, 5, 5, 0.99) as number;
+  const costly = m.methodQuantileMs(v, 5, 50, 0.99) as number;
+  console.log(
+    `model, a 5 ms method: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms; a 50 ms one: p99 ${costly.toFixed(1)} ms`,
+  );
+  expect(p99).toBeGreaterThan(p50);
+  expect(costly).toBeGreaterThan(p99);
+  expect(m.methodQuantileMs(v, 5, 0, 0.99)).toBeUndefined();
+  expect(m.methodQuantileMs(v, 5, 5, 1)).toBeUndefined();
+});

@@ -167,6 +167,21 @@ describe('buildPoolStatus', () => {
     ]);
     expect(r.status.endpointsSummary).toBe('0/0');
   });
+  it('lists the per-method deadlines only when spec.timeout.predicted is set', () => {
+    const deadlines = [
+      { method: '/a.B/Get', predictedP99Ms: 12, perTryTimeoutMs: 25, source: 'Observed' as const },
+    ];
+    const resolution = { ok: true as const, endpoints: [{ address: 'a:1', ready: true }] };
+    const predicted: BackendPool = {
+      ...pool(),
+      spec: { ...pool().spec, timeout: { predicted: { multiplier: 2 } } },
+    };
+    expect(statusOf({ pool: predicted, resolution, deadlines, now }).status.deadlines).toEqual(deadlines);
+    expect(statusOf({ pool: pool(), resolution, deadlines, now }).status).not.toHaveProperty('deadlines');
+    expect(statusOf({ pool: predicted, resolution, deadlines: [], now }).status).not.toHaveProperty(
+      'deadlines',
+    );
+  });
   it('shows the figures it is given and the best predicted endpoint', () => {
     const figures = new Map([
       ['a:1', { latencyP99Ms: 12, predictedLatencyMs: 3, breaker: 'Closed' as const }],

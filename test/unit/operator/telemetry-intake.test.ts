@@ -7,6 +7,9 @@ import { sampleProblem } from '../../../src/model/features.js';
 import { FleetTelemetry } from '../../../src/telemetry/fleet.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { endpointLoadOf, loadReport } from '../../support/load-report.js';
+import { MethodLatencies } from '../../../src/telemetry/method-latency.js';
+import { emptyCounts } from '../../../src/telemetry/call-counts.js';
+import { bucketOf } from '../../../src/telemetry/histogram.js';
 
 const load = (address: string, calls: number, latencyMs: number, failures = 0) =>
   endpointLoadOf(address, calls, failures, latencyMs, { inflight: 0 });
@@ -17,14 +20,16 @@ function setup() {
   const telemetry = new FleetTelemetry(clock);
   const samples: WireTrainingSample[] = [];
   const changed: string[] = [];
+  const methods = new MethodLatencies(30_000);
   const intake = new TelemetryIntake({
     telemetry,
+    methods,
     caches: new CacheView(),
     addSamples: (s) => samples.push(...s),
     changed: (p) => changed.push(p),
     clock,
   });
-  return { clock, telemetry, samples, changed, intake };
+  return { clock, telemetry, samples, changed, intake, methods };
 }
 
 describe("an Envoy's access logs", () => {
@@ -33,6 +38,7 @@ describe("an Envoy's access logs", () => {
     intake.accessLogs({
       report: report('envoy/e1', [load('a:1', 40, 4), load('b:1', 40, 40)]),
       observed: [{ pool: 'ns/p', address: 'a:1', payloadBytes: 10, latencyMs: 4, failed: false }],
+      methods: new Map(),
     });
     // nothing was known of a:1 before this interval: no features, no sample
     expect(samples).toEqual([]);
@@ -44,6 +50,7 @@ describe("an Envoy's access logs", () => {
         { pool: 'ns/p', address: 'a:1', payloadBytes: 300, latencyMs: 21, failed: true },
         { pool: 'ns/p', address: 'b:1', payloadBytes: 0, latencyMs: 38, failed: false },
       ],
+      methods: new Map(),
     });
     expect(samples).toHaveLength(2);
     // the typical latency of the pool: the median (upper) of the endpoints' p50s
@@ -73,5 +80,28 @@ describe("a backend's own counts", () => {
       cpu: 0.8,
     });
     expect(changed).toEqual(['ns/p']);
+  });
+});
+
+describe('latencies per method', () => {
+  const counts = (calls: number, ms: number) => {
+    const c = emptyCounts();
+    c.calls = calls;
+    c.counts[bucketOf(ms)] = calls;
+    return c;
+  };
+  it("come from the backends' own histograms, and from Envoys' access logs in their place when both count", () => {
+    const { clock, intake, methods } = setup();
+    const get = '/a.A/Get';
+    intake.served(report('prometheus', [load('a:1', 30, 5)]), new Map([[get, counts(30, 5)]]));
+    expect(methods.figures('ns/p', clock.now())).toMatchObject([{ method: get, calls: 30 }]);
+    intake.accessLogs({
+      report: report('envoy/e1', [load('a:1', 25, 40)]),
+      observed: [],
+      methods: new Map([['ns/p', new Map([[get, counts(25, 40)]])]]),
+    });
+    const [f] = methods.figures('ns/p', clock.now());
+    expect(f).toMatchObject({ method: get, calls: 25 });
+    expect(f?.p50Ms).toBeGreaterThan(30);
   });
 });

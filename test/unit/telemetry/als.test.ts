@@ -44,6 +44,24 @@ describe('AccessLogAggregator', () => {
     });
   });
 
+  it('counts latencies per pool and method, of the attempts an upstream answered only', () => {
+    const a = new AccessLogAggregator(seededRandom(1));
+    const get = '/a.A/Get';
+    a.record({ ...call('a:1', 0, 4), method: get });
+    a.record({ ...call('b:1', 14, 2), method: get });
+    a.record({ ...call('a:1', 1, 100), method: get }); // cut by a per-try timeout, or a hedge that lost
+    a.record({ ...call('a:1', 0, 30), method: '/a.A/Put' });
+    a.record(call('a:1', 0, 7)); // no path logged
+    const r = a.drain('envoy/e1', 1000);
+    const m = r?.methods.get('ns/p');
+    expect([...(m?.keys() ?? [])]).toEqual([get, '/a.A/Put']);
+    expect(m?.get(get)?.calls).toBe(2);
+    expect(m?.get(get)?.counts[bucketOf(4)]).toBe(1);
+    expect(m?.get(get)?.counts[bucketOf(2)]).toBe(1);
+    a.record(call('a:1', 0, 1));
+    expect(a.drain('envoy/e1', 1000)?.methods.size).toBe(0);
+  });
+
   it('starts a new interval after drain, and says nothing for an interval without calls', () => {
     const a = new AccessLogAggregator(seededRandom(1));
     a.record(call('a:1', 0, 1));

@@ -1,7 +1,7 @@
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { Status } from '../../../src/grpc/status.js';
 import { LATENCY_BOUNDS_MS, bucketOf, quantile, rebucketInto } from '../../../src/telemetry/histogram.js';
-import { parseSeriesSelector } from '../../../src/telemetry/series.js';
+import { parseExposition, parseSeriesSelector } from '../../../src/telemetry/series.js';
 import {
   grpcCodeOf,
   readServerCounters,
@@ -17,7 +17,7 @@ const SERIES = {
   started: parseSeriesSelector('grpc_server_started_total'),
 };
 const read = (text: string, series = SERIES): ServerCounters => {
-  const c = readServerCounters(parsePrometheusTextFormat(text), series);
+  const c = readServerCounters(parseExposition(text), series);
   if (!c) throw new Error('no counters');
   return c;
 };
@@ -182,7 +182,7 @@ describe("a backend's own call counters", () => {
     expect(s.counts.calls).toBe(20);
     expect(Object.fromEntries(s.counts.errors)).toEqual({ [Status.DEADLINE_EXCEEDED]: 5 });
     expect(sum(s.counts.counts)).toBe(0); // no latencies known
-    expect(readServerCounters(parsePrometheusTextFormat('up 1\n'), SERIES)).toBeUndefined();
+    expect(readServerCounters(parseExposition('up 1\n'), SERIES)).toBeUndefined();
   });
 
   it("reads what sibyl backend's prom-client series expose", async () => {
@@ -201,6 +201,43 @@ describe("a backend's own call counters", () => {
     // its buckets are the shared bounds: nothing is spread
     expect(s.counts.counts[bucketOf(4)]).toBe(6);
     expect(s.counts.counts[bucketOf(1)]).toBe(1);
+  });
+
+  it('keeps each method of a histogram apart (the parser alone folds them into one)', () => {
+    const get = goExposition({ h: cumulative([10]), count: 10, handled: { OK: 10 }, started: 10 });
+    const put = (n: number) =>
+      goExposition({ h: cumulative([0, 0, 0, n]), count: n, handled: { OK: n }, started: n }).replace(
+        /grpc_method="Get"/g,
+        'grpc_method="Put"',
+      );
+    // What parse-prometheus-text-format makes of two label sets of one histogram: one sample, no labels.
+    const folded = parsePrometheusTextFormat(`${get}${put(4)}`).filter(
+      (f) => f.name === 'grpc_server_handling_seconds',
+    );
+    expect(folded[0]?.metrics).toHaveLength(1);
+    expect(folded[0]?.metrics[0]?.labels).toBeUndefined();
+
+    const prev = read(`${get}${put(4)}`);
+    expect([...prev.latency.values()].map((h) => [h.method, h.count])).toEqual([
+      ['/shop.Cart/Get', 10],
+      ['/shop.Cart/Put', 4],
+    ]);
+    const next = read(
+      `${goExposition({ h: cumulative([30]), count: 30, handled: { OK: 30 }, started: 30 })}${put(10)}`,
+    );
+    const s = servedBetween(prev, next);
+    expect(s.counts.calls).toBe(26);
+    expect(s.methods.get('/shop.Cart/Get')?.calls).toBe(20);
+    expect(s.methods.get('/shop.Cart/Put')?.calls).toBe(6);
+    // Get's 20 calls all in (0, 5] ms, Put's 6 in (25, 50] ms
+    expect(quantile(s.methods.get('/shop.Cart/Get')?.counts ?? [], 0.99)).toBeLessThanOrEqual(5);
+    expect(quantile(s.methods.get('/shop.Cart/Put')?.counts ?? [], 0.5)).toBeGreaterThan(25);
+    // a selector naming one method reads that method only
+    const onlyPut = {
+      ...SERIES,
+      latency: parseSeriesSelector('grpc_server_handling_seconds{grpc_method="Put"}'),
+    };
+    expect([...read(`${get}${put(4)}`, onlyPut).latency.values()].map((h) => h.count)).toEqual([4]);
   });
 
   it('knows gRPC code labels as Go, upper snake case or numbers spell them', () => {

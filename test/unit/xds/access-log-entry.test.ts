@@ -15,7 +15,7 @@ const OK: AccessLogEntry = {
     upstream_cluster: 'demo.s',
     duration: { nanos: 27981466 },
   },
-  request: { request_body_bytes: 134 },
+  request: { request_body_bytes: 134, path: '/sibyl.demo.v1.Demo/Echo' },
   response: { response_code: { value: 200 }, response_trailers: { 'grpc-status': '0' } },
 };
 const TRAILERS_ONLY: AccessLogEntry = {
@@ -57,6 +57,7 @@ describe('an upstream access log entry', () => {
       code: Status.OK,
       latencyMs: 27.824101,
       requestBytes: 134,
+      method: '/sibyl.demo.v1.Demo/Echo',
     });
     expect(loggedAttempt(TRAILERS_ONLY)).toMatchObject({
       code: Status.UNAVAILABLE,

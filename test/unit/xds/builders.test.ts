@@ -244,6 +244,89 @@ describe('Envoy resources', () => {
     expect(get(routes[1], 'route')).not.toHaveProperty('retry_policy');
   });
 
+  it('programs predicted deadlines as per_try_timeout on exact routes; retries a cut try only for idempotent methods', () => {
+    const d = pool(
+      {
+        match: { services: ['a.A'], methods: ['/b.B/Put'] },
+        idempotentMethods: ['/a.A/Get'],
+        timeout: { default: '5s', predicted: { multiplier: 2, floor: '10ms' } },
+      },
+      undefined,
+      {
+        deadlines: [
+          { method: '/a.A/Get', perTryTimeoutMs: 120 },
+          { method: '/a.A/Write', perTryTimeoutMs: 45 },
+          { method: '/b.B/Put', perTryTimeoutMs: 1500 },
+          { method: '/other.O/Get', perTryTimeoutMs: 9 }, // not the pool's: no route
+        ],
+      },
+    );
+    const routes = get(envoyRoutes(fleet, [d]), 'virtual_hosts.0.routes') as unknown as Msg[];
+    const byPath = new Map(routes.map((r) => [String((r.match as Msg).path ?? (r.match as Msg).prefix), r]));
+    // exact routes before the service's prefix, which keeps no per-try timeout
+    expect(routes.map((r) => r.match).slice(-2)).toEqual([{ prefix: '/a.A/' }, { prefix: '/' }]);
+    expect([...byPath.keys()].sort()).toEqual(['/', '/a.A/', '/a.A/Get', '/a.A/Write', '/b.B/Put'].sort());
+    // idempotent: a cut try is retried on another host (gateway-error covers Envoy's per-try timeout)
+    expect(get(byPath.get('/a.A/Get'), 'route')).toMatchObject({
+      timeout: { seconds: 5 },
+      retry_policy: {
+        retry_on: 'unavailable,gateway-error,reset',
+        num_retries: { value: 1 },
+        per_try_timeout: { seconds: 0, nanos: 120_000_000 },
+      },
+    });
+    expect(get(byPath.get('/a.A/Get'), 'route')).not.toHaveProperty('hedge_policy');
+    // not idempotent: the try is cut, and only the spec's gRPC statuses are retried
+    expect(get(byPath.get('/a.A/Write'), 'route.retry_policy')).toMatchObject({
+      retry_on: 'unavailable',
+      per_try_timeout: { nanos: 45_000_000 },
+    });
+    expect(get(byPath.get('/b.B/Put'), 'route.retry_policy')).toMatchObject({
+      retry_on: 'unavailable',
+      per_try_timeout: { seconds: 1, nanos: 500_000_000 },
+    });
+    // hedged: the hedge delay stays the per-try timeout
+    const hedged = pool(
+      {
+        match: { services: ['a.A'] },
+        idempotentMethods: ['/a.A/Get'],
+        hedging: { enabled: true, delay: '30ms' },
+      },
+      undefined,
+      { deadlines: [{ method: '/a.A/Get', perTryTimeoutMs: 80 }] },
+    );
+    expect(get(envoyRoutes(fleet, [hedged]), 'virtual_hosts.0.routes.0.route')).toMatchObject({
+      hedge_policy: { hedge_on_per_try_timeout: true },
+      retry_policy: { per_try_timeout: { nanos: 30_000_000 } },
+    });
+    expect(get(byPath.get('/a.A/'), 'route.retry_policy')).not.toHaveProperty('per_try_timeout');
+    // a pool without retries still cuts tries, and retries an idempotent one once
+    const once = pool(
+      { match: { services: ['a.A'] }, idempotentMethods: ['/a.A/Get'], retries: { maxAttempts: 1 } },
+      undefined,
+      {
+        deadlines: [
+          { method: '/a.A/Get', perTryTimeoutMs: 50 },
+          { method: '/a.A/Set', perTryTimeoutMs: 50 },
+        ],
+      },
+    );
+    const r1 = get(envoyRoutes(fleet, [once]), 'virtual_hosts.0.routes') as unknown as Msg[];
+    expect(r1.map((r) => get(r, 'route')?.retry_policy)).toMatchObject([
+      {
+        retry_on: 'unavailable,gateway-error,reset',
+        num_retries: { value: 1 },
+        per_try_timeout: { nanos: 50_000_000 },
+      },
+      { retry_on: 'unavailable', num_retries: { value: 0 }, per_try_timeout: { nanos: 50_000_000 } },
+      undefined,
+      undefined,
+    ]);
+    // proxyless clients have no per-try timeout in xDS (gRFC A44): their routes do not change
+    const l = get(unpack(get(proxylessListener(d), 'api_listener.api_listener')), 'route_config');
+    expect(JSON.stringify(l)).not.toContain('per_try_timeout');
+  });
+
   it('a pool with a concurrency limit has its own adaptive concurrency filter, turned off on other routes', () => {
     const c = {
       ...pool({ match: { services: ['c.C'] }, concurrency: { minLimit: 2, maxLimit: 40 } }),
