@@ -18,7 +18,7 @@ import { SibylError } from '../../util/errors.js';
 export type CompareKind = 'hedging' | 'deadlines';
 
 /** The no-hedge run's latency quantiles that become the fixed delays swept. */
-export const FIXED_DELAY_QUANTILES = [0.5, 0.75, 0.9, 0.95, 0.98, 0.99];
+const FIXED_DELAY_QUANTILES = [0.5, 0.75, 0.9, 0.95, 0.98, 0.99];
 
 export interface VariantFigures {
   variant: string;

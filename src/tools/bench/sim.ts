@@ -14,7 +14,9 @@ import {
 import { loadScenario, type Scenario } from '../sim/scenario.js';
 import { ENVOY_LEAST_REQUEST } from '../sim/envoy-least-request.js';
 import { evaluateDataPlaneTargets, evaluateTargets, type TargetReport } from '../sim/targets.js';
+import { createQuantileFn } from '../../model/quantiles.js';
 import { runGenerated } from './sim-generate.js';
+import { compareTries } from './sim-tries.js';
 
 const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all | --generate N [--seed S]) [flags]
 
@@ -301,8 +303,6 @@ async function compare(values: {
   if (values.model === 'none') throw new SibylError('ERR_USAGE', '--compare needs a model (--model DIR)');
   const { loadModel } = await import('../../model/artifact.js');
   const { createPredictor } = await import('../../model/predictor.js');
-  const { createQuantileFn } = await import('../../model/quantiles.js');
-  const { compareTries } = await import('./sim-tries.js');
   const model = await loadModel(values.model);
   const quantiles = values.quantile?.split(',').map((q) => {
     const n = Number(q);

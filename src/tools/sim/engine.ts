@@ -215,7 +215,8 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     const first = t.first as SimCall;
     const router = routers[t.router] as SimRouter;
     const latencyMs = now - t.startMs;
-    telemetry.record(t.server, !ok, latencyMs);
+    // a try cut at its deadline (CANCELLED) is the router's choice, not the server's failure
+    telemetry.record(t.server, !ok && code !== Status.CANCELLED, latencyMs);
     router.end(t, code);
     observer?.onEnd(router, t, ok, latencyMs, now);
     const i = first.tries.indexOf(t);
@@ -396,10 +397,14 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
         const t = q.obj as SimCall;
         const first = t.first;
         if (t.serial !== q.arg || t.clientDone || !first?.open) break;
-        // another try runs on: this one is cancelled; else cancelled only when a retry replaces it
-        if (first.tries.length > 1) endTry(t, false, Status.DEADLINE_EXCEEDED, now);
+        // Another try runs on: this one is cancelled; else cancelled only when a retry replaces it.
+        // It ends CANCELLED, so the policy takes its latency (the deadline, a lower bound) as a
+        // sample rather than a failure: ended DEADLINE_EXCEEDED, each one charged its endpoint the
+        // failure penalty for seconds and pushed load onto the rest (gc-pauses: p50 +19% from 0.07%
+        // of calls retried).
+        if (first.tries.length > 1) endTry(t, false, Status.CANCELLED, now);
         else if (retryBudgets[first.router]!.tryWithdraw() && launchTry(first, 'retry', now)) {
-          endTry(t, false, Status.DEADLINE_EXCEEDED, now);
+          endTry(t, false, Status.CANCELLED, now);
         } else t.deadlineAt = first.callDeadlineAt;
         break;
       }
