@@ -46,7 +46,8 @@ through each policy on a virtual clock, and prints a table per scenario with the
                        hedge, fixed delays swept, per-call predicted delays, 5% budget) or deadlines
                        (the pool's fixed timeout against predicted per-try deadlines with retry)
   --quantile Q,...     --compare hedging: the predicted delays' quantiles (default 0.95)
-  --duration S         --compare: run each scenario for S simulated seconds instead of its own`;
+  --duration S         --compare: run each scenario for S simulated seconds instead of its own
+  --cancel-running     --compare: servers stop a cancelled try's work at once (scenario cancelRunning)`;
 
 function intFlag(flag: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -188,6 +189,7 @@ export async function run(argv: string[]): Promise<number> {
         compare: { type: 'string' },
         quantile: { type: 'string' },
         duration: { type: 'string' },
+        'cancel-running': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -293,6 +295,7 @@ async function compare(values: {
   model: string;
   quantile?: string;
   duration?: string;
+  'cancel-running'?: boolean;
   json?: boolean;
 }): Promise<number> {
   const kind = values.compare;
@@ -314,7 +317,8 @@ async function compare(values: {
   const say = values.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const reports = [];
   for (const file of values.scenario) {
-    const sc = await loadScenario(file);
+    const loaded = await loadScenario(file);
+    const sc = values['cancel-running'] ? { ...loaded, cancelRunning: true } : loaded;
     if (durationS !== undefined && durationS <= sc.warmupS) {
       throw new SibylError(
         'ERR_USAGE',

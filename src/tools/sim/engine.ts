@@ -196,6 +196,12 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     observer?.onEnd(router, c, ok, latencyMs, now);
   };
 
+  /** A try's client side has gone: with `cancelRunning` its server stops the work now. */
+  const cancelled = (t: SimCall, now: number): void => {
+    if (!scenario.cancelRunning || t.serverDone || t.server < 0) return;
+    (servers[t.server] as SimServer).cancel(t, now);
+  };
+
   /** The call whose first try is `first` is over: its client's figure; its other tries are cancelled. */
   const answer = (first: SimCall, ok: boolean, now: number): void => {
     first.open = false;
@@ -205,6 +211,7 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
       const router = routers[t.router] as SimRouter;
       router.end(t, code);
       observer?.onEnd(router, t, false, now - t.startMs, now);
+      cancelled(t, now);
       pool.release(t);
     }
     pool.release(first);
@@ -222,6 +229,7 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     const i = first.tries.indexOf(t);
     if (i >= 0) first.tries.splice(i, 1);
     if (first.open && (ok || first.tries.length === 0)) answer(first, ok, now);
+    if (code === Status.CANCELLED) cancelled(t, now);
     pool.release(t);
   };
 

@@ -80,6 +80,8 @@ export interface Scenario {
   hedging?: HedgingSpec;
   /** Per-try deadlines with retry (src/tools/sim/try-policy.ts). */
   timeout?: TimeoutSpec;
+  /** A cancelled try (hedge loser, try past its deadline) frees its slot at once, running or not. */
+  cancelRunning?: boolean;
 }
 
 /** One server after groups are expanded; index = position in the scenario. */
@@ -116,6 +118,7 @@ const TOP = [
   'concurrency',
   'hedging',
   'timeout',
+  'cancelRunning',
 ] as const;
 
 /** Checks a parsed JSON value and returns the scenario with defaults filled in. */
@@ -290,6 +293,11 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
   if (o.concurrency !== undefined) scenario.concurrency = parseConcurrency(c, o.concurrency);
   if (o.hedging !== undefined) scenario.hedging = parseHedging(c, o.hedging);
   if (o.timeout !== undefined) scenario.timeout = parseTimeout(c, o.timeout);
+  if (o.cancelRunning !== undefined) {
+    if (typeof o.cancelRunning !== 'boolean')
+      c.fail('cancelRunning', 'must be true or false', o.cancelRunning);
+    scenario.cancelRunning = o.cancelRunning;
+  }
   if (scenario.concurrency && (scenario.hedging || scenario.timeout)) {
     c.fail('concurrency', 'does not go with hedging or timeout (a try would bypass the limiter)');
   }

@@ -31,6 +31,15 @@ describe('simulated hedging', () => {
     expect(plain.hedgeRate).toBe(0);
   });
 
+  it('with cancelRunning, a loser frees its slot: no more work done than without', () => {
+    const s = { ...scenario({ durationS: 20 }), hedging: { delayMs: 1, quantile: 0.95, budgetPercent: 5 } };
+    const keeps = simulate(s, { policy: 'Predictive' });
+    const stops = simulate({ ...s, cancelRunning: true }, { policy: 'Predictive' });
+    expect(stops.calls).toBe(keeps.calls);
+    expect(stops.hedgeRate).toBeGreaterThan(0);
+    expect(stops.meanMs).toBeLessThanOrEqual(keeps.meanMs);
+  });
+
   it('sends no hedge with a zero budget or a delay past the deadline', () => {
     const s = scenario();
     for (const hedging of [
