@@ -14,7 +14,9 @@ import {
 import { loadScenario, type Scenario } from '../sim/scenario.js';
 import { ENVOY_LEAST_REQUEST } from '../sim/envoy-least-request.js';
 import { evaluateDataPlaneTargets, evaluateTargets, type TargetReport } from '../sim/targets.js';
+import { createQuantileFn } from '../../model/quantiles.js';
 import { runGenerated } from './sim-generate.js';
+import { compareTries } from './sim-tries.js';
 
 const HELP = `usage: sibyl bench sim (--scenario FILE ... | --all | --generate N [--seed S]) [flags]
 
@@ -38,7 +40,14 @@ through each policy on a virtual clock, and prints a table per scenario with the
   --model DIR|none     adds the row Predictive+model: Predictive scoring with this latency model, as a
                        router does with the model the operator pushes (default models/latency; none:
                        no such row). The row Predictive is its built-in heuristic (no model).
-  --check              exit 1 when a target is missed (Predictive's, or EnvoyLeastRequest's)`;
+  --check              exit 1 when a target is missed (Predictive's, or EnvoyLeastRequest's)
+  --compare KIND       issue 17's hedging or deadline comparison on each --scenario (src/tools/bench/
+                       sim-tries.ts), with Predictive+model (--model) over --seeds: KIND hedging (no
+                       hedge, fixed delays swept, per-call predicted delays, 5% budget) or deadlines
+                       (the pool's fixed timeout against predicted per-try deadlines with retry)
+  --quantile Q,...     --compare hedging: the predicted delays' quantiles (default 0.95)
+  --duration S         --compare: run each scenario for S simulated seconds instead of its own
+  --cancel-running     --compare: servers stop a cancelled try's work at once (scenario cancelRunning)`;
 
 function intFlag(flag: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -177,6 +186,10 @@ export async function run(argv: string[]): Promise<number> {
         seed: { type: 'string' },
         check: { type: 'boolean', default: false },
         model: { type: 'string', default: 'models/latency' },
+        compare: { type: 'string' },
+        quantile: { type: 'string' },
+        duration: { type: 'string' },
+        'cancel-running': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -188,6 +201,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.generate !== undefined) return generate(values);
+  if (values.compare !== undefined) return compare(values);
   if (values.seed !== undefined) throw new SibylError('ERR_USAGE', '--seed goes with --generate');
   const files = [...(values.scenario ?? [])];
   if (values.all) {
@@ -271,4 +285,58 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       process.exitCode = 2;
     },
   );
+}
+
+/** `--compare hedging|deadlines`: issue 17's comparisons on each --scenario (sim-tries.ts). */
+async function compare(values: {
+  compare?: string;
+  scenario?: string[];
+  seeds?: string;
+  model: string;
+  quantile?: string;
+  duration?: string;
+  'cancel-running'?: boolean;
+  json?: boolean;
+}): Promise<number> {
+  const kind = values.compare;
+  if (kind !== 'hedging' && kind !== 'deadlines') {
+    throw new SibylError('ERR_USAGE', `--compare "${kind}" must be hedging or deadlines`);
+  }
+  if (!values.scenario?.length) throw new SibylError('ERR_USAGE', '--compare needs --scenario FILE');
+  if (values.model === 'none') throw new SibylError('ERR_USAGE', '--compare needs a model (--model DIR)');
+  const { loadModel } = await import('../../model/artifact.js');
+  const { createPredictor } = await import('../../model/predictor.js');
+  const model = await loadModel(values.model);
+  const quantiles = values.quantile?.split(',').map((q) => {
+    const n = Number(q);
+    if (!(n >= 0.5 && n < 1)) throw new SibylError('ERR_USAGE', `--quantile "${q}" must lie in [0.5, 1)`);
+    return n;
+  });
+  const durationS =
+    values.duration === undefined ? undefined : intFlag('--duration', values.duration, 1, 86_400);
+  const say = values.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+  const reports = [];
+  for (const file of values.scenario) {
+    const loaded = await loadScenario(file);
+    const sc = values['cancel-running'] ? { ...loaded, cancelRunning: true } : loaded;
+    if (durationS !== undefined && durationS <= sc.warmupS) {
+      throw new SibylError(
+        'ERR_USAGE',
+        `--duration ${durationS} must exceed ${sc.name}'s warmupS (${sc.warmupS})`,
+      );
+    }
+    reports.push(
+      compareTries(durationS === undefined ? sc : { ...sc, durationS }, {
+        kind,
+        seeds: seedsFlag(values.seeds),
+        // fresh hooks per scenario: each keeps scratch state only
+        run: { policy: 'Predictive', predict: createPredictor(model), quantiles: createQuantileFn(model) },
+        policyName: MODEL_VARIANT,
+        ...(quantiles ? { quantiles } : {}),
+        say,
+      }),
+    );
+  }
+  if (values.json) console.log(JSON.stringify(reports, null, 2));
+  return 0;
 }

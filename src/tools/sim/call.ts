@@ -42,6 +42,21 @@ export class SimCall implements PickRequest {
   slot = -1;
   clientDone = false;
   serverDone = false;
+  /** The call's own deadline; with per-try deadlines a try's `deadlineAt` (the server's) may be earlier. */
+  callDeadlineAt = 0;
+  /**
+   * With hedging or per-try deadlines (try-policy.ts), every try of a call is a SimCall and `first`
+   * (checked with `firstSerial`) is the call's first try, which keeps the call's state: `open` until
+   * the call is answered (it is not reused before), its live `tries`, the servers `tried`, `hedged`.
+   */
+  first: SimCall | undefined;
+  firstSerial = 0;
+  open = false;
+  readonly tries: SimCall[] = [];
+  readonly tried: number[] = [];
+  hedged = false;
+  /** In the pool's free list (release is idempotent). */
+  pooled = false;
 
   /** Makes this call a probe: a copy of `c` (same method, payload and work), started at `now`. */
   copyOf(c: SimCall, now: number): this {
@@ -54,7 +69,28 @@ export class SimCall implements PickRequest {
     this.failU = c.failU;
     this.router = c.router;
     this.startMs = now;
-    this.deadlineAt = c.deadlineAt;
+    this.deadlineAt = c.callDeadlineAt;
+    this.callDeadlineAt = c.callDeadlineAt;
+    return this;
+  }
+
+  /**
+   * Makes this call another try of `first`'s call (a hedge or a retry), started at `now`: the same
+   * method, payload and work, its own noise and failure draw (server-side variation is independent
+   * between servers).
+   */
+  tryOf(first: SimCall, now: number, noise: number, failU: number): this {
+    this.method = first.method;
+    this.methodIndex = first.methodIndex;
+    this.payloadBytes = first.payloadBytes;
+    this.baseWorkMs = first.baseWorkMs;
+    this.noise = noise;
+    this.failU = failU;
+    this.router = first.router;
+    this.startMs = now;
+    this.callDeadlineAt = this.deadlineAt = first.callDeadlineAt;
+    this.first = first;
+    this.firstSerial = first.serial;
     return this;
   }
 }
@@ -66,6 +102,7 @@ export class CallPool {
   take(): SimCall {
     const c = this.free.pop() ?? new SimCall();
     c.serial = ++this.serial;
+    c.pooled = false;
     c.server = -1;
     c.call = undefined;
     c.token = undefined;
@@ -73,12 +110,18 @@ export class CallPool {
     c.probe = false;
     c.clientDone = false;
     c.serverDone = false;
+    c.first = undefined;
+    c.open = false;
+    c.tries.length = 0;
+    c.tried.length = 0;
+    c.hedged = false;
     return c;
   }
 
   /** Returns the call to the pool if both its sides are done. */
   release(c: SimCall): void {
-    if (c.clientDone && c.serverDone) {
+    if (c.clientDone && c.serverDone && !c.open && !c.pooled) {
+      c.pooled = true;
       c.call = undefined;
       c.token = undefined;
       this.free.push(c);

@@ -35,6 +35,9 @@ export interface RunResult extends PolicyFigures {
   calls: number;
   /** Probes sent (shadow copies of calls, Balancer.probeTarget) over `calls`, after warm-up. */
   probeRate: number;
+  /** Hedges and retries (try-policy.ts) over `calls`, after warm-up: the extra tries' share. */
+  hedgeRate: number;
+  retryRate: number;
   shedRate: number;
   shedMaxMs: number;
   /** Steady part after `load.ramp`, when the scenario has one. */
@@ -128,6 +131,8 @@ export class Recorder {
   private readonly offered: number[];
   private readonly okPerS: number[];
   private probes = 0;
+  private hedges = 0;
+  private retries = 0;
 
   constructor(
     servers: number,
@@ -153,6 +158,13 @@ export class Recorder {
   /** A probe was sent at `atMs` (its answer is no client's: it counts in no other figure). */
   probed(atMs: number): void {
     if (atMs >= this.main.fromMs) this.probes++;
+  }
+
+  /** Another try of a call started at `callStartMs` was sent: a hedge or a retry. */
+  extraTry(kind: 'hedge' | 'retry', callStartMs: number): void {
+    if (callStartMs < this.main.fromMs) return;
+    if (kind === 'hedge') this.hedges++;
+    else this.retries++;
   }
 
   /** A call started at `startMs` ended: answered OK, or failed (shed: refused by the router's limiter). */
@@ -183,6 +195,8 @@ export class Recorder {
       share: Array.from(this.sent, (x) => (sent > 0 ? x / sent : 0)),
       calls: n,
       probeRate: n > 0 ? this.probes / n : 0,
+      hedgeRate: n > 0 ? this.hedges / n : 0,
+      retryRate: n > 0 ? this.retries / n : 0,
       shedRate: n > 0 ? w.shed / n : 0,
       shedMaxMs: w.shedMaxMs,
       timeline: { offered: this.offered, ok: this.okPerS },

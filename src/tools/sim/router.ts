@@ -101,7 +101,7 @@ export class SimRouter {
    * success the call is started on the endpoint (its in-flight count and oldest-call start raised), as
    * the router does before forwarding.
    */
-  dispatch(c: SimCall): SimEndpoint | undefined {
+  dispatch(c: SimCall, before?: (ep: SimEndpoint) => void): SimEndpoint | undefined {
     if (this.limiter) {
       const token = this.limiter.tryAcquire({ deadlineMs: c.deadlineAt });
       if (!token) return undefined;
@@ -110,6 +110,27 @@ export class SimRouter {
     const picked = this.picker.pickNow(this.endpoints, c);
     if (picked.type !== 'complete') throw new Error(`simulated pick found no endpoint (${picked.type})`);
     c.call = picked.call;
+    before?.(picked.call.target);
+    picked.call.start();
+    return picked.call.target;
+  }
+
+  /**
+   * Places another try of a call (a hedge or a retry, try-policy.ts) on an endpoint it has not
+   * `tried`, as the router picks among a call's untried candidates; undefined when none is left.
+   * `before` sees the endpoint before the try is counted there (as the pick saw it).
+   */
+  dispatchTry(
+    c: SimCall,
+    tried: readonly number[],
+    before?: (ep: SimEndpoint) => void,
+  ): SimEndpoint | undefined {
+    const candidates = this.endpoints.filter((e) => !tried.includes(e.index));
+    if (candidates.length === 0) return undefined;
+    const picked = this.picker.pickNow(candidates, c);
+    if (picked.type !== 'complete') return undefined;
+    c.call = picked.call;
+    before?.(picked.call.target);
     picked.call.start();
     return picked.call.target;
   }

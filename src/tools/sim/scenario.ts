@@ -4,6 +4,7 @@ import { limitNames } from '../../limit/index.js';
 import { parseDuration } from '../../util/duration.js';
 import { SibylError, errorMessage } from '../../util/errors.js';
 import { Checker } from './checker.js';
+import { parseHedging, parseTimeout, type HedgingSpec, type TimeoutSpec } from './try-policy.js';
 
 /**
  * A simulator scenario (bench/scenarios/README.md, "Simulator scenario files"): the pool's servers, the calls sent
@@ -75,6 +76,12 @@ export interface Scenario {
   servers: ServerGroup[];
   events: EventSpec[];
   concurrency?: NonNullable<BackendPoolSpec['concurrency']>;
+  /** Hedged calls (src/tools/sim/try-policy.ts). */
+  hedging?: HedgingSpec;
+  /** Per-try deadlines with retry (src/tools/sim/try-policy.ts). */
+  timeout?: TimeoutSpec;
+  /** A cancelled try (hedge loser, try past its deadline) frees its slot at once, running or not. */
+  cancelRunning?: boolean;
 }
 
 /** One server after groups are expanded; index = position in the scenario. */
@@ -109,6 +116,9 @@ const TOP = [
   'servers',
   'events',
   'concurrency',
+  'hedging',
+  'timeout',
+  'cancelRunning',
 ] as const;
 
 /** Checks a parsed JSON value and returns the scenario with defaults filled in. */
@@ -281,6 +291,16 @@ export function parseScenario(json: unknown, source = 'scenario'): Scenario {
     events,
   };
   if (o.concurrency !== undefined) scenario.concurrency = parseConcurrency(c, o.concurrency);
+  if (o.hedging !== undefined) scenario.hedging = parseHedging(c, o.hedging);
+  if (o.timeout !== undefined) scenario.timeout = parseTimeout(c, o.timeout);
+  if (o.cancelRunning !== undefined) {
+    if (typeof o.cancelRunning !== 'boolean')
+      c.fail('cancelRunning', 'must be true or false', o.cancelRunning);
+    scenario.cancelRunning = o.cancelRunning;
+  }
+  if (scenario.concurrency && (scenario.hedging || scenario.timeout)) {
+    c.fail('concurrency', 'does not go with hedging or timeout (a try would bypass the limiter)');
+  }
   return scenario;
 }
 

@@ -136,6 +136,21 @@ export class SimServer {
 
   /** EV_COMPLETE for a current `gen`: the call's work is done; its slot goes to the next live waiter. */
   finish(c: SimCall, now: number): void {
+    this.free(c, now);
+  }
+
+  /**
+   * A running call's client cancelled it, on a server that stops the work (scenario `cancelRunning`):
+   * its pending completion is void (gen), its slot goes to the next live waiter. No-op for a call not
+   * running here.
+   */
+  cancel(c: SimCall, now: number): void {
+    if (c.serverDone || c.slot < 0 || this.running[c.slot] !== c) return;
+    c.gen++;
+    this.free(c, now);
+  }
+
+  private free(c: SimCall, now: number): void {
     this.account(now);
     const last = this.running[--this.nRunning] as SimCall;
     this.running[c.slot] = last;

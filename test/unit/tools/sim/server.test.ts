@@ -59,6 +59,21 @@ function bench(
 }
 
 describe('simulated server', () => {
+  it('stops a cancelled running call and gives its slot to the next waiter', () => {
+    const b = bench({ count: 1, concurrency: 1 });
+    const [long, next] = [b.call(100), b.call(10)];
+    b.at(0, long);
+    b.at(1, next); // queued behind `long`
+    b.runUntil(20);
+    b.srv.cancel(long, 20);
+    b.runUntil(1000);
+    expect(b.done.has(long)).toBe(false); // its completion is void
+    expect(long.serverDone).toBe(true);
+    expect(b.done.get(next)).toBeCloseTo(30, 9);
+    b.srv.cancel(next, 1000); // no longer running: nothing happens
+    expect(b.srv.nRunning).toBe(0);
+  });
+
   it('runs a call for its work over speed', () => {
     const b = bench({ count: 1, speed: 0.5, concurrency: 1 });
     const c = b.call(10);

@@ -1,0 +1,99 @@
+import type { PredictiveFeatures } from '../../../../src/balancer/index.js';
+import { simulate } from '../../../../src/tools/sim/engine.js';
+import { scenario } from './helpers.js';
+
+/** A stand-in for the model's per-call quantiles: the policy's own estimate, widened with q. */
+const quantiles = (f: PredictiveFeatures, q: number): number => f.estimateMs * (1 + 4 * (q - 0.5));
+
+/** Four servers, one stalled for 1.5 s out of every 5 (longer than the 1 s deadline). */
+const stalled = (patch: Record<string, unknown> = {}) =>
+  scenario({
+    durationS: 20,
+    events: [{ server: 0, fromS: 1.5, pauseEveryS: 5, pauseMs: 1500 }],
+    ...patch,
+  });
+
+describe('simulated hedging', () => {
+  it('hedges within its budget, and every call is answered once', () => {
+    const s = scenario({ durationS: 20 });
+    const plain = simulate(s, { policy: 'Predictive' });
+    const hedged = simulate(
+      { ...s, hedging: { delayMs: 1, quantile: 0.95, budgetPercent: 5 } },
+      {
+        policy: 'Predictive',
+      },
+    );
+    expect(hedged.calls).toBe(plain.calls);
+    expect(hedged.hedgeRate).toBeGreaterThan(0.03);
+    // the budget: 5% of calls plus a reserve of one a second per router
+    expect(hedged.hedgeRate).toBeLessThan(0.06);
+    expect(hedged.retryRate).toBe(0);
+    expect(plain.hedgeRate).toBe(0);
+  });
+
+  it('with cancelRunning, a loser frees its slot: no more work done than without', () => {
+    const s = { ...scenario({ durationS: 20 }), hedging: { delayMs: 1, quantile: 0.95, budgetPercent: 5 } };
+    const keeps = simulate(s, { policy: 'Predictive' });
+    const stops = simulate({ ...s, cancelRunning: true }, { policy: 'Predictive' });
+    expect(stops.calls).toBe(keeps.calls);
+    expect(stops.hedgeRate).toBeGreaterThan(0);
+    expect(stops.meanMs).toBeLessThanOrEqual(keeps.meanMs);
+  });
+
+  it('sends no hedge with a zero budget or a delay past the deadline', () => {
+    const s = scenario();
+    for (const hedging of [
+      { delayMs: 1, quantile: 0.95, budgetPercent: 0 },
+      { delayMs: 5000, quantile: 0.95, budgetPercent: 5 },
+    ]) {
+      expect(simulate({ ...s, hedging }, { policy: 'Predictive' }).hedgeRate).toBe(0);
+    }
+  });
+
+  it("takes each call's delay from the quantiles, and refuses Predicted without them", () => {
+    const s = { ...scenario(), hedging: { delayMs: 'Predicted' as const, quantile: 0.5, budgetPercent: 5 } };
+    expect(() => simulate(s, { policy: 'Predictive' })).toThrow(/need a latency model/);
+    const r = simulate(s, { policy: 'Predictive', quantiles });
+    expect(r.hedgeRate).toBeGreaterThan(0);
+    expect(simulate(s, { policy: 'Predictive', quantiles })).toEqual(r);
+  });
+
+  it('rescues calls stuck on a stalled server', () => {
+    const s = stalled();
+    const plain = simulate(s, { policy: 'RoundRobin' });
+    const hedged = simulate(
+      { ...s, hedging: { delayMs: 50, quantile: 0.95, budgetPercent: 30 } },
+      {
+        policy: 'RoundRobin',
+      },
+    );
+    expect(plain.errorRate).toBeGreaterThan(0);
+    expect(hedged.errorRate).toBeLessThan(plain.errorRate);
+  });
+});
+
+describe('simulated per-try deadlines', () => {
+  const timeout = { predicted: { multiplier: 2, floorMs: 10 }, retryBudgetPercent: 20 };
+
+  it('retries tries stuck on a stalled server elsewhere: fewer failures, a lower tail', () => {
+    const s = stalled();
+    const fixed = simulate(s, { policy: 'Predictive', quantiles });
+    const predicted = simulate({ ...s, timeout }, { policy: 'Predictive', quantiles });
+    expect(predicted.retryRate).toBeGreaterThan(0);
+    expect(predicted.calls).toBe(fixed.calls);
+    expect(predicted.errorRate).toBeLessThanOrEqual(fixed.errorRate);
+    expect(predicted.p99AllMs).toBeLessThan(fixed.p99AllMs);
+  });
+
+  it('retries nothing with a zero retry budget, and fails no more calls than without deadlines', () => {
+    const s = stalled();
+    const fixed = simulate(s, { policy: 'Predictive', quantiles });
+    const r = simulate(
+      { ...s, timeout: { ...timeout, retryBudgetPercent: 0 } },
+      { policy: 'Predictive', quantiles },
+    );
+    expect(r.retryRate).toBe(0);
+    // a try nothing can replace runs on to the call's deadline
+    expect(r.errorRate).toBe(fixed.errorRate);
+  });
+});
