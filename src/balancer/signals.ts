@@ -75,17 +75,9 @@ export interface OwnStats {
   failed: number;
   atMs: number;
   lastSampleMs: number; // when ratioSum last took a sample (-Infinity: never)
-  /** Per method: this endpoint's own latency line (latency on payload KiB), for classStructure. */
-  classes?: Map<string, LatencyBaseline>;
 }
 
 const MAX_METHODS = 512;
-/** Methods whose own line an endpoint keeps (classStructure); calls of others use its ratio alone. */
-const MAX_CLASSES_PER_ENDPOINT = 64;
-/** How many samples of a method on an endpoint weigh as much as the prior "no structure" (1). */
-const CLASS_PRIOR_WEIGHT = 3;
-/** classStructure is kept within [1/CLASS_BOUND, CLASS_BOUND]. */
-const CLASS_BOUND = 50;
 
 function blankFeatures(): PredictiveFeatures {
   return {
@@ -231,7 +223,6 @@ export class RouterSignals {
       s.ratioSum += outcome.latencyMs / m.predict(kib);
       s.ratioN += 1;
       s.lastSampleMs = now;
-      this.classLine(s, req.method)?.add(kib, outcome.latencyMs, now);
     }
     m?.add(kib, outcome.latencyMs, now);
     this.all.add(kib, outcome.latencyMs, now);
@@ -261,7 +252,7 @@ export class RouterSignals {
     f.baselineMs = b;
     f.payloadKiB = req.payloadBytes / 1024;
     f.samples = s ? s.ratioN * d : 0;
-    f.latencyRatio = s && s.ratioN > 0 ? this.ownRatio(s, now) * this.classStructure(s, req, now) : NaN;
+    f.latencyRatio = s && s.ratioN > 0 ? this.ownRatio(s, now) : NaN;
     f.inflight = ep.inflight;
     f.oldestInflightAgeMs =
       ep.oldestInflightStartMs === undefined ? 0 : Math.max(0, now - ep.oldestInflightStartMs);
@@ -310,29 +301,6 @@ export class RouterSignals {
     return r > 0 ? r ** decay(now - s.lastSampleMs - forgetMs, forgetMs) : r;
   }
 
-  /**
-   * How this endpoint treats this kind of call, beside how it treats calls in general: its own latency
-   * line for the method at this payload over the pool's (b), divided by its ratio over all its calls,
-   * shrunk towards 1 (no structure) by the weight of its samples of the method (CLASS_PRIOR_WEIGHT).
-   * One speed per endpoint cannot describe a server slow for one method only (a cold index) or slow
-   * for large payloads only (a slow disk): the ratio averages the two kinds of calls and misprices
-   * both. The endpoint's ratio still carries what changes quickly (load, a stall, a recovery, and its
-   * fading, ownRatio); this factor carries the structure, which it learns from the same samples.
-   * Hierarchical shrinkage of a per-class mean towards its group's (empirical Bayes; Efron & Morris
-   * 1975). Pure given the figures.
-   */
-  classStructure(s: OwnStats, req: PickRequest, now: number): number {
-    const line = s.classes?.get(req.method);
-    const m = this.methods.get(req.method);
-    if (!line || !m || s.ratioN <= 0) return 1;
-    const n = line.weight(now);
-    if (n <= 0) return 1;
-    const kib = req.payloadBytes / 1024;
-    const raw = line.predict(kib) / m.predict(kib) / (s.ratioSum / s.ratioN);
-    const bounded = Math.min(CLASS_BOUND, Math.max(1 / CLASS_BOUND, raw));
-    return Number.isFinite(bounded) ? (n * bounded + CLASS_PRIOR_WEIGHT) / (n + CLASS_PRIOR_WEIGHT) : 1;
-  }
-
   /** 0 for a server we have recent samples of (or none ever), towards 1 as they age over memoryMs. */
   staleness(ep: Endpoint, now: number): number {
     const s = this.own.get(ep.id);
@@ -360,14 +328,6 @@ export class RouterSignals {
     const m = this.methods.get(req.method);
     if (m && m.weight(now) >= 1) return m.predict(kib);
     return this.all.weight(now) >= 1 ? this.all.predict(kib) : this.options.defaultLatencyMs;
-  }
-
-  private classLine(s: OwnStats, method: string): LatencyBaseline | undefined {
-    const classes = (s.classes ??= new Map());
-    let line = classes.get(method);
-    if (!line && classes.size < MAX_CLASSES_PER_ENDPOINT)
-      classes.set(method, (line = new LatencyBaseline(this.options.memoryMs)));
-    return line;
   }
 
   private methodBaseline(method: string): LatencyBaseline | undefined {
