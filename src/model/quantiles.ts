@@ -150,18 +150,32 @@ export function coverage(
  * the blend tempers the model for ranking endpoints; a deadline needs the call's own latency
  * distribution, which is what the heads and the calibration describe. Capped at `maxMs`.
  */
+/**
+ * The q-quantile latency, ms, of the featurized input `raw` (one row): the model's two heads read
+ * through its calibration (logQuantile). `out` is scratch of length 2; NaN or Infinity when the heads
+ * give no finite figure. The one reading of a forward pass as a quantile, for routers' per-call
+ * functions (createQuantileFn) and the operator's per-method deadlines (ModelManager).
+ */
+export function predictQuantileMs(
+  fwd: ForwardModel,
+  raw: Float64Array,
+  out: Float64Array,
+  q: number,
+): number {
+  fwd.predictInto(raw, 0, out);
+  const head90 = fwd.outputs === 2 ? (out[1] as number) : NaN;
+  return Math.exp(logQuantile(out[0] as number, head90, q, fwd.model.calibration));
+}
+
 export function createQuantileFn(model: LatencyModel | ForwardModel, maxMs = 600_000): QuantileFn {
   const fwd = model instanceof ForwardModel ? model : new ForwardModel(model);
-  const cal = fwd.model.calibration;
   const input = blankInput();
   const raw = new Float64Array(FEATURE_COUNT);
   const out = new Float64Array(2);
   return (f, q) => {
     if (!(q > 0 && q < 1) || !(f.estimateMs > 0)) return undefined;
     featurizeInto(dispatchInput(f, input), raw);
-    fwd.predictInto(raw, 0, out);
-    const head90 = fwd.outputs === 2 ? (out[1] as number) : NaN;
-    const ms = Math.exp(logQuantile(out[0] as number, head90, q, cal));
+    const ms = predictQuantileMs(fwd, raw, out, q);
     return Number.isFinite(ms) ? Math.min(ms, maxMs) : undefined;
   };
 }

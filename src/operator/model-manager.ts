@@ -16,7 +16,7 @@ import {
 import { refit, type RefitResult } from '../model/refit.js';
 import { P99, calibrate, scoredSamples, splitScored } from '../model/calibrate.js';
 import { evaluate, usableSample } from '../model/evaluate.js';
-import { coverage, logQuantile } from '../model/quantiles.js';
+import { coverage, predictQuantileMs } from '../model/quantiles.js';
 import type { TrainingSample } from '../model/sample.js';
 import type { EndpointView } from '../telemetry/fleet.js';
 import { errorMessage } from '../util/errors.js';
@@ -209,16 +209,14 @@ export class ModelManager implements Predictor {
 
   /**
    * The q-quantile of a typical call of a method on the endpoint (fleet-features.ts methodInput): the
-   * heads and the calibration in force (quantiles.ts logQuantile), not the blend predict() applies,
+   * heads and the calibration in force (quantiles.ts predictQuantileMs), not the blend predict() applies,
    * since a deadline needs the call's latency distribution. Undefined without a model or for a
    * figure that is not finite.
    */
   methodQuantileMs(v: EndpointView, poolTypicalMs: number, methodMs: number, q: number): number | undefined {
     if (!this.fwd || !(q > 0 && q < 1) || !(methodMs > 0)) return undefined;
     featurizeInto(methodInput(v, poolTypicalMs, methodMs), this.raw);
-    this.fwd.predictInto(this.raw, 0, this.out);
-    const head90 = this.fwd.outputs === 2 ? (this.out[1] as number) : NaN;
-    const ms = Math.exp(logQuantile(this.out[0] as number, head90, q, this.model?.calibration));
+    const ms = predictQuantileMs(this.fwd, this.raw, this.out, q);
     return Number.isFinite(ms) && ms > 0 ? ms : undefined;
   }
 
