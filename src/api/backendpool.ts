@@ -376,7 +376,7 @@ const MethodDeadlineStatus = Type.Object({
   }),
   source: Enum(DEADLINE_SOURCES, {
     description:
-      "Model: the latency model's p99 for the method on the pool's endpoints; Observed: the backends' own histograms.",
+      "Model: the latency model's p99 for the method on the pool's endpoints; Observed: the calls' own p99 (routers' and Envoys' reports, else the backends' histograms).",
   }),
 });
 

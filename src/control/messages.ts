@@ -59,6 +59,16 @@ export interface CacheCounters {
   prefetchHits: number;
 }
 
+/** One gRPC method's tries in a pool over the report interval, over all its endpoints. */
+export interface MethodLoad {
+  pool: string;
+  /** "/package.Service/Method". */
+  method: string;
+  calls: number;
+  latencyBoundsMs: number[];
+  latencyCounts: number[];
+}
+
 export interface LoadReport {
   routerId: string;
   routingVersion: number;
@@ -66,6 +76,8 @@ export interface LoadReport {
   endpoints: EndpointLoad[];
   samples: WireTrainingSample[];
   caches: CacheCounters[];
+  /** Per pool and method (decoded reports always have it, empty from older routers). */
+  methods?: MethodLoad[];
 }
 
 export type RouterMessage =

@@ -1,7 +1,8 @@
-import type { LoadReport, WireTrainingSample } from '../control/messages.js';
+import type { LoadReport, MethodLoad, WireTrainingSample } from '../control/messages.js';
 import type { AccessLogReport } from '../telemetry/als.js';
 import type { CallCounts } from '../telemetry/call-counts.js';
 import type { EndpointView, FleetTelemetry } from '../telemetry/fleet.js';
+import { LATENCY_BOUNDS_MS } from '../telemetry/histogram.js';
 import type { MethodLatencies } from '../telemetry/method-latency.js';
 import type { Clock } from '../util/clock.js';
 import type { CacheView } from './cache-view.js';
@@ -22,7 +23,7 @@ export interface TelemetryIntakeDeps {
 
 /**
  * Every reporter's figures into the fleet view (docs/architecture.md, "Operator"): routers' LoadReports
- * (calls, cache counters, training samples), Envoys' access logs (counted as a router counts its
+ * (calls, latencies per method, cache counters, training samples), Envoys' access logs (counted as a router counts its
  * calls, with samples made from the fleet view: fleet-features.ts), the backends' own counters
  * (Prometheus, the server side) and their out-of-band ORCA figures.
  */
@@ -31,7 +32,10 @@ export class TelemetryIntake {
 
   router(r: LoadReport): void {
     this.d.telemetry.ingest(r);
-    this.d.caches.ingest(r.routerId, r.caches, this.d.clock.now());
+    const now = this.d.clock.now();
+    this.d.caches.ingest(r.routerId, r.caches, now);
+    for (const [pool, methods] of methodCounts(r.methods ?? []))
+      this.d.methods.record(pool, methods, now, 'client');
     this.d.addSamples(r.samples);
     this.touched(r);
   }
@@ -74,4 +78,20 @@ export class TelemetryIntake {
   private touched(r: LoadReport): void {
     for (const pool of new Set(r.endpoints.map((e) => e.pool))) this.d.changed(pool);
   }
+}
+
+/**
+ * A router's per-method latencies by pool, as an Envoy's access logs give them (telemetry/als.ts).
+ * Histograms in other bounds than the shared ones are left out (as FleetTelemetry leaves out such an
+ * endpoint's latencies): re-bucketing them would take the bounds on trust.
+ */
+function methodCounts(loads: readonly MethodLoad[]): Map<string, Map<string, CallCounts>> {
+  const out = new Map<string, Map<string, CallCounts>>();
+  for (const m of loads) {
+    if (m.latencyCounts.length !== LATENCY_BOUNDS_MS.length || !(m.calls > 0)) continue;
+    let pool = out.get(m.pool);
+    if (!pool) out.set(m.pool, (pool = new Map()));
+    pool.set(m.method, { calls: m.calls, errors: new Map(), counts: m.latencyCounts.map(Number) });
+  }
+  return out;
 }

@@ -8,7 +8,7 @@ import type { Router } from './router.js';
 import { systemClock, systemRandom } from '../util/clock.js';
 import { systemTimers } from '../util/timers.js';
 import { ControlClient } from '../control/client.js';
-import { LoadCollector, type DispatchFeatures } from './load-collector.js';
+import { LoadCollector, methodCounted, type DispatchFeatures } from './load-collector.js';
 import type { WireModel, WirePool } from '../control/messages.js';
 import { tableFromWire } from './wire-table.js';
 
@@ -43,6 +43,7 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
       collector.record(
         pool,
         call.endpoint.address,
+        methodCounted(outcome.code, call.probe) ? call.req.method : undefined,
         outcome.code,
         outcome.latencyMs,
         !outcome.ok,

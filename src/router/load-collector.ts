@@ -1,8 +1,10 @@
 import type { Endpoint } from '../balancer/types.js';
 import type { TrainingSample } from '../model/sample.js';
+import { Status } from '../grpc/status.js';
 import { LATENCY_BOUNDS_MS, bucketOf } from '../telemetry/histogram.js';
 import type { Random } from '../util/clock.js';
-import type { EndpointLoad, WireTrainingSample } from '../control/messages.js';
+import { MAX_METHODS_PER_POOL } from '../telemetry/method-latency.js';
+import type { EndpointLoad, MethodLoad, WireTrainingSample } from '../control/messages.js';
 
 interface Acc {
   pool: string;
@@ -10,6 +12,26 @@ interface Acc {
   calls: number;
   errors: Map<number, number>;
   counts: number[];
+}
+
+/** One method's tries in a pool over the interval. */
+interface MethodAcc {
+  calls: number;
+  counts: number[];
+}
+
+const emptyCounts = () => new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
+
+/**
+ * Whether an attempt counts in its method's latencies: a client's try the endpoint answered. Not a
+ * probe (no client's try: issue 17 keeps probes off clients' figures, as pool-state.ts's recent
+ * latencies do), and not a try this router ended, a hedge that lost (CANCELLED) or one past its own
+ * or the call's deadline (DEADLINE_EXCEEDED): it lasted as long as the router let it, and counting it
+ * would feed the deadlines made from these figures (src/operator/deadlines.ts) back into themselves,
+ * as telemetry/als.ts leaves out the tries Envoy reset.
+ */
+export function methodCounted(code: number, probe: boolean): boolean {
+  return !probe && code !== Status.CANCELLED && code !== Status.DEADLINE_EXCEEDED;
 }
 
 /** What the router knew at dispatch, for a training sample. */
@@ -24,12 +46,16 @@ export interface EndpointLive {
 }
 
 /**
- * Per-endpoint counters over one report interval (calls, failures by code, a latency histogram) and
- * a bounded random sample of (features at dispatch, observed latency) for training. `drain()` returns
- * the interval's report and starts the next. Pure: the router calls record() per attempt.
+ * Per-endpoint counters over one report interval (calls, failures by code, a latency histogram), a
+ * latency histogram per pool and gRPC method (the operator's per-method deadlines: as an Envoy's
+ * access logs give them, telemetry/als.ts), and a bounded random sample of (features at dispatch,
+ * observed latency) for training. `drain()` returns the interval's report and starts the next. Pure:
+ * the router calls record() per attempt. Methods come from clients' request paths, so a pool keeps at
+ * most MAX_METHODS_PER_POOL of them per interval (the first seen), as the operator does.
  */
 export class LoadCollector {
   private acc = new Map<string, Acc>();
+  private methods = new Map<string, Map<string, MethodAcc>>();
   private samples: WireTrainingSample[] = [];
   private seen = 0;
 
@@ -38,9 +64,14 @@ export class LoadCollector {
     private readonly maxSamples = 200,
   ) {}
 
+  /**
+   * One attempt at `address` in `pool`. `method` ("/package.Service/Method"): the attempt counts in
+   * that method's latencies; undefined: it does not (see methodCounted).
+   */
   record(
     pool: string,
     address: string,
+    method: string | undefined,
     code: number,
     latencyMs: number,
     failed: boolean,
@@ -49,20 +80,27 @@ export class LoadCollector {
     const key = `${pool}|${address}`;
     let a = this.acc.get(key);
     if (!a) {
-      a = {
-        pool,
-        address,
-        calls: 0,
-        errors: new Map(),
-        counts: new Array<number>(LATENCY_BOUNDS_MS.length).fill(0),
-      };
+      a = { pool, address, calls: 0, errors: new Map(), counts: emptyCounts() };
       this.acc.set(key, a);
     }
     a.calls++;
     if (failed) a.errors.set(code, (a.errors.get(code) ?? 0) + 1);
     const i = bucketOf(latencyMs);
     a.counts[i] = (a.counts[i] as number) + 1;
+    const m = method === undefined ? undefined : this.method(pool, method);
+    if (m) {
+      m.calls++;
+      m.counts[i] = (m.counts[i] as number) + 1;
+    }
     if (features) this.sample({ ...features, latencyMs, failed });
+  }
+
+  private method(pool: string, method: string): MethodAcc | undefined {
+    let p = this.methods.get(pool);
+    if (!p) this.methods.set(pool, (p = new Map()));
+    let m = p.get(method);
+    if (!m && p.size < MAX_METHODS_PER_POOL) p.set(method, (m = { calls: 0, counts: emptyCounts() }));
+    return m;
   }
 
   /** Reservoir sampling (Vitter's algorithm R): every call equally likely to be kept, memory bounded. */
@@ -80,7 +118,11 @@ export class LoadCollector {
     }
   }
 
-  drain(live: readonly EndpointLive[]): { endpoints: EndpointLoad[]; samples: WireTrainingSample[] } {
+  drain(live: readonly EndpointLive[]): {
+    endpoints: EndpointLoad[];
+    samples: WireTrainingSample[];
+    methods: MethodLoad[];
+  } {
     const endpoints: EndpointLoad[] = [];
     const seen = new Set<string>();
     for (const l of live) {
@@ -93,7 +135,7 @@ export class LoadCollector {
         calls: a?.calls ?? 0,
         errors: Object.fromEntries([...(a?.errors ?? [])].map(([c, n]) => [String(c), n])),
         latencyBoundsMs: LATENCY_BOUNDS_MS,
-        latencyCounts: a?.counts ?? new Array<number>(LATENCY_BOUNDS_MS.length).fill(0),
+        latencyCounts: a?.counts ?? emptyCounts(),
         inflight: l.ep.inflight,
         ...(l.ep.load?.cpu !== undefined ? { orcaCpu: l.ep.load.cpu } : {}),
         ...(l.ep.load?.memory !== undefined ? { orcaMemory: l.ep.load.memory } : {}),
@@ -102,10 +144,21 @@ export class LoadCollector {
         concurrencyLimit: l.concurrencyLimit ?? 0,
       });
     }
+    const methods: MethodLoad[] = [];
+    for (const [pool, p] of this.methods)
+      for (const [method, m] of p)
+        methods.push({
+          pool,
+          method,
+          calls: m.calls,
+          latencyBoundsMs: LATENCY_BOUNDS_MS,
+          latencyCounts: m.counts,
+        });
     const samples = this.samples;
     this.acc = new Map();
+    this.methods = new Map();
     this.samples = [];
     this.seen = 0;
-    return { endpoints, samples };
+    return { endpoints, samples, methods };
   }
 }

@@ -9,7 +9,7 @@ import { ManualClock } from '../../../src/util/clock.js';
 import { endpointLoadOf, loadReport } from '../../support/load-report.js';
 import { MethodLatencies } from '../../../src/telemetry/method-latency.js';
 import { emptyCounts } from '../../../src/telemetry/call-counts.js';
-import { bucketOf } from '../../../src/telemetry/histogram.js';
+import { LATENCY_BOUNDS_MS, bucketOf } from '../../../src/telemetry/histogram.js';
 
 const load = (address: string, calls: number, latencyMs: number, failures = 0) =>
   endpointLoadOf(address, calls, failures, latencyMs, { inflight: 0 });
@@ -103,5 +103,31 @@ describe('latencies per method', () => {
     const [f] = methods.figures('ns/p', clock.now());
     expect(f).toMatchObject({ method: get, calls: 25 });
     expect(f?.p50Ms).toBeGreaterThan(30);
+  });
+
+  it("come from routers' LoadReports as their clients', added to an Envoy's (other calls); histograms in other bounds are left out", () => {
+    const { clock, intake, methods } = setup();
+    const get = '/a.A/Get';
+    const put = '/a.A/Put';
+    const methodLoad = (method: string, c: ReturnType<typeof counts>, bounds = LATENCY_BOUNDS_MS) => ({
+      pool: 'ns/p',
+      method,
+      calls: c.calls,
+      latencyBoundsMs: bounds,
+      latencyCounts: bounds === LATENCY_BOUNDS_MS ? c.counts : [c.calls],
+    });
+    intake.served(report('prometheus', [load('a:1', 30, 5)]), new Map([[get, counts(30, 5)]]));
+    intake.router({
+      ...report('r1', [load('a:1', 20, 40)]),
+      methods: [methodLoad(get, counts(20, 40)), methodLoad(put, counts(20, 40), [1000])],
+    });
+    intake.accessLogs({
+      report: report('envoy/e1', [load('a:1', 10, 40)]),
+      observed: [],
+      methods: new Map([['ns/p', new Map([[get, counts(10, 40)]])]]),
+    });
+    const figures = methods.figures('ns/p', clock.now());
+    expect(figures).toMatchObject([{ method: get, calls: 30 }]);
+    expect(figures[0]?.p50Ms).toBeGreaterThan(30);
   });
 });
