@@ -17,7 +17,7 @@ kube-apiserver, etcd, kubectl, Envoy); \`make demo\` does both.
   --keep                leave everything running and print how to point kubectl at it
   --rps N               calls per second of traffic (default 200)
   --phase-seconds N     length of each measured phase (default 15)
-  --policies LIST       policies the proxyless client runs, one phase each (default RoundRobin,Predictive)
+  --policies LIST       policies the proxyless client runs, one phase each (default RoundRobin,PeakEwma,Predictive)
   --no-cache            skip the routers and CacheTier phases`;
 
 // Loaded by name (src/cli/commands.ts, src/cli/bench.ts).
@@ -33,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
       },
       rps: { type: 'string', default: '200' },
       'phase-seconds': { type: 'string', default: '15' },
-      policies: { type: 'string', default: 'RoundRobin,Predictive' },
+      policies: { type: 'string', default: 'RoundRobin,PeakEwma,Predictive' },
       'no-cache': { type: 'boolean', default: false },
     },
     HELP,

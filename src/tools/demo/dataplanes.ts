@@ -53,14 +53,20 @@ export function proxylessPath(server: string, pool: string): TrafficPath {
   return { targets: [`xds:///${pool}`], options };
 }
 
-/** Two `sibyl router`s subscribed to the operator with a ServiceAccount token; their listen addresses. */
+/** A router's gRPC listener and its /metrics address. */
+export interface DemoRouter {
+  listen: string;
+  metrics: string;
+}
+
+/** Two `sibyl router`s subscribed to the operator with a ServiceAccount token. */
 export async function startRouters(o: {
   procs: Processes;
   controlPort: number;
   tokenFile: string;
   namespace: string;
-}): Promise<string[]> {
-  const routers: string[] = [];
+}): Promise<DemoRouter[]> {
+  const routers: DemoRouter[] = [];
   for (const r of ['router-1', 'router-2']) {
     const a = await o.procs.start(
       r,
@@ -82,7 +88,7 @@ export async function startRouters(o: {
       ],
       { waitForJson: true },
     );
-    routers.push(String(a.listening));
+    routers.push({ listen: String(a.listening), metrics: String(a.metrics) });
   }
   return routers;
 }

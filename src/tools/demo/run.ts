@@ -9,6 +9,7 @@ import { cacheTierJson, poolJson, serviceYaml, sliceJson, type DemoBackend } fro
 import { Processes, stopLeftovers } from './processes.js';
 import { clearLine, phaseLine, progress, table } from './report.js';
 import { Traffic, type PhaseResult } from './traffic.js';
+import { tryDeadlineCounts, tryDeadlineLine } from './try-deadlines.js';
 
 export interface DemoOptions {
   stateDir: string;
@@ -193,7 +194,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       // tier (the routers learn the pool, and the row to compare the cache with), then with it.
       const last = o.policies[o.policies.length - 1] ?? '';
       o.say('▶ routers: the same traffic through two sibyl routers, the data path of CacheTiers');
-      traffic.to({ targets: routers });
+      traffic.to({ targets: routers.map((r) => r.listen) });
       await measure(`routers ${last}`);
       o.say(
         '▶ kubectl apply CacheTier shop-cache: Echo cached 10 s, L1 in each router, L2 in a Redis, warming on',
@@ -216,9 +217,14 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     const envoyUpstream = /sibyl_demo_shop\.upstream_rq_total: (\d+)/.exec(
       await envoy.adminGet('/stats?filter=upstream_rq_total'),
     )?.[1];
+    const tryDeadlines = await tryDeadlineCounts(envoy, routers);
     writeFileSync(
       join(o.stateDir, 'results.json'),
-      JSON.stringify({ phases: results, envoyUpstreamRequests: Number(envoyUpstream ?? 0) }, null, 2),
+      JSON.stringify(
+        { phases: results, envoyUpstreamRequests: Number(envoyUpstream ?? 0), tryDeadlines },
+        null,
+        2,
+      ),
     );
     o.say('');
     o.say(
@@ -227,6 +233,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         BACKENDS.map((b) => b.name),
       ),
     );
+    o.say(tryDeadlineLine(tryDeadlines));
     o.say('');
     o.say('$ kubectl get bp -n demo');
     o.say(cluster.kubectl(['get', 'bp', '-n', NS, '-o', 'wide']));

@@ -3,19 +3,24 @@ import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PhaseResult } from '../../../src/tools/demo/traffic.js';
+import type { TryDeadlineCounts } from '../../../src/tools/demo/try-deadlines.js';
 
 /**
  * `sibyl demo` as `make demo` runs it (the built CLI, its own local control plane, real backends, the
  * operator, a real Envoy, the proxyless grpc-js client in the demo's process, routers and a Redis),
  * with short phases. It must finish cleanly, carry calls on every data plane, and show the data
- * planes in `kubectl describe bp`.
+ * planes and the per-method deadlines in `kubectl describe bp`.
  */
 
 const MAIN = join(process.cwd(), 'dist/cli/main.js');
 const state = mkdtempSync(join(process.env.SIBYL_TEST_WORK ?? tmpdir(), 'demo-'));
 let stdout = '';
 let code: number | null = null;
-let results: { phases: PhaseResult[]; envoyUpstreamRequests: number };
+let results: {
+  phases: PhaseResult[];
+  envoyUpstreamRequests: number;
+  tryDeadlines: TryDeadlineCounts;
+};
 
 beforeAll(async () => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (make test does)`);
@@ -40,6 +45,7 @@ it('runs to the end and prints a row per phase: Envoy, the proxyless client unde
   expect(results.phases.map((p) => p.name)).toEqual([
     'envoy',
     'grpc-js RoundRobin',
+    'grpc-js PeakEwma',
     'grpc-js Predictive',
     'routers Predictive',
     'routers Predictive+cache',
@@ -60,7 +66,7 @@ it('carried the Envoy phase through Envoy, spread over the backends of the pool'
 it('carried the proxyless phases over xds:///shop.demo; in-process Predictive kept calls off the slow backend', () => {
   const rr = phase('grpc-js RoundRobin');
   const predictive = phase('grpc-js Predictive');
-  for (const p of [rr, predictive]) {
+  for (const p of [rr, phase('grpc-js PeakEwma'), predictive]) {
     expect(p.calls).toBeGreaterThan(0);
     expect(p.ok / p.calls).toBeGreaterThan(0.9);
   }
@@ -82,4 +88,21 @@ it('kubectl describe bp shows both xDS clients, Envoy and grpc-js, with what the
   expect(planes.match(/EDS:\s+[1-9]\d*/g)?.length).toBe(2);
   expect(describe.match(/Xds Weight:\s+\d+/g)?.length).toBe(6);
   for (const p of ['routers Predictive', 'routers Predictive+cache']) expect(phase(p).ok).toBeGreaterThan(0);
+});
+
+it("kubectl describe bp shows Echo's per-try deadline in force (spec.timeout.predicted), and the demo says what the deadlines did", () => {
+  const describe = stdout.slice(stdout.indexOf('$ kubectl describe bp shop'));
+  // The routers' per-method reports (or the model) give the operator Echo's p99 as the demo ends.
+  const row =
+    /Deadlines:\n\s+Method:\s+\/sibyl\.demo\.v1\.Demo\/Echo\n\s+Per Try Timeout Ms:\s+(\d+)\n\s+predictedP99Ms:\s+[\d.]+\n\s+Source:\s+(Model|Observed)\n/.exec(
+      describe,
+    );
+  expect(row?.[2]).toMatch(/^(Model|Observed)$/);
+  // within the pool's floor and ceiling (src/tools/demo/objects.ts)
+  expect(Number(row?.[1])).toBeGreaterThanOrEqual(100);
+  expect(Number(row?.[1])).toBeLessThanOrEqual(250);
+  const t = results.tryDeadlines;
+  expect(stdout).toContain(
+    `Envoy cut ${t.envoyTimedOut} tries at their route's per_try_timeout; the routers cut ${t.routersRetried + t.routersFailed} `,
+  );
 });
