@@ -5,7 +5,8 @@ import type { DemoRouter } from './dataplanes.js';
  * What the pool's per-try deadlines (spec.timeout.predicted) did over the demo, as the data planes
  * count it themselves: Envoy's cluster counter of tries past their route's per_try_timeout, and the
  * routers' sibyl_router_try_timeouts_total by what became of the call. The grpc-js channel sets no
- * per-try deadline (gRPC's xDS client ignores per_try_timeout: gRFC A44), so it has no count.
+ * per-try deadline (@grpc/grpc-js-xds reads no per_try_timeout: gRFC A44's retries have none), so it
+ * has no count.
  */
 export interface TryDeadlineCounts {
   envoyTimedOut: number;
