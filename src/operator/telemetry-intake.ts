@@ -23,9 +23,9 @@ export interface TelemetryIntakeDeps {
 
 /**
  * Every reporter's figures into the fleet view (docs/architecture.md, "Operator"): routers' LoadReports
- * (calls, latencies per method, cache counters, training samples), Envoys' access logs (counted as a router counts its
- * calls, with samples made from the fleet view: fleet-features.ts), the backends' own counters
- * (Prometheus, the server side) and their out-of-band ORCA figures.
+ * (calls, latencies per method, cache counters, training samples), Envoys' access logs (counted as a
+ * router counts its calls, with samples made from the fleet view: fleet-features.ts), the backends'
+ * own counters (Prometheus, the server side) and their out-of-band ORCA figures.
  */
 export class TelemetryIntake {
   constructor(private readonly d: TelemetryIntakeDeps) {}
