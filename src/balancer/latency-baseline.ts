@@ -22,11 +22,20 @@ export class LatencyBaseline {
   private sy = 0;
   private sxx = 0;
   private sxy = 0;
+  private syy = 0;
   private atMs = 0;
 
+  /**
+   * `shrinkSlope`: the slope is shrunk towards 0 by its own evidence, × max(0, 1 − 4/t²) with t the
+   * slope over its standard error — a positive-part James–Stein rule for one coefficient (Efron &
+   * Morris 1973), so a slope fitted to noise (payloads spread, no real dependence) reads as none while
+   * a real one (t ≫ 2) is kept almost whole. For lines fitted to one endpoint's calls (signals.ts,
+   * classStructure), whose few samples would otherwise tilt its price by payload at random.
+   */
   constructor(
     private readonly tauMs: number,
     private readonly outlierFactor = 8,
+    private readonly shrinkSlope = false,
   ) {}
 
   /** The decayed number of samples behind the line. */
@@ -46,7 +55,13 @@ export class LatencyBaseline {
     this.sy = this.sy * d + w * latencyMs;
     this.sxx = this.sxx * d + w * kib * kib;
     this.sxy = this.sxy * d + w * kib * latencyMs;
+    this.syy = this.syy * d + w * latencyMs * latencyMs;
     this.atMs = Math.max(this.atMs, now);
+  }
+
+  /** The decayed mean payload, KiB. */
+  meanKiB(): number {
+    return this.s > 0 ? this.sx / this.s : 0;
   }
 
   /** The decayed mean latency, ms (of all payloads). */
@@ -58,7 +73,18 @@ export class LatencyBaseline {
    * the line needs no decay to read. */
   predict(kib: number): number {
     const v = this.s * this.sxx - this.sx * this.sx;
-    const slope = v > 1e-9 * this.s * this.s ? Math.max(0, (this.s * this.sxy - this.sx * this.sy) / v) : 0;
+    let slope = v > 1e-9 * this.s * this.s ? Math.max(0, (this.s * this.sxy - this.sx * this.sy) / v) : 0;
+    if (this.shrinkSlope && slope > 0) slope *= this.slopeEvidence(slope, v);
     return Math.max(1e-3, (this.sy - slope * this.sx) / this.s + slope * kib);
+  }
+
+  /** max(0, 1 − 4/t²) for the fitted `slope` (v = s·Σx² − (Σx)²): see the constructor. */
+  private slopeEvidence(slope: number, v: number): number {
+    const sxxC = v / this.s; // Σ(x − x̄)²
+    const syyC = this.syy - (this.sy * this.sy) / this.s;
+    const rss = Math.max(0, syyC - slope * slope * sxxC);
+    if (this.s <= 3) return 0;
+    const t2 = (slope * slope * sxxC * (this.s - 2)) / Math.max(rss, 1e-12 * syyC, 1e-300);
+    return Math.max(0, 1 - 4 / t2);
   }
 }

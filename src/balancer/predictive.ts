@@ -74,7 +74,7 @@ export type { PredictFn, PredictiveFeatures } from './types.js';
  * Config (PredictiveConfig): exploration, failurePenaltyMs (1000), memoryMs (decay of own figures,
  * 5000), hintTauMs (10000, the telemetry interval), stalenessPenalty (0.5), priorWeight (2), cpuWeight
  * (0.5), defaultLatencyMs (10), scoreAllMax (16), sampleSize (4), queueTurnover (5), waitWeight (0.5),
- * forgetMs (300), tieTolerance (0.05), probeCostLimit (2), probeMode ('shadow'). The model's predict
+ * forgetMs (300), ratioWindow (30), tieTolerance (0.05), probeCostLimit (2), probeMode ('shadow'). The model's predict
  * function is a dependency (BalancerDeps.predict), not an option.
  * The heuristic's form and defaults were chosen on the simulator's public scenarios (bench/scenarios),
  * one configuration for all of them. Its formulas (S, L and the stall floor) are computed by pure
@@ -93,6 +93,7 @@ export const PredictiveConfig = Type.Object(
     hintTauMs: Type.Number({ minimum: 1, default: D.hintTauMs }),
     defaultLatencyMs: Type.Number({ minimum: 1e-3, default: D.defaultLatencyMs }),
     forgetMs: Type.Number({ minimum: 1, default: D.forgetMs }),
+    ratioWindow: Type.Number({ minimum: 1, default: D.ratioWindow }),
     stalenessPenalty: Type.Number({ minimum: 0, default: D.stalenessPenalty }),
     priorWeight: Type.Number({ minimum: 1e-6, default: D.priorWeight }),
     cpuWeight: Type.Number({ minimum: 0, default: D.cpuWeight }),

@@ -216,6 +216,59 @@ describe('Predictive', () => {
     expect(ratio(small)).toBeCloseTo(1, 1);
   });
 
+  it('learns how each endpoint treats each kind of call: slow for one method, or for large payloads only', () => {
+    const { clock, b } = setup();
+    const [cold, disk, fine] = [endpoint('cold'), endpoint('disk'), endpoint('fine')];
+    for (const ep of [cold, disk, fine]) b.pick([ep], req);
+    const search = (kib: number): PickRequest => ({ method: '/t.S/Search', payloadBytes: kib * 1024 });
+    const get = (kib: number): PickRequest => ({ method: '/t.S/Get', payloadBytes: kib * 1024 });
+    // every call costs 2 ms + 0.1 ms/KiB; "cold" runs Search 4× slower, "disk" pays 5× per KiB
+    const cost = (ep: Endpoint, r: PickRequest) => {
+      const kib = r.payloadBytes / 1024;
+      const base = 2 * (ep === cold && r.method === '/t.S/Search' ? 4 : 1);
+      return base + 0.1 * kib * (ep === disk ? 5 : 1);
+    };
+    for (let i = 0; i < 400; i++) {
+      clock.advance(5);
+      const r = (i % 2 === 0 ? search : get)(1 + (i % 7) * 20);
+      for (const ep of [cold, disk, fine]) b.onCallEnded(ep, r, ok(cost(ep, r)));
+    }
+    const ratio = (ep: Endpoint, r: PickRequest) => b.features(ep, r, 1, clock.now()).latencyRatio;
+    const ratios = (r: PickRequest) => [cold, disk, fine].map((ep) => ratio(ep, r));
+    // a cold index: Search far dearer there than elsewhere, Get as good as elsewhere
+    expect(ratio(cold, search(1)) / ratio(fine, search(1))).toBeGreaterThan(3);
+    expect(ratio(cold, get(1)) / ratio(fine, get(1))).toBeLessThan(1.3);
+    // a slow disk: large calls dearer there, small ones not
+    expect(ratio(disk, get(120)) / ratio(fine, get(120))).toBeGreaterThan(2);
+    expect(ratio(disk, get(1)) / ratio(fine, get(1))).toBeLessThan(1.3);
+    // the cheapest endpoint per kind of call is the right one
+    const best = (r: PickRequest) => ratios(r).indexOf(Math.min(...ratios(r)));
+    expect(best(search(1))).not.toBe(0);
+    expect(best(get(120))).not.toBe(1);
+  });
+
+  it('sees no structure where there is one kind of call, and forgets it with the ratio once avoided', () => {
+    const { clock, b } = setup();
+    const [slow, fast] = [endpoint('slow'), endpoint('fast')];
+    for (const ep of [slow, fast]) b.pick([ep], req);
+    const random = seededRandom(9);
+    for (let i = 0; i < 300; i++) {
+      clock.advance(5);
+      const kib = 1 + (i % 10) * 0.1; // payloads spread, cost flat: any fitted slope is noise
+      const noise = 0.8 + 0.4 * random();
+      b.onCallEnded(slow, { ...req, payloadBytes: kib * 1024 }, ok((i > 150 ? 50 : 3) * noise));
+      b.onCallEnded(fast, { ...req, payloadBytes: kib * 1024 }, ok(3 * noise));
+    }
+    const ratio = (ep: Endpoint, kib: number) =>
+      b.features(ep, { ...req, payloadBytes: kib * 1024 }, 3, clock.now()).latencyRatio;
+    // one kind of call: the ratio alone, at every payload
+    expect(ratio(fast, 0.1) / ratio(fast, 2)).toBeCloseTo(1, 1);
+    expect(ratio(slow, 1)).toBeGreaterThan(3);
+    // unsampled for 3 s: faded to a typical endpoint's
+    clock.advance(3000);
+    expect(ratio(slow, 1)).toBeLessThan(1.1);
+  });
+
   it('hands the features to a pluggable model and follows its predictions', () => {
     const seen: PredictiveFeatures[] = [];
     const predict = (ep: Endpoint, _r: PickRequest, f: PredictiveFeatures) => {
