@@ -207,25 +207,48 @@ export class RouterSignals {
     s.ok *= d;
     s.failed *= d;
     s.atMs = Math.max(s.atMs, now);
+    const kib = req.payloadBytes / 1024;
+    if (outcome.censored) return this.onCensored(s, req.method, kib, outcome.latencyMs, now);
     if (!outcome.ok) {
       s.failed += 1; // a failure's latency says nothing about service time: it counts in e only
       return;
     }
     s.ok += 1;
-    const kib = req.payloadBytes / 1024;
     const m = this.methodBaseline(req.method);
     // normalise by method and payload, once the baseline has a couple of samples to stand on
-    if (m && m.weight(now) >= 2) {
-      // the faded ratio becomes the remembered one, so a new sample moves it from there (see ownRatio)
-      if (s.ratioN > 0 && now - s.lastSampleMs > this.options.forgetMs) {
-        s.ratioSum = s.ratioN * this.ownRatio(s, now);
-      }
-      s.ratioSum += outcome.latencyMs / m.predict(kib);
-      s.ratioN += 1;
-      s.lastSampleMs = now;
-    }
+    if (m && m.weight(now) >= 2) this.addRatio(s, outcome.latencyMs / m.predict(kib), now);
     m?.add(kib, outcome.latencyMs, now);
     this.all.add(kib, outcome.latencyMs, now);
+  }
+
+  /**
+   * A try the router cut before its answer (CallOutcome.censored: a lost hedge race, its per-try
+   * deadline, the client gone): its latency is at least `boundMs` (right-censored). It is neither an
+   * answer nor a failure (ok and failed keep their counts). As a ratio sample it stands for E[X | X >
+   * bound], which is about the expectation when the bound is below it and above the bound otherwise;
+   * so a bound above what the endpoint's own ratio expects of the call enters as a sample of the bound
+   * (evidence of slowness, and a conservative one: the true latency was longer), and one below is
+   * dropped (a hedge cancelled 0.1 ms after it was sent says nothing of its endpoint's speed; taken as
+   * a 0.1 ms answer it made the endpoint look fast). Never into the pooled baselines: a bound is not a
+   * typical call's latency.
+   */
+  private onCensored(s: OwnStats, method: string, kib: number, boundMs: number, now: number): void {
+    const m = this.methods.get(method);
+    if (!m || m.weight(now) < 2) return;
+    const ratio = boundMs / m.predict(kib);
+    const expected = s.ratioN > 0 ? this.ownRatio(s, now) : 1;
+    if (ratio > expected) this.addRatio(s, ratio, now);
+  }
+
+  /** One latency/baseline ratio into the endpoint's own figures. */
+  private addRatio(s: OwnStats, ratio: number, now: number): void {
+    // the faded ratio becomes the remembered one, so a new sample moves it from there (see ownRatio)
+    if (s.ratioN > 0 && now - s.lastSampleMs > this.options.forgetMs) {
+      s.ratioSum = s.ratioN * this.ownRatio(s, now);
+    }
+    s.ratioSum += ratio;
+    s.ratioN += 1;
+    s.lastSampleMs = now;
   }
 
   onEndpointRemoved(id: string): void {
