@@ -159,9 +159,9 @@ export const Hedging = Type.Object({
     Type.Number({
       minimum: 0.5,
       maximum: 0.999,
-      default: 0.9,
+      default: 0.99,
       description:
-        "With delay Predicted: the quantile of the call's predicted latency after which it is hedged (0.9: a call slower than 9 in 10 like it).",
+        "With delay Predicted: the quantile of the call's predicted latency after which it is hedged (0.99: a call slower than 99 in 100 like it). Keep 1 − quantile well below maxPercent: ordinary variation passes it that often, and a copy rarely helps such a call; the rest of the budget goes to calls slower than predicted (an endpoint slow for them, a stall), where it does.",
     }),
   ),
   maxPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 10 })),

@@ -46,7 +46,8 @@ export class LeastRequestLoad implements LoadMetric {
   }
 
   onCallEnded(ep: Endpoint, outcome: CallOutcome, now: number): void {
-    if (outcome.ok) return;
+    // a try the router cut (CallOutcome.censored) is no failure of the endpoint's
+    if (outcome.ok || outcome.censored) return;
     const s = this.state.get(ep.id);
     if (!s) return; // not picked by us, or removed since
     s.failures = s.failures * decay(now - s.atMs, this.tauMs) + 1;

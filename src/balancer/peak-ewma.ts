@@ -45,8 +45,14 @@ export class PeakEwmaLoad implements LoadMetric {
   }
 
   onCallEnded(ep: Endpoint, outcome: CallOutcome, now: number): void {
-    if (this.rtt.has(ep.id))
-      this.observe(ep.id, chargedLatencyMs(outcome.ok, outcome.latencyMs, this.config.failurePenaltyMs), now);
+    if (!this.rtt.has(ep.id)) return;
+    // A try the router cut (CallOutcome.censored) took at least its latency: a peak if above the
+    // estimate, else nothing (as a sample below the estimate it would pull it down); never a failure.
+    if (outcome.censored) {
+      if (outcome.latencyMs > this.estimate(ep.id, now)) this.observe(ep.id, outcome.latencyMs, now);
+      return;
+    }
+    this.observe(ep.id, chargedLatencyMs(outcome.ok, outcome.latencyMs, this.config.failurePenaltyMs), now);
   }
 
   onEndpointRemoved(id: string): void {

@@ -236,8 +236,10 @@ export class CallHandle<C extends Choosable> implements OpenCall {
   /**
    * The call ended with gRPC status `code` (only the first end counts); returns its outcome. `load` is
    * the load report its response carried (ORCA): the endpoint's figure before anyone is told.
+   * `censored`: the router cut it before its answer (a lost hedge race, its per-try deadline, the
+   * client gone): its latency is a lower bound, not a sample (CallOutcome.censored).
    */
-  end(code: number, load?: LoadReport): CallOutcome | undefined {
+  end(code: number, load?: LoadReport, censored = false): CallOutcome | undefined {
     if (this.ended) return undefined;
     this.ended = true;
     const ep = this.target.ep;
@@ -249,11 +251,12 @@ export class CallHandle<C extends Choosable> implements OpenCall {
       if (!this.probe) this.deps.gate?.onCallEnded(ep.id, { ok: true, code, latencyMs: 0, startedAtMs: now });
       return undefined;
     }
-    const outcome = {
+    const outcome: CallOutcome = {
       ok: !isServerFault(code),
       code,
       latencyMs: now - this.startedAtMs,
       startedAtMs: this.startedAtMs,
+      ...(censored ? { censored } : {}),
     };
     ep.callEnded();
     this.balancer.onCallEnded(ep, this.req, outcome);

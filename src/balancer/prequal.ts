@@ -174,7 +174,12 @@ export class Prequal implements Balancer {
     const s = this.stats.get(ep.id);
     if (!s) return;
     const now = this.deps.clock.now();
-    const lat = chargedLatencyMs(outcome.ok, outcome.latencyMs, this.penaltyMs);
+    // a try the router cut (CallOutcome.censored) took at least its latency: a sample only when that
+    // is above the estimate (below it, it would pull it down), and never a failure
+    if (outcome.censored && !(outcome.latencyMs > s.latencyMs && now - s.atMs <= this.windowMs)) return;
+    const lat = outcome.censored
+      ? outcome.latencyMs
+      : chargedLatencyMs(outcome.ok, outcome.latencyMs, this.penaltyMs);
     for (const t of [s, this.typical]) {
       if (now - t.atMs > this.windowMs) {
         t.latencyMs = lat; // the old figures are stale: start afresh

@@ -57,6 +57,23 @@ export interface CallOutcome {
   code: number; // grpc status code
   latencyMs: number;
   startedAtMs: number;
+  /**
+   * The router ended this try itself before it had an answer, and not as the call's failure: a hedge
+   * or first try that lost the race to another try, a try cut at its own per-try deadline
+   * (spec.timeout.predicted), or a try whose client went away. `latencyMs` is then a lower bound of
+   * the latency the try would have had (right-censored), not a sample of it, and `code` (CANCELLED,
+   * DEADLINE_EXCEEDED) is the router's doing, not the endpoint's answer.
+   *
+   * Latency figures must not take it as an answer: a hedge cancelled 0.1 ms after it was sent, taken as
+   * a 0.1 ms success, made its endpoint look fast. Nor is it a failure for a policy: a try cut at 2 × its
+   * predicted p99 was slow, not failed, and charging it a policy's failure penalty (the pool's timeout)
+   * sent load away from an endpoint that answers every call (src/balancer/signals.ts has the
+   * treatment: a lower bound above what was expected is evidence of slowness; below it, none). The
+   * circuit breaker still reads `ok` (a try deadline is DEADLINE_EXCEEDED, a failure: a black hole's
+   * tries all expire, as Envoy's outlier detection counts per-try timeouts as gateway failures).
+   * A call that fails at its own deadline is not censored: that is the client's outcome.
+   */
+  censored?: boolean;
 }
 
 /**

@@ -73,7 +73,9 @@ export class ClientPicker implements experimental.Picker {
         child.onCallEnded?.(code, details, trailers);
         const orca = trailers.get(ORCA_TRAILER)[0];
         const report = Buffer.isBuffer(orca) ? decodeOrcaReport(orca) : undefined;
-        call.end(code, report && orcaLoad(report, this.clock.now()));
+        // CANCELLED: the application cancelled the call before its answer (grpc-js "Cancelled on
+        // client"); its latency is a lower bound, not a sample (CallOutcome.censored)
+        call.end(code, report && orcaLoad(report, this.clock.now()), code === Status.CANCELLED);
       },
     };
   }

@@ -39,6 +39,11 @@ export interface AttemptResult {
   load?: OrcaReport;
   /** The try's own deadline (try-timer.ts) cancelled it, not the call's deadline or the client. */
   expired?: boolean;
+  /**
+   * The router cut the attempt before its answer, and not as the call's failure (a hedge race lost,
+   * the try's own deadline, the client gone): its latency is a lower bound (CallOutcome.censored).
+   */
+  censored?: boolean;
 }
 
 /** Where an attempt's request bytes come from: the live body, or a replay of a complete one (a hedge). */
@@ -82,7 +87,7 @@ export function isGrpcContentType(ct: string | undefined): boolean {
 export class Attempt {
   private up: ClientHttp2Stream | undefined;
   private session: ClientHttp2Session | undefined;
-  private cancelled: { code: number; message: string } | undefined;
+  private cancelled: { code: number; message: string; censored: boolean } | undefined;
   private lostRace = false;
   private settled = false;
   private responded = false;
@@ -99,9 +104,13 @@ export class Attempt {
     this.scanner = new FrameScanner(ctx.maxMessageBytes);
   }
 
-  /** Stops the attempt (deadline, client gone, hedge lost): the upstream stream is reset with CANCEL. */
-  cancel(code: number, message: string): void {
-    this.cancelled ??= { code, message };
+  /**
+   * Stops the attempt (deadline, client gone, hedge lost): the upstream stream is reset with CANCEL.
+   * `censored`: the router cuts it short for a reason that is not the call's failure (a hedge race
+   * lost, the try's own deadline, the client gone), so its latency is a lower bound (AttemptResult).
+   */
+  cancel(code: number, message: string, censored = false): void {
+    this.cancelled ??= { code, message, censored };
     if (this.up && !this.up.destroyed) this.up.close(NGHTTP2_CANCEL);
   }
 
@@ -115,8 +124,12 @@ export class Attempt {
     }
     if (this.cancelled) {
       up.close(NGHTTP2_CANCEL);
-      const { code, message } = this.cancelled;
-      return { ...this.undelivered(code, message, false), delivered: this.ctx.down.isFinished };
+      const { code, message, censored } = this.cancelled;
+      return {
+        ...this.undelivered(code, message, false),
+        delivered: this.ctx.down.isFinished,
+        ...(censored ? { censored } : {}),
+      };
     }
     this.up = up;
     this.session = up.session as ClientHttp2Session | undefined;
@@ -168,7 +181,7 @@ export class Attempt {
     // more of its response may reach the client (the winner owns the stream).
     if (!down.claim(this)) {
       this.lostRace = true;
-      return this.cancel(Status.CANCELLED, `attempt on ${this.endpoint} lost to a hedge`);
+      return this.cancel(Status.CANCELLED, `attempt on ${this.endpoint} lost to a hedge`, true);
     }
     down.sendHeaders(downstreamHeaders(h));
   }
@@ -208,11 +221,12 @@ export class Attempt {
     if (this.settled) return;
     const { down } = this.ctx;
     if (this.cancelled) {
-      const { code, message } = this.cancelled;
+      const { code, message, censored } = this.cancelled;
       return this.finish({
         ...this.undelivered(code, message, true),
         delivered: down.isCommitted || down.isFinished,
         ...(this.lostRace ? { lostRace: true } : {}),
+        ...(censored ? { censored } : {}),
       });
     }
     const rst = this.up?.rstCode ?? NGHTTP2_NO_ERROR;

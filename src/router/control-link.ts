@@ -48,6 +48,7 @@ export function linkRouter(router: Router, o: RouterLinkOptions): ControlClient 
         outcome.latencyMs,
         !outcome.ok,
         context as DispatchFeatures | undefined,
+        outcome.censored,
       ),
   });
   const client = new ControlClient({

@@ -41,7 +41,8 @@ export async function raceWithHedge(
   // the client without a status until its deadline.
   if (winner.r.lostRace) return winner.other.done;
   if (winner.r.delivered || isFinal(winner.r)) {
-    winner.other.attempt.cancel(Status.CANCELLED, 'the hedged call was answered elsewhere');
+    // censored: the loser's latency so far is a lower bound, not an answer (CallOutcome.censored)
+    winner.other.attempt.cancel(Status.CANCELLED, 'the hedged call was answered elsewhere', true);
     return winner.r;
   }
   return winner.other.done;

@@ -76,7 +76,12 @@ export class LoadCollector {
     latencyMs: number,
     failed: boolean,
     features?: DispatchFeatures,
+    censored = false,
   ): void {
+    // A try the router cut before its answer (CallOutcome.censored: a lost hedge race, its per-try
+    // deadline, the client gone) is not reported: its latency is a lower bound, not one to count in
+    // the histogram or to train on, and its status is the router's, not the endpoint's.
+    if (censored) return;
     const key = `${pool}|${address}`;
     let a = this.acc.get(key);
     if (!a) {

@@ -122,7 +122,9 @@ class CallPipeline {
     stream.on('error', (e) => this.log.debug({ err: e.message }, 'client stream error'));
     stream.once('close', () => {
       // Closed before any status was given: the client reset the stream or its connection went away.
-      if (this.down.code === undefined) this.cancelAttempts(Status.CANCELLED, 'client cancelled the call');
+      // censored: the attempts' latencies so far are lower bounds (CallOutcome.censored)
+      if (this.down.code === undefined)
+        this.cancelAttempts(Status.CANCELLED, 'client cancelled the call', true);
       clearTimeout(this.deadline);
     });
   }
@@ -418,7 +420,7 @@ class CallPipeline {
     const done = attempt.run(call.target.sessions, headers).then(
       (result) => {
         this.attempts.delete(attempt);
-        call.end(result.code, result.load && orcaLoad(result.load, clock.now()));
+        call.end(result.code, result.load && orcaLoad(result.load, clock.now()), result.censored);
         return result;
       },
       (e: unknown) => {
@@ -495,8 +497,8 @@ class CallPipeline {
     return undefined;
   }
 
-  private cancelAttempts(code: number, message: string): void {
-    for (const a of this.attempts) a.cancel(code, message);
+  private cancelAttempts(code: number, message: string, censored = false): void {
+    for (const a of this.attempts) a.cancel(code, message, censored);
   }
 
   /** The call's outcome as a whole (from its start at the router), for the pool's admission limit. */

@@ -13,7 +13,9 @@ export function underDeadline(launched: Launched, ms: number, message: string, t
   let expired = false;
   const timer = timers.setTimeout(() => {
     expired = true;
-    launched.attempt.cancel(Status.DEADLINE_EXCEEDED, message);
+    // censored: the try was slow, not failed; its latency (the deadline) is a lower bound for the
+    // policy (CallOutcome.censored), and the breaker still sees DEADLINE_EXCEEDED
+    launched.attempt.cancel(Status.DEADLINE_EXCEEDED, message, true);
   }, ms);
   const done = launched.done.then(
     (r) => {

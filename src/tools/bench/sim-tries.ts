@@ -49,7 +49,7 @@ export interface CompareOptions {
   run: Pick<RunOptions, 'policy' | 'predict' | 'quantiles' | 'balancerConfig'>;
   policyName: string;
   budgetPercent?: number;
-  /** Predicted hedge quantiles (default [0.95]). */
+  /** Predicted hedge quantiles (default [0.99, 0.95]); the first is compared with the best fixed delay. */
   quantiles?: readonly number[];
   multiplier?: number;
   floorMs?: number;
@@ -102,7 +102,7 @@ export function compareTries(base: Scenario, o: CompareOptions): CompareReport {
     }
     variants.push(...fixed);
     const predicted: VariantFigures[] = [];
-    for (const q of o.quantiles ?? [0.95]) {
+    for (const q of o.quantiles ?? [0.99, 0.95]) {
       const hedging: HedgingSpec = { delayMs: 'Predicted', quantile: q, budgetPercent };
       predicted.push(runAll({ ...base, hedging }, `predicted q${q}`).f);
     }

@@ -45,7 +45,7 @@ through each policy on a virtual clock, and prints a table per scenario with the
                        sim-tries.ts), with Predictive+model (--model) over --seeds: KIND hedging (no
                        hedge, fixed delays swept, per-call predicted delays, 5% budget) or deadlines
                        (the pool's fixed timeout against predicted per-try deadlines with retry)
-  --quantile Q,...     --compare hedging: the predicted delays' quantiles (default 0.95)
+  --quantile Q,...     --compare hedging: the predicted delays' quantiles, the first compared (default 0.99,0.95)
   --duration S         --compare: run each scenario for S simulated seconds instead of its own
   --cancel-running     --compare: servers stop a cancelled try's work at once (scenario cancelRunning)`;
 

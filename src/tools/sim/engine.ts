@@ -41,8 +41,11 @@ export interface RunObserver extends PickWatcher {
    * (`c.probe`), as the router's own observer sees them.
    */
   onDispatch(router: SimRouter, ep: SimEndpoint, c: SimCall, now: number): void;
-  /** The call's outcome reached its router. */
-  onEnd(router: SimRouter, c: SimCall, ok: boolean, latencyMs: number, now: number): void;
+  /**
+   * The call's outcome reached its router. `censored`: a try the router cut before its answer (a hedge
+   * race lost, its per-try deadline; CallOutcome.censored): `latencyMs` is a lower bound.
+   */
+  onEnd(router: SimRouter, c: SimCall, ok: boolean, latencyMs: number, now: number, censored?: boolean): void;
   /** True once the observer needs no more calls: the run stops early. */
   readonly done: boolean;
 }
@@ -202,34 +205,43 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     (servers[t.server] as SimServer).cancel(t, now);
   };
 
-  /** The call whose first try is `first` is over: its client's figure; its other tries are cancelled. */
+  /**
+   * The call whose first try is `first` is over: its client's figure; its other tries are cancelled.
+   * Answered: the others lost the race, cut by the router before their answer (CANCELLED, censored:
+   * their latency is a lower bound, as the router's hedge losers; CallOutcome.censored). At the call's
+   * deadline: they failed with the call (DEADLINE_EXCEEDED, not censored: the client's outcome).
+   */
   const answer = (first: SimCall, ok: boolean, now: number): void => {
     first.open = false;
     recorder.ended(first.startMs, ok, false, now - first.startMs);
     const code = ok ? Status.CANCELLED : Status.DEADLINE_EXCEEDED;
     for (const t of first.tries.splice(0)) {
       const router = routers[t.router] as SimRouter;
-      router.end(t, code);
-      observer?.onEnd(router, t, false, now - t.startMs, now);
+      router.end(t, code, ok);
+      if (!ok) telemetry.record(t.server, true, now - t.startMs);
+      observer?.onEnd(router, t, false, now - t.startMs, now, ok);
       cancelled(t, now);
       pool.release(t);
     }
     pool.release(first);
   };
 
-  /** One try ended at its router; the call is answered by a success, or by the last try's failure. */
-  const endTry = (t: SimCall, ok: boolean, code: number, now: number): void => {
+  /**
+   * One try ended at its router; the call is answered by a success, or by the last try's failure.
+   * `censored`: the router cut it at its per-try deadline (DEADLINE_EXCEEDED): the operator's
+   * telemetry does not hear of it (not an answer), the policy takes its latency as a lower bound.
+   */
+  const endTry = (t: SimCall, ok: boolean, code: number, now: number, censored = false): void => {
     const first = t.first as SimCall;
     const router = routers[t.router] as SimRouter;
     const latencyMs = now - t.startMs;
-    // a try cut at its deadline (CANCELLED) is the router's choice, not the server's failure
-    telemetry.record(t.server, !ok && code !== Status.CANCELLED, latencyMs);
-    router.end(t, code);
-    observer?.onEnd(router, t, ok, latencyMs, now);
+    if (!censored) telemetry.record(t.server, !ok, latencyMs);
+    router.end(t, code, censored);
+    observer?.onEnd(router, t, ok, latencyMs, now, censored);
     const i = first.tries.indexOf(t);
     if (i >= 0) first.tries.splice(i, 1);
     if (first.open && (ok || first.tries.length === 0)) answer(first, ok, now);
-    if (code === Status.CANCELLED) cancelled(t, now);
+    if (censored) cancelled(t, now);
     pool.release(t);
   };
 
@@ -406,13 +418,13 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
         const first = t.first;
         if (t.serial !== q.arg || t.clientDone || !first?.open) break;
         // Another try runs on: this one is cancelled; else cancelled only when a retry replaces it.
-        // It ends CANCELLED, so the policy takes its latency (the deadline, a lower bound) as a
-        // sample rather than a failure: ended DEADLINE_EXCEEDED, each one charged its endpoint the
-        // failure penalty for seconds and pushed load onto the rest (a 12 s one-seed gc-pauses run: p50 +19% from 0.07%
-        // of calls retried).
-        if (first.tries.length > 1) endTry(t, false, Status.CANCELLED, now);
+        // It ends DEADLINE_EXCEEDED and censored (CallOutcome.censored), as the router's: the policy
+        // takes its latency (the deadline) as a lower bound, evidence of slowness, not as a failure
+        // (charged the failure penalty, each cut pushed load off its endpoint for seconds: a 12 s
+        // one-seed gc-pauses run, p50 +19% from 0.07% of calls retried).
+        if (first.tries.length > 1) endTry(t, false, Status.DEADLINE_EXCEEDED, now, true);
         else if (retryBudgets[first.router]!.tryWithdraw() && launchTry(first, 'retry', now)) {
-          endTry(t, false, Status.CANCELLED, now);
+          endTry(t, false, Status.DEADLINE_EXCEEDED, now, true);
         } else t.deadlineAt = first.callDeadlineAt;
         break;
       }

@@ -135,10 +135,13 @@ export class SimRouter {
     return picked.call.target;
   }
 
-  /** A call's (or probe's) answer or deadline reached the router: its handle ends, the limit hears of it. */
-  end(c: SimCall, code: number): void {
+  /**
+   * A call's (or probe's) answer or deadline reached the router: its handle ends, the limit hears of it.
+   * `censored`: the router cut the try before its answer (CallOutcome.censored).
+   */
+  end(c: SimCall, code: number, censored = false): void {
     c.clientDone = true;
-    const outcome = c.call?.end(code);
+    const outcome = c.call?.end(code, undefined, censored);
     c.token?.release(releaseOutcome(code), outcome?.latencyMs);
   }
 

@@ -67,17 +67,25 @@ export class SampleCollector implements RunObserver {
     this.signals[router.index]!.onCallStarted(ep, c, now);
   }
 
-  onEnd(router: SimRouter, c: SimCall, ok: boolean, latencyMs: number, now: number): void {
+  onEnd(router: SimRouter, c: SimCall, ok: boolean, latencyMs: number, now: number, censored = false): void {
     const sample = this.pending.get(c.serial);
     if (sample) {
       this.pending.delete(c.serial);
-      sample.latencyMs = latencyMs;
-      sample.failed = !ok;
+      if (censored) {
+        // a try the router cut (CallOutcome.censored): its latency is a lower bound, not a label
+        // (the router's collector drops it too, src/router/load-collector.ts)
+        this.samples.splice(this.samples.indexOf(sample), 1);
+      } else {
+        sample.latencyMs = latencyMs;
+        sample.failed = !ok;
+      }
     }
     const o = this.outcome;
     o.ok = ok;
     o.latencyMs = latencyMs;
     o.startedAtMs = c.startMs;
+    if (censored) o.censored = true;
+    else delete o.censored;
     this.signals[router.index]!.onCallEnded(router.endpoints[c.server]!, c, o, now);
   }
 }

@@ -8,7 +8,7 @@ import type { Checker } from './checker.js';
  * answer and the router's hedge budget allows, a copy goes to another endpoint; the first answer wins
  * and the other try is cancelled. `delayMs` is fixed, or "Predicted": the call's own predicted
  * `quantile` latency at the endpoint its first try went to (the model's per-call quantile,
- * src/model/quantiles.ts).
+ * src/model/quantiles.ts; why 0.99 by default: src/router/hedge-delay.ts).
  *
  * A per-try deadline (the seed's "ML query optimiser"; spec.timeout.predicted in the BackendPool API):
  * each try gets max(multiplier × its predicted p99, floor), capped at ceiling and at what is left of
@@ -19,7 +19,7 @@ import type { Checker } from './checker.js';
 export interface HedgingSpec {
   /** ms after the first try, or 'Predicted'. */
   delayMs: number | 'Predicted';
-  /** With 'Predicted': the quantile of the call's predicted latency (default 0.95). */
+  /** With 'Predicted': the quantile of the call's predicted latency (default 0.99, as the API's). */
   quantile: number;
   /** Hedges are at most this share of the calls, in percent (a token bucket per router; default 5). */
   budgetPercent: number;
@@ -71,7 +71,7 @@ export function parseHedging(c: Checker, v: unknown): HedgingSpec {
     o.delayMs === 'Predicted' ? 'Predicted' : c.number(o, 'delayMs', p, { min: 0, max: 3_600_000 });
   return {
     delayMs,
-    quantile: c.number(o, 'quantile', p, { min: 0.5, max: 0.999, fallback: 0.95 }),
+    quantile: c.number(o, 'quantile', p, { min: 0.5, max: 0.999, fallback: 0.99 }),
     budgetPercent: c.number(o, 'budgetPercent', p, { min: 0, max: 100, fallback: 5 }),
   };
 }

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { CallOutcome } from '../../../src/balancer/index.js';
 import { loadModel } from '../../../src/model/artifact.js';
 import { createQuantileFn } from '../../../src/model/quantiles.js';
 import type { Backend } from '../../../src/tools/backend/server.js';
@@ -55,6 +56,20 @@ async function counted(
   return n;
 }
 
+/**
+ * Every try's outcome as the router's observer sees it (the policy and the breaker are told the same
+ * outcome by the call's handle), with the endpoint's address.
+ */
+function outcomes(router: { setObserver(o: unknown): void }): Array<CallOutcome & { address: string }> {
+  const seen: Array<CallOutcome & { address: string }> = [];
+  router.setObserver({
+    started: () => undefined,
+    ended: (_pool: string, call: { endpoint: { address: string } }, _c: unknown, o: CallOutcome) =>
+      seen.push({ ...o, address: call.endpoint.address }),
+  });
+  return seen;
+}
+
 /** Calls `b` counted as cancelled by the router (its own request counter). */
 const cancelledAt = (b: Backend) => counted(b.metrics.requests, { method: 'Echo', code: '1' });
 
@@ -74,6 +89,7 @@ it('cancels a stalled try at its predicted deadline and retries it elsewhere: th
     timeout: TIMEOUT,
   });
   const [b0] = backends as [Backend];
+  const seen = outcomes(router);
   // the policy's figures for each endpoint, which the model reads a call's quantiles from
   for (let i = 0; i < 10; i++) for (const s of await burst(client, 6)) expect(s.code).toBe(grpc.status.OK);
   b0.state.update({ pause: true });
@@ -91,6 +107,14 @@ it('cancels a stalled try at its predicted deadline and retries it elsewhere: th
   expect(await counted(router.metrics.tryTimeouts, { pool: 'demo', outcome: 'failed' })).toBe(0);
   expect(await counted(router.metrics.retries, { pool: 'demo', reason: 'DEADLINE_EXCEEDED' })).toBe(
     await retried(),
+  );
+  // the cut try reached the policy as censored (its latency, the deadline, a lower bound), not as an
+  // answer; every censored try is one the router cut at b0
+  const cut = seen.filter((o) => o.censored);
+  expect(cut.length).toBeGreaterThan(0);
+  for (const o of cut) expect(o).toMatchObject({ address: b0.address, code: grpc.status.DEADLINE_EXCEEDED });
+  expect(seen.filter((o) => o.address === b0.address && o.code === grpc.status.DEADLINE_EXCEEDED)).toEqual(
+    cut,
   );
 });
 
@@ -161,6 +185,7 @@ it("hedges after each call's own predicted quantile", async () => {
 
   // A stalled first try is hedged after its predicted delay, and the client gets the hedge's answer.
   const [b0] = backends as [Backend];
+  const seen = outcomes(router);
   b0.state.update({ pause: true });
   const hedged = () => counted(router.metrics.hedges, { pool: 'demo' });
   await waitFor(
@@ -171,4 +196,9 @@ it("hedges after each call's own predicted quantile", async () => {
     { what: 'a stalled try to be hedged, and cancelled once the hedge answered' },
   );
   expect(await hedged()).toBeGreaterThan(0);
+  // the stalled first try lost its race: cancelled and censored (a lower bound, not a short answer)
+  const lost = seen.filter((o) => o.address === b0.address && o.code === grpc.status.CANCELLED);
+  expect(lost.length).toBeGreaterThan(0);
+  for (const o of lost) expect(o.censored).toBe(true);
+  for (const o of seen.filter((x) => x.code === grpc.status.OK)) expect(o.censored).toBeUndefined();
 });

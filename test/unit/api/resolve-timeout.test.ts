@@ -19,9 +19,9 @@ describe('spec.timeout resolved', () => {
     expect(resolveTimeout('750ms')).toEqual({ timeoutMs: 750 });
   });
 
-  it('hedges at the 0.9 quantile of the call unless told otherwise', () => {
-    expect(resolvePoolSpec({}).hedging.quantile).toBe(0.9);
-    expect(resolvePoolSpec({ hedging: { quantile: 0.99 } }).hedging.quantile).toBe(0.99);
+  it('hedges at the 0.99 quantile of the call unless told otherwise', () => {
+    expect(resolvePoolSpec({}).hedging.quantile).toBe(0.99);
+    expect(resolvePoolSpec({ hedging: { quantile: 0.9 } }).hedging.quantile).toBe(0.9);
   });
 
   it('refuses a multiplier below 1 and a quantile outside 0.5..0.999', () => {

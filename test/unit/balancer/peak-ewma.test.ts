@@ -65,6 +65,21 @@ describe('PeakEwma (Finagle / Linkerd)', () => {
     expect(b.estimate('x')).toBe(1000);
   });
 
+  it('takes a try the router cut (censored) as a lower bound: a peak above the estimate, else nothing', () => {
+    const { b, x } = setup();
+    const cut = (latencyMs: number, code: number) => ({
+      ok: code === 1,
+      code,
+      latencyMs,
+      startedAtMs: 0,
+      censored: true,
+    });
+    b.onCallEnded(x, req, cut(1, 1)); // a hedge that lost its race after 1 ms: not a 1 ms answer
+    expect(b.estimate('x')).toBe(30);
+    b.onCallEnded(x, req, cut(80, 4)); // cut at its try deadline: at least 80 ms, not a failure
+    expect(b.estimate('x')).toBe(80);
+  });
+
   it('picks the cheaper of two random candidates', () => {
     const clock = new ManualClock();
     const b = peakEwma({ clock, random: seededRandom(2) });

@@ -269,6 +269,65 @@ describe('Predictive', () => {
     expect(ratio(slow, 1)).toBeLessThan(1.1);
   });
 
+  it('takes a try the router cut (censored) as a lower bound: never a fast answer, never a failure', () => {
+    const { clock, b } = setup();
+    const [a, h] = [endpoint('a'), endpoint('h')];
+    b.pick([a], req);
+    b.pick([h], req);
+    // both answer in 10 ms: the method's baseline and both ratios settle at 1
+    for (let i = 0; i < 100; i++) {
+      clock.advance(5);
+      b.onCallEnded(a, req, ok(10));
+      b.onCallEnded(h, req, ok(10));
+    }
+    const feats = (ep: Endpoint) => ({
+      ...b.features(ep, req, b.signals.baselineMs(req, clock.now()), clock.now()),
+    });
+    const before = feats(h);
+    // h's hedges lose their races 0.1 ms after they are sent: cancelled, a bound of 0.1 ms
+    const cut = (latencyMs: number, code: number) => ({
+      ok: code === 1,
+      code,
+      latencyMs,
+      startedAtMs: clock.now() - latencyMs,
+      censored: true,
+    });
+    for (let i = 0; i < 50; i++) b.onCallEnded(h, req, cut(0.1, 1));
+    const after = feats(h);
+    expect(after.latencyRatio).toBeCloseTo(before.latencyRatio, 9);
+    expect(after.samples).toBeCloseTo(before.samples, 9);
+    expect(after.errorRate).toBeCloseTo(before.errorRate, 9);
+    expect(after.oldestInflightAgeMs).toBe(0);
+    // a's tries cut at their deadline of 40 ms: slower than thought (a bound above the expectation),
+    // and not failed (DEADLINE_EXCEEDED, but no failure penalty)
+    for (let i = 0; i < 10; i++) b.onCallEnded(a, req, cut(40, 4));
+    const slowed = feats(a);
+    expect(slowed.latencyRatio).toBeGreaterThan(1.2);
+    expect(slowed.errorRate).toBeCloseTo(before.errorRate, 9);
+    expect(b.score(a, req)).toBeLessThan(100);
+  });
+
+  it('keeps the stall floor of a try cut for slowness until the endpoint answers again', () => {
+    // Cut, the try no longer counts as open, but a paused server still holds it: new calls must not
+    // go into the same pause (gc-pauses: 7× as many tries cut, and a worse p99, without this).
+    const { clock, b } = setup();
+    const a = endpoint('a');
+    b.pick([a], req);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(5);
+      b.onCallEnded(a, req, ok(10));
+    }
+    const age = () => b.features(a, req, 10, clock.now()).oldestInflightAgeMs;
+    const startedAtMs = clock.now() - 40;
+    b.onCallEnded(a, req, { ok: false, code: 4, latencyMs: 40, startedAtMs, censored: true });
+    expect(age()).toBe(40);
+    clock.advance(200);
+    expect(age()).toBe(240); // it grows as an open call's would
+    expect(b.score(a, req)).toBeGreaterThanOrEqual(240);
+    b.onCallEnded(a, req, ok(10)); // the endpoint answers: no stall
+    expect(age()).toBe(0);
+  });
+
   it('hands the features to a pluggable model and follows its predictions', () => {
     const seen: PredictiveFeatures[] = [];
     const predict = (ep: Endpoint, _r: PickRequest, f: PredictiveFeatures) => {

@@ -12,17 +12,23 @@ const HEDGE_DELAY_MS = 5;
 
 interface Pending extends Launched {
   cancelled: string[];
+  /** Whether each cancel said the attempt's latency is a lower bound (CallOutcome.censored). */
+  censored: boolean[];
   end: (r: AttemptResult) => void;
 }
 
 function pending(): Pending {
   const cancelled: string[] = [];
+  const censored: boolean[] = [];
   const attempt = {
-    cancel: (_code: number, message: string) => cancelled.push(message),
+    cancel: (_code: number, message: string, c = false) => {
+      cancelled.push(message);
+      censored.push(c);
+    },
   } as unknown as Attempt;
   let end!: (r: AttemptResult) => void;
   const done = new Promise<AttemptResult>((r) => (end = r));
-  return { attempt, done, cancelled, end };
+  return { attempt, done, cancelled, censored, end };
 }
 
 const result = (r: Partial<AttemptResult>): AttemptResult => ({
@@ -79,6 +85,8 @@ it('the first final answer still wins and cancels the other attempt', async () =
   first.end(result({ code: 0 }));
   expect((await r.answer).code).toBe(0);
   expect(second.cancelled).toHaveLength(1);
+  // the loser's latency is a lower bound, not an answer: its handle ends censored
+  expect(second.censored).toEqual([true]);
   expect(first.cancelled).toEqual([]);
 });
 

@@ -104,14 +104,14 @@ describe('underDeadline', () => {
   });
   /** An attempt that settles when told; cancelling it settles it as the real one does (on close). */
   function pending() {
-    const cancelled: Array<[number, string]> = [];
+    const cancelled: Array<[number, string, boolean]> = [];
     let end!: (r: AttemptResult) => void;
     const done = new Promise<AttemptResult>((r) => (end = r));
     const attempt = {
       endpoint: 'e',
-      cancel: (code: number, message: string) => {
-        cancelled.push([code, message]);
-        end(result({ code, message }));
+      cancel: (code: number, message: string, censored = false) => {
+        cancelled.push([code, message, censored]);
+        end(result({ code, message, ...(censored ? { censored } : {}) }));
       },
     } as unknown as Attempt;
     return { attempt, done, cancelled, end };
@@ -124,9 +124,10 @@ describe('underDeadline', () => {
     timers.advance(99);
     expect(p.cancelled).toEqual([]);
     timers.advance(1);
-    expect(p.cancelled).toEqual([[4, 'too slow']]);
+    // censored: the try was slow, not failed; its latency is a lower bound (CallOutcome.censored)
+    expect(p.cancelled).toEqual([[4, 'too slow', true]]);
     const r = await guarded.done;
-    expect(r).toMatchObject({ code: 4, message: 'too slow', expired: true });
+    expect(r).toMatchObject({ code: 4, message: 'too slow', expired: true, censored: true });
     expect(timers.size).toBe(0);
   });
 

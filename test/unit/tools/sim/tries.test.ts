@@ -1,6 +1,25 @@
-import type { PredictiveFeatures } from '../../../../src/balancer/index.js';
+import { Type } from '@sinclair/typebox';
+import {
+  createBalancer,
+  registerBalancer,
+  type CallOutcome,
+  type PredictiveFeatures,
+} from '../../../../src/balancer/index.js';
 import { simulate } from '../../../../src/tools/sim/engine.js';
+import { collectSamples } from '../../../../src/tools/sim/samples.js';
 import { scenario } from './helpers.js';
+
+/** Every outcome the policy is told of (CensorSpy: Predictive, its onCallEnded recorded). */
+const told: CallOutcome[] = [];
+registerBalancer('CensorSpy', Type.Object({}), (_config, deps) => {
+  const b = createBalancer('Predictive', deps);
+  const onCallEnded = b.onCallEnded.bind(b);
+  b.onCallEnded = (ep, req, outcome) => {
+    told.push({ ...outcome });
+    onCallEnded(ep, req, outcome);
+  };
+  return b;
+});
 
 /** A stand-in for the model's per-call quantiles: the policy's own estimate, widened with q. */
 const quantiles = (f: PredictiveFeatures, q: number): number => f.estimateMs * (1 + 4 * (q - 0.5));
@@ -58,6 +77,28 @@ describe('simulated hedging', () => {
     expect(simulate(s, { policy: 'Predictive', quantiles })).toEqual(r);
   });
 
+  it("tells the policy a loser's latency as censored: never a short answer, never a failure", () => {
+    // A loser is cancelled when the other try answers: its latency is a lower bound (a hedge sent
+    // 1 ms before the first try answered "took" 1 ms). Taken as an answer, it made its endpoint look
+    // fast (CallOutcome.censored).
+    told.length = 0;
+    const s = { ...scenario({ durationS: 5 }), hedging: { delayMs: 1, quantile: 0.95, budgetPercent: 20 } };
+    simulate(s, { policy: 'CensorSpy' });
+    const cancelled = told.filter((o) => o.code === 1);
+    expect(cancelled.length).toBeGreaterThan(50);
+    expect(cancelled.every((o) => o.censored === true)).toBe(true);
+    expect(told.filter((o) => o.censored).length).toBe(cancelled.length);
+    expect(told.some((o) => o.code === 0 && !o.censored)).toBe(true);
+  });
+
+  it('keeps a loser out of the training samples (its latency is no label) and out of the failures', () => {
+    const s = { ...scenario({ durationS: 5 }), hedging: { delayMs: 1, quantile: 0.95, budgetPercent: 20 } };
+    const samples = collectSamples(s, { seed: 1, policy: 'Predictive', maxSamples: 5000 });
+    expect(samples.length).toBeGreaterThan(1000);
+    // no failure in this pool: before, every sampled loser came out as a failed call
+    expect(samples.filter((x) => x.failed)).toEqual([]);
+  });
+
   it('rescues calls stuck on a stalled server', () => {
     const s = stalled();
     const plain = simulate(s, { policy: 'RoundRobin' });
@@ -83,6 +124,17 @@ describe('simulated per-try deadlines', () => {
     expect(predicted.calls).toBe(fixed.calls);
     expect(predicted.errorRate).toBeLessThanOrEqual(fixed.errorRate);
     expect(predicted.p99AllMs).toBeLessThan(fixed.p99AllMs);
+  });
+
+  it('tells the policy a try cut at its deadline as censored DEADLINE_EXCEEDED: a lower bound, not a failure', () => {
+    told.length = 0;
+    simulate({ ...stalled(), timeout }, { policy: 'CensorSpy', quantiles });
+    const cut = told.filter((o) => o.censored);
+    expect(cut.length).toBeGreaterThan(0);
+    for (const o of cut) {
+      expect(o.code).toBe(4);
+      expect(o.latencyMs).toBeLessThan(1000); // its own deadline, before the call's
+    }
   });
 
   it('retries nothing with a zero retry budget, and fails no more calls than without deadlines', () => {

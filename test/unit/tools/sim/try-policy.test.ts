@@ -50,7 +50,7 @@ describe('parsing', () => {
   it('fills the defaults', () => {
     expect(parseHedging(c, { delayMs: 'Predicted' })).toEqual({
       delayMs: 'Predicted',
-      quantile: 0.95,
+      quantile: 0.99,
       budgetPercent: 5,
     });
     expect(parseTimeout(c, { predicted: {} })).toEqual({
