@@ -25,17 +25,9 @@ export class LatencyBaseline {
   private syy = 0;
   private atMs = 0;
 
-  /**
-   * `shrinkSlope`: the slope is shrunk towards 0 by its own evidence, × max(0, 1 − 4/t²) with t the
-   * slope over its standard error — a positive-part James–Stein rule for one coefficient (Efron &
-   * Morris 1973), so a slope fitted to noise (payloads spread, no real dependence) reads as none while
-   * a real one (t ≫ 2) is kept almost whole. For lines fitted to one endpoint's calls (signals.ts,
-   * classStructure), whose few samples would otherwise tilt its price by payload at random.
-   */
   constructor(
     private readonly tauMs: number,
     private readonly outlierFactor = 8,
-    private readonly shrinkSlope = false,
   ) {}
 
   /** The decayed number of samples behind the line. */
@@ -72,19 +64,36 @@ export class LatencyBaseline {
   /** Predicted latency (ms) for a payload of `kib`; at least 1 µs. Decay scales all sums alike, so
    * the line needs no decay to read. */
   predict(kib: number): number {
-    const v = this.s * this.sxx - this.sx * this.sx;
-    let slope = v > 1e-9 * this.s * this.s ? Math.max(0, (this.s * this.sxy - this.sx * this.sy) / v) : 0;
-    if (this.shrinkSlope && slope > 0) slope *= this.slopeEvidence(slope, v);
-    return Math.max(1e-3, (this.sy - slope * this.sx) / this.s + slope * kib);
+    return this.at(kib, this.slope());
   }
 
-  /** max(0, 1 − 4/t²) for the fitted `slope` (v = s·Σx² − (Σx)²): see the constructor. */
-  private slopeEvidence(slope: number, v: number): number {
-    const sxxC = v / this.s; // Σ(x − x̄)²
+  /** The fitted slope, ms per KiB: ≥ 0 (bigger requests never cost less), 0 without payload spread. */
+  slope(): number {
+    const v = this.s * this.sxx - this.sx * this.sx;
+    return v > 1e-9 * this.s * this.s ? Math.max(0, (this.s * this.sxy - this.sx * this.sy) / v) : 0;
+  }
+
+  /**
+   * predict, with the slope shrunk towards `priorSlope` by the evidence against it: prior + (b −
+   * prior) · max(0, 1 − 4/t²), t = (b − prior) / se(b) — a positive-part James–Stein rule for one
+   * coefficient (Efron & Morris 1973). For a line fitted to few, noisy calls (one endpoint's, in
+   * signals.ts classStructure): a slope that differs from the prior by noise reads as the prior, a real
+   * difference (t ≫ 2) is kept almost whole.
+   */
+  predictShrunk(kib: number, priorSlope: number): number {
+    const b = this.slope();
+    const sxxC = this.sxx - (this.sx * this.sx) / this.s; // Σw(x − x̄)²
+    if (!(this.s > 3 && sxxC > 0)) return this.at(kib, priorSlope);
     const syyC = this.syy - (this.sy * this.sy) / this.s;
-    const rss = Math.max(0, syyC - slope * slope * sxxC);
-    if (this.s <= 3) return 0;
-    const t2 = (slope * slope * sxxC * (this.s - 2)) / Math.max(rss, 1e-12 * syyC, 1e-300);
-    return Math.max(0, 1 - 4 / t2);
+    const ols = (this.sxy - (this.sx * this.sy) / this.s) / sxxC;
+    const rss = Math.max(0, syyC - ols * ols * sxxC);
+    const d = b - priorSlope;
+    const t2 = (d * d * sxxC * (this.s - 2)) / Math.max(rss, 1e-12 * Math.abs(syyC), 1e-300);
+    return this.at(kib, priorSlope + d * Math.max(0, 1 - 4 / t2));
+  }
+
+  /** The line through the decayed means with slope `slope`, at `kib`; at least 1 µs. */
+  private at(kib: number, slope: number): number {
+    return Math.max(1e-3, (this.sy - slope * this.sx) / this.s + slope * kib);
   }
 }

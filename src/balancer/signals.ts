@@ -400,7 +400,13 @@ export class RouterSignals {
     const n = line.weight(now);
     if (n <= 0) return 1;
     const kib = req.payloadBytes / 1024;
-    const raw = line.predict(kib) / m.predict(kib) / s.classNorm;
+    // "no structure" is a line proportional to the pool's: its slope is the prior the endpoint's own
+    // (noisy) slope is shrunk towards; shrunk towards 0 instead, a flat own line made small calls
+    // look dear and large ones cheap wherever the pool's line rose (overload-ramp-limited: admitted
+    // p99 26.4 → 29.0 ms)
+    const x = line.meanKiB();
+    const prior = (m.slope() * line.predict(x)) / m.predict(x);
+    const raw = line.predictShrunk(kib, prior) / m.predict(kib) / s.classNorm;
     const bounded = Math.min(CLASS_BOUND, Math.max(1 / CLASS_BOUND, raw));
     if (!Number.isFinite(bounded)) return 1;
     const shrunk = (n * bounded + CLASS_PRIOR_WEIGHT) / (n + CLASS_PRIOR_WEIGHT);
@@ -457,7 +463,7 @@ export class RouterSignals {
     const classes = (s.classes ??= new Map());
     let line = classes.get(method);
     if (!line && classes.size < MAX_CLASSES_PER_ENDPOINT)
-      classes.set(method, (line = new LatencyBaseline(this.options.memoryMs, 8, true)));
+      classes.set(method, (line = new LatencyBaseline(this.options.memoryMs)));
     return line;
   }
 

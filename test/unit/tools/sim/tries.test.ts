@@ -116,14 +116,19 @@ describe('simulated hedging', () => {
 describe('simulated per-try deadlines', () => {
   const timeout = { predicted: { multiplier: 2, floorMs: 10 }, retryBudgetPercent: 20 };
 
-  it('retries tries stuck on a stalled server elsewhere: fewer failures, a lower tail', () => {
+  it('retries tries stuck on a stalled server elsewhere: fewer failures, and no worse a tail', () => {
     const s = stalled();
     const fixed = simulate(s, { policy: 'Predictive', quantiles });
     const predicted = simulate({ ...s, timeout }, { policy: 'Predictive', quantiles });
     expect(predicted.retryRate).toBeGreaterThan(0);
     expect(predicted.calls).toBe(fixed.calls);
-    expect(predicted.errorRate).toBeLessThanOrEqual(fixed.errorRate);
-    expect(predicted.p99AllMs).toBeLessThan(fixed.p99AllMs);
+    // Predictive's stall floor keeps all but a few calls off the paused server, so those few (0.02%)
+    // are below the p99 over all calls: the deadline rescues them from failing at the call's deadline,
+    // and retrying them costs the tail nothing beyond noise (the p99 cut where stalls make the tail
+    // is the benchmark's: bench sim --compare deadlines, stw-pauses)
+    expect(fixed.errorRate).toBeGreaterThan(0);
+    expect(predicted.errorRate).toBeLessThan(fixed.errorRate);
+    expect(predicted.p99AllMs).toBeLessThan(fixed.p99AllMs * 1.01);
   });
 
   it('tells the policy a try cut at its deadline as censored DEADLINE_EXCEEDED: a lower bound, not a failure', () => {
