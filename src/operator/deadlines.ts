@@ -39,7 +39,11 @@ export interface DeadlineInput {
 /** x to two significant figures (toPrecision: no binary residue such as 7.6000000000000005 in status). */
 const twoFigures = (x: number): number => Number(x.toPrecision(2));
 
-/** clamp(multiplier × p99, floor, ceiling) to two significant figures, whole ms (docs/reliability.md). */
+/**
+ * clamp(multiplier × p99, floor, ceiling) to two significant figures, whole ms (docs/reliability.md):
+ * the rule of src/api/predicted-timeout.ts, rounded before the ceiling applies, so a rounded figure never
+ * passes the ceiling and a ceiling is listed as written.
+ */
 export function perTryTimeoutMs(spec: PredictedTimeoutSpec, p99Ms: number): number {
   const raw = Math.max(spec.multiplier * p99Ms, spec.floorMs);
   const rounded = Math.max(1, Math.round(twoFigures(raw)));

@@ -1,3 +1,4 @@
+import { PREDICTED_TIMEOUT_QUANTILE } from '../api/predicted-timeout.js';
 import type { ResolvedPoolSpec } from '../api/resolve.js';
 import type { EndpointView, FleetTelemetry } from '../telemetry/fleet.js';
 import type { MethodFigures, MethodLatencies } from '../telemetry/method-latency.js';
@@ -88,7 +89,7 @@ export class FleetView implements FleetObserver {
     const modelP99Ms = (m: MethodFigures): number | undefined => {
       if (!ask || !d.predictor.ready || typical === undefined || m.p50Ms === undefined) return undefined;
       const p99s = live
-        .map((v) => ask(v, typical, m.p50Ms as number, 0.99))
+        .map((v) => ask(v, typical, m.p50Ms as number, PREDICTED_TIMEOUT_QUANTILE))
         .filter((x): x is number => x !== undefined);
       return p99s.length ? Math.max(...p99s) : undefined;
     };

@@ -26,6 +26,7 @@ import { PoolCache } from '../cache/pool-cache.js';
 import type { CacheMetrics } from '../cache/metrics.js';
 import type { WarmFetch } from '../cache/warmer.js';
 import { createAdmission, createEndpointLimiter } from './admission.js';
+import { PREDICTED_TIMEOUT_QUANTILE } from '../api/predicted-timeout.js';
 import type { QuantileFn } from '../model/quantiles.js';
 import { BreakerGate } from './gate.js';
 import { hedgeDelay, type HedgeDelay } from './hedge-delay.js';
@@ -92,9 +93,6 @@ export interface CallPredictions {
   /** Its `hedging.quantile`, for its hedge delay (only for a hedged, idempotent, "Predicted" call). */
   hedgeMs?: number;
 }
-
-/** The level of a try deadline's prediction (spec.timeout.predicted: "multiplier × its predicted p99"). */
-const TRY_DEADLINE_QUANTILE = 0.99;
 
 export class PoolState {
   route: PoolRoute;
@@ -240,7 +238,7 @@ export class PoolState {
     if (!quantile || !(wantP99 || wantHedge)) return {};
     const f = call.balancer.dispatchFeatures?.(call.endpoint, call.req);
     if (!f) return {};
-    const p99Ms = wantP99 ? quantile(f, TRY_DEADLINE_QUANTILE) : undefined;
+    const p99Ms = wantP99 ? quantile(f, PREDICTED_TIMEOUT_QUANTILE) : undefined;
     const hedgeMs = wantHedge ? quantile(f, s.hedging.quantile) : undefined;
     return {
       ...(p99Ms !== undefined ? { p99Ms } : {}),
@@ -266,12 +264,10 @@ export class PoolState {
     predictedP99Ms: number | undefined,
     remainingMs: number,
   ): TryDeadline | undefined {
-    const spec = this.route.settings.predictedTimeout;
-    if (!spec) return undefined;
     return tryDeadline({
-      spec,
+      spec: this.route.settings.predictedTimeout,
       predictedP99Ms,
-      observedP99Ms: this.latencies.quantile(method, TRY_DEADLINE_QUANTILE),
+      observedP99Ms: this.latencies.quantile(method, PREDICTED_TIMEOUT_QUANTILE),
       remainingMs,
     });
   }

@@ -1,10 +1,11 @@
+import { predictedTryTimeoutMs } from '../api/predicted-timeout.js';
 import type { PredictedTimeoutSpec } from '../api/resolve.js';
 
 /**
  * Each try's deadline from the pool's spec.timeout.predicted (issue 17, "Deadlines from predictions";
  * the seed's query optimiser: timeout = max(multiplier × predicted latency, floor)):
  *
- *   deadline = min(max(multiplier × p99, floor), ceiling)
+ *   deadline = min(max(multiplier × p99, floor), ceiling)      (src/api/predicted-timeout.ts)
  *
  * where p99 is the call's own predicted p99 at the endpoint picked (the model's calibrated quantile,
  * src/model/quantiles.ts), else this router's recent p99 of the method (LatencyTracker), else there is
@@ -39,7 +40,7 @@ export function tryDeadline(i: TryDeadlineInputs): TryDeadline | undefined {
   const basis = usable(i.predictedP99Ms) ? 'model' : usable(i.observedP99Ms) ? 'observed' : undefined;
   if (!basis) return undefined;
   const p99Ms = (basis === 'model' ? i.predictedP99Ms : i.observedP99Ms) as number;
-  const ms = Math.min(Math.max(spec.multiplier * p99Ms, spec.floorMs), spec.ceilingMs ?? Infinity);
+  const ms = predictedTryTimeoutMs(spec, p99Ms);
   return ms < i.remainingMs ? { ms, basis, p99Ms } : undefined;
 }
 

@@ -21,7 +21,8 @@ import { SimRouter, type PickWatcher, type SimEndpoint } from './router.js';
 import { capacityRps, expandServers, offeredRps, peakRps, type Scenario } from './scenario.js';
 import { EV_COMPLETE, EV_RATE, SimServer } from './server.js';
 import { Telemetry } from './telemetry.js';
-import { DEADLINE_QUANTILE, hedgeDelayMs, tryDeadlineMs } from './try-policy.js';
+import { PREDICTED_TIMEOUT_QUANTILE } from '../../api/predicted-timeout.js';
+import { hedgeDelayMs, tryDeadlineMs } from './try-policy.js';
 
 const EV_ARRIVAL = 0;
 const EV_FAIL_REPLY = 2;
@@ -167,7 +168,7 @@ export function simulate(scenario: Scenario, options: RunOptions): RunResult {
     const f = (router.balancer as Partial<Predictive>).dispatchFeatures?.(ep, placing);
     if (!f) return;
     if (predictedHedge) predHedgeMs = quantiles(f, hedging.quantile);
-    if (timeout?.predicted) predP99Ms = quantiles(f, DEADLINE_QUANTILE);
+    if (timeout?.predicted) predP99Ms = quantiles(f, PREDICTED_TIMEOUT_QUANTILE);
   });
 
   // the workload: the same for every policy at a given seed

@@ -1,3 +1,5 @@
+import { predictedTryTimeoutMs } from '../../api/predicted-timeout.js';
+import type { PredictedTimeoutSpec } from '../../api/resolve.js';
 import type { Checker } from './checker.js';
 
 /**
@@ -25,20 +27,11 @@ export interface HedgingSpec {
   budgetPercent: number;
 }
 
-export interface PredictedTimeoutSpec {
-  multiplier: number;
-  floorMs: number;
-  ceilingMs?: number;
-}
-
 export interface TimeoutSpec {
   predicted?: PredictedTimeoutSpec;
   /** Retries after a per-try deadline add at most this share of the calls, in percent (default 20). */
   retryBudgetPercent: number;
 }
-
-/** The quantile a per-try deadline multiplies. */
-export const DEADLINE_QUANTILE = 0.99;
 
 /** The hedge delay for a call, ms from its first try; undefined: no hedge (no prediction for it). */
 export function hedgeDelayMs(spec: HedgingSpec, predictedMs: number | undefined): number | undefined {
@@ -59,8 +52,7 @@ export function tryDeadlineMs(
   callLeftMs: number,
 ): number {
   if (!spec || predictedP99Ms === undefined || !Number.isFinite(predictedP99Ms)) return callLeftMs;
-  const ms = Math.min(Math.max(spec.multiplier * predictedP99Ms, spec.floorMs), spec.ceilingMs ?? Infinity);
-  return Math.min(ms, callLeftMs);
+  return Math.min(predictedTryTimeoutMs(spec, predictedP99Ms), callLeftMs);
 }
 
 /** Parses a scenario's optional `hedging` section (bench/scenarios/README.md). */
@@ -86,17 +78,12 @@ export function parseTimeout(c: Checker, v: unknown): TimeoutSpec {
   if (o.predicted !== undefined) {
     const pp = `${p}.predicted`;
     const po = c.object(o.predicted, pp, ['multiplier', 'floorMs', 'ceilingMs']);
-    const spec: PredictedTimeoutSpec = {
-      multiplier: c.number(po, 'multiplier', pp, { min: 1, max: 100, fallback: 2 }),
-      floorMs: c.number(po, 'floorMs', pp, { above: 0, fallback: 10 }),
-    };
+    const multiplier = c.number(po, 'multiplier', pp, { min: 1, max: 100, fallback: 2 });
+    const floorMs = c.number(po, 'floorMs', pp, { above: 0, fallback: 10 });
     const ceiling = c.optionalNumber(po, 'ceilingMs', pp, { above: 0 });
-    if (ceiling !== undefined) {
-      if (ceiling < spec.floorMs)
-        c.fail(`${pp}.ceilingMs`, `must not be below floorMs (${spec.floorMs})`, ceiling);
-      spec.ceilingMs = ceiling;
-    }
-    out.predicted = spec;
+    if (ceiling !== undefined && ceiling < floorMs)
+      c.fail(`${pp}.ceilingMs`, `must not be below floorMs (${floorMs})`, ceiling);
+    out.predicted = { multiplier, floorMs, ...(ceiling !== undefined ? { ceilingMs: ceiling } : {}) };
   }
   return out;
 }
