@@ -3,7 +3,7 @@ import type { TrainingSample } from '../model/sample.js';
 import { Status } from '../grpc/status.js';
 import { LATENCY_BOUNDS_MS, bucketOf } from '../telemetry/histogram.js';
 import type { Random } from '../util/clock.js';
-import { MAX_METHODS_PER_POOL } from '../telemetry/method-latency.js';
+import { countMethodCall, type MethodCounts } from '../telemetry/method-latency.js';
 import type { EndpointLoad, MethodLoad, WireTrainingSample } from '../control/messages.js';
 
 interface Acc {
@@ -14,13 +14,7 @@ interface Acc {
   counts: number[];
 }
 
-/** One method's tries in a pool over the interval. */
-interface MethodAcc {
-  calls: number;
-  counts: number[];
-}
-
-const emptyCounts = () => new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
+const emptyBuckets = () => new Array<number>(LATENCY_BOUNDS_MS.length).fill(0);
 
 /**
  * Whether an attempt counts in its method's latencies: a client's try the endpoint answered. Not a
@@ -55,7 +49,7 @@ export interface EndpointLive {
  */
 export class LoadCollector {
   private acc = new Map<string, Acc>();
-  private methods = new Map<string, Map<string, MethodAcc>>();
+  private methods: MethodCounts = new Map();
   private samples: WireTrainingSample[] = [];
   private seen = 0;
 
@@ -85,27 +79,15 @@ export class LoadCollector {
     const key = `${pool}|${address}`;
     let a = this.acc.get(key);
     if (!a) {
-      a = { pool, address, calls: 0, errors: new Map(), counts: emptyCounts() };
+      a = { pool, address, calls: 0, errors: new Map(), counts: emptyBuckets() };
       this.acc.set(key, a);
     }
     a.calls++;
     if (failed) a.errors.set(code, (a.errors.get(code) ?? 0) + 1);
     const i = bucketOf(latencyMs);
     a.counts[i] = (a.counts[i] as number) + 1;
-    const m = method === undefined ? undefined : this.method(pool, method);
-    if (m) {
-      m.calls++;
-      m.counts[i] = (m.counts[i] as number) + 1;
-    }
+    if (method !== undefined) countMethodCall(this.methods, pool, method, i);
     if (features) this.sample({ ...features, latencyMs, failed });
-  }
-
-  private method(pool: string, method: string): MethodAcc | undefined {
-    let p = this.methods.get(pool);
-    if (!p) this.methods.set(pool, (p = new Map()));
-    let m = p.get(method);
-    if (!m && p.size < MAX_METHODS_PER_POOL) p.set(method, (m = { calls: 0, counts: emptyCounts() }));
-    return m;
   }
 
   /** Reservoir sampling (Vitter's algorithm R): every call equally likely to be kept, memory bounded. */
@@ -140,7 +122,7 @@ export class LoadCollector {
         calls: a?.calls ?? 0,
         errors: Object.fromEntries([...(a?.errors ?? [])].map(([c, n]) => [String(c), n])),
         latencyBoundsMs: LATENCY_BOUNDS_MS,
-        latencyCounts: a?.counts ?? emptyCounts(),
+        latencyCounts: a?.counts ?? emptyBuckets(),
         inflight: l.ep.inflight,
         ...(l.ep.load?.cpu !== undefined ? { orcaCpu: l.ep.load.cpu } : {}),
         ...(l.ep.load?.memory !== undefined ? { orcaMemory: l.ep.load.memory } : {}),

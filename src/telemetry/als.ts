@@ -4,6 +4,7 @@ import type { Random } from '../util/clock.js';
 import { Reservoir } from '../util/reservoir.js';
 import { emptyCounts, endpointLoad, type CallCounts } from './call-counts.js';
 import { bucketOf } from './histogram.js';
+import { countMethodCall, type MethodCounts } from './method-latency.js';
 
 /** One upstream attempt an Envoy logged, located in a pool (src/xds/access-log-entry.ts reads it). */
 interface UpstreamCall {
@@ -46,7 +47,7 @@ export interface AccessLogReport {
  */
 export class AccessLogAggregator {
   private acc = new Map<string, { pool: string; address: string; counts: CallCounts }>();
-  private methods = new Map<string, Map<string, CallCounts>>();
+  private methods: MethodCounts = new Map();
   private readonly sample: Reservoir<ObservedCall>;
 
   constructor(random: Random, maxSamples = 200) {
@@ -65,14 +66,7 @@ export class AccessLogAggregator {
     // Per method, only attempts the upstream answered: one Envoy reset (a hedge that lost, a try its
     // per-try timeout cut, a caller gone) lasted as long as Envoy let it, and counting it would feed
     // the deadlines made from these figures (src/operator/deadlines.ts) back into themselves.
-    if (c.method && c.code !== Status.CANCELLED) {
-      let pool = this.methods.get(c.pool);
-      if (!pool) this.methods.set(c.pool, (pool = new Map()));
-      let m = pool.get(c.method);
-      if (!m) pool.set(c.method, (m = emptyCounts()));
-      m.calls++;
-      m.counts[i] = (m.counts[i] as number) + 1;
-    }
+    if (c.method && c.code !== Status.CANCELLED) countMethodCall(this.methods, c.pool, c.method, i);
     this.sample.offer({
       pool: c.pool,
       address: c.address,

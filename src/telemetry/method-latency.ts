@@ -1,4 +1,4 @@
-import type { CallCounts } from './call-counts.js';
+import { emptyCounts, type CallCounts } from './call-counts.js';
 import { LATENCY_BOUNDS_MS, quantile } from './histogram.js';
 
 /** A pool's calls of one gRPC method over the window, over all its endpoints. */
@@ -12,6 +12,26 @@ export interface MethodFigures {
 
 /** The most methods kept per pool: a backend exporting a label per request path must not grow this. */
 export const MAX_METHODS_PER_POOL = 256;
+
+/** One interval's calls per pool and gRPC method, as a reporter (router, Envoy logs) counts them. */
+export type MethodCounts = Map<string, Map<string, CallCounts>>;
+
+/**
+ * Counts one call of `method` in `pool`, in latency bucket `bucket` (histogram.ts bucketOf), into
+ * `into`. Methods come from clients' request paths, so a pool keeps at most MAX_METHODS_PER_POOL of
+ * them (the first seen), as MethodLatencies does.
+ */
+export function countMethodCall(into: MethodCounts, pool: string, method: string, bucket: number): void {
+  let p = into.get(pool);
+  if (!p) into.set(pool, (p = new Map()));
+  let m = p.get(method);
+  if (!m) {
+    if (p.size >= MAX_METHODS_PER_POOL) return;
+    p.set(method, (m = emptyCounts()));
+  }
+  m.calls++;
+  m.counts[bucket] = (m.counts[bucket] as number) + 1;
+}
 
 /** Who counted the calls: their clients (Envoys' access logs) or the backends themselves. */
 export type MethodSource = 'client' | 'server';
