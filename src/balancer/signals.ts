@@ -28,8 +28,8 @@ export type { PredictiveFeatures } from './types.js';
  *       fleet's error rate while that is fresh (f = exp(−hintAge/hintTauMs))
  *
  * Options (with Predictive's names and defaults): memoryMs (5000), hintTauMs (10000), defaultLatencyMs
- * (10), forgetMs (300), ratioWindow (30); and the built-in estimate's (see builtinEstimateMs): stalenessPenalty (0.5),
- * priorWeight (2), cpuWeight (0.5), queueTurnover (5), waitWeight (0.5).
+ * (10), forgetMs (300), ratioWindow (30); and the built-in estimate's (see builtinEstimateMs):
+ * stalenessPenalty (0.5), priorWeight (2), cpuWeight (0.5), queueTurnover (5), waitWeight (0.5).
  *
  * The built-in estimate. `features` also fills in the latency Predictive's own (hand-tuned) scoring
  * expects of the call on the endpoint, `estimateMs`, computed by the pure function builtinEstimateMs
@@ -59,7 +59,7 @@ export interface SignalOptions extends EstimateOptions {
    * a server slowed to half speed by an antagonist still looked 1.2× typical a second later; capped at
    * 30 the ratio follows within a few tens of calls, and 30 samples still average out ±20% noise to
    * a few percent. On antagonist-bursts (2 seeds) p99 12.6 → 11.3 ms (Oracle 10.2), the other public
-   * scenarios within noise (bench/results/README.md).
+   * scenarios within noise (bench/results/families.md).
    */
   ratioWindow: number;
 }
@@ -377,8 +377,13 @@ export class RouterSignals {
    */
   ownRatio(s: OwnStats, now: number): number {
     const r = s.ratioSum / s.ratioN;
+    return r > 0 ? r ** this.fade(s, now) : r;
+  }
+
+  /** The exponent own figures fade with while unsampled: exp(−(Δ − forgetMs)/forgetMs), 1 within forgetMs. */
+  private fade(s: OwnStats, now: number): number {
     const { forgetMs } = this.options;
-    return r > 0 ? r ** decay(now - s.lastSampleMs - forgetMs, forgetMs) : r;
+    return decay(now - s.lastSampleMs - forgetMs, forgetMs);
   }
 
   /**
@@ -412,7 +417,7 @@ export class RouterSignals {
     const shrunk = (n * bounded + CLASS_PRIOR_WEIGHT) / (n + CLASS_PRIOR_WEIGHT);
     // it fades with the ratio (ownRatio): an endpoint we stopped sending to is priced as a typical one
     // for every kind of call, not only in general
-    return shrunk ** decay(now - s.lastSampleMs - this.options.forgetMs, this.options.forgetMs);
+    return shrunk ** this.fade(s, now);
   }
 
   /** Σ w·line(x̄)/b(x̄) / Σ w over the endpoint's method lines (w their weights, x̄ their mean payloads). */
