@@ -380,7 +380,10 @@ export class RouterSignals {
     return r > 0 ? r ** this.fade(s, now) : r;
   }
 
-  /** The exponent own figures fade with while unsampled: exp(−(Δ − forgetMs)/forgetMs), 1 within forgetMs. */
+  /**
+   * The exponent own figures fade with while unsampled: exp(−(Δ − forgetMs)/forgetMs), Δ the time since
+   * the last sample; 1 within forgetMs.
+   */
   private fade(s: OwnStats, now: number): number {
     const { forgetMs } = this.options;
     return decay(now - s.lastSampleMs - forgetMs, forgetMs);
@@ -420,7 +423,9 @@ export class RouterSignals {
     return shrunk ** this.fade(s, now);
   }
 
-  /** Σ w·line(x̄)/b(x̄) / Σ w over the endpoint's method lines (w their weights, x̄ their mean payloads). */
+  /**
+   * Σ w·line(x̄)/b(x̄) / Σ w over the endpoint's method lines (w their weights, x̄ their mean payloads).
+   */
   private classNorm(s: OwnStats): number {
     let sum = 0;
     let weight = 0;

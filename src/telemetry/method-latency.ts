@@ -48,9 +48,9 @@ interface Slice {
  * source of per-method deadlines (src/operator/deadlines.ts). Fed with the backends' own histograms
  * per method (server-calls.ts servedBetween, from grpc_server_handling_seconds by grpc_service and
  * grpc_method), which count every client's calls, proxyless ones included, and with the attempts
- * Envoys log (telemetry/als.ts) and routers report (router/load-collector.ts). Both count the same calls, so a method's figures are its clients'
- * when they have any in the window, else the server side's, never both added (as the fleet view does
- * per endpoint). Time is passed in; pure otherwise. Methods past MAX_METHODS_PER_POOL are not kept
+ * Envoys log (telemetry/als.ts) and routers report (router/load-collector.ts). Both sides count the
+ * same calls, so a method's figures are its clients' when they have any in the window, else the
+ * server side's, never both added (as the fleet view does per endpoint). Time is passed in; pure otherwise. Methods past MAX_METHODS_PER_POOL are not kept
  * (the first seen are).
  */
 export class MethodLatencies {
