@@ -85,6 +85,17 @@ function hedgeDelayMs(pool: XdsPoolInput): number | undefined {
  */
 const DEADLINE_RETRY_ON = ['gateway-error', 'reset'];
 
+/**
+ * How many times Envoy picks again when the previous_hosts predicate rejects a retry's host (after
+ * that it sends the retry to the last host picked, even a rejected one). Each pick goes to a tried
+ * host with about its weight share, so with one of three endpoints stalled and 3 re-picks about 1 in
+ * 80 retries went back to it, and a try cut at its deadline was cut again (2 of 30 calls failed in
+ * CI, test/integration/operator/deadlines.test.ts); at 10 it is about 1 in 180,000. A re-pick is one
+ * load-balancer choice, and going back to the host a try just left is the dearest retry there is
+ * (Istio sets 5).
+ */
+const HOST_RESELECTIONS = 10;
+
 /** A method's per-try deadline (ms) and whether the pool lists it as idempotent. */
 export interface MethodPerTry {
   readonly timeoutMs: number;
@@ -129,7 +140,7 @@ export function envoyAction(pool: XdsPoolInput, hedged: boolean, perTry?: Method
                 typed_config: { type_url: PREVIOUS_HOSTS, value: Buffer.alloc(0) },
               },
             ],
-            host_selection_retry_max_attempts: 3,
+            host_selection_retry_max_attempts: HOST_RESELECTIONS,
             ...(tryTimeout !== undefined ? { per_try_timeout: duration(tryTimeout) } : {}),
           },
         }
